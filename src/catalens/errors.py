@@ -1,0 +1,88 @@
+"""Typed errors shared by every catalens module.
+
+Every error carries a human-readable message; errors about a file name the file.
+The CLI maps :class:`CatalensError` to a clean message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+
+class CatalensError(Exception):
+    """Base class of every error catalens raises on purpose."""
+
+    exit_code: int = 2
+
+
+class ConfigError(CatalensError):
+    """A bad option, setting or configuration file."""
+
+
+class ImageError(CatalensError):
+    """An image could not be used. ``source`` names the file or URL, ``reason`` says why."""
+
+    kind = "image"
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+class UnreadableError(ImageError):
+    kind = "unreadable"
+
+
+class EmptyFileError(ImageError):
+    kind = "empty"
+
+
+class NotAnImageError(ImageError):
+    kind = "not-an-image"
+
+
+class UnsupportedFormatError(ImageError):
+    kind = "unsupported"
+
+
+class TruncatedImageError(ImageError):
+    kind = "truncated"
+
+
+class DecompressionBombError(ImageError):
+    kind = "too-many-pixels"
+
+
+class BadDimensionsError(ImageError):
+    kind = "bad-dimensions"
+
+
+class TooLargeError(ImageError):
+    kind = "too-large"
+
+
+class FetchError(ImageError):
+    kind = "fetch"
+
+
+class BlockedAddressError(FetchError):
+    kind = "blocked-address"
+
+
+class ModelError(CatalensError):
+    """A model could not be resolved, loaded or run."""
+
+
+class WeightsUnavailableError(ModelError):
+    """Weights are not available offline; the message says how to provide them."""
+
+
+class ManifestError(CatalensError):
+    """A manifest (CSV / JSONL / Parquet) is malformed or misses a column."""
+
+
+class NotFoundError(CatalensError):
+    """An id, product, image, model or artefact that does not exist."""
+
+
+class EmptyCatalogError(CatalensError):
+    """The operation needs images or embeddings and the catalog has none."""
