@@ -1,0 +1,25 @@
+"""The catalog database: products, images, embedding records, jobs (SQLAlchemy 2)."""
+
+from catalens.catalog.db import CatalogDB
+from catalens.catalog.schema import (
+    SCHEMA_VERSION,
+    Base,
+    EmbeddingRecord,
+    ImageRecord,
+    Job,
+    ModelRecord,
+    Product,
+    ProductImage,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Base",
+    "CatalogDB",
+    "EmbeddingRecord",
+    "ImageRecord",
+    "Job",
+    "ModelRecord",
+    "Product",
+    "ProductImage",
+]

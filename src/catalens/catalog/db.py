@@ -1,0 +1,282 @@
+"""Engine, sessions and the queries the pipeline needs; SQLite by default, any SQLAlchemy URL works."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalens.catalog.migrations import ensure_schema
+from catalens.catalog.schema import (
+    EmbeddingRecord,
+    ImageRecord,
+    Job,
+    ModelRecord,
+    Product,
+    ProductImage,
+    utcnow,
+)
+from catalens.errors import ConfigError
+
+
+@dataclass
+class NewImage:
+    """An image decoded successfully, ready to be recorded."""
+
+    sha256: str
+    source: str
+    width: int
+    height: int
+    format: str
+    mode: str
+    n_bytes: int
+    pixel_sha256: str | None = None
+    stored_path: str | None = None
+
+
+@dataclass
+class ProductInfo:
+    id: str
+    title: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class CatalogDB:
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            raise ConfigError(f"cannot use database URL {url!r}: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self.schema_version = ensure_schema(self.engine)
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"cannot open database {url!r}: {exc}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.url = url
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed at the end of the block, rolled back on any error."""
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- images -------------------------------------------------------------------------------
+    def known_image_shas(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(ImageRecord.sha256).where(ImageRecord.status == "ok")))
+
+    def product_links(self) -> set[tuple[str, str]]:
+        with self.session() as s:
+            return {(p, h) for p, h in s.execute(select(ProductImage.product_id, ProductImage.image_sha256))}
+
+    def ok_images(self) -> list[ImageRecord]:
+        with self.session() as s:
+            return list(
+                s.scalars(select(ImageRecord).where(ImageRecord.status == "ok").order_by(ImageRecord.id))
+            )
+
+    def image(self, sha256: str) -> ImageRecord | None:
+        with self.session() as s:
+            return s.scalar(select(ImageRecord).where(ImageRecord.sha256 == sha256))
+
+    def record_batch(
+        self,
+        *,
+        images: Sequence[NewImage] = (),
+        products: Sequence[ProductInfo] = (),
+        links: Iterable[tuple[str, str]] = (),
+        failures: Sequence[tuple[str, str, str]] = (),
+        embeddings: Sequence[tuple[str, int]] = (),
+        model: ModelRecord | None = None,
+        job_id: int | None = None,
+    ) -> None:
+        """Write one batch atomically: new images, products, links, failures and embedding rows."""
+        with self.session() as s:
+            for info in products:
+                existing = s.get(Product, info.id)
+                if existing is None:
+                    s.add(Product(id=info.id, title=info.title, attrs=dict(info.attrs)))
+                else:
+                    if info.title and info.title != existing.title:
+                        existing.title = info.title
+                    if info.attrs:
+                        merged = dict(existing.attrs or {})
+                        merged.update(info.attrs)
+                        if merged != existing.attrs:
+                            existing.attrs = merged
+            s.flush()
+            sources_ok = []
+            for img in images:
+                if s.scalar(select(ImageRecord.id).where(ImageRecord.sha256 == img.sha256)) is not None:
+                    continue
+                s.add(
+                    ImageRecord(
+                        sha256=img.sha256,
+                        pixel_sha256=img.pixel_sha256,
+                        source=img.source,
+                        stored_path=img.stored_path,
+                        width=img.width,
+                        height=img.height,
+                        format=img.format,
+                        mode=img.mode,
+                        n_bytes=img.n_bytes,
+                        status="ok",
+                        job_id=job_id,
+                    )
+                )
+                sources_ok.append(img.source)
+            if sources_ok:
+                s.execute(
+                    delete(ImageRecord).where(
+                        ImageRecord.status == "failed", ImageRecord.source.in_(sources_ok)
+                    )
+                )
+            for product_id, sha in dict.fromkeys(links):
+                if s.get(ProductImage, (product_id, sha)) is None:
+                    n = s.scalar(select(func.count()).where(ProductImage.product_id == product_id)) or 0
+                    s.add(ProductImage(product_id=product_id, image_sha256=sha, position=n))
+                    s.flush()
+            for source, kind, reason in failures:
+                old = s.scalar(
+                    select(ImageRecord).where(ImageRecord.status == "failed", ImageRecord.source == source)
+                )
+                if old is None:
+                    s.add(
+                        ImageRecord(
+                            source=source, status="failed", error_kind=kind, error=reason, job_id=job_id
+                        )
+                    )
+                else:
+                    old.error_kind, old.error, old.job_id = kind, reason, job_id
+            if embeddings:
+                assert model is not None
+                s.add_all(
+                    EmbeddingRecord(
+                        image_sha256=sha, model_id=model.model_id, model_version=model.version, position=pos
+                    )
+                    for sha, pos in embeddings
+                )
+
+    # ---- models and embeddings ----------------------------------------------------------------
+    def model_record(self, model_id: str, version: str, dim: int, spec: dict[str, Any]) -> ModelRecord:
+        with self.session() as s:
+            rec = s.scalar(
+                select(ModelRecord).where(ModelRecord.model_id == model_id, ModelRecord.version == version)
+            )
+            if rec is None:
+                rec = ModelRecord(model_id=model_id, version=version, dim=dim, spec=spec)
+                s.add(rec)
+                s.flush()
+            return rec
+
+    def models(self) -> list[ModelRecord]:
+        with self.session() as s:
+            return list(s.scalars(select(ModelRecord).order_by(ModelRecord.id)))
+
+    def embedded_shas(self, model_id: str, version: str) -> set[str]:
+        with self.session() as s:
+            q = select(EmbeddingRecord.image_sha256).where(
+                EmbeddingRecord.model_id == model_id, EmbeddingRecord.model_version == version
+            )
+            return set(s.scalars(q))
+
+    def embedding_positions(self, model_id: str, version: str) -> list[tuple[str, int]]:
+        with self.session() as s:
+            q = (
+                select(EmbeddingRecord.image_sha256, EmbeddingRecord.position)
+                .where(EmbeddingRecord.model_id == model_id, EmbeddingRecord.model_version == version)
+                .order_by(EmbeddingRecord.position)
+            )
+            return [(h, int(p)) for h, p in s.execute(q)]
+
+    def max_position(self, model_id: str, version: str) -> int:
+        with self.session() as s:
+            q = select(func.max(EmbeddingRecord.position)).where(
+                EmbeddingRecord.model_id == model_id, EmbeddingRecord.model_version == version
+            )
+            value = s.scalar(q)
+            return -1 if value is None else int(value)
+
+    def drop_embeddings_from(self, model_id: str, version: str, position: int) -> int:
+        """Forget embedding rows at or past ``position`` (their vectors were lost)."""
+        with self.session() as s:
+            res = s.execute(
+                delete(EmbeddingRecord).where(
+                    EmbeddingRecord.model_id == model_id,
+                    EmbeddingRecord.model_version == version,
+                    EmbeddingRecord.position >= position,
+                )
+            )
+            return int(res.rowcount or 0)
+
+    # ---- jobs ---------------------------------------------------------------------------------
+    def start_job(self, kind: str, source: str | None, options: dict[str, Any]) -> int:
+        with self.session() as s:
+            job = Job(kind=kind, source=source, options=options, status="running")
+            s.add(job)
+            s.flush()
+            return int(job.id)
+
+    def finish_job(self, job_id: int, status: str, counts: dict[str, Any]) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Job).where(Job.id == job_id).values(status=status, counts=counts, finished_at=utcnow())
+            )
+
+    # ---- summaries ----------------------------------------------------------------------------
+    def info(self, max_failures: int = 50) -> dict[str, Any]:
+        with self.session() as s:
+            by_status = dict(
+                s.execute(select(ImageRecord.status, func.count()).group_by(ImageRecord.status)).all()
+            )
+            n_products = s.scalar(select(func.count()).select_from(Product)) or 0
+            models = []
+            for rec in s.scalars(select(ModelRecord).order_by(ModelRecord.id)):
+                n = s.scalar(
+                    select(func.count()).where(
+                        EmbeddingRecord.model_id == rec.model_id, EmbeddingRecord.model_version == rec.version
+                    )
+                )
+                models.append(
+                    {"model_id": rec.model_id, "version": rec.version, "dim": rec.dim, "embeddings": n}
+                )
+            failures = [
+                {"source": r.source, "kind": r.error_kind, "reason": r.error}
+                for r in s.scalars(
+                    select(ImageRecord)
+                    .where(ImageRecord.status == "failed")
+                    .order_by(ImageRecord.id)
+                    .limit(max_failures)
+                )
+            ]
+            jobs = [
+                {"id": j.id, "kind": j.kind, "source": j.source, "status": j.status, "counts": j.counts}
+                for j in s.scalars(select(Job).order_by(Job.id.desc()).limit(5))
+            ]
+        return {
+            "products": n_products,
+            "images": {k: int(v) for k, v in by_status.items()},
+            "models": models,
+            "failures": failures,
+            "failures_total": int(by_status.get("failed", 0)),
+            "recent_jobs": jobs,
+        }

@@ -1,0 +1,279 @@
+"""The ``catalens`` command line: a thin Typer layer over :class:`catalens.Catalog`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from catalens.errors import CatalensError
+
+app = typer.Typer(
+    name="catalens",
+    help=(
+        "Understand e-commerce product photos offline: ingest a catalogue, embed it once, "
+        "then search, classify and check it.\n\n"
+        "Example: catalens ingest shop/labels.csv --id-col id --text-col productDisplayName"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(
+    help="List and inspect the image and text models catalens can use.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    home: Path | None = None
+    db: str | None = None
+    device: str | None = None
+
+
+state = _State()
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="CATALENS_HOME",
+        help="Catalog home folder (database, vectors, blobs). Default ./catalens-home.",
+    ),
+]
+
+
+@app.callback()
+def main_options(
+    home: HomeOpt = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="CATALENS_DB_URL",
+            help="SQLAlchemy database URL, e.g. postgresql+psycopg://u@h/db. Default: SQLite in the home.",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto | cpu | cuda | cpu-torch (eager torch instead of ONNX Runtime).")
+    ] = None,
+) -> None:
+    state.home, state.db, state.device = home, db, device
+
+
+def _catalog() -> Any:
+    from catalens.core import Catalog
+
+    return Catalog.open(state.home, db_url=state.db, device=state.device)
+
+
+def _fail(exc: CatalensError) -> None:
+    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+def _print_report(report: Any, as_json: bool, title: str) -> None:
+    data = report.to_dict()
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=title, show_header=False)
+    for key in (
+        "status",
+        "seen",
+        "new_images",
+        "already_present",
+        "embedded",
+        "failed",
+        "images_per_s",
+        "model",
+    ):
+        table.add_row(key, str(data[key]))
+    out.print(table)
+    if data["failures"]:
+        ft = Table(title=f"{len(data['failures'])} failed", show_lines=False)
+        ft.add_column("source", overflow="fold")
+        ft.add_column("kind")
+        ft.add_column("reason", overflow="fold")
+        for f in data["failures"][:200]:
+            ft.add_row(f["source"], f["kind"], f["reason"])
+        out.print(ft)
+        if len(data["failures"]) > 200:
+            out.print(f"... and {len(data['failures']) - 200} more (see `catalens info --json`)")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  catalens ingest photos/\n\n"
+        "  catalens ingest labels.csv --id-col id --text-col productDisplayName\n\n"
+        "  catalens ingest items.parquet --image-col image_url --label-col colour --label-col gender\n\n"
+        "  catalens ingest https://example.com/a.jpg https://example.com/b.jpg --no-embed"
+    )
+)
+def ingest(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Folders (recursive), manifests (.csv .tsv .jsonl .parquet), .txt URL lists or http(s) URLs."
+        ),
+    ],
+    image_col: Annotated[
+        str | None,
+        typer.Option(help="Manifest column with the image path or URL (default: image/path/url/...)."),
+    ] = None,
+    id_col: Annotated[
+        str | None, typer.Option(help="Manifest column with the product id (default: id/product_id/sku).")
+    ] = None,
+    text_col: Annotated[str | None, typer.Option(help="Manifest column with the product title/text.")] = None,
+    label_col: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Label column to keep as a product attribute (repeatable; default: all other columns)."
+        ),
+    ] = None,
+    embed: Annotated[bool, typer.Option("--embed/--no-embed", help="Embed new images right away.")] = True,
+    model: Annotated[
+        str | None, typer.Option(help="Model to embed with (see `catalens models list`).")
+    ] = None,
+    allow_private_urls: Annotated[
+        bool, typer.Option(help="Allow URLs that resolve to loopback/private/link-local addresses.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Add images to the catalog (idempotent by content hash; resumable) and embed them.
+
+    Exit status: 0 when every item went in, 1 when some failed (each is listed with its reason), 2 on a usage error.
+    """
+    from catalens.progress import rich_progress
+
+    try:
+        cat = _catalog()
+        if allow_private_urls:
+            cat.settings = cat.settings.with_(allow_private_urls=True)
+        with rich_progress(err, enabled=not quiet and not as_json) as progress:
+            report = cat.ingest(
+                sources, image_col=image_col, id_col=id_col, text_col=text_col, label_cols=label_col,
+                embed=embed, model=model, progress=progress,
+            )  # fmt: skip
+    except CatalensError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(
+            "[yellow]interrupted[/yellow]: whole batches already written are kept; run the same command again to resume."
+        )
+        raise typer.Exit(130) from None
+    _print_report(report, as_json, "ingest")
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command(epilog="Examples:\n\n  catalens embed\n\n  catalens embed --model efficientnet-lite2")
+def embed(
+    model: Annotated[
+        str | None, typer.Option(help="Model to embed with (default: the configured default model).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Embed every stored image that has no vector for the model yet (resumable)."""
+    from catalens.progress import rich_progress
+
+    try:
+        cat = _catalog()
+        with rich_progress(err, enabled=not quiet and not as_json) as progress:
+            report = cat.embed(model, progress=progress)
+    except CatalensError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]: run the same command again to resume.")
+        raise typer.Exit(130) from None
+    _print_report(report, as_json, "embed")
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command(epilog="Examples:\n\n  catalens info\n\n  catalens --home shop-home info --json")
+def info(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Show image counts by status, the models embedded, recent jobs and failures."""
+    try:
+        data = _catalog().info()
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+        return
+    out.print(f"home: {data['home']}\ndatabase: {data['database']} (schema v{data['schema_version']})")
+    out.print(
+        f"products: {data['products']}  images: " + ", ".join(f"{k}={v}" for k, v in data["images"].items())
+    )
+    mt = Table(title="embeddings")
+    for col in ("model", "version", "dim", "vectors"):
+        mt.add_column(col)
+    for m in data["models"]:
+        mt.add_row(m["model_id"], m["version"], str(m["dim"]), str(m["embeddings"]))
+    out.print(mt)
+    if data["failures"]:
+        ft = Table(title=f"failures ({data['failures_total']})")
+        ft.add_column("source", overflow="fold")
+        ft.add_column("kind")
+        ft.add_column("reason", overflow="fold")
+        for f in data["failures"]:
+            ft.add_row(f["source"], f["kind"] or "", f["reason"] or "")
+        out.print(ft)
+
+
+@models_app.command("list", epilog="Example:\n\n  catalens models list --json")
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """List registered models. Any `timm:NAME`, `open_clip:ARCH/TAG`, `hf:REPO` or `file:PATH` also works."""
+    from catalens.models import list_models
+
+    specs = list_models()
+    if as_json:
+        out.print_json(json.dumps([s.to_dict() for s in specs]))
+        return
+    table = Table(title="models")
+    for col in ("name", "source", "kind", "dim", "input", "description"):
+        table.add_column(col, overflow="fold")
+    for s in specs:
+        d = s.to_dict()
+        kind = "text" if d.get("kind") == "text" else ("image+text" if d.get("has_text") else "image")
+        size = "x".join(map(str, d.get("input_size") or [])) if d.get("input_size") else "-"
+        table.add_row(
+            s.name, d.get("source", ""), kind, str(d.get("dim") or "?"), size, d.get("description", "")
+        )
+    out.print(table)
+
+
+@models_app.command(
+    "info",
+    epilog="Examples:\n\n  catalens models info efficientnet-lite0\n\n  catalens models info timm:convnext_tiny.fb_in22k",
+)
+def models_info(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Show a model's spec: source, architecture, weights, preprocessing, dimension, text tower."""
+    from catalens.models import get_spec
+
+    try:
+        spec = get_spec(name)
+    except CatalensError as exc:
+        _fail(exc)
+    out.print_json(json.dumps(spec.to_dict(), default=str))
+
+
+def main() -> None:
+    try:
+        app()
+    except CatalensError as exc:  # pragma: no cover - commands catch their own
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

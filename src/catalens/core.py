@@ -1,0 +1,136 @@
+"""``Catalog``: the one core API that the CLI, the REST API and the web page call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalens.catalog.db import CatalogDB
+from catalens.config import Settings, load_settings
+from catalens.ingest.sources import ManifestColumns, SourceItem, iter_source
+from catalens.pipeline.ingest import JobReport, run_job
+from catalens.vectors import load_vectors
+
+ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
+
+
+class Catalog:
+    """A catalogue of product images: its database, vector files and settings.
+
+    >>> cat = Catalog.open("catalens-home")
+    >>> report = cat.ingest("labels.csv", id_col="id", text_col="productDisplayName")
+    >>> hashes, vectors = cat.vectors()
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = CatalogDB(settings.database_url)
+        self._encoders: dict[tuple[str, str], Any] = {}
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, *, db_url: str | None = None, **settings: Any) -> Catalog:
+        return cls(load_settings(home, db_url=db_url, **settings))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- models -------------------------------------------------------------------------------
+    def encoder(self, model: str | None = None, device: str | None = None) -> Any:
+        """The image encoder for ``model`` (default: the configured one), loaded once per catalog."""
+        from catalens.models import load_image_encoder
+
+        name = model or self.settings.default_model
+        dev = device or self.settings.device
+        key = (name, dev)
+        if key not in self._encoders:
+            self._encoders[key] = load_image_encoder(name, device=dev, cache_dir=self.settings.cache_dir)
+        return self._encoders[key]
+
+    # ---- jobs ---------------------------------------------------------------------------------
+    def ingest(
+        self,
+        source: str | Path | Sequence[str | Path],
+        *,
+        image_col: str | None = None,
+        id_col: str | None = None,
+        text_col: str | None = None,
+        label_cols: list[str] | None = None,
+        embed: bool = True,
+        model: str | None = None,
+        progress: ProgressFactory | None = None,
+    ) -> JobReport:
+        """Ingest a folder, manifest, URL list or URL(s); embed new images unless ``embed=False``."""
+        sources = [source] if isinstance(source, str | Path) else list(source)
+        cols = ManifestColumns(image=image_col, id=id_col, text=text_col, labels=label_cols)
+        items: list[SourceItem] = [it for src in sources for it in iter_source(src, cols)]
+        encoder = self.encoder(model) if embed else None
+        options = {
+            "image_col": image_col,
+            "id_col": id_col,
+            "text_col": text_col,
+            "labels": label_cols,
+            "embed": embed,
+        }
+        tick = progress("ingest", len(items)) if progress else None
+        return run_job(
+            self.db,
+            self.settings,
+            items,
+            kind="ingest",
+            source=" ".join(map(str, sources)),
+            encoder=encoder,
+            options=options | {"model": getattr(encoder, "model_id", None)},
+            on_progress=tick,
+        )
+
+    def embed(self, model: str | None = None, *, progress: ProgressFactory | None = None) -> JobReport:
+        """Embed every stored image that has no vector for ``model`` yet."""
+        encoder = self.encoder(model)
+        done = self.db.embedded_shas(encoder.model_id, encoder.version)
+        todo = [img for img in self.db.ok_images() if img.sha256 not in done]
+        items = list(self._items_for(todo))
+        tick = progress("embed", len(items)) if progress else None
+        return run_job(
+            self.db,
+            self.settings,
+            items,
+            kind="embed",
+            source=None,
+            encoder=encoder,
+            options={"model": encoder.model_id},
+            on_progress=tick,
+        )
+
+    @staticmethod
+    def _items_for(images: Iterable[Any]) -> Iterator[SourceItem]:
+        for img in images:
+            path = Path(img.stored_path or img.source)
+            if img.stored_path is None and img.source.startswith(("http://", "https://")):
+                yield SourceItem(source=img.source, url=img.source)
+            else:
+                yield SourceItem(source=img.source, path=path)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def vectors(self, model: str | None = None) -> tuple[list[str], np.ndarray]:
+        """(image sha256 list, L2-normalised float32 matrix) for ``model``."""
+        name = model or self.settings.default_model
+        recs = [m for m in self.db.models() if m.model_id == name]
+        version = recs[-1].version if recs else None
+        return load_vectors(self.db, self.settings.home / "vectors", name, version)
+
+    def info(self) -> dict[str, Any]:
+        data = self.db.info()
+        data["home"] = str(self.settings.home.resolve())
+        data["database"] = self.settings.database_url
+        data["schema_version"] = self.db.schema_version
+        return data

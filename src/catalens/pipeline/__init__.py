@@ -1,0 +1,1 @@
+"""Batch execution: bounded prefetch of decode + preprocess overlapping batched inference."""

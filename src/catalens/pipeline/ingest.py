@@ -1,0 +1,274 @@
+"""The ingest + embed job: read, hash, decode, preprocess (threads) -> batched inference -> store.
+
+Each batch is committed atomically: vectors are appended and fsynced, then one database
+transaction records the batch's images, product links, failures and embedding rows. An
+interrupted run therefore leaves only whole batches behind, and the next run skips them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from catalens.catalog.db import CatalogDB, NewImage, ProductInfo
+from catalens.errors import CatalensError, ImageError
+from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
+from catalens.ingest.fetch import fetch_bytes
+from catalens.ingest.sources import SourceItem
+from catalens.pipeline.prefetch import prefetch_map
+from catalens.vectors import VectorFile, l2_normalize
+
+if TYPE_CHECKING:
+    from catalens.config import Settings
+
+
+@dataclass
+class Failure:
+    source: str
+    kind: str
+    reason: str
+
+
+@dataclass
+class JobReport:
+    job_id: int | None = None
+    status: str = "done"
+    seen: int = 0
+    new_images: int = 0
+    already_present: int = 0
+    embedded: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+    model: str | None = None
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.seen / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "seen": self.seen,
+            "new_images": self.new_images,
+            "already_present": self.already_present,
+            "embedded": self.embedded,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "images_per_s": round(self.rate, 2),
+            "model": self.model,
+            "failures": [f.__dict__ for f in self.failures],
+        }
+
+
+@dataclass
+class _Prepared:
+    item: SourceItem
+    sha: str | None = None
+    image: NewImage | None = None
+    tensor: np.ndarray | None = None
+    failure: Failure | None = None
+
+
+class IngestRunner:
+    """Runs one job over source items. ``encoder`` is None for an ingest without embedding."""
+
+    def __init__(
+        self,
+        db: CatalogDB,
+        settings: Settings,
+        *,
+        encoder: Any | None,
+        job_id: int | None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.db, self.settings, self.encoder, self.job_id = db, settings, encoder, job_id
+        self.on_progress = on_progress
+        self.known = db.known_image_shas()
+        self.links = db.product_links()
+        self.embedded: set[str] = set()
+        self.vectors: VectorFile | None = None
+        self.next_row = 0
+        self.model_rec = None
+        if encoder is not None:
+            spec = getattr(encoder, "spec", None)
+            spec_dict = spec.to_dict() if hasattr(spec, "to_dict") else {}
+            self.model_rec = db.model_record(encoder.model_id, encoder.version, encoder.dim, spec_dict)
+            self.vectors = VectorFile(
+                settings.home / "vectors", encoder.model_id, encoder.version, encoder.dim
+            )
+            self.next_row = self.vectors.reconcile(db)
+            self.embedded = db.embedded_shas(encoder.model_id, encoder.version)
+            self.draft_to: int | None = int(encoder.preprocess.target_short_side)
+        else:
+            self.draft_to = None
+        self.blob_root = settings.home / "blobs"
+
+    # ---- worker side (threads) ----------------------------------------------------------------
+    def _load(self, item: SourceItem) -> bytes:
+        s = self.settings
+        if item.url is not None:
+            return fetch_bytes(
+                item.url,
+                timeout_s=s.fetch_timeout_s,
+                max_bytes=s.max_file_bytes,
+                allow_private=s.allow_private_urls,
+            )
+        assert item.path is not None
+        return read_bytes(item.path, max_bytes=s.max_file_bytes)
+
+    def _store_blob(self, sha: str, data: bytes, fmt: str) -> str:
+        path = self.blob_root / sha[:2] / f"{sha}.{fmt.lower()}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return str(path)
+
+    def prepare(self, item: SourceItem) -> _Prepared:
+        if item.error is not None:
+            return _Prepared(item, failure=Failure(item.source, "manifest", item.error))
+        try:
+            data = self._load(item)
+            sha = sha256_bytes(data)
+            needs_embed = self.encoder is not None and sha not in self.embedded
+            if sha in self.known and not needs_embed:
+                return _Prepared(item, sha=sha)
+            decoded = decode_image(
+                data,
+                item.source,
+                max_pixels=self.settings.max_pixels,
+                max_side=self.settings.max_side,
+                draft_to=self.draft_to if needs_embed else None,
+            )
+            stored = self._store_blob(sha, data, decoded.format) if item.url is not None else None
+            record = NewImage(
+                sha256=sha,
+                source=item.source if item.url else str(Path(item.source).resolve()),
+                width=decoded.width,
+                height=decoded.height,
+                format=decoded.format,
+                mode=decoded.mode,
+                n_bytes=len(data),
+                pixel_sha256=pixel_hash(decoded.image),
+                stored_path=stored,
+            )
+            tensor = self.encoder.preprocess(decoded.image) if needs_embed else None
+            return _Prepared(item, sha=sha, image=record, tensor=tensor)
+        except ImageError as exc:
+            return _Prepared(item, failure=Failure(item.source, exc.kind, exc.reason))
+        except CatalensError as exc:
+            return _Prepared(item, failure=Failure(item.source, "error", str(exc)))
+        except Exception as exc:  # a bug or an unforeseen library error: keep the batch going
+            return _Prepared(item, failure=Failure(item.source, "error", f"{type(exc).__name__}: {exc}"))
+
+    # ---- main thread --------------------------------------------------------------------------
+    def run(self, items: Iterable[SourceItem], report: JobReport) -> JobReport:
+        batch_size = max(1, self.settings.batch_size)
+        pending: list[_Prepared] = []
+        n_tensors = 0
+        pending_shas: set[str] = set()
+        for prep in prefetch_map(self.prepare, items, workers=self.settings.workers, ahead=4 * batch_size):
+            report.seen += 1
+            if prep.sha is not None:
+                # a second reference to one image (in this batch, or stored since it was prepared)
+                if prep.sha in pending_shas or prep.sha in self.embedded:
+                    prep.tensor = None
+                if prep.sha in pending_shas or prep.sha in self.known:
+                    prep.image = None
+                pending_shas.add(prep.sha)
+            pending.append(prep)
+            if prep.tensor is not None:
+                n_tensors += 1
+            if n_tensors >= batch_size or len(pending) >= 8 * batch_size:
+                self._flush(pending, report)
+                pending, n_tensors, pending_shas = [], 0, set()
+        if pending:
+            self._flush(pending, report)
+        return report
+
+    def _flush(self, batch: list[_Prepared], report: JobReport) -> None:
+        with_tensor = [p for p in batch if p.tensor is not None]
+        embeddings: list[tuple[str, int]] = []
+        if with_tensor and self.encoder is not None and self.vectors is not None:
+            x = np.stack([p.tensor for p in with_tensor]).astype(np.float32, copy=False)
+            vecs = l2_normalize(self.encoder.encode(x))
+            self.vectors.append(vecs, self.next_row)
+            embeddings = [(p.sha, self.next_row + i) for i, p in enumerate(with_tensor)]  # type: ignore[misc]
+        images = [p.image for p in batch if p.image is not None and p.sha not in self.known]
+        products: dict[str, ProductInfo] = {}
+        links: list[tuple[str, str]] = []
+        for p in batch:
+            if p.sha is None or p.item.product_id is None:
+                continue
+            pid = p.item.product_id
+            if pid not in products:
+                products[pid] = ProductInfo(pid, p.item.title, dict(p.item.attrs))
+            if (pid, p.sha) not in self.links:
+                links.append((pid, p.sha))
+        failures = [(p.failure.source, p.failure.kind, p.failure.reason) for p in batch if p.failure]
+        self.db.record_batch(
+            images=images,  # type: ignore[arg-type]
+            products=list(products.values()),
+            links=links,
+            failures=failures,
+            embeddings=embeddings,
+            model=self.model_rec,
+            job_id=self.job_id,
+        )
+        # committed: update in-memory state and counters
+        self.next_row += len(embeddings)
+        self.embedded.update(sha for sha, _ in embeddings)
+        report.new_images += len(images)
+        report.embedded += len(embeddings)
+        for img in images:
+            self.known.add(img.sha256)  # type: ignore[union-attr]
+        self.links.update(links)
+        report.already_present += sum(1 for p in batch if p.sha is not None and p.image is None)
+        for p in batch:
+            if p.failure:
+                report.failures.append(p.failure)
+        report.failed = len(report.failures)
+        if self.on_progress:
+            self.on_progress(len(batch))
+
+
+def run_job(
+    db: CatalogDB,
+    settings: Settings,
+    items: Iterable[SourceItem],
+    *,
+    kind: str,
+    source: str | None,
+    encoder: Any | None,
+    options: dict[str, Any],
+    on_progress: Callable[[int], None] | None = None,
+) -> JobReport:
+    job_id = db.start_job(kind, source, options)
+    report = JobReport(job_id=job_id, model=encoder.model_id if encoder is not None else None)
+    start = time.perf_counter()
+    runner = IngestRunner(db, settings, encoder=encoder, job_id=job_id, on_progress=on_progress)
+    try:
+        runner.run(items, report)
+    except KeyboardInterrupt:
+        report.status = "interrupted"
+        raise
+    except BaseException:
+        report.status = "failed"
+        raise
+    finally:
+        report.elapsed_s = time.perf_counter() - start
+        counts = report.to_dict()
+        counts.pop("failures")
+        try:
+            db.finish_job(job_id, report.status if report.status != "done" else "done", counts)
+        except Exception:  # noqa: BLE001 - never mask the original error
+            pass
+    return report

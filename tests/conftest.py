@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+SHARED_DATA = Path(
+    os.environ.get("CATALENS_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+)
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"shared data {path} not present")
+    return path
+
+
+def make_product_image(
+    path: Path, seed: int, size: tuple[int, int] = (120, 160), fmt: str | None = None
+) -> Path:
+    """A distinct synthetic product shot: a coloured shape on a white background."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    colour = tuple(int(c) for c in rng.integers(0, 230, 3))
+    w, h = size
+    box = [
+        int(w * rng.uniform(0.1, 0.3)),
+        int(h * rng.uniform(0.1, 0.3)),
+        int(w * rng.uniform(0.7, 0.9)),
+        int(h * rng.uniform(0.7, 0.9)),
+    ]
+    if seed % 2:
+        draw.ellipse(box, fill=colour)
+    else:
+        draw.rectangle(box, fill=colour)
+    for _ in range(5):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        draw.line(
+            [x, y, int(rng.integers(0, w)), int(rng.integers(0, h))],
+            fill=tuple(int(c) for c in rng.integers(0, 255, 3)),
+            width=2,
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path
+
+
+class FakeEncoder:
+    """A tiny deterministic encoder with the ImageEncoder interface (fast unit tests)."""
+
+    model_id = "fake-encoder"
+    version = "v1"
+    dim = 16
+    spec = None
+
+    class _Pre:
+        target_short_side = 32
+
+        def __call__(self, img: Image.Image) -> np.ndarray:
+            arr = np.asarray(img.convert("RGB").resize((32, 32)), dtype=np.float32) / 255.0
+            return arr.transpose(2, 0, 1).copy()
+
+    def __init__(self) -> None:
+        self.preprocess = self._Pre()
+        self.proj = np.random.default_rng(0).standard_normal((3 * 32 * 32, self.dim)).astype(np.float32)
+        self.calls = 0
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return batch.reshape(len(batch), -1) @ self.proj
+
+
+@pytest.fixture
+def fake_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
+    enc = FakeEncoder()
+    import catalens.models as models
+
+    monkeypatch.setattr(models, "load_image_encoder", lambda name, **kw: enc, raising=False)
+    return enc
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
