@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from catalens.errors import CatalensError
@@ -29,31 +28,19 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-out = Console()
-err = Console(stderr=True)
-
-
-class _State:
-    home: Path | None = None
-    db: str | None = None
-    device: str | None = None
-
-
-state = _State()
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="CATALENS_HOME",
-        help="Catalog home folder (database, vectors, blobs). Default ./catalens-home.",
-    ),
-]
+from catalens.cli_common import _catalog, _fail, err, out, state  # noqa: E402
 
 
 @app.callback()
 def main_options(
-    home: HomeOpt = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="CATALENS_HOME",
+            help="Catalog home folder (database, vectors, index). Default ./catalens-home.",
+        ),
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -62,22 +49,19 @@ def main_options(
             help="SQLAlchemy database URL, e.g. postgresql+psycopg://u@h/db. Default: SQLite in the home.",
         ),
     ] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            envvar="CATALENS_INDEX",
+            help="Vector index: faiss (default, in the home) or milvus://...",
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="auto | cpu | cuda | cpu-torch (eager torch instead of ONNX Runtime).")
     ] = None,
 ) -> None:
-    state.home, state.db, state.device = home, db, device
-
-
-def _catalog() -> Any:
-    from catalens.core import Catalog
-
-    return Catalog.open(state.home, db_url=state.db, device=state.device)
-
-
-def _fail(exc: CatalensError) -> None:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
-    raise typer.Exit(exc.exit_code)
+    state.home, state.db, state.device, state.index = home, db, device, index
 
 
 def _print_report(report: Any, as_json: bool, title: str) -> None:
@@ -265,6 +249,33 @@ def models_info(name: Annotated[str, typer.Argument(help="Model name.")]) -> Non
     except CatalensError as exc:
         _fail(exc)
     out.print_json(json.dumps(spec.to_dict(), default=str))
+
+
+# Feature packages add their commands here; each module exposes register(app).
+FEATURE_CLIS = (
+    "catalens.search.cli",
+    "catalens.classify.cli",
+    "catalens.quality.cli",
+    "catalens.recommend.cli",
+    "catalens.explain.cli",
+    "catalens.api.cli",
+)
+
+
+def _register_features() -> None:
+    import importlib
+
+    for name in FEATURE_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # feature not built yet
+            raise
+        module.register(app)
+
+
+_register_features()
 
 
 def main() -> None:

@@ -9,15 +9,20 @@ from typing import Any
 import numpy as np
 
 from catalens.catalog.db import CatalogDB
+from catalens.classify.facade import ClassifyMixin
 from catalens.config import Settings, load_settings
+from catalens.explain.facade import ExplainMixin
 from catalens.ingest.sources import ManifestColumns, SourceItem, iter_source
 from catalens.pipeline.ingest import JobReport, run_job
+from catalens.quality.facade import QualityMixin
+from catalens.recommend.facade import RecommendMixin
+from catalens.search.facade import SearchMixin
 from catalens.vectors import load_vectors
 
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 
 
-class Catalog:
+class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainMixin):
     """A catalogue of product images: its database, vector files and settings.
 
     >>> cat = Catalog.open("catalens-home")

@@ -1,0 +1,1 @@
+"""catalens.classify: classification, tagging, colour, brand, evaluation."""

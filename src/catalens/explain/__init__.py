@@ -1,0 +1,1 @@
+"""catalens.explain: heatmaps and explanations."""

@@ -1,0 +1,1 @@
+"""catalens.quality: quality and compliance checks."""

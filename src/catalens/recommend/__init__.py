@@ -1,0 +1,1 @@
+"""catalens.recommend: events and recommendations."""

@@ -1,0 +1,1 @@
+"""catalens.search: visual search, the vector index and duplicates."""
