@@ -46,6 +46,28 @@ class ProductInfo:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+# Feature packages declare their own tables on ``schema.Base`` in these modules; they are
+# imported before the schema is created so that ``create_all`` adds any new table.
+FEATURE_TABLES = (
+    "catalens.search.tables",
+    "catalens.classify.tables",
+    "catalens.quality.tables",
+    "catalens.recommend.tables",
+    "catalens.api.tables",
+)
+
+
+def _import_feature_tables() -> None:
+    import importlib
+
+    for name in FEATURE_TABLES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not (exc.name and name.startswith(exc.name)):
+                raise
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -63,6 +85,7 @@ class CatalogDB:
             raise ConfigError(f"cannot use database URL {url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        _import_feature_tables()
         try:
             self.schema_version = ensure_schema(self.engine)
         except SQLAlchemyError as exc:
