@@ -86,3 +86,15 @@ class NotFoundError(CatalensError):
 
 class EmptyCatalogError(CatalensError):
     """The operation needs images or embeddings and the catalog has none."""
+
+
+class IndexCorruptError(CatalensError):
+    """A vector index on disk is damaged or does not match its data (it is rebuilt from the vectors)."""
+
+
+class FilterSyntaxError(CatalensError):
+    """A malformed ``--where`` filter expression; the message points at the position."""
+
+
+class TextSearchUnavailableError(CatalensError):
+    """Text search was asked for a model without a text tower and no text projection is trained."""

@@ -6,6 +6,92 @@ database, settings and stored vectors.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from catalens.search.engine import CatalogSearch, SearchResult
+
 
 class SearchMixin:
     """Methods for visual search, the vector index and duplicates."""
+
+    def searcher(self, model: str | None = None, **index_options: Any) -> CatalogSearch:
+        """The catalog's search engine for ``model`` (index opened and synced with the database)."""
+        from catalens.search.engine import CatalogSearch
+
+        cache = self.__dict__.setdefault("_searchers", {})
+        name = model or self.settings.default_model  # type: ignore[attr-defined]
+        key = (name, tuple(sorted(index_options.items())))
+        if key not in cache:
+            cache[key] = CatalogSearch(self.db, self.settings, name, **index_options)  # type: ignore[attr-defined]
+        return cache[key]
+
+    def sync_index(self, model: str | None = None) -> dict[str, Any]:
+        """Bring the model's vector index in line with the database; returns what was done and index info."""
+        s = self.searcher(model)
+        return {"sync": s.sync_report, "index": s.index.info()}
+
+    def search_image(
+        self,
+        path: str | Path,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        all_images: bool = False,
+        model: str | None = None,
+    ) -> list[SearchResult]:
+        """Products that look like the image at ``path`` (one result per product by default)."""
+        from catalens.search.query import image_query_vector
+
+        s = self.searcher(model)
+        _, vec = image_query_vector(self, s, path)
+        return s.search(vec, k, where=where, all_images=all_images)
+
+    def search_product(
+        self,
+        product_id: str,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        all_images: bool = False,
+        model: str | None = None,
+    ) -> list[SearchResult]:
+        """ "More like this": products closest to any image of ``product_id`` (itself excluded)."""
+        s = self.searcher(model)
+        shas, vecs = s.product_vectors(product_id)
+        return s.search(vecs, k, where=where, all_images=all_images, exclude_products=[product_id])
+
+    def search_text(
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        all_images: bool = False,
+        model: str | None = None,
+    ) -> list[SearchResult]:
+        """Products matching a text query (text tower of a CLIP-type model, else the trained projection)."""
+        from catalens.search.text import text_query_vector
+
+        s = self.searcher(model)
+        vec = text_query_vector(self, s, text)
+        return s.search(vec, k, where=where, all_images=all_images)
+
+    def train_text_projection(self, model: str | None = None, **options: Any) -> dict[str, Any]:
+        """(Re)train the catalog-aligned text projection for ``model``; returns its metadata."""
+        from catalens.search.text import train_projection
+
+        return train_projection(self, self.searcher(model), **options)
+
+    def dedup(self, model: str | None = None, **options: Any) -> Any:
+        """Group exact and near-duplicate images of the catalog (see :mod:`catalens.search.dedup`)."""
+        from catalens.search.dedup import find_duplicates
+
+        return find_duplicates(self, self.searcher(model), **options)
+
+    def dedup_image(self, path: str | Path, model: str | None = None, **options: Any) -> Any:
+        """Catalog images that duplicate the image at ``path`` (nothing is stored)."""
+        from catalens.search.dedup import check_image
+
+        return check_image(self, self.searcher(model), path, **options)

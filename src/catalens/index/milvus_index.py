@@ -1,0 +1,245 @@
+"""Milvus backend through pymilvus: Milvus Lite (a local ``.db`` file) or a Milvus server/cluster.
+
+``milvus://data/index.db`` opens Milvus Lite on that file; ``milvus://host:19530`` or
+``http(s)://host:port`` connects to a server (token from ``CATALENS_MILVUS_TOKEN`` if set).
+Install with ``pip install 'catalens[milvus]'`` (pymilvus + milvus-lite).
+
+One collection per index name holds ``id`` (INT64 primary key), ``vector`` (FLOAT_VECTOR, IP
+metric) and ``meta`` (JSON). A second small collection ``<name>__state`` keeps the manifest
+(what the index was built from) next to the data, so a server-side index and its manifest
+agree. Upserts are idempotent by primary key, so replaying a batch after a crash is harmless.
+Metadata filters that provide ``to_milvus(field)`` (catalens ``--where`` filters do) run inside
+Milvus; id lists become ``id in [...]``; other predicates are evaluated on fetched metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalens.errors import ConfigError, IndexCorruptError
+from catalens.index.base import IndexFilter, Metadata, SearchHits
+
+_BATCH = 2000
+
+
+def collection_name(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_]+", "_", name)
+    if not safe or not (safe[0].isalpha() or safe[0] == "_"):
+        safe = "c_" + safe
+    return safe[:200]
+
+
+class MilvusIndex:
+    """A :class:`~catalens.index.base.VectorIndex` stored in a Milvus collection."""
+
+    backend = "milvus"
+
+    def __init__(self, location: str, dim: int, *, name: str = "catalens", index_type: str = "AUTOINDEX"):
+        try:
+            from pymilvus import DataType, MilvusClient
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigError(
+                "the milvus index needs pymilvus: pip install 'catalens[milvus]' (pymilvus, milvus-lite)"
+            ) from exc
+        self.dim = int(dim)
+        self.name = name
+        self.collection = collection_name(name)
+        self.state_collection = self.collection + "__state"
+        self.location = location
+        self.uri = self._uri(location)
+        token = os.environ.get("CATALENS_MILVUS_TOKEN", "")
+        try:
+            self._client = MilvusClient(uri=self.uri, token=token) if token else MilvusClient(uri=self.uri)
+        except Exception as exc:  # pymilvus raises many types; report them uniformly
+            raise ConfigError(f"cannot open Milvus at {self.uri!r}: {exc}") from exc
+        self._dt = DataType
+        self.index_type = index_type
+        self.kind = f"milvus-{index_type.lower()}"
+        self._ensure()
+        self.manifest: dict[str, Any] = self._read_state()
+
+    @classmethod
+    def open(cls, location: str, *, dim: int, name: str = "catalens", **options: Any) -> MilvusIndex:
+        return cls(location, dim, name=name, **options)
+
+    @staticmethod
+    def _uri(location: str) -> str:
+        if location.startswith(("http://", "https://", "tcp://")):
+            return location
+        if re.fullmatch(r"[A-Za-z0-9_.\-]+:\d+", location):
+            return f"http://{location}"
+        path = Path(location).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path.resolve())
+
+    def _ensure(self) -> None:
+        c, dt = self._client, self._dt
+        if c.has_collection(self.collection):
+            desc = c.describe_collection(self.collection)
+            for f in desc.get("fields", []):
+                if f.get("name") == "vector":
+                    have = int(f.get("params", {}).get("dim", self.dim))
+                    if have != self.dim:
+                        raise IndexCorruptError(
+                            f"Milvus collection {self.collection!r} has dim {have}, expected {self.dim}"
+                        )
+        else:
+            schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", dt.INT64, is_primary=True)
+            schema.add_field("vector", dt.FLOAT_VECTOR, dim=self.dim)
+            schema.add_field("meta", dt.JSON)
+            ip = c.prepare_index_params()
+            ip.add_index(field_name="vector", index_type=self.index_type, metric_type="IP")
+            c.create_collection(self.collection, schema=schema, index_params=ip)
+        if not c.has_collection(self.state_collection):
+            schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", dt.INT64, is_primary=True)
+            schema.add_field("vector", dt.FLOAT_VECTOR, dim=2)
+            schema.add_field("meta", dt.JSON)
+            ip = c.prepare_index_params()
+            ip.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="L2")
+            c.create_collection(self.state_collection, schema=schema, index_params=ip)
+
+    def _read_state(self) -> dict[str, Any]:
+        rows = self._client.query(self.state_collection, filter="id == 0", output_fields=["meta"])
+        return dict(rows[0]["meta"]) if rows else {}
+
+    # ---- protocol ------------------------------------------------------------------------------
+    def upsert(
+        self,
+        ids: Sequence[int] | np.ndarray,
+        vectors: np.ndarray,
+        metadata: Sequence[Metadata] | None = None,
+    ) -> None:
+        ext = np.asarray(ids, dtype=np.int64).reshape(-1)
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape != (len(ext), self.dim):
+            raise ConfigError(f"upsert expects ({len(ext)}, {self.dim}) vectors, got {vecs.shape}")
+        if metadata is not None and len(metadata) != len(ext):
+            raise ConfigError("upsert: metadata must have one entry per id")
+        for s in range(0, len(ext), _BATCH):
+            rows = [
+                {
+                    "id": int(ext[i]),
+                    "vector": vecs[i].tolist(),
+                    "meta": dict(metadata[i]) if metadata is not None and metadata[i] else {},
+                }
+                for i in range(s, min(s + _BATCH, len(ext)))
+            ]
+            self._client.upsert(self.collection, rows)
+
+    def delete(self, ids: Sequence[int] | np.ndarray) -> int:
+        ext = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
+        if not ext:
+            return 0
+        present = self._client.get(self.collection, ids=ext, output_fields=["id"])
+        self._client.delete(self.collection, ids=ext)
+        return len(present)
+
+    def count(self) -> int:
+        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def ids(self) -> np.ndarray:
+        out: list[int] = []
+        it = self._client.query_iterator(
+            self.collection, batch_size=1000, filter="id >= 0", output_fields=["id"]
+        )
+        while True:
+            batch = it.next()
+            if not batch:
+                it.close()
+                break
+            out.extend(int(r["id"]) for r in batch)
+        return np.array(sorted(out), dtype=np.int64)
+
+    def get_metadata(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        want = [int(i) for i in ids]
+        rows = self._client.get(self.collection, ids=want, output_fields=["id", "meta"]) if want else []
+        by_id = {int(r["id"]): dict(r.get("meta") or {}) for r in rows}
+        return [by_id.get(i, {}) for i in want]
+
+    def get_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        want = [int(i) for i in np.asarray(ids).reshape(-1)]
+        rows = self._client.get(self.collection, ids=want, output_fields=["id", "vector"])
+        by_id = {int(r["id"]): r["vector"] for r in rows}
+        missing = [i for i in want if i not in by_id]
+        if missing:
+            raise KeyError(missing[:5])
+        return np.asarray([by_id[i] for i in want], dtype=np.float32).reshape(len(want), self.dim)
+
+    def _expr(self, filt: IndexFilter) -> str:
+        if filt is None:
+            return ""
+        if isinstance(filt, np.ndarray | list | tuple | set | frozenset):
+            ids = sorted({int(i) for i in np.asarray(list(filt)).reshape(-1)})
+            return f"id in [{','.join(map(str, ids))}]" if ids else "id < -9223372036854775807"
+        to_milvus = getattr(filt, "to_milvus", None)
+        if callable(to_milvus):
+            return str(to_milvus("meta"))
+        pred: Callable[[Mapping[str, Any]], bool] = getattr(filt, "matches", filt)  # type: ignore[assignment]
+        ids = self.ids()
+        metas = self.get_metadata(ids.tolist())
+        return self._expr([int(i) for i, m in zip(ids, metas, strict=True) if pred(m)])
+
+    def search(self, queries: np.ndarray, k: int, filter: IndexFilter = None) -> SearchHits:
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if q.shape[1] != self.dim:
+            raise ConfigError(f"query has dimension {q.shape[1]}, the index has {self.dim}")
+        if k < 1:
+            raise ConfigError("k must be at least 1")
+        expr = self._expr(filter)
+        res = self._client.search(
+            self.collection,
+            data=q.tolist(),
+            limit=int(k),
+            filter=expr,
+            output_fields=["id"],
+            search_params={"metric_type": "IP"},
+        )
+        ids = np.full((len(q), k), -1, dtype=np.int64)
+        scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        for i, hits in enumerate(res):
+            for j, h in enumerate(list(hits)[:k]):
+                ids[i, j] = int(h["id"])
+                scores[i, j] = float(h["distance"])
+        return SearchHits(ids, scores)
+
+    def save(self) -> None:
+        self._client.upsert(
+            self.state_collection,
+            [{"id": 0, "vector": [0.0, 0.0], "meta": json.loads(json.dumps(self.manifest))}],
+        )
+        self._client.flush(self.collection)
+        self._client.flush(self.state_collection)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "uri": self.uri,
+            "collection": self.collection,
+            "kind": self.kind,
+            "count": self.count(),
+            "params": {"index_type": self.index_type, "metric": "IP"},
+        }
+
+    def drop(self) -> None:
+        """Remove the collection and its state (used before a rebuild)."""
+        for name in (self.collection, self.state_collection):
+            if self._client.has_collection(name):
+                self._client.drop_collection(name)
+        self.manifest = {}
+        self._ensure()
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # pragma: no cover
+            pass

@@ -1,0 +1,182 @@
+"""CLI commands of the search package: ``search``, ``dedup``, ``search-train-text``, ``search-index``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalens.cli_common import _catalog, _fail, out, print_json
+from catalens.errors import CatalensError, ConfigError
+
+SEARCH_EPILOG = (
+    "Examples:\n\n"
+    "  catalens search --image query.jpg -k 10\n\n"
+    "  catalens search --id 15970 --where \"gender = 'Men'\"\n\n"
+    '  catalens search --text "red running shoes" --json\n\n'
+    "  catalens search --image q.jpg --where \"articleType in ('Tshirts','Tops') and year >= 2012\"\n\n"
+    "  catalens --index milvus://milvus.db search --id 15970\n\n"
+    "--where: field = 'value', !=, <, <=, >, >=, in (...), not in (...), like '%x%', and, or, not, "
+    "parentheses; fields are product attributes plus id and title. Exit 2 on bad input."
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(epilog=SEARCH_EPILOG)
+    def search(
+        image: Annotated[Path | None, typer.Option("--image", help="Query image file.")] = None,
+        product_id: Annotated[
+            str | None, typer.Option("--id", help="Query product id (more like this).")
+        ] = None,
+        text: Annotated[str | None, typer.Option("--text", help="Query text.")] = None,
+        k: Annotated[int, typer.Option("-k", "--k", help="Number of results.", min=1, max=10_000)] = 10,
+        where: Annotated[str | None, typer.Option("--where", help="Filter on product attributes.")] = None,
+        all_images: Annotated[
+            bool, typer.Option("--all-images", help="One result per image instead of per product.")
+        ] = False,
+        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    ) -> None:
+        """Find products by photo, by product id or by words (one result per product by default)."""
+        try:
+            given = [x is not None for x in (image, product_id, text)]
+            if sum(given) != 1:
+                raise ConfigError("give exactly one of --image, --id, --text")
+            if where is not None:
+                from catalens.search.filters import parse_where
+
+                parse_where(where)  # fail fast on a malformed filter, before opening anything heavy
+            cat = _catalog()
+            if image is not None:
+                res = cat.search_image(image, k, where=where, all_images=all_images, model=model)
+                query = {"image": str(image)}
+            elif product_id is not None:
+                res = cat.search_product(product_id, k, where=where, all_images=all_images, model=model)
+                query = {"id": product_id}
+            else:
+                res = cat.search_text(text or "", k, where=where, all_images=all_images, model=model)
+                query = {"text": text}
+        except CatalensError as exc:
+            _fail(exc)
+        if as_json:
+            print_json({"query": query, "k": k, "where": where, "results": [r.to_dict() for r in res]})
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{len(res)} results")
+        for col in ("#", "score", "product", "title", "image"):
+            table.add_column(col, overflow="fold")
+        for r in res:
+            table.add_row(
+                str(r.rank),
+                f"{r.score:.4f}",
+                r.product_id or "-",
+                r.title or "",
+                r.image_source or r.image_sha256[:12],
+            )
+        out.print(table)
+
+    @app.command(
+        "search-train-text",
+        epilog="Examples:\n\n  catalens search-train-text\n\n  catalens search-train-text --model efficientnet-lite2 --json",
+    )
+    def search_train_text(
+        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+        holdout: Annotated[
+            float, typer.Option(help="Share of products held out to pick and report quality.")
+        ] = 0.2,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+    ) -> None:
+        """(Re)train the catalog-aligned text projection (titles -> image space) used by `search --text`."""
+        try:
+            meta = _catalog().train_text_projection(model, holdout=holdout)
+        except CatalensError as exc:
+            _fail(exc)
+        if as_json:
+            print_json(meta)
+        else:
+            out.print(
+                f"trained on {meta['pairs']} pairs / {meta['products']} products; "
+                f"held-out Recall@10 = {meta['heldout_recall_at_10']} (lambda {meta['lambda']})"
+            )
+
+    @app.command(
+        "search-index",
+        epilog="Examples:\n\n  catalens search-index\n\n  catalens --index milvus://milvus.db search-index --json",
+    )
+    def search_index(
+        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    ) -> None:
+        """Build or catch up the vector index with the database and show its kind and parameters."""
+        try:
+            data = _catalog().sync_index(model)
+        except CatalensError as exc:
+            _fail(exc)
+        if as_json:
+            print_json(data)
+        else:
+            out.print_json(data=data)
+
+    @app.command(
+        epilog=(
+            "Examples:\n\n  catalens dedup\n\n  catalens dedup --json > dups.json\n\n"
+            "  catalens dedup --image new-photo.jpg\n\n  catalens dedup --min-structure 0.85 --max-colour 12\n\n"
+            "A pair is a near-duplicate when embedding cosine >= --candidate-cosine (among --neighbours "
+            "nearest), copy-structure >= --min-structure and colour difference <= --max-colour. "
+            "Exit status: 0, or 1 with --image when the image duplicates a catalog image."
+        )
+    )
+    def dedup(
+        image: Annotated[
+            Path | None, typer.Option("--image", help="Check one new image against the catalog.")
+        ] = None,
+        candidate_cosine: Annotated[
+            float | None, typer.Option(help="Embedding cosine for candidates (0.80).")
+        ] = None,
+        neighbours: Annotated[int | None, typer.Option(help="Neighbours asked per image (10).")] = None,
+        min_structure: Annotated[
+            float | None, typer.Option(help="Minimum copy-structure score (0.90).")
+        ] = None,
+        max_colour: Annotated[
+            float | None, typer.Option(help="Maximum colour difference, Lab units (10).")
+        ] = None,
+        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    ) -> None:
+        """Group exact duplicates (same pixels) and near-duplicates (resized, re-compressed, cropped, bordered, overlaid)."""
+        opts = {
+            "candidate_cosine": candidate_cosine,
+            "neighbours": neighbours,
+            "min_structure": min_structure,
+            "max_colour": max_colour,
+        }
+        try:
+            cat = _catalog()
+            if image is not None:
+                res = cat.dedup_image(image, model, **opts)
+                if as_json:
+                    print_json(res)
+                else:
+                    out.print(f"{'DUPLICATE' if res['duplicate'] else 'no duplicate'}: {image}")
+                    for m in res["matches"]:
+                        out.print(
+                            f"  {m['kind']:13s} {m['image_sha256'][:12]} {m.get('source')} {m.get('product_ids')}"
+                        )
+                raise typer.Exit(1 if res["duplicate"] else 0)
+            report = cat.dedup(model, **opts)
+        except CatalensError as exc:
+            _fail(exc)
+        data = report.to_dict()
+        if as_json:
+            print_json(data)
+            return
+        out.print(
+            f"{data['stats']['groups']} groups ({data['stats']['images_in_groups']} images) among "
+            f"{data['stats']['images']} images in {data['stats']['seconds']['total']} s"
+        )
+        for i, g in enumerate(data["groups"], 1):
+            out.print(f"[bold]group {i}[/bold] {g['kind']} score={g['score']}")
+            for im in g["images"]:
+                out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")

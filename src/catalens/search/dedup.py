@@ -1,0 +1,404 @@
+"""Exact and near-duplicate images at catalog scale, without an all-pairs matrix.
+
+Stages:
+
+1. **Exact**: images with the same decoded pixels (``images.pixel_sha256``), and one image
+   (same bytes) listed under several products.
+2. **Candidates**: each embedded image asks the vector index for its ``neighbours`` nearest
+   images; pairs with cosine >= ``candidate_cosine`` go on (O(n k), no n x n matrix).
+3. **Verification** (copy vs merely similar): the copy descriptors of both images
+   (:mod:`catalens.search.copyfeat`, computed once per image and stored) must agree:
+   ``structure >= min_structure`` and ``colour <= max_colour``.
+4. **Groups**: union-find over exact and verified pairs; each group lists its images, their
+   products and every verified pair with its scores (``cosine``, ``structure``, ``colour``).
+
+Default thresholds (:class:`DedupOptions`), chosen on the planted set of ``bench/dedup.py``:
+``candidate_cosine=0.80``, ``neighbours=10``, ``min_structure=0.90``, ``max_colour=10`` (mean
+CIELAB difference, 0-255 scale per channel over a 4x4 grid). Lower ``min_structure`` to also
+catch heavier edits (more false matches between look-alike studio shots); raise
+``max_colour`` to accept colour-graded copies (and risk merging colour variants).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from catalens.catalog.schema import ImageRecord
+from catalens.errors import ConfigError, ImageError
+from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
+from catalens.search import copyfeat
+from catalens.search.engine import CatalogSearch, image_sources
+from catalens.search.tables import DedupFeature
+
+
+@dataclass
+class DedupOptions:
+    candidate_cosine: float = 0.80
+    neighbours: int = 10
+    min_structure: float = 0.90
+    max_colour: float = 10.0
+
+    def validate(self) -> None:
+        if not -1.0 <= self.candidate_cosine <= 1.0:
+            raise ConfigError("candidate_cosine must be in [-1, 1]")
+        if self.neighbours < 1:
+            raise ConfigError("neighbours must be at least 1")
+        if not -1.0 <= self.min_structure <= 1.0:
+            raise ConfigError("min_structure must be in [-1, 1]")
+        if self.max_colour < 0:
+            raise ConfigError("max_colour must be >= 0")
+
+
+@dataclass
+class DupPair:
+    a: str
+    b: str
+    kind: str  # "exact-pixels" | "same-image" | "near"
+    cosine: float | None = None
+    structure: float | None = None
+    colour: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("cosine", "structure", "colour"):
+            if d[key] is not None:
+                d[key] = round(float(d[key]), 4)
+        return d
+
+
+@dataclass
+class DupGroup:
+    kind: str  # "exact" (all pairs exact) | "near"
+    images: list[dict[str, Any]]
+    pairs: list[DupPair]
+    score: float  # weakest link: min structure of near pairs (1.0 for exact groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "score": round(float(self.score), 4),
+            "images": self.images,
+            "pairs": [p.to_dict() for p in self.pairs],
+        }
+
+
+@dataclass
+class DedupReport:
+    groups: list[DupGroup]
+    options: DedupOptions
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "options": asdict(self.options),
+            "stats": self.stats,
+            "groups": [g.to_dict() for g in self.groups],
+        }
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+# ---- descriptors --------------------------------------------------------------------------------
+def _image_paths(catalog: Any, shas: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    with catalog.db.session() as s:
+        for i in range(0, len(shas), 500):
+            q = select(ImageRecord.sha256, ImageRecord.stored_path, ImageRecord.source).where(
+                ImageRecord.sha256.in_(shas[i : i + 500])
+            )
+            for sha, stored, src in s.execute(q):
+                out[sha] = stored or src
+    return out
+
+
+def _describe_file(path: str, settings: Any) -> bytes | None:
+    try:
+        data = read_bytes(path, max_bytes=settings.max_file_bytes)
+        dec = decode_image(
+            data, path, max_pixels=settings.max_pixels, max_side=settings.max_side, draft_to=160
+        )
+    except ImageError:
+        return None
+    return copyfeat.describe(dec.image)
+
+
+def ensure_descriptors(catalog: Any, shas: Sequence[str]) -> dict[str, bytes]:
+    """Descriptors of ``shas``: stored ones are read, missing ones computed from the image files and stored."""
+    want = list(dict.fromkeys(shas))
+    have: dict[str, bytes] = {}
+    with catalog.db.session() as s:
+        for i in range(0, len(want), 500):
+            q = select(DedupFeature.image_sha256, DedupFeature.data).where(
+                DedupFeature.image_sha256.in_(want[i : i + 500]),
+                DedupFeature.version == copyfeat.FEATURE_VERSION,
+            )
+            have.update({h: bytes(d) for h, d in s.execute(q)})
+    missing = [h for h in want if h not in have]
+    if missing:
+        paths = _image_paths(catalog, missing)
+        todo = [h for h in missing if h in paths]
+        workers = max(1, int(getattr(catalog.settings, "workers", 2)))
+        with ThreadPoolExecutor(workers) as pool:
+            blobs = list(pool.map(lambda h: _describe_file(paths[h], catalog.settings), todo))
+        new = {h: b for h, b in zip(todo, blobs, strict=True) if b is not None}
+        with catalog.db.session() as s:
+            for h, b in new.items():
+                s.merge(DedupFeature(image_sha256=h, version=copyfeat.FEATURE_VERSION, data=b))
+        have.update(new)
+    return have
+
+
+# ---- catalog-wide -------------------------------------------------------------------------------
+def _exact_pairs(catalog: Any, searcher: CatalogSearch) -> list[DupPair]:
+    pairs: list[DupPair] = []
+    with catalog.db.session() as s:
+        dup_px = (
+            select(ImageRecord.pixel_sha256)
+            .where(ImageRecord.status == "ok", ImageRecord.pixel_sha256.is_not(None))
+            .group_by(ImageRecord.pixel_sha256)
+            .having(func.count() > 1)
+        )
+        rows = s.execute(
+            select(ImageRecord.pixel_sha256, ImageRecord.sha256)
+            .where(ImageRecord.pixel_sha256.in_(dup_px), ImageRecord.status == "ok")
+            .order_by(ImageRecord.pixel_sha256, ImageRecord.sha256)
+        ).all()
+    by_px: dict[str, list[str]] = {}
+    for px, sha in rows:
+        by_px.setdefault(px, []).append(sha)
+    for shas in by_px.values():
+        pairs.extend(DupPair(shas[0], other, "exact-pixels", 1.0, 1.0, 0.0) for other in shas[1:])
+    for sha, pids in searcher.links.items():
+        if len(pids) > 1:
+            pairs.append(DupPair(sha, sha, "same-image", 1.0, 1.0, 0.0))
+    return pairs
+
+
+def candidate_pairs(
+    searcher: CatalogSearch, options: DedupOptions, batch: int = 2048
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pos_a, pos_b, cosine) with a < b for index neighbours above ``candidate_cosine``."""
+    positions = searcher.data.positions
+    mat = searcher.data.matrix()
+    k = min(options.neighbours + 1, len(positions))
+    a_all, b_all, s_all = [], [], []
+    for s in range(0, len(positions), batch):
+        chunk = positions[s : s + batch]
+        q = np.asarray(mat[chunk], dtype=np.float32)
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        hits = searcher.index.search(q, k)
+        a = np.repeat(chunk, k)
+        b = hits.ids.reshape(-1)
+        sc = hits.scores.reshape(-1)
+        keep = (b >= 0) & (b != a) & (sc >= options.candidate_cosine)
+        a_all.append(a[keep])
+        b_all.append(b[keep])
+        s_all.append(sc[keep])
+    a = np.concatenate(a_all) if a_all else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(b_all) if b_all else np.zeros(0, dtype=np.int64)
+    sc = np.concatenate(s_all) if s_all else np.zeros(0, dtype=np.float32)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    if len(lo) == 0:
+        return lo, hi, sc
+    keys = lo * (int(positions.max()) + 1) + hi
+    _, first = np.unique(keys, return_index=True)
+    return lo[first], hi[first], sc[first]
+
+
+def verify(
+    descs: dict[str, bytes], a_sha: Sequence[str], b_sha: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(has both descriptors, structure, colour) for each pair."""
+    names = list(dict.fromkeys([h for h in (*a_sha, *b_sha) if h in descs]))
+    row = {h: i for i, h in enumerate(names)}
+    ok = np.array([h in row and g in row for h, g in zip(a_sha, b_sha, strict=True)], dtype=bool)
+    struct = np.full(len(ok), -1.0, dtype=np.float32)
+    colour = np.full(len(ok), 999.0, dtype=np.float32)
+    if ok.any():
+        d = copyfeat.decode([descs[h] for h in names])
+        ia = np.array([row[h] for h, o in zip(a_sha, ok, strict=True) if o], dtype=np.int64)
+        ib = np.array([row[g] for g, o in zip(b_sha, ok, strict=True) if o], dtype=np.int64)
+        for s in range(0, len(ia), 4096):
+            st, co = copyfeat.compare(d, ia[s : s + 4096], ib[s : s + 4096])
+            idx = np.flatnonzero(ok)[s : s + 4096]
+            struct[idx], colour[idx] = st, co
+    return ok, struct, colour
+
+
+def _is_copy(options: DedupOptions, struct: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    return (struct >= options.min_structure) & (colour <= options.max_colour)
+
+
+def find_duplicates(
+    catalog: Any,
+    searcher: CatalogSearch,
+    options: DedupOptions | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    **overrides: Any,
+) -> DedupReport:
+    """Group exact and near-duplicate images of the whole catalog."""
+    opts = options or DedupOptions()
+    for key, value in overrides.items():
+        if value is not None:
+            if not hasattr(opts, key):
+                raise ConfigError(f"unknown dedup option {key!r}")
+            setattr(opts, key, type(getattr(opts, key))(value))
+    opts.validate()
+    t0 = time.perf_counter()
+    exact = _exact_pairs(catalog, searcher)
+    t1 = time.perf_counter()
+    pa, pb, cos = candidate_pairs(searcher, opts)
+    t2 = time.perf_counter()
+    sha_at = searcher.sha_at
+    a_sha = [sha_at[int(p)] for p in pa]
+    b_sha = [sha_at[int(p)] for p in pb]
+    descs = ensure_descriptors(catalog, list({*a_sha, *b_sha}))
+    t3 = time.perf_counter()
+    ok, struct, colour = verify(descs, a_sha, b_sha)
+    is_copy = ok & _is_copy(opts, struct, colour)
+    t4 = time.perf_counter()
+    near = [
+        DupPair(a_sha[i], b_sha[i], "near", float(cos[i]), float(struct[i]), float(colour[i]))
+        for i in np.flatnonzero(is_copy)
+    ]
+    groups = build_groups(catalog, searcher, exact + near)
+    stats = {
+        "images": int(len(searcher.data.positions)),
+        "candidate_pairs": int(len(pa)),
+        "verified_pairs": len(near),
+        "exact_pairs": len(exact),
+        "groups": len(groups),
+        "images_in_groups": sum(len(g.images) for g in groups),
+        "seconds": {
+            "exact": round(t1 - t0, 3),
+            "neighbours": round(t2 - t1, 3),
+            "descriptors": round(t3 - t2, 3),
+            "verify": round(t4 - t3, 3),
+            "total": round(time.perf_counter() - t0, 3),
+        },
+        "index": searcher.index.info().get("kind"),
+    }
+    return DedupReport(groups, opts, stats)
+
+
+def build_groups(catalog: Any, searcher: CatalogSearch, pairs: list[DupPair]) -> list[DupGroup]:
+    uf = _UnionFind()
+    for p in pairs:
+        uf.union(p.a, p.b)
+    members: dict[str, list[str]] = {}
+    for sha in list(uf.parent):
+        members.setdefault(uf.find(sha), []).append(sha)
+    by_root: dict[str, list[DupPair]] = {}
+    for p in pairs:
+        by_root.setdefault(uf.find(p.a), []).append(p)
+    all_shas = [h for ms in members.values() for h in ms]
+    srcs = image_sources(catalog.db, all_shas)
+    groups = []
+    for root, shas in members.items():
+        ps = by_root.get(root, [])
+        kind = "exact" if all(p.kind != "near" for p in ps) else "near"
+        near_scores = [p.structure for p in ps if p.kind == "near" and p.structure is not None]
+        images = [
+            {"image_sha256": h, "source": srcs.get(h), "product_ids": searcher.links.get(h, [])}
+            for h in sorted(shas)
+        ]
+        groups.append(DupGroup(kind, images, ps, min(near_scores) if near_scores else 1.0))
+    groups.sort(key=lambda g: (g.kind != "exact", -len(g.images), g.images[0]["image_sha256"]))
+    return groups
+
+
+# ---- one new image ------------------------------------------------------------------------------
+def check_image(
+    catalog: Any,
+    searcher: CatalogSearch,
+    path: str | Path,
+    options: DedupOptions | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Catalog images that duplicate the image at ``path``; nothing is written except descriptors."""
+    from catalens.search.query import embed_image_file
+
+    opts = options or DedupOptions()
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(opts, key, type(getattr(opts, key))(value))
+    opts.validate()
+    data = read_bytes(path, max_bytes=catalog.settings.max_file_bytes)
+    sha = sha256_bytes(data)
+    matches: list[dict[str, Any]] = []
+    stored = searcher.stored_vector(sha)
+    if stored is not None:
+        vec = stored
+        dec = decode_image(
+            data, str(path), max_pixels=catalog.settings.max_pixels, max_side=catalog.settings.max_side
+        )
+        px = None
+    else:
+        encoder = catalog.encoder(searcher.model)
+        _, vec, dec = embed_image_file(encoder, path, catalog.settings)
+        px = pixel_hash(dec.image)
+    if stored is not None:
+        matches.append({"image_sha256": sha, "kind": "same-bytes", "cosine": 1.0})
+    if px is not None:
+        with catalog.db.session() as s:
+            for h in s.scalars(select(ImageRecord.sha256).where(ImageRecord.pixel_sha256 == px)):
+                if h != sha:
+                    matches.append({"image_sha256": h, "kind": "exact-pixels", "cosine": 1.0})
+    seen = {m["image_sha256"] for m in matches}
+    hits = searcher.index.search(vec[None], opts.neighbours + 1)
+    cands = [
+        (searcher.sha_at[p], s) for p, s in hits.row(0) if s >= opts.candidate_cosine and p in searcher.sha_at
+    ]
+    cands = [(h, s) for h, s in cands if h not in seen]
+    if cands:
+        descs = ensure_descriptors(catalog, [h for h, _ in cands])
+        descs["__query__"] = copyfeat.describe(dec.image)
+        ok, struct, colour = verify(descs, ["__query__"] * len(cands), [h for h, _ in cands])
+        for i, (h, s) in enumerate(cands):
+            if ok[i] and _is_copy(opts, struct[i : i + 1], colour[i : i + 1])[0]:
+                matches.append(
+                    {
+                        "image_sha256": h,
+                        "kind": "near",
+                        "cosine": round(float(s), 4),
+                        "structure": round(float(struct[i]), 4),
+                        "colour": round(float(colour[i]), 4),
+                    }
+                )
+    srcs = image_sources(catalog.db, [m["image_sha256"] for m in matches])
+    for m in matches:
+        m["source"] = srcs.get(m["image_sha256"])
+        m["product_ids"] = searcher.links.get(m["image_sha256"], [])
+    return {
+        "query": str(path),
+        "image_sha256": sha,
+        "duplicate": bool(matches),
+        "matches": matches,
+        "options": asdict(opts),
+    }
