@@ -6,6 +6,173 @@ database, settings and stored vectors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
 
 class RecommendMixin:
     """Methods for events and recommendations."""
+
+    _rec_state: Any = None
+
+    # ---- events -------------------------------------------------------------------------------
+    def import_events(self, path: str | Path) -> Any:
+        """Import a CSV / JSONL / Parquet events file (idempotent); returns an ``EventImportReport``."""
+        from catalens.recommend.events import import_events
+
+        return import_events(self.db, path)  # type: ignore[attr-defined]
+
+    def record_event(
+        self,
+        user_id: str,
+        product_id: str,
+        event: str,
+        timestamp: datetime | str | float | None = None,
+        *,
+        weight: float | None = None,
+        session: str | None = None,
+    ) -> bool:
+        """Record one event (now when ``timestamp`` is None); True when it was new."""
+        from catalens.recommend.events import EventImportReport, parse_event, store_events
+
+        row = {
+            "user_id": user_id,
+            "product_id": product_id,
+            "event": event,
+            "timestamp": timestamp if timestamp is not None else datetime.now().astimezone(),
+            "weight": weight,
+            "session": session,
+        }
+        try:
+            ev = parse_event(row)
+        except ValueError as exc:
+            from catalens.errors import ConfigError
+
+            raise ConfigError(f"bad event: {exc}") from exc
+        report = store_events(self.db, [ev], report=EventImportReport(source="api"))  # type: ignore[attr-defined]
+        return report.inserted == 1
+
+    def event_count(self) -> int:
+        from catalens.recommend.events import count_events
+
+        return count_events(self.db)  # type: ignore[attr-defined]
+
+    # ---- recommending -------------------------------------------------------------------------
+    def recommend_engine(self, model: str | None = None, *, config: Any = None, refit: bool = False) -> Any:
+        """The fitted :class:`RecommendEngine`; refitted when events grew by more than 10 %."""
+        from catalens.recommend.engine import RecommendEngine
+        from catalens.recommend.events import fingerprint, load_events
+        from catalens.recommend.items import load_item_space
+
+        items = load_item_space(self, model)
+        count, top = fingerprint(self.db)  # type: ignore[attr-defined]
+        st = self._rec_state
+        fresh = (
+            st is not None
+            and not refit
+            and st["items"] is items
+            and config is None
+            and count - st["count"] <= 0.1 * max(st["count"], 1)
+            and count >= st["count"]
+        )
+        if not fresh:
+            engine = RecommendEngine(items, load_events(self.db), config)  # type: ignore[attr-defined]
+            self._rec_state = st = {"engine": engine, "items": items, "count": count, "top": top}
+        return st["engine"]
+
+    def _newer_events(self, user: str) -> Any:
+        from catalens.recommend.events import load_user_events
+
+        return load_user_events(self.db, user, after_id=self._rec_state["top"])  # type: ignore[attr-defined]
+
+    def recommend(
+        self,
+        user: str | None = None,
+        products: Sequence[str] | None = None,
+        *,
+        k: int = 20,
+        recommender: str = "hybrid",
+        where: str | None = None,
+        exclude: Sequence[str] = (),
+        include_out_of_stock: bool = False,
+        diversity: str | None = None,
+        max_per_category: int | None = None,
+        model: str | None = None,
+    ) -> Any:
+        """Recommendations for a user (``user=``) or an anonymous session/basket (``products=``)."""
+        from catalens.errors import ConfigError
+        from catalens.recommend.events import EmptyEventsError
+
+        if (user is None) == (products is None):
+            raise ConfigError("give either a user or a list of products")
+        if k < 1:
+            raise ConfigError("k must be at least 1")
+        engine = self.recommend_engine(model)
+        opts = dict(
+            recommender=recommender,
+            where=where,
+            exclude=exclude,
+            include_out_of_stock=include_out_of_stock,
+            diversity=diversity,
+            max_per_category=max_per_category,
+        )
+        if products is not None:
+            if not products:
+                raise ConfigError("give at least one product id")
+            res = engine.recommend_products(list(products), k, **opts)
+            if len(engine.inter) == 0:
+                res.note = "no events yet: visual similarity only"
+            return res
+        if len(engine.inter) == 0 and self.event_count() == 0:
+            raise EmptyEventsError(
+                "the event log is empty: import events with `catalens events import FILE` "
+                "(or recommend for products with --products A,B)"
+            )
+        return engine.recommend_user(user, k, extra=self._newer_events(user), **opts)
+
+    def recommend_eval(
+        self,
+        events: str | Path | None = None,
+        *,
+        recommenders: Sequence[str] | None = None,
+        k: int = 10,
+        n_holdout: int = 1,
+        max_users: int | None = None,
+        model: str | None = None,
+        config: Any = None,
+    ) -> Any:
+        """Leave-last-out evaluation of recommenders against popularity and random (an ``EvalReport``)."""
+        from catalens.recommend.evaluate import DEFAULT_RECOMMENDERS, evaluate
+        from catalens.recommend.events import EmptyEventsError, EventArrays, load_events, read_events
+        from catalens.recommend.items import load_item_space
+        from catalens.recommend.recommenders import get_recommender
+
+        names = tuple(recommenders or DEFAULT_RECOMMENDERS)
+        for n in names:
+            get_recommender(n)
+        items = load_item_space(self, model)
+        if events is None:
+            arrays = load_events(self.db)  # type: ignore[attr-defined]
+            where = "the catalogue's event log"
+        else:
+            evs, _issues = read_events(events)
+            arrays = EventArrays.from_events(evs)
+            where = str(events)
+        if len(arrays) == 0:
+            raise EmptyEventsError(f"{where} has no valid events to evaluate")
+        report = evaluate(
+            items, arrays, recommenders=names, k=k, n_holdout=n_holdout, max_users=max_users, config=config
+        )
+        if report.users == 0:
+            raise EmptyEventsError(
+                f"{where}: no user has a purchase after other events, so leave-last-out has nothing to hold out"
+            )
+        return report
+
+    def list_recommenders(self) -> list[dict[str, str]]:
+        import catalens.recommend.engine  # noqa: F401  (registers the hybrid)
+        from catalens.recommend.recommenders import list_recommenders
+
+        return list_recommenders()

@@ -1,0 +1,262 @@
+"""The recommendation engine: fitted signals + recommenders + rules, for users and sessions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+import catalens.recommend.hybrid  # noqa: F401  (registers the hybrid recommender)
+from catalens.errors import NotFoundError
+from catalens.recommend import rules
+from catalens.recommend.config import RecommendConfig
+from catalens.recommend.events import EVENT_KINDS, EventArrays
+from catalens.recommend.interactions import Interactions, Query, make_query
+from catalens.recommend.items import ItemSpace
+from catalens.recommend.recommenders import QueryContext, Recommender, get_recommender
+from catalens.recommend.signals import Signals
+
+
+@dataclass
+class Recommendation:
+    product_id: str
+    title: str | None
+    score: float
+    reason: str
+    because: str | None  # the history product the reason names
+    signal: str  # visual | cf | attr | pop | random
+
+
+@dataclass
+class RecommendResult:
+    items: list[Recommendation]
+    recommender: str
+    user: str | None = None
+    products: list[str] = field(default_factory=list)
+    note: str | None = None
+    interests: int = 0
+    history: int = 0
+    took_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RecommendEngine:
+    """Fits once per event log; ``recommend_*`` then take a few milliseconds per call."""
+
+    def __init__(self, items: ItemSpace, events: EventArrays, config: RecommendConfig | None = None) -> None:
+        self.items = items
+        self.config = config or RecommendConfig()
+        self.inter = Interactions(events, items, self.config)
+        self.signals = Signals(items, self.config).fit(self.inter)
+        self._recommenders: dict[str, Recommender] = {}
+        self._where_cache: dict[str, np.ndarray] = {}
+        cat = items.category
+        self._pop_by_cat = self._popular_by_category(cat)
+
+    # ---- recommenders -------------------------------------------------------------------------
+    def recommender(self, name: str) -> Recommender:
+        if name not in self._recommenders:
+            self._recommenders[name] = get_recommender(name)(self.signals).fit(self.inter)
+        return self._recommenders[name]
+
+    # ---- queries ------------------------------------------------------------------------------
+    def query_for_user(self, user: str, extra: EventArrays | None = None) -> Query:
+        """The user's history from the fitted log, plus ``extra`` events (e.g. newer ones)."""
+        items = [np.zeros(0, np.int64)]
+        kinds = [np.zeros(0, np.int8)]
+        ts = [np.zeros(0, np.int64)]
+        rw = [np.zeros(0, np.float32)]
+        if user in self.inter.user_index:
+            s = self.inter.events_of(self.inter.user_index[user])
+            items.append(self.inter.i[s])
+            kinds.append(self.inter.kind[s])
+            ts.append(self.inter.ts[s])
+            rw.append(self.inter.row_weight[s])
+        if extra is not None and len(extra):
+            idx = np.fromiter((self.items.index.get(p, -1) for p in extra.product), np.int64, len(extra))
+            ok = idx >= 0
+            items.append(idx[ok])
+            kinds.append(extra.kind[ok])
+            ts.append(extra.ts_ms[ok])
+            rw.append(extra.weight[ok])
+        all_ts = np.concatenate(ts)
+        now = max(self.inter.now_ms, float(all_ts.max()) if len(all_ts) else 0.0)
+        return make_query(
+            np.concatenate(items), np.concatenate(kinds), all_ts, np.concatenate(rw), self.config, now, user
+        )
+
+    def query_for_products(self, product_ids: Sequence[str]) -> Query:
+        """An anonymous session: the products in order, later ones more recent, all as views."""
+        idx = []
+        missing = []
+        for p in product_ids:
+            if p in self.items.index:
+                idx.append(self.items.index[p])
+            else:
+                missing.append(p)
+        if missing:
+            raise NotFoundError(f"unknown product id(s): {', '.join(missing[:10])}")
+        n = len(idx)
+        ts = self.inter.now_ms - (n - 1 - np.arange(n, dtype=np.int64)) * 1000
+        view = EVENT_KINDS.index("view")
+        return make_query(
+            np.asarray(idx, np.int64),
+            np.full(n, view, np.int8),
+            ts,
+            np.ones(n, np.float32),
+            self.config,
+            self.inter.now_ms,
+        )
+
+    # ---- recommending -------------------------------------------------------------------------
+    def recommend_user(
+        self, user: str, k: int = 20, *, extra: EventArrays | None = None, **kw: Any
+    ) -> RecommendResult:
+        q = self.query_for_user(user, extra)
+        note = None
+        if len(q) == 0:
+            note = (
+                f"unknown user {user!r} (no events for catalogue products): showing popular items by category"
+            )
+        res = self.recommend_query(q, k, **kw)
+        res.user = user
+        res.note = note or res.note
+        return res
+
+    def recommend_products(self, product_ids: Sequence[str], k: int = 20, **kw: Any) -> RecommendResult:
+        q = self.query_for_products(product_ids)
+        kw.setdefault("exclude_seen", True)
+        res = self.recommend_query(q, k, **kw)
+        res.products = list(product_ids)
+        return res
+
+    def rank(
+        self,
+        q: Query,
+        k: int,
+        *,
+        recommender: str = "hybrid",
+        where: str | None = None,
+        exclude: Sequence[str] = (),
+        exclude_purchased: bool = True,
+        exclude_seen: bool = False,
+        include_out_of_stock: bool = False,
+        diversity: str | None = None,
+        max_per_category: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, QueryContext | None, Recommender | None]:
+        """(item indices, scores, context, recommender): the core used by recommend and evaluation."""
+        ex = [self.items.index[p] for p in exclude if p in self.items.index]
+        purchase = EVENT_KINDS.index("purchase")
+        if exclude_seen:
+            ex.extend(q.items.tolist())
+        elif exclude_purchased:
+            ex.extend(q.items[q.kind == purchase].tolist())
+        allowed = rules.allowed_mask(
+            self.items,
+            exclude=ex,
+            include_out_of_stock=include_out_of_stock,
+            where=rules.where_mask(self.items, where, self._where_cache) if where else None,
+        )
+        if len(q) == 0:
+            return self._popular_cold(allowed, k), np.zeros(0), None, None
+        rec = self.recommender(recommender)
+        ctx = QueryContext(q, self.signals)
+        scores = rec.score(ctx)
+        pool = rules.top_candidates(scores, allowed, max(self.config.candidate_pool, 5 * k))
+        method = diversity or self.config.diversity
+        interests = ctx.interests if method == "interests" else None
+        chosen = rules.diversify(
+            pool,
+            scores,
+            self.items,
+            interests,
+            k,
+            method=method,
+            lam=self.config.mmr_lambda,
+            max_per_category=max_per_category
+            if max_per_category is not None
+            else self.config.max_per_category,
+        )
+        return chosen, scores, ctx, rec
+
+    def recommend_query(self, q: Query, k: int = 20, **kw: Any) -> RecommendResult:
+        t0 = time.perf_counter()
+        name = kw.get("recommender", "hybrid")
+        chosen, scores, ctx, rec = self.rank(q, k, **kw)
+        if ctx is None or rec is None:
+            out = [self._item(int(j), 0.0, "pop", None, None) for j in chosen]
+            return RecommendResult(out, "popular-by-category", note=None, took_ms=_ms(t0))
+        out = [self._explain(ctx, rec, int(j), float(scores[j])) for j in chosen]
+        return RecommendResult(
+            out, name, interests=len(ctx.interests.centroids), history=len(q), took_ms=_ms(t0)
+        )
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _popular_by_category(self, cat: np.ndarray) -> list[np.ndarray]:
+        pop = self.signals.pop
+        order = np.argsort(-pop, kind="stable")
+        cats = np.unique(cat)
+        totals = {int(c): float(pop[cat == c].sum()) for c in cats}
+        ranked_cats = sorted(totals, key=lambda c: -totals[c])
+        return [order[cat[order] == c] for c in ranked_cats]
+
+    def _popular_cold(self, allowed: np.ndarray, k: int) -> np.ndarray:
+        """Round-robin over categories (most popular first), each category's most popular items."""
+        queues = [q[allowed[q]] for q in self._pop_by_cat]
+        out: list[int] = []
+        depth = 0
+        while len(out) < k and any(depth < len(q) for q in queues):
+            for q in queues:
+                if depth < len(q) and len(out) < k:
+                    out.append(int(q[depth]))
+            depth += 1
+        return np.asarray(out, dtype=np.int64)
+
+    def _item(
+        self, j: int, score: float, signal: str, anchor: int | None, verb: str | None, facet: Any = None
+    ) -> Recommendation:
+        return Recommendation(
+            product_id=self.items.ids[j],
+            title=self.items.titles[j],
+            score=round(score, 6),
+            reason=rules.reason_text(signal, self.items, j, anchor, verb, facet),
+            because=self.items.ids[anchor]
+            if anchor is not None and signal not in ("pop", "random")
+            else None,
+            signal=signal,
+        )
+
+    def _explain(self, ctx: QueryContext, rec: Recommender, j: int, score: float) -> Recommendation:
+        signal = rec.reason_signal(ctx, j)
+        q = ctx.q
+        anchor: int | None = None
+        facet = None
+        if signal == "cf" and self.signals.cf.fitted:
+            v = self.signals.cf.item_factors
+            anchor = int(q.items[int(np.argmax(v[q.items] @ v[j]))])
+        elif signal in ("visual", "attr"):
+            anchor = int(q.items[int(np.argmax(self.items.vectors[q.items] @ self.items.vectors[j]))])
+        if signal == "attr":
+            aff = ctx.features[len(self.signals.FEATURES_BASE) :, j]
+            if len(aff):
+                f = int(np.argmax(aff))
+                key = self.signals.facet_keys[f]
+                code = int(self.items.facets[key][j])
+                facet = self.items.facet_values[key][code] if code >= 0 else None
+                same = q.items[self.items.facets[key][q.items] == code] if code >= 0 else q.items[:0]
+                if len(same):
+                    anchor = int(same[np.argmax(q.weights[np.isin(q.items, same)])])
+        verb = None
+        if anchor is not None:
+            pos = np.flatnonzero(q.items == anchor)
+            verb = rules.VERBS[EVENT_KINDS[int(q.kind[pos[0]])]] if len(pos) else "viewed"
+        return self._item(j, score, signal, anchor, verb, facet)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)

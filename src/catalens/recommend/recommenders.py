@@ -1,0 +1,137 @@
+"""The recommender registry: each recommender scores every item for one query.
+
+Built in: ``random`` and ``popular`` (baselines), ``visual`` (multi-interest visual taste
+profile), ``item2item`` ("more like this": visual similarity to the most recent items),
+``cf`` (implicit ALS with fold-in) and ``hybrid`` (learned ranking over visual, CF,
+popularity and attribute-match signals; see :mod:`catalens.recommend.hybrid`).
+Add one with :func:`register_recommender`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import ClassVar
+
+import numpy as np
+
+from catalens.errors import ConfigError
+from catalens.recommend.interactions import Interactions, Query
+from catalens.recommend.signals import Interests, Signals
+
+
+class QueryContext:
+    """Per-query values computed once and shared by scoring, re-ranking and reasons."""
+
+    def __init__(self, q: Query, signals: Signals) -> None:
+        self.q = q
+        self.signals = signals
+        self._interests: Interests | None = None
+        self._features: np.ndarray | None = None
+
+    @property
+    def interests(self) -> Interests:
+        if self._interests is None:
+            self._interests = self.signals.interests(self.q)
+        return self._interests
+
+    @property
+    def features(self) -> np.ndarray:
+        if self._features is None:
+            self._features = self.signals.features(self.q, self.interests)
+        return self._features
+
+
+class Recommender:
+    """Base class. ``fit`` once per event log, ``score`` per query (higher is better)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, signals: Signals) -> None:
+        self.signals = signals
+
+    def fit(self, inter: Interactions) -> Recommender:
+        return self
+
+    def score(self, ctx: QueryContext) -> np.ndarray:
+        raise NotImplementedError
+
+    def reason_signal(self, ctx: QueryContext, item: int) -> str:
+        """Which signal explains ``item``: visual | cf | attr | pop | random."""
+        return "visual"
+
+
+RECOMMENDERS: dict[str, type[Recommender]] = {}
+
+
+def register_recommender(cls: type[Recommender]) -> type[Recommender]:
+    """Class decorator: make a recommender available by its ``name``."""
+    if not cls.name:
+        raise ValueError("a recommender needs a name")
+    RECOMMENDERS[cls.name] = cls
+    return cls
+
+
+def get_recommender(name: str) -> type[Recommender]:
+    if name not in RECOMMENDERS:
+        raise ConfigError(f"unknown recommender {name!r}; choose one of {', '.join(RECOMMENDERS)}")
+    return RECOMMENDERS[name]
+
+
+def list_recommenders() -> list[dict[str, str]]:
+    return [{"name": n, "description": c.description} for n, c in RECOMMENDERS.items()]
+
+
+@register_recommender
+class RandomRecommender(Recommender):
+    name = "random"
+    description = "uniformly random items (baseline)"
+
+    def score(self, ctx: QueryContext) -> np.ndarray:
+        seed = zlib.crc32((ctx.q.user or ",".join(map(str, ctx.q.items[:20]))).encode())
+        return np.random.default_rng(seed).random(len(self.signals.items)).astype(np.float32)
+
+    def reason_signal(self, ctx: QueryContext, item: int) -> str:
+        return "random"
+
+
+@register_recommender
+class PopularRecommender(Recommender):
+    name = "popular"
+    description = "most engaged-with items, time-decayed (baseline)"
+
+    def score(self, ctx: QueryContext) -> np.ndarray:
+        return self.signals.pop
+
+    def reason_signal(self, ctx: QueryContext, item: int) -> str:
+        return "pop"
+
+
+@register_recommender
+class VisualRecommender(Recommender):
+    name = "visual"
+    description = "multi-interest visual taste profile (event-weighted, time-decayed)"
+
+    def score(self, ctx: QueryContext) -> np.ndarray:
+        return ctx.features[0]
+
+
+@register_recommender
+class ItemToItemRecommender(Recommender):
+    name = "item2item"
+    description = "more like this: visual similarity to the most recent items"
+
+    def score(self, ctx: QueryContext) -> np.ndarray:
+        return ctx.features[2]
+
+
+@register_recommender
+class CFRecommender(Recommender):
+    name = "cf"
+    description = "collaborative filtering: implicit ALS on the event matrix, folded in per query"
+
+    def score(self, ctx: QueryContext) -> np.ndarray:
+        return ctx.features[3]
+
+    def reason_signal(self, ctx: QueryContext, item: int) -> str:
+        return "cf"
