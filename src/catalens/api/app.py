@@ -1,0 +1,146 @@
+"""The FastAPI application: routers, error model, auth, limits, metrics, CORS and the web page."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from catalens import __version__
+from catalens.api import errors
+from catalens.api.middleware import Metrics, ServiceMiddleware
+from catalens.api.security import RateLimiter
+from catalens.api.service import ServiceCatalog
+from catalens.api.settings import ApiSettings, load_api_settings
+from catalens.config import Settings, load_settings
+
+log = logging.getLogger("catalens.api")
+
+CORE_ROUTERS = ("ops", "catalogue", "ingest", "keys")
+# feature routers: (module under catalens.api.routes, catalog method it needs)
+FEATURE_ROUTERS = (
+    ("search", "search_image"),
+    ("dedup", "dedup_image"),
+    ("classify", "classify_image"),
+    ("quality", "qc_image"),
+    ("recommend", "recommend"),
+    ("events", "record_event"),
+    ("explain", "explain_image"),
+)
+WEB_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
+
+
+def _feature_routers(cat: Any) -> list[tuple[str, Any]]:
+    out = []
+    for name, method in FEATURE_ROUTERS:
+        if not callable(getattr(cat, method, None)):
+            continue
+        try:
+            module = importlib.import_module(f"catalens.api.routes.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"catalens.api.routes.{name}":
+                continue
+            raise
+        out.append((name, module.router))
+    return out
+
+
+def create_app(
+    home: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    api_settings: ApiSettings | None = None,
+    catalog: ServiceCatalog | None = None,
+) -> FastAPI:
+    """Build the app over the catalogue at ``home`` (or ``settings``, or an open ``catalog``)."""
+    api = api_settings or load_api_settings()
+    if catalog is None:
+        catalog = ServiceCatalog(settings or load_settings(home), api)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        catalog.jobs.shutdown()
+
+    app = FastAPI(
+        title="catalens",
+        version=__version__,
+        description=(
+            "Product-photo understanding over one catalogue: products and images, ingest jobs, "
+            "and the image tasks that are installed. Errors are always "
+            '`{"error": {"status", "code", "message", "detail"}}`. Send a key as `Authorization: Bearer <key>`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.catalog = catalog
+    app.state.api_settings = api
+    app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(api.rate_per_minute, api.burst)
+    catalog.jobs._on_finish = _chain(
+        catalog.jobs._on_finish, lambda j: metrics.jobs.labels(j.kind, j.status).inc()
+    )
+    errors.install(app)
+
+    for name in CORE_ROUTERS:
+        app.include_router(importlib.import_module(f"catalens.api.routes.{name}").router)
+    app.state.features = []
+    for name, router in _feature_routers(catalog):
+        app.include_router(router)
+        app.state.features.append(name)
+
+    @app.get("/api/v1/features", tags=["operations"])
+    def features() -> dict[str, Any]:
+        """Which feature routes this server has (the web page adapts to them)."""
+        return {
+            "features": app.state.features,
+            "open_reads": api.open_reads,
+            "limits": catalog.request_limits,
+        }
+
+    if WEB_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    else:  # pragma: no cover - the package always ships its page
+
+        @app.get("/", include_in_schema=False)
+        def index_docs() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+    max_up = catalog.max_upload_bytes
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        timeout_s=api.request_timeout_s,
+        max_body=max_up + (1 << 20),
+        max_upload_body=max_up * api.max_upload_files + (1 << 20),
+    )
+    if api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(api.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            max_age=600,
+        )
+    return app
+
+
+def _chain(first: Any, second: Any) -> Any:
+    def both(job: Any) -> None:
+        if first is not None:
+            first(job)
+        second(job)
+
+    return both

@@ -1,0 +1,241 @@
+"""Catalogue reads and edits the service needs: products and images (list, read, update, delete),
+attribute facets, the stored file of an image and cached thumbnails.
+
+``CatalogueMixin`` adds these as methods of :class:`catalens.api.service.ServiceCatalog` (a
+:class:`catalens.Catalog`), so the routes call catalog methods only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from catalens.catalog.schema import EmbeddingRecord, ImageRecord, Product, ProductImage
+from catalens.errors import ConfigError, NotFoundError
+
+THUMB_SIZES = (64, 128, 256, 512)
+MEDIA_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "HEIF": "image/heif",
+    "AVIF": "image/avif",
+}
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+SORTS = ("id", "-id", "title", "-title", "created", "-created")
+
+
+def check_sha(sha: str) -> str:
+    if not _SHA.match(sha):
+        raise NotFoundError(f"no image {sha!r} (an image id is a 64-character hex SHA-256)")
+    return sha
+
+
+def _product_dict(p: Product, images: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "title": p.title,
+        "attrs": dict(p.attrs or {}),
+        "images": images,
+        "created_at": p.created_at.isoformat() if p.created_at else None,
+        "updated_at": p.updated_at.isoformat() if p.updated_at else None,
+    }
+
+
+def _image_dict(img: ImageRecord) -> dict[str, Any]:
+    return {
+        "sha256": img.sha256,
+        "width": img.width,
+        "height": img.height,
+        "format": img.format,
+        "n_bytes": img.n_bytes,
+        "source": img.source,
+    }
+
+
+class CatalogueMixin:
+    """Products and images for the REST API and the web page."""
+
+    # ---- products -----------------------------------------------------------------------------
+    def list_products(
+        self,
+        *,
+        q: str | None = None,
+        where: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        sort: str = "id",
+    ) -> dict[str, Any]:
+        """One page of products: ``q`` matches id or title (substring), ``where`` is a filter
+        expression over attributes (see :mod:`catalens.search.filters`)."""
+        if sort not in SORTS:
+            raise ConfigError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+        if offset < 0 or not 1 <= limit <= 500:
+            raise ConfigError("offset must be >= 0 and limit between 1 and 500")
+        flt = None
+        if where:
+            from catalens.search.filters import parse_where
+
+            flt = parse_where(where)
+        col = {"id": Product.id, "title": Product.title, "created": Product.created_at}[sort.lstrip("-")]
+        order = col.desc() if sort.startswith("-") else col.asc()
+        stmt = select(Product).order_by(order, Product.id)
+        if q:
+            pat = f"%{q.strip().lower()}%"
+            stmt = stmt.where(func.lower(Product.id).like(pat) | func.lower(Product.title).like(pat))
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            if flt is None:
+                total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+                page = list(s.scalars(stmt.offset(offset).limit(limit)))
+            else:
+                rows = [
+                    p
+                    for p in s.scalars(stmt)
+                    if flt.matches({**(p.attrs or {}), "id": p.id, "title": p.title or ""})
+                ]
+                total, page = len(rows), rows[offset : offset + limit]
+            ids = [p.id for p in page]
+            covers: dict[str, list[str]] = {i: [] for i in ids}
+            if ids:
+                links = s.execute(
+                    select(ProductImage.product_id, ProductImage.image_sha256)
+                    .where(ProductImage.product_id.in_(ids))
+                    .order_by(ProductImage.position)
+                )
+                for pid, sha in links:
+                    covers[pid].append(sha)
+        items = [
+            {
+                "id": p.id,
+                "title": p.title,
+                "attrs": dict(p.attrs or {}),
+                "image_count": len(covers[p.id]),
+                "cover": covers[p.id][0] if covers[p.id] else None,
+            }
+            for p in page
+        ]
+        return {"total": int(total), "offset": offset, "limit": limit, "items": items}
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        """A product with its images (in position order)."""
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            p = s.get(Product, product_id)
+            if p is None:
+                raise NotFoundError(f"no product {product_id!r}")
+            rows = s.execute(
+                select(ImageRecord)
+                .join(ProductImage, ProductImage.image_sha256 == ImageRecord.sha256)
+                .where(ProductImage.product_id == product_id, ImageRecord.status == "ok")
+                .order_by(ProductImage.position)
+            ).scalars()
+            return _product_dict(p, [_image_dict(i) for i in rows])
+
+    def update_product(
+        self,
+        product_id: str,
+        *,
+        title: str | None = None,
+        attrs: dict[str, Any] | None = None,
+        replace_attrs: bool = False,
+    ) -> dict[str, Any]:
+        """Change a product's title and/or attributes (merged, or replaced with ``replace_attrs``);
+        a ``None`` attribute value removes that attribute."""
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            p = s.get(Product, product_id)
+            if p is None:
+                raise NotFoundError(f"no product {product_id!r}")
+            if title is not None:
+                p.title = title
+            if attrs is not None:
+                merged = {} if replace_attrs else dict(p.attrs or {})
+                merged.update(attrs)
+                p.attrs = {k: v for k, v in merged.items() if v is not None}
+        return self.product(product_id)
+
+    def delete_product(self, product_id: str) -> None:
+        """Delete a product and its image links (the images stay in the catalogue)."""
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            p = s.get(Product, product_id)
+            if p is None:
+                raise NotFoundError(f"no product {product_id!r}")
+            s.execute(delete(ProductImage).where(ProductImage.product_id == product_id))
+            s.delete(p)
+
+    def facets(self, max_values: int = 40) -> dict[str, list[tuple[str, int]]]:
+        """Attribute name -> [(value, count)], most frequent first, for attributes with few values."""
+        counts: dict[str, Counter[str]] = {}
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            for attrs in s.scalars(select(Product.attrs)):
+                for key, value in (attrs or {}).items():
+                    if value is None or isinstance(value, dict | list):
+                        continue
+                    counts.setdefault(key, Counter())[str(value)] += 1
+        return {
+            key: c.most_common()
+            for key, c in sorted(counts.items())
+            if 1 < len(c) <= max_values and key.lower() not in {"id", "title"}
+        }
+
+    # ---- images -------------------------------------------------------------------------------
+    def _image_record(self, sha: str) -> ImageRecord:
+        rec = self.db.image(check_sha(sha))  # type: ignore[attr-defined]
+        if rec is None or rec.status != "ok":
+            raise NotFoundError(f"no image {sha!r}")
+        return rec
+
+    def image_info(self, sha: str) -> dict[str, Any]:
+        """An image's facts and the products it belongs to."""
+        rec = self._image_record(sha)
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            products = list(
+                s.scalars(select(ProductImage.product_id).where(ProductImage.image_sha256 == sha))
+            )
+        return _image_dict(rec) | {"products": products}
+
+    def delete_image(self, sha: str) -> None:
+        """Remove an image from the catalogue: its record, product links and embedding rows."""
+        self._image_record(sha)
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            s.execute(delete(ProductImage).where(ProductImage.image_sha256 == sha))
+            s.execute(delete(EmbeddingRecord).where(EmbeddingRecord.image_sha256 == sha))
+            s.execute(delete(ImageRecord).where(ImageRecord.sha256 == sha))
+        self.__dict__.pop("_searchers", None)  # search engines re-open and re-sync their index
+
+    def image_file(self, sha: str) -> tuple[Path, str]:
+        """(path, media type) of the stored file of a catalogued image. Only paths recorded in the
+        database are ever returned, so no request can reach another file."""
+        rec = self._image_record(sha)
+        path = Path(rec.stored_path or rec.source)
+        if rec.stored_path is None and rec.source.startswith(("http://", "https://")):
+            raise NotFoundError(f"image {sha} was not stored locally")
+        if not path.is_file():
+            raise NotFoundError(f"the file of image {sha} is missing from storage")
+        return path, MEDIA_TYPES.get((rec.format or "").upper(), "application/octet-stream")
+
+    def thumbnail(self, sha: str, size: int = 256) -> Path:
+        """A JPEG thumbnail (longest side ``size``), made on first use and cached under the home."""
+        if size not in THUMB_SIZES:
+            raise ConfigError(f"thumbnail size must be one of {', '.join(map(str, THUMB_SIZES))}")
+        out = self.settings.home / "thumbs" / str(size) / sha[:2] / f"{check_sha(sha)}.jpg"  # type: ignore[attr-defined]
+        if out.is_file():
+            return out
+        from catalens.imageio import open_image
+
+        src, _ = self.image_file(sha)
+        st = self.settings  # type: ignore[attr-defined]
+        img = open_image(
+            src, max_bytes=st.max_file_bytes, max_pixels=st.max_pixels, max_side=st.max_side, draft_to=size
+        ).image
+        img.thumbnail((size, size))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f"{out.stem}.{id(img)}.part")
+        img.save(tmp, "JPEG", quality=85, optimize=True)
+        tmp.replace(out)
+        return out

@@ -1,0 +1,111 @@
+"""Authentication (API keys with roles) and a per-key token-bucket rate limit, as dependencies.
+
+A key is sent as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Reads may be open
+(``open_reads``); writes always need a key; a wrong key is refused even where none is needed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from catalens.api.errors import ApiError
+from catalens.api.keys import role_allows
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: str
+    key_id: int | None = None
+    key_prefix: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return f"key:{self.key_id}" if self.key_id is not None else "anon"
+
+
+class RateLimiter:
+    """Token buckets: ``burst`` tokens, refilled at ``per_minute / 60`` per second."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, bucket: str) -> float:
+        """0.0 when allowed, else the seconds to wait before the next token."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(bucket, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[bucket] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[bucket] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        # pragma: no cover
+
+
+def _presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <api key>'")
+        return value.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key else None
+
+
+def require(role: str) -> Callable[[Request], Principal]:
+    """Dependency: the caller's principal, at least ``role``, within its rate limit."""
+
+    def dependency(request: Request) -> Principal:
+        state = request.app.state
+        key = _presented_key(request)
+        if key is None:
+            if role == "read" and state.api_settings.open_reads:
+                principal = Principal("read")
+            else:
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    f"this needs an API key with role {role!r} "
+                    "(send 'Authorization: Bearer <key>'; create one with `catalens keys create`)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        else:
+            info = state.catalog.verify_key(key)
+            if info is None:
+                raise ApiError(
+                    401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+                )
+            principal = Principal(info.role, info.id, info.prefix)
+            if not role_allows(info.role, role):
+                raise ApiError(403, "forbidden", f"this needs role {role!r}; the key has role {info.role!r}")
+        bucket = principal.bucket
+        if principal.key_id is None:
+            bucket = f"ip:{request.client.host if request.client else 'unknown'}"
+        wait = state.rate_limiter.take(bucket)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate-limited",
+                f"rate limit exceeded; retry in {wait:.1f} s",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        request.state.principal = principal
+        return principal
+
+    return dependency
+
+
+read = require("read")
+write = require("write")
+admin = require("admin")

@@ -1,0 +1,154 @@
+"""``ServiceCatalog``: the :class:`catalens.Catalog` the service uses, plus catalogue edits
+(:class:`CatalogueMixin`), API keys and background ingest jobs. Routes call its methods only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from catalens.api import keys as _keys
+from catalens.api.catalogue import CatalogueMixin
+from catalens.api.jobs import ApiJob, JobManager
+from catalens.api.settings import ApiSettings
+from catalens.api.uploads import Upload, UrlItem, query_image, stage_images, stage_manifest, stage_urls
+from catalens.catalog.schema import Job
+from catalens.config import Settings
+from catalens.core import Catalog
+from catalens.ingest.sources import ManifestColumns
+
+
+class ServiceCatalog(CatalogueMixin, Catalog):
+    """A catalog with the extra methods a long-running service needs."""
+
+    def __init__(self, settings: Settings, api_settings: ApiSettings | None = None) -> None:
+        super().__init__(settings)
+        self.api_settings = api_settings or ApiSettings()
+        self.jobs = JobManager(on_finish=self._record_cancel)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.api_settings.max_upload_bytes or self.settings.max_file_bytes)
+
+    @property
+    def request_limits(self) -> dict[str, int]:
+        return {
+            "max_upload_bytes": self.max_upload_bytes,
+            "max_upload_files": self.api_settings.max_upload_files,
+        }
+
+    # ---- keys ---------------------------------------------------------------------------------
+    def create_key(self, role: str, name: str | None = None) -> tuple[str, _keys.KeyInfo]:
+        return _keys.create_key(self.db, role, name)
+
+    def verify_key(self, key: str) -> _keys.KeyInfo | None:
+        return _keys.verify_key(self.db, key)
+
+    def list_keys(self) -> list[_keys.KeyInfo]:
+        return _keys.list_keys(self.db)
+
+    def revoke_key(self, key_id_or_prefix: str) -> _keys.KeyInfo:
+        return _keys.revoke_key(self.db, key_id_or_prefix)
+
+    # ---- background ingest --------------------------------------------------------------------
+    def _submit(self, kind: str, manifest: Path, **opts: Any) -> ApiJob:
+        def run(progress: Any) -> Any:
+            return self.ingest(manifest, progress=progress, **opts)
+
+        return self.jobs.submit(kind, str(manifest), run)
+
+    def submit_upload(
+        self,
+        uploads: Sequence[Upload],
+        *,
+        product_id: str | None = None,
+        title: str | None = None,
+        attrs: dict[str, Any] | None = None,
+        embed: bool = True,
+    ) -> ApiJob:
+        """Check and store uploaded images, then ingest them in the background."""
+        manifest = stage_images(
+            self.settings.home,
+            uploads,
+            self.settings,
+            max_bytes=self.max_upload_bytes,
+            product_id=product_id,
+            title=title,
+            attrs=attrs,
+        )
+        return self._submit("upload", manifest, image_col="image", id_col="id", text_col="title", embed=embed)
+
+    def submit_urls(self, items: Sequence[UrlItem], *, embed: bool = True) -> ApiJob:
+        """Check the URLs (scheme, address guard), then fetch and ingest them in the background."""
+        manifest = stage_urls(self.settings.home, items, allow_private=self.settings.allow_private_urls)
+        return self._submit("urls", manifest, image_col="image", id_col="id", text_col="title", embed=embed)
+
+    def submit_manifest(
+        self,
+        upload: Upload,
+        *,
+        image_col: str | None = None,
+        id_col: str | None = None,
+        text_col: str | None = None,
+        label_cols: list[str] | None = None,
+        embed: bool = True,
+        allow_local_paths: bool = False,
+    ) -> ApiJob:
+        """Check an uploaded manifest row by row, then ingest it in the background."""
+        cols = ManifestColumns(image=image_col, id=id_col, text=text_col, labels=label_cols)
+        manifest = stage_manifest(
+            self.settings.home,
+            upload,
+            cols,
+            allow_private=self.settings.allow_private_urls,
+            allow_local_paths=allow_local_paths,
+        )
+        return self._submit(
+            "manifest",
+            manifest,
+            image_col=image_col,
+            id_col=id_col,
+            text_col=text_col,
+            label_cols=label_cols,
+            embed=embed,
+        )
+
+    def _record_cancel(self, job: ApiJob) -> None:
+        """A cancelled job is recorded as ``cancelled`` (run_job wrote ``failed``)."""
+        if job.status != "cancelled":
+            return
+        with self.db.session() as s:
+            row = s.scalar(select(Job.id).where(Job.source == job.source).order_by(Job.id.desc()))
+            if row is not None:
+                s.execute(update(Job).where(Job.id == row).values(status="cancelled"))
+
+    def list_jobs(self) -> list[ApiJob]:
+        return self.jobs.list()
+
+    def job(self, job_id: str) -> ApiJob:
+        return self.jobs.get(job_id)
+
+    def cancel_job(self, job_id: str) -> ApiJob:
+        return self.jobs.cancel(job_id)
+
+    # ---- queries by upload --------------------------------------------------------------------
+    @contextmanager
+    def uploaded_image(self, upload: Upload) -> Iterator[Path]:
+        """A checked uploaded image as a temporary file for a query method taking a path."""
+        with query_image(upload, self.settings, max_bytes=self.max_upload_bytes) as path:
+            yield path
+
+    def ready(self) -> dict[str, Any]:
+        """Readiness: the database answers and reports its schema version."""
+        from sqlalchemy import text
+
+        with self.db.session() as s:
+            s.execute(text("SELECT 1"))
+        return {"database": "ok", "schema_version": self.db.schema_version, "jobs_active": self.jobs.active()}
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        super().close()
