@@ -168,7 +168,7 @@ class CatalogueMixin:
             s.execute(delete(ProductImage).where(ProductImage.product_id == product_id))
             s.delete(p)
 
-    def facets(self, max_values: int = 40) -> dict[str, list[tuple[str, int]]]:
+    def facets(self, max_values: int = 200) -> dict[str, list[tuple[str, int]]]:
         """Attribute name -> [(value, count)], most frequent first, for attributes with few values."""
         counts: dict[str, Counter[str]] = {}
         with self.db.session() as s:  # type: ignore[attr-defined]

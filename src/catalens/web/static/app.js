@@ -1,0 +1,421 @@
+// catalens web page: hash routes #/search, #/browse, #/product/<id>, #/quality, #/ingest.
+import * as api from "./api.js";
+
+const view = document.getElementById("view");
+const state = { features: [], openReads: true, facets: null, limits: {} };
+
+// ---------------------------------------------------------------- helpers
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = v;
+    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "html") el.innerHTML = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function toast(message, isError = false) {
+  const t = document.getElementById("toast");
+  t.textContent = message;
+  t.className = "show" + (isError ? " error" : "");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (t.className = isError ? "error" : ""), isError ? 6000 : 3000);
+}
+
+function img(url, alt = "", cls) {
+  const el = h("img", { alt, loading: "lazy", decoding: "async", class: cls });
+  if (state.openReads || !api.getKey()) el.src = url;
+  else fetch(url, { headers: { Authorization: `Bearer ${api.getKey()}` } })
+    .then((r) => r.blob()).then((b) => (el.src = URL.createObjectURL(b)));
+  return el;
+}
+
+const has = (f) => state.features.includes(f);
+const pct = (x) => `${Math.round(x * 100)}%`;
+const CHIP_ATTRS = ["articleType", "baseColour", "gender", "category", "colour", "color"];
+
+function chipsFor(attrs) {
+  const out = [];
+  for (const k of CHIP_ATTRS) if (attrs && attrs[k]) out.push(h("span", { class: "chip" }, attrs[k]));
+  return h("div", { class: "chips" }, out.slice(0, 3));
+}
+
+function card({ id, title, attrs, sha, score }) {
+  const thumbBox = h("div", { class: "thumb" }, sha ? img(api.thumb(sha), title || id) : h("span", { class: "muted small" }, "no image"));
+  if (score !== undefined) thumbBox.append(h("span", { class: "score", title: "cosine similarity" }, score.toFixed(3)));
+  return h("a", { class: "card", href: id ? `#/product/${encodeURIComponent(id)}` : undefined, "data-testid": "result-card" },
+    thumbBox,
+    h("div", { class: "body" },
+      h("div", { class: "title" }, title || id || "untitled"),
+      h("div", { class: "id" }, id ? `#${id}` : "image only"),
+      chipsFor(attrs)));
+}
+
+function empty(title, text) {
+  return h("div", { class: "empty" }, h("b", {}, title), text);
+}
+
+function skeletons(n = 8) {
+  return h("div", { class: "cards" }, Array.from({ length: n }, () => h("div", { class: "skeleton" })));
+}
+
+function showError(where, err) {
+  where.replaceChildren(empty("Something went wrong", err.message));
+}
+
+async function loadFacets() {
+  if (!state.facets) state.facets = await api.get("/facets").catch(() => ({}));
+  return state.facets;
+}
+
+// a row of <select> filters built from the catalogue's facets; returns {el, where()}
+async function facetFilters(onChange, keys = ["masterCategory", "articleType", "gender", "baseColour", "season", "usage"]) {
+  const facets = await loadFacets();
+  const names = keys.filter((k) => facets[k]).concat(Object.keys(facets).filter((k) => !keys.includes(k))).slice(0, 6);
+  const selects = names.map((name) => {
+    const sel = h("select", { "aria-label": name, "data-facet": name, onchange: onChange },
+      h("option", { value: "" }, `All ${name}`),
+      facets[name].map((f) => h("option", { value: f.value }, `${f.value} (${f.count})`)));
+    return sel;
+  });
+  const where = () => selects.filter((s) => s.value)
+    .map((s) => `\`${s.dataset.facet}\` = '${s.value.replaceAll("'", "''")}'`).join(" and ");
+  return { selects, where };
+}
+
+// ---------------------------------------------------------------- search
+async function searchView() {
+  const results = h("div", { id: "results" });
+  const queryLine = h("div", { class: "query-line" });
+  let current = null; // {kind, value, offset}
+  const preview = h("div", { class: "icon", html: '<svg width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><rect x="3" y="3" width="18" height="18" rx="3"/><circle cx="8.5" cy="8.5" r="1.5"/><path d="M21 15l-5-5L5 21"/></svg>' });
+  const fileInput = h("input", { type: "file", accept: "image/*", class: "hidden", "data-testid": "search-file" });
+  const drop = h("label", { class: "drop", tabindex: "0", "data-testid": "dropzone" }, preview,
+    h("div", {}, h("b", {}, "Drop, paste or choose a product photo"),
+      h("span", { class: "muted small" }, "Finds look-alikes in the catalogue. Nothing is stored.")), fileInput);
+  const textInput = h("input", { type: "search", placeholder: "Describe it: red running shoes…", "aria-label": "text query" });
+  const idInput = h("input", { type: "text", placeholder: "or a product id", "aria-label": "product id", size: "12" });
+  const filters = await facetFilters(() => current && run(current.kind, current.value, 0));
+
+  async function run(kind, value, offset = 0) {
+    current = { kind, value, offset };
+    const where = filters.where();
+    if (offset === 0) results.replaceChildren(skeletons());
+    try {
+      let page;
+      const limit = 24;
+      if (kind === "file") {
+        const form = new FormData();
+        form.append("file", value);
+        form.append("limit", limit);
+        form.append("offset", offset);
+        if (where) form.append("where", where);
+        page = await api.postForm("/search", form);
+        queryLine.replaceChildren("Results for your photo", where ? ` · ${where}` : "");
+      } else {
+        page = await api.get("/search", { [kind]: value, where, limit, offset });
+        queryLine.replaceChildren(kind === "text" ? `Results for “${value}”` : `More like #${value}`, where ? ` · ${where}` : "");
+      }
+      const cards = page.results.map((r) => card({ id: r.product_id, title: r.title, attrs: r.attrs, sha: r.image_sha256, score: r.score }));
+      let grid = results.querySelector(".cards");
+      if (offset === 0 || !grid) {
+        grid = h("div", { class: "cards" });
+        results.replaceChildren(grid);
+      }
+      grid.append(...cards);
+      results.querySelector(".more")?.remove();
+      if (!page.results.length && offset === 0) results.replaceChildren(empty("No matches", "Try removing a filter."));
+      if (page.has_more) results.append(h("div", { class: "more" },
+        h("button", { onclick: () => run(kind, value, offset + limit) }, "Show more")));
+    } catch (err) {
+      if (offset === 0) showError(results, err); else toast(err.message, true);
+    }
+  }
+
+  function useFile(f) {
+    if (!f) return;
+    if (!f.type.startsWith("image/") && f.type) return toast(`${f.name}: not an image`, true);
+    const url = URL.createObjectURL(f);
+    preview.replaceWith(Object.assign(h("img", { class: "preview", alt: "query" }), { src: url }));
+    run("file", f);
+  }
+  fileInput.addEventListener("change", () => useFile(fileInput.files[0]));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); useFile(e.dataTransfer.files[0]); });
+  document.onpaste = (e) => {
+    const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
+    if (item) useFile(item.getAsFile());
+  };
+
+  const textForm = h("form", {
+    onsubmit: (e) => {
+      e.preventDefault();
+      if (idInput.value.trim()) run("product_id", idInput.value.trim());
+      else if (textInput.value.trim()) run("text", textInput.value.trim());
+    },
+  }, textInput, idInput, h("button", { class: "primary", type: "submit" }, "Search"));
+
+  view.replaceChildren(
+    h("div", { class: "search-hero" }, drop,
+      h("div", { class: "text-search panel" }, h("h2", {}, "Search the catalogue"), textForm)),
+    h("div", { class: "filters" }, filters.selects),
+    queryLine, results);
+  results.replaceChildren(empty("Start with a photo or a few words", "Results show similarity scores and tags; click one for its product page."));
+  const q = new URLSearchParams(location.hash.split("?")[1] || "");
+  if (q.get("product")) { idInput.value = q.get("product"); run("product_id", q.get("product")); }
+}
+
+// ---------------------------------------------------------------- browse
+async function browseView() {
+  const grid = h("div", {});
+  const pager = h("div", { class: "pager" });
+  const info = h("span", { class: "muted small" });
+  const qInput = h("input", { type: "search", placeholder: "Title or id…", "aria-label": "filter by title" });
+  const sortSel = h("select", { "aria-label": "sort" },
+    h("option", { value: "id" }, "Id"), h("option", { value: "title" }, "Title A–Z"), h("option", { value: "-created" }, "Newest"));
+  let offset = 0;
+  const limit = 30;
+  const filters = await facetFilters(() => { offset = 0; load(); });
+
+  async function load() {
+    grid.replaceChildren(skeletons(10));
+    try {
+      const page = await api.get("/products", { q: qInput.value.trim(), where: filters.where(), offset, limit, sort: sortSel.value });
+      info.textContent = `${page.total.toLocaleString()} products`;
+      grid.replaceChildren(page.items.length
+        ? h("div", { class: "cards" }, page.items.map((p) => card({ id: p.id, title: p.title, attrs: p.attrs, sha: p.cover })))
+        : empty("No products", "Nothing matches these filters."));
+      const pages = Math.max(1, Math.ceil(page.total / limit));
+      const cur = Math.floor(offset / limit) + 1;
+      pager.replaceChildren(
+        h("button", { disabled: cur <= 1, onclick: () => { offset -= limit; load(); scrollTo(0, 0); } }, "← Previous"),
+        h("span", { class: "muted small" }, `Page ${cur} of ${pages}`),
+        h("button", { disabled: cur >= pages, onclick: () => { offset += limit; load(); scrollTo(0, 0); } }, "Next →"));
+    } catch (err) { showError(grid, err); }
+  }
+  let timer;
+  qInput.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { offset = 0; load(); }, 250); });
+  sortSel.addEventListener("change", () => { offset = 0; load(); });
+  view.replaceChildren(h("div", { class: "layout" },
+    h("aside", { class: "facets panel" }, h("h3", {}, "Filters"),
+      h("label", { class: "field" }, "Search", qInput),
+      h("label", { class: "field" }, "Sort", sortSel),
+      filters.selects.map((s) => h("label", { class: "field" }, s.dataset.facet, s))),
+    h("section", {}, h("div", { class: "row" }, h("h1", {}, "Catalogue"), h("span", { class: "spacer" }), info), grid, pager)));
+  load();
+}
+
+// ---------------------------------------------------------------- product
+async function productView(id) {
+  view.replaceChildren(skeletons(2));
+  let p;
+  try { p = await api.get(`/products/${encodeURIComponent(id)}`); } catch (err) { return showError(view, err); }
+  const main = h("div", { class: "main", "data-testid": "main-image" });
+  const strip = h("div", { class: "strip" });
+  let selected = p.images[0]?.sha256;
+  function show(sha) {
+    selected = sha;
+    main.replaceChildren(sha ? img(api.thumb(sha, 512), p.title || p.id) : empty("No image", ""));
+    [...strip.children].forEach((b) => b.classList.toggle("sel", b.dataset.sha === sha));
+  }
+  p.images.forEach((im) => strip.append(h("button", { "data-sha": im.sha256, onclick: () => show(im.sha256), title: `${im.width}×${im.height} ${im.format}` }, img(api.thumb(im.sha256, 128)))));
+  show(selected);
+
+  const attrs = h("dl", { class: "attrs" }, Object.entries(p.attrs).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
+  const imgFacts = p.images[0] ? h("p", { class: "muted small" }, `${p.images.length} image${p.images.length > 1 ? "s" : ""} · ${p.images[0].width}×${p.images[0].height} ${p.images[0].format}`) : null;
+  const info = h("div", {},
+    h("div", { class: "muted small" }, h("a", { href: "#/browse" }, "Catalogue"), ` / #${p.id}`),
+    h("h1", {}, p.title || p.id), imgFacts,
+    h("div", { class: "panel section" }, h("h3", {}, "Attributes"), attrs));
+
+  const similar = h("div", { class: "section" });
+  const recs = h("div", { class: "section" });
+  view.replaceChildren(h("div", { class: "product" }, h("div", { class: "gallery" }, main, strip), info), similar, recs);
+
+  if (has("search")) {
+    similar.append(h("div", { class: "row" }, h("h2", {}, "Similar products"), h("span", { class: "spacer" }),
+      h("a", { href: `#/search?product=${encodeURIComponent(p.id)}` }, "See all →")));
+    const row = h("div", { class: "scroller", "data-testid": "similar" });
+    similar.append(row);
+    api.get("/search", { product_id: p.id, limit: 12 })
+      .then((page) => row.replaceChildren(...page.results.map((r) => card({ id: r.product_id, title: r.title, attrs: r.attrs, sha: r.image_sha256, score: r.score }))))
+      .catch((err) => row.replaceChildren(h("span", { class: "muted" }, err.message)));
+  }
+  if (has("recommend")) {
+    recs.append(h("h2", {}, "Recommended with this"));
+    const row = h("div", { class: "scroller", "data-testid": "recommendations" });
+    recs.append(row);
+    api.send("POST", "/recommend", { products: [p.id], k: 12 })
+      .then((res) => row.replaceChildren(...res.items.map((r) => {
+        const c = card({ id: r.product_id, title: r.title, attrs: {} });
+        c.querySelector(".body").append(h("div", { class: "muted small" }, r.reason));
+        loadCover(c, r.product_id);
+        return c;
+      })))
+      .catch((err) => row.replaceChildren(h("span", { class: "muted" }, err.message)));
+  }
+}
+
+// recommendations carry no image id: fetch the product's cover lazily
+async function loadCover(cardEl, id) {
+  try {
+    const p = await api.get(`/products/${encodeURIComponent(id)}`);
+    if (p.images[0]) cardEl.querySelector(".thumb").replaceChildren(img(api.thumb(p.images[0].sha256), p.title || id));
+  } catch { /* keep the placeholder */ }
+}
+
+// ---------------------------------------------------------------- quality
+async function qualityView() {
+  view.replaceChildren(h("h1", {}, "Quality"),
+    empty("Quality checks are not installed on this server", "Once the quality package is available, this page shows counts by issue, the worst images and a profile filter."));
+}
+
+// ---------------------------------------------------------------- ingest
+async function ingestView() {
+  const fileInput = h("input", { type: "file", accept: "image/*", multiple: true, class: "hidden", "data-testid": "ingest-files" });
+  const chosen = h("div", { class: "muted small" }, "No files chosen");
+  const drop = h("label", { class: "drop", tabindex: "0" },
+    h("div", { class: "icon", html: '<svg width="22" height="22" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><path d="M12 16V4M6 10l6-6 6 6M4 20h16"/></svg>' }),
+    h("div", {}, h("b", {}, "Drop product photos here or choose files"), chosen), fileInput);
+  const pid = h("input", { type: "text", placeholder: "optional: one product id for all files", "aria-label": "product id" });
+  const title = h("input", { type: "text", placeholder: "optional title", "aria-label": "title" });
+  const bar = h("div", { class: "progress", "data-testid": "upload-progress" }, h("div"));
+  const status = h("div", { class: "muted small", "data-testid": "upload-status" });
+  let files = [];
+  const setFiles = (list) => { files = [...list]; chosen.textContent = files.length ? `${files.length} file(s): ${files.map((f) => f.name).slice(0, 4).join(", ")}${files.length > 4 ? "…" : ""}` : "No files chosen"; };
+  fileInput.addEventListener("change", () => setFiles(fileInput.files));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); setFiles(e.dataTransfer.files); });
+
+  const jobsBody = h("tbody");
+  async function refreshJobs() {
+    try {
+      const jobs = await api.get("/jobs");
+      jobsBody.replaceChildren(...(jobs.length ? jobs : []).map((j) => h("tr", {},
+        h("td", {}, h("code", {}, j.id.slice(0, 8))), h("td", {}, j.kind),
+        h("td", {}, h("span", { class: `status ${j.status}` }, j.status)),
+        h("td", {}, j.total ? `${j.done}/${j.total}` : ""),
+        h("td", {}, j.report ? `${j.report.new_images} new, ${j.report.already_present} present, ${j.report.failed} failed` : (j.error || "")),
+        h("td", {}, ["queued", "running"].includes(j.status) ? h("button", { class: "ghost danger", onclick: () => api.send("POST", `/jobs/${j.id}/cancel`).then(refreshJobs).catch((e) => toast(e.message, true)) }, "Cancel") : ""))));
+      if (!jobs.length) jobsBody.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No jobs yet in this server session.")));
+      return jobs;
+    } catch (err) { jobsBody.replaceChildren(h("tr", {}, h("td", { colspan: 6 }, err.message))); return []; }
+  }
+
+  async function follow(jobId) {
+    for (;;) {
+      const jobs = await refreshJobs();
+      const j = jobs.find((x) => x.id === jobId);
+      if (!j) return;
+      if (j.total) bar.firstChild.style.width = pct(j.done / j.total);
+      status.textContent = `Processing: ${j.status}${j.total ? ` · ${j.done}/${j.total}` : ""}`;
+      if (["done", "failed", "cancelled"].includes(j.status)) {
+        bar.firstChild.style.width = "100%";
+        status.textContent = j.status === "done"
+          ? `Done: ${j.report.new_images} new image(s), ${j.report.already_present} already present, ${j.report.failed} failed`
+          : `Job ${j.status}${j.error ? ": " + j.error : ""}`;
+        state.facets = null;
+        loadStats();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 700));
+    }
+  }
+
+  const go = h("button", { class: "primary", "data-testid": "upload-btn", onclick: async () => {
+    if (!files.length) return toast("Choose some image files first", true);
+    const form = new FormData();
+    files.forEach((f) => form.append("files", f, f.name));
+    if (pid.value.trim()) form.append("product_id", pid.value.trim());
+    if (title.value.trim()) form.append("title", title.value.trim());
+    go.disabled = true;
+    bar.firstChild.style.width = "0";
+    status.textContent = "Uploading…";
+    try {
+      const job = await api.upload("/ingest/upload", form, (f) => { bar.firstChild.style.width = pct(f * 0.5); status.textContent = `Uploading ${pct(f)}`; });
+      await follow(job.id);
+    } catch (err) {
+      status.textContent = err.message;
+      toast(err.message, true);
+    } finally { go.disabled = false; }
+  } }, "Upload and ingest");
+
+  const urls = h("textarea", { placeholder: "https://shop.example/img/123.jpg\nhttps://…", "aria-label": "image URLs" });
+  const goUrls = h("button", { onclick: async () => {
+    const items = urls.value.split(/\s+/).filter(Boolean).map((url) => ({ url }));
+    if (!items.length) return toast("Paste one URL per line", true);
+    try { const job = await api.send("POST", "/ingest/urls", { items }); toast("URL job started"); follow(job.id); }
+    catch (err) { toast(err.message, true); }
+  } }, "Fetch and ingest");
+
+  view.replaceChildren(h("h1", {}, "Ingest"),
+    h("p", { class: "muted" }, `Images are checked on upload (format, at most ${Math.round((state.limits.max_upload_bytes || 0) / 1048576)} MiB each, pixel limits), stored, embedded and indexed in the background. Needs a key with role write.`),
+    h("div", { class: "grid-2" },
+      h("div", { class: "panel" }, h("h2", {}, "Upload photos"), drop,
+        h("div", { class: "row section" }, pid, title), h("div", { class: "section" }, bar),
+        h("div", { class: "row section" }, go, status)),
+      h("div", { class: "panel" }, h("h2", {}, "From URLs"), urls, h("div", { class: "row section" }, goUrls),
+        h("p", { class: "muted small" }, "Private, loopback and link-local addresses are refused."))),
+    h("div", { class: "panel section" }, h("h2", {}, "Jobs"),
+      h("table", { class: "jobs" }, h("thead", {}, h("tr", {}, ["Job", "Kind", "Status", "Progress", "Result", ""].map((x) => h("th", {}, x)))), jobsBody)));
+  refreshJobs();
+}
+
+// ---------------------------------------------------------------- shell
+async function loadStats() {
+  try {
+    const info = await api.get("/info");
+    document.getElementById("stat").textContent = `${info.products.toLocaleString()} products · ${(info.images.ok || 0).toLocaleString()} images`;
+  } catch { /* reads may need a key */ }
+}
+
+const ROUTES = { search: searchView, browse: browseView, quality: qualityView, ingest: ingestView };
+
+async function route() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [name, ...rest] = hash.split("?")[0].split("/");
+  document.onpaste = null;
+  document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.view === (name || "search")));
+  if (name === "product" && rest.length) return productView(decodeURIComponent(rest.join("/")));
+  const fn = ROUTES[name] || searchView;
+  try { await fn(); } catch (err) { showError(view, err); }
+  view.focus({ preventScroll: true });
+}
+
+async function boot() {
+  try {
+    const f = await fetch("/api/v1/features").then((r) => r.json());
+    state.features = f.features;
+    state.openReads = f.open_reads;
+    state.limits = f.limits || {};
+  } catch { /* keep defaults */ }
+  if (!has("search")) document.querySelector('[data-view="search"]').classList.add("hidden");
+  if (!has("quality")) document.querySelector('[data-view="quality"]').classList.add("hidden");
+  const dlg = document.getElementById("key-dialog");
+  const keyInput = document.getElementById("key-input");
+  const keyBtn = document.getElementById("key-btn");
+  const paintKey = () => (keyBtn.textContent = api.getKey() ? "Key ✓" : "Key");
+  keyBtn.addEventListener("click", () => { keyInput.value = api.getKey(); dlg.showModal(); });
+  dlg.addEventListener("close", () => {
+    if (dlg.returnValue === "save") api.setKey(keyInput.value.trim());
+    if (dlg.returnValue === "clear") api.setKey("");
+    paintKey();
+    loadStats();
+  });
+  paintKey();
+  loadStats();
+  window.addEventListener("hashchange", route);
+  if (!location.hash) location.hash = has("search") ? "#/search" : "#/browse";
+  else route();
+}
+
+boot();
