@@ -124,7 +124,8 @@ def register(app: typer.Typer) -> None:
             "Examples:\n\n  catalens dedup\n\n  catalens dedup --json > dups.json\n\n"
             "  catalens dedup --image new-photo.jpg\n\n  catalens dedup --min-structure 0.85 --max-colour 12\n\n"
             "A pair is a near-duplicate when embedding cosine >= --candidate-cosine (among --neighbours "
-            "nearest), copy-structure >= --min-structure and colour difference <= --max-colour. "
+            "nearest), copy-structure >= --min-structure and colour difference <= --max-colour, or when "
+            "cosine >= --strong-cosine with looser checks (see catalens.search.dedup). "
             "Exit status: 0, or 1 with --image when the image duplicates a catalog image."
         )
     )
@@ -133,14 +134,17 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--image", help="Check one new image against the catalog.")
         ] = None,
         candidate_cosine: Annotated[
-            float | None, typer.Option(help="Embedding cosine for candidates (0.80).")
+            float | None, typer.Option(help="Embedding cosine for candidates (0.75).")
         ] = None,
         neighbours: Annotated[int | None, typer.Option(help="Neighbours asked per image (10).")] = None,
         min_structure: Annotated[
-            float | None, typer.Option(help="Minimum copy-structure score (0.90).")
+            float | None, typer.Option(help="Minimum copy-structure score (0.80).")
         ] = None,
         max_colour: Annotated[
-            float | None, typer.Option(help="Maximum colour difference, Lab units (10).")
+            float | None, typer.Option(help="Maximum colour difference, Lab units (3).")
+        ] = None,
+        strong_cosine: Annotated[
+            float | None, typer.Option(help="Cosine above which looser copy checks apply (0.95).")
         ] = None,
         model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -151,6 +155,7 @@ def register(app: typer.Typer) -> None:
             "neighbours": neighbours,
             "min_structure": min_structure,
             "max_colour": max_colour,
+            "strong_cosine": strong_cosine,
         }
         try:
             cat = _catalog()

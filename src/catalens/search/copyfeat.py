@@ -11,10 +11,11 @@ Per image (computed once, 2,352 bytes, stored in ``search_dedup_features``):
 Pair verification (:func:`compare`):
 
 * ``structure``: the best normalised cross-correlation between one thumbnail and windows of
-  the other (scales 1, 0.9, 0.8 at 9 offsets, both directions) - robust to crops up to about
-  10% of a side and to small overlays, low for another shot (other pose, framing, garment).
-* ``colour``: the mean absolute Lab difference over the 4x4 grid (0 = same colours); a copy
-  stays within a few units, the same model in another colour does not.
+  the other (scales 1, 0.9, 0.8, 0.7 at 5x5 offsets, both directions) - robust to crops of
+  10% of a side and to overlays that shift the trimmed frame, low for another shot (other pose, framing, garment).
+* ``colour``: the mean absolute Lab difference over the 4x4 grid, ignoring the worst quarter of
+  cells (an overlay, a crop edge); 0 = same colours. A copy stays within a few units, the same
+  model in another colour does not.
 """
 
 from __future__ import annotations
@@ -28,30 +29,54 @@ from PIL import Image
 FEATURE_VERSION = 1
 THUMB = 40
 GRID = 4
-_WIN = 32
-_SCALES = (1.0, 0.9, 0.8)
+_WIN = 24
+_SCALES = (1.0, 0.9, 0.8, 0.7)
+_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0)
 FEATURE_BYTES = THUMB * THUMB + GRID * GRID * 3
 
 
-def trim_box(arr: np.ndarray, tol: float = 14.0, max_frac: float = 0.45) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) after stripping near-uniform margins from each side."""
-    h, w = arr.shape[:2]
-    a = arr.astype(np.int16)
+def trim_box(arr: np.ndarray, tol: float = 20.0, max_frac: float = 0.45) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) after stripping near-uniform margins from each side.
 
-    def uniform(line: np.ndarray, ref: np.ndarray) -> bool:
-        return bool(np.percentile(np.abs(line - ref).max(axis=-1), 98) <= tol)
+    Sides are peeled repeatedly (an added border, then the background inside it) on a lightly
+    blurred copy, so JPEG ringing next to the product does not stop the trim.
+    """
+    import cv2
+
+    h, w = arr.shape[:2]
+    a = cv2.GaussianBlur(arr, (3, 3), 0).astype(np.int16)
+
+    def dev(line: np.ndarray, ref: np.ndarray) -> float:
+        return float(np.percentile(np.abs(line - ref).max(axis=-1), 90))
 
     top, bottom, left, right = 0, h, 0, w
-    ref = a[0, 0]
-    while top < int(h * max_frac) and uniform(a[top, left:right], a[top, left]):
-        top += 1
-    while bottom - 1 > h - int(h * max_frac) and uniform(a[bottom - 1, left:right], a[bottom - 1, left]):
-        bottom -= 1
-    while left < int(w * max_frac) and uniform(a[top:bottom, left], a[top, left]):
-        left += 1
-    while right - 1 > w - int(w * max_frac) and uniform(a[top:bottom, right - 1], a[top, right - 1]):
-        right -= 1
-    del ref
+    lim_t, lim_b, lim_l, lim_r = (
+        int(h * max_frac),
+        h - int(h * max_frac),
+        int(w * max_frac),
+        w - int(w * max_frac),
+    )
+    for _ in range(3):  # frames of different colours: an added border, then the background
+        frame = np.concatenate(
+            [a[top, left:right], a[bottom - 1, left:right], a[top:bottom, left], a[top:bottom, right - 1]]
+        )
+        ref = np.median(frame, axis=0)
+        if dev(frame, ref) > tol:
+            break  # the current frame is not a uniform margin all around
+        before = (top, bottom, left, right)
+        while top < lim_t and dev(a[top, left:right], ref) <= tol:
+            top += 1
+        while bottom > lim_b and dev(a[bottom - 1, left:right], ref) <= tol:
+            bottom -= 1
+        while left < lim_l and dev(a[top:bottom, left], ref) <= tol:
+            left += 1
+        while right > lim_r and dev(a[top:bottom, right - 1], ref) <= tol:
+            right -= 1
+        if (top, bottom, left, right) == before:
+            break
+        # step over the blurred transition line between two margin colours
+        top, bottom = top + (top != before[0]), bottom - (bottom != before[1])
+        left, right = left + (left != before[2]), right - (right != before[3])
     if bottom - top < 8 or right - left < 8:
         return 0, h, 0, w
     return top, bottom, left, right
@@ -81,7 +106,7 @@ def describe(img: Image.Image) -> bytes:
 
 @dataclass
 class Descriptors:
-    """Many descriptors decoded for fast pairwise checks: ``windows[i]`` (n_win, 1024) z-scored."""
+    """Many descriptors decoded for fast pairwise checks: ``windows[i]`` (n_win, _WIN**2) z-scored."""
 
     full: np.ndarray  # (n, _WIN*_WIN) z-scored full thumbnails
     windows: np.ndarray  # (n, n_win, _WIN*_WIN) z-scored windows
@@ -100,7 +125,7 @@ def _windows(gray: np.ndarray) -> np.ndarray:
     out = []
     for s in _SCALES:
         size = int(round(THUMB * s))
-        offs = sorted({0, (THUMB - size) // 2, THUMB - size})
+        offs = sorted({int(round(f * (THUMB - size))) for f in _OFFSETS})
         for y in offs:
             for x in offs:
                 w = gray[y : y + size, x : x + size]
@@ -132,5 +157,9 @@ def compare(d: Descriptors, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, n
     s_ab = np.einsum("pwd,pd->pw", d.windows[a], d.full[b]).max(axis=1)
     s_ba = np.einsum("pwd,pd->pw", d.windows[b], d.full[a]).max(axis=1)
     structure = np.maximum(s_ab, s_ba)
-    colour = np.abs(d.colour[a] - d.colour[b]).mean(axis=1)
+    # per grid cell Lab difference; the worst quarter of cells is ignored (an overlay or a crop
+    # edge changes a few cells, a recoloured product changes them all)
+    cells = np.abs(d.colour[a] - d.colour[b]).reshape(len(a), GRID * GRID, 3).mean(axis=2)
+    keep = GRID * GRID - GRID * GRID // 4
+    colour = np.sort(cells, axis=1)[:, :keep].mean(axis=1)
     return structure.astype(np.float32), colour.astype(np.float32)

@@ -87,12 +87,29 @@ def filter_attrs(pid: str, title: str | None, attrs: dict[str, Any]) -> dict[str
     return {**attrs, "id": pid, "title": title}
 
 
+def resolve_model_id(db: CatalogDB, name: str, *, explicit: bool) -> str:
+    """The stored model id for ``name``: itself when embedded; else, when no model was named and
+    the catalog holds one embedded model, that one; else the id the model loader reports."""
+    ids = list(dict.fromkeys(m.model_id for m in db.models()))
+    if name in ids or not ids:
+        return name
+    if not explicit and len(ids) == 1:
+        return ids[0]
+    try:
+        from catalens.models import get_spec
+
+        spec = get_spec(name)
+        return str(getattr(spec, "model_id", None) or getattr(spec, "name", name))
+    except Exception:
+        return name
+
+
 class CatalogSearch:
     """Search one model's embeddings of a catalog. Open once, query many times."""
 
     def __init__(self, db: CatalogDB, settings: Settings, model: str | None = None, **index_options: Any):
         self.db, self.settings = db, settings
-        self.model = model or settings.default_model
+        self.model = resolve_model_id(db, model or settings.default_model, explicit=model is not None)
         self.data: IndexedVectors = committed_vectors(db, settings.home, self.model)
         self.index: VectorIndex
         self.index, self.sync_report = sync_index(db, settings, self.data, **index_options)

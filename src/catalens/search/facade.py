@@ -24,7 +24,7 @@ class SearchMixin:
         name = model or self.settings.default_model  # type: ignore[attr-defined]
         key = (name, tuple(sorted(index_options.items())))
         if key not in cache:
-            cache[key] = CatalogSearch(self.db, self.settings, name, **index_options)  # type: ignore[attr-defined]
+            cache[key] = CatalogSearch(self.db, self.settings, model, **index_options)  # type: ignore[attr-defined]
         return cache[key]
 
     def sync_index(self, model: str | None = None) -> dict[str, Any]:
