@@ -1,0 +1,246 @@
+"""Text and watermarks, read with the packaged RapidOCR (ONNX models inside the wheel, offline).
+
+OCR runs once per image (cached on the :class:`QCImage`) on a contrast-enhanced copy (CLAHE on
+luma, long side <= ``OCR_SIDE``) so that faint, semi-transparent text is found too.
+
+* ``text``: score = share of the image covered by text boxes; the text read and any promotional
+  words (``promo_words``) are in ``details``; boxes are returned as ``regions``.
+* ``watermark``: text that is see-through: its strokes differ from their surroundings by less than
+  ``max_contrast`` luma levels, or the same words repeat (tiled marks). Score = area share of
+  such text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from catalens.quality.context import QCImage
+from catalens.quality.registry import Check, register_check
+from catalens.quality.result import CheckResult, grade
+
+OCR_SIDE = 960
+PROMO_WORDS = [
+    "sale",
+    "% off",
+    "off",
+    "free shipping",
+    "free delivery",
+    "discount",
+    "offer",
+    "deal",
+    "buy 1",
+    "buy one",
+    "get 1",
+    "get one",
+    "bogo",
+    "limited",
+    "clearance",
+    "best price",
+    "new arrival",
+    "cod",
+    "cash on delivery",
+    "save",
+    "lowest price",
+    "hot",
+    "bestseller",
+    "best seller",
+    "100% original",
+    "exclusive",
+]
+
+_lock = threading.Lock()
+_engine: list[Any] = []
+
+
+def ocr_engine() -> Any:
+    """The shared RapidOCR engine (loaded once; 2 ONNX Runtime threads)."""
+    if not _engine:
+        with _lock:
+            if not _engine:
+                from rapidocr import RapidOCR
+
+                _engine.append(
+                    RapidOCR(
+                        params={
+                            "Global.log_level": "error",
+                            "Global.use_cls": False,
+                            "EngineConfig.onnxruntime.intra_op_num_threads": 2,
+                            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                        }
+                    )
+                )
+    return _engine[0]
+
+
+@dataclass
+class TextBox:
+    box: list[float]  # x0, y0, x1, y1 in full-resolution px
+    text: str
+    confidence: float
+    contrast: float  # stroke vs surrounding luma difference in the original
+    area: float  # share of the image
+
+
+def _stroke_contrast(gray: np.ndarray) -> float:
+    """Luma difference between the two Otsu classes of a patch (text strokes vs what is around)."""
+    import cv2
+
+    if gray.size < 16:
+        return 0.0
+    t, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    lo, hi = gray[gray <= t], gray[gray > t]
+    if lo.size == 0 or hi.size == 0:
+        return 0.0
+    return float(np.median(hi) - np.median(lo))
+
+
+def read_text(img: QCImage) -> list[TextBox]:
+    """OCR the image once (cached): boxes with text, confidence, stroke contrast and area share."""
+
+    def compute() -> list[TextBox]:
+        import cv2
+
+        assert img.decoded is not None
+        rgb = np.asarray(img.decoded.image)
+        h, w = rgb.shape[:2]
+        f = min(1.0, OCR_SIDE / max(h, w))
+        if f < 1:
+            rgb = cv2.resize(rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        enhanced = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
+        out = ocr_engine()(cv2.cvtColor(enhanced, cv2.COLOR_GRAY2BGR))
+        boxes: list[TextBox] = []
+        if out is None or getattr(out, "boxes", None) is None:
+            return boxes
+        to_full = (img.width or w) / gray.shape[1]
+        for quad, text, conf in zip(out.boxes, out.txts, out.scores, strict=False):
+            q = np.asarray(quad, np.float32)
+            x0, y0 = np.clip(q.min(axis=0), 0, None)
+            x1, y1 = q.max(axis=0)
+            x1, y1 = min(x1, gray.shape[1]), min(y1, gray.shape[0])
+            patch = gray[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))]
+            area = float((x1 - x0) * (y1 - y0)) / gray.size
+            boxes.append(
+                TextBox(
+                    box=[round(float(v) * to_full, 1) for v in (x0, y0, x1, y1)],
+                    text=str(text),
+                    confidence=float(conf),
+                    contrast=_stroke_contrast(patch),
+                    area=area,
+                )
+            )
+        return boxes
+
+    return img.memo("ocr", compute)
+
+
+def _promo(texts: list[str], words: list[str]) -> list[str]:
+    joined = " ".join(texts).lower()
+    found = []
+    for word in words:
+        w = word.lower()
+        pattern = re.escape(w) if not w[0].isalnum() else r"\b" + re.escape(w) + r"\b"
+        if re.search(pattern, joined):
+            found.append(word)
+    return found
+
+
+@register_check("text")
+class TextCheck(Check):
+    """Score: share of the image covered by confident text (0..1). Fails on promotional words or text
+    over ``fail``; warns over ``warn``."""
+
+    unit = "text area share (0..1)"
+    scope = "model"
+    params = {
+        "min_confidence": 0.7,
+        "min_box": 0.0005,
+        "warn": 0.003,
+        "fail": 0.02,
+        "promo_words": PROMO_WORDS,
+        "promo_verdict": "fail",
+    }
+
+    def setup(self) -> None:
+        ocr_engine()
+
+    def run(self, img: QCImage) -> CheckResult:
+        boxes = [
+            b
+            for b in read_text(img)
+            if b.confidence >= float(self.p["min_confidence"])
+            and b.area >= float(self.p["min_box"])
+            and len(b.text.strip()) >= 2
+        ]
+        area = float(sum(b.area for b in boxes))
+        texts = [b.text for b in boxes]
+        promo = _promo(texts, list(self.p["promo_words"] or []))
+        verdict = grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True)
+        if promo and self.p["promo_verdict"]:
+            verdict = "fail" if self.p["promo_verdict"] == "fail" or verdict == "fail" else "warn"
+        if not boxes:
+            reason = "no text"
+        else:
+            shown = ", ".join(repr(t) for t in texts[:4]) + (" ..." if len(texts) > 4 else "")
+            reason = f"text covers {area:.1%} of the image: {shown}"
+            if promo:
+                reason += f"; promotional words: {', '.join(promo)}"
+        return CheckResult(
+            "text",
+            area,
+            self.unit,
+            verdict,
+            reason,
+            regions=[b.box for b in boxes],
+            details={"text": texts, "promo": promo, "confidence": [round(b.confidence, 3) for b in boxes]},
+        )
+
+
+@register_check("watermark")
+class WatermarkCheck(Check):
+    """Score: share of the image covered by see-through or repeated text (0..1); see the module doc."""
+
+    unit = "watermark area share (0..1)"
+    scope = "model"
+    params = {"min_confidence": 0.5, "max_contrast": 100.0, "min_box": 0.0005, "warn": 0.0005, "fail": 0.003}
+
+    def setup(self) -> None:
+        ocr_engine()
+
+    def run(self, img: QCImage) -> CheckResult:
+        boxes = [
+            b
+            for b in read_text(img)
+            if b.confidence >= float(self.p["min_confidence"])
+            and b.area >= float(self.p["min_box"])
+            and len(b.text.strip()) >= 2
+        ]
+        norm = [re.sub(r"\W+", "", b.text.lower()) for b in boxes]
+        repeated = {t for t in norm if t and norm.count(t) >= 2}
+        marks = [
+            b
+            for b, t in zip(boxes, norm, strict=True)
+            if b.contrast < float(self.p["max_contrast"]) or t in repeated
+        ]
+        area = float(sum(b.area for b in marks))
+        verdict = grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True)
+        if not marks:
+            reason = "no watermark"
+        else:
+            reason = f"watermark-like text ({'repeated, ' if repeated else ''}see-through): " + ", ".join(
+                repr(b.text) for b in marks[:4]
+            )
+        return CheckResult(
+            "watermark",
+            area,
+            self.unit,
+            verdict,
+            reason,
+            regions=[b.box for b in marks],
+            details={"text": [b.text for b in marks], "contrast": [round(b.contrast) for b in marks]},
+        )

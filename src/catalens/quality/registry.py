@@ -1,0 +1,81 @@
+"""The registry of quality checks: ``@register_check("blur")`` on a :class:`Check` subclass.
+
+A check declares its default parameters (thresholds) in ``params``; a profile may override any of
+them and nothing else. ``scope`` says what the check needs:
+
+* ``"pixels"``  - runs on the shared :class:`~catalens.quality.context.QCImage` working copy;
+* ``"model"``   - like pixels but loads a model (OCR, NSFW): only run when a profile asks for it;
+* ``"file"``    - looks at the file (bytes, header) and its decoding errors;
+* ``"batch"``   - compares images with each other (duplicates); runs after all images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from catalens.errors import ConfigError
+
+if TYPE_CHECKING:
+    from catalens.quality.context import QCImage
+    from catalens.quality.result import CheckResult
+
+Scope = Literal["pixels", "model", "file", "batch"]
+
+
+class Check:
+    """Base class of a check. Subclasses set ``name``, ``unit``, ``params``, ``scope`` and implement
+    :meth:`run` (or :meth:`run_batch` for ``scope == "batch"``)."""
+
+    name: ClassVar[str] = ""
+    unit: ClassVar[str] = ""
+    scope: ClassVar[Scope] = "pixels"
+    description: ClassVar[str] = ""
+    params: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **overrides: Any) -> None:
+        unknown = sorted(set(overrides) - set(self.params))
+        if unknown:
+            raise ConfigError(
+                f"check {self.name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(self.params)) or '(none)'}"
+            )
+        self.p: dict[str, Any] = {**self.params, **overrides}
+
+    def run(self, img: QCImage) -> CheckResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """Load models etc. once before a run (called in the main thread)."""
+
+
+_REGISTRY: dict[str, type[Check]] = {}
+
+
+def register_check(name: str) -> Callable[[type[Check]], type[Check]]:
+    """Class decorator that registers a :class:`Check` under ``name``."""
+
+    def deco(cls: type[Check]) -> type[Check]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"check {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    import catalens.quality.checks  # noqa: F401  (registers the built-in checks)
+
+
+def get_check(name: str) -> type[Check]:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown check {name!r}; known checks: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def list_checks() -> dict[str, type[Check]]:
+    _load_builtin()
+    return dict(sorted(_REGISTRY.items()))
