@@ -1,0 +1,122 @@
+"""Fitting heads on embeddings: prototypes, linear probes, temperature scaling, abstain threshold.
+
+Every head is affine (``logits = x @ W.T + b``), see :mod:`catalens.classify.artifact`.
+Registry: :data:`HEAD_FITTERS` maps a method name to ``fit(X, y, n_classes, **opts) -> (W, b)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from catalens.classify.artifact import softmax
+
+MIN_EXAMPLES = {"prototype": 1, "linear": 2, "finetune": 2}
+
+
+def fit_prototype(X: np.ndarray, y: np.ndarray, n_classes: int, **_: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest class mean, cosine: ``W`` = L2-normalised class means, ``b`` = 0."""
+    X = np.asarray(X, np.float32)
+    W = np.zeros((n_classes, X.shape[1]), np.float32)
+    np.add.at(W, y, X)
+    W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+    return W, np.zeros(n_classes, np.float32)
+
+
+def add_prototype(W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """A new class from its examples, appended without retraining the others."""
+    m = np.asarray(X, np.float32).mean(axis=0)
+    m /= max(float(np.linalg.norm(m)), 1e-12)
+    return np.vstack([W, m[None, :]])
+
+
+def fit_linear(
+    X: np.ndarray, y: np.ndarray, n_classes: int, *, C: float = 0.5, max_iter: int = 100, **_: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on standardised features (full-batch L-BFGS in torch).
+
+    Same objective as scikit-learn's ``LogisticRegression(C=C)``: ``C * sum(CE) + ||W||^2 / 2``
+    (scaled by ``1 / (C n)``). The standardisation is folded into ``W``, ``b``. Classes absent
+    from ``y`` get a bias of -30 so they never win.
+    """
+    import torch
+
+    X = np.asarray(X, np.float32)
+    n = len(X)
+    mu = X.mean(axis=0)
+    sd = X.std(axis=0) + 1e-6
+    Z = torch.from_numpy((X - mu) / sd)
+    t = torch.from_numpy(np.asarray(y, np.int64))
+    present = np.unique(y)
+    Wt = torch.zeros((n_classes, X.shape[1]), requires_grad=True)
+    bt = torch.zeros(n_classes, requires_grad=True)
+    mask = torch.full((n_classes,), -30.0)
+    mask[torch.from_numpy(present)] = 0.0
+    lam = 1.0 / (2.0 * C * n)
+    opt = torch.optim.LBFGS(
+        [Wt, bt], lr=1.0, max_iter=max_iter, tolerance_grad=1e-6, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        logits = Z @ Wt.T + bt + mask
+        loss = torch.nn.functional.cross_entropy(logits, t) + lam * (Wt * Wt).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    Wp = Wt.detach().numpy() / sd[None, :]
+    bp = bt.detach().numpy() + mask.numpy() - Wp @ mu
+    return Wp.astype(np.float32), bp.astype(np.float32)
+
+
+HEAD_FITTERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "prototype": fit_prototype,
+    "linear": fit_linear,
+}
+
+
+def nll(logits: np.ndarray, y: np.ndarray, t: float) -> float:
+    p = softmax(logits / t)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising held-out NLL (golden-section search on log T)."""
+    if len(y) == 0:
+        return 1.0
+    lo, hi = np.log(1e-3), np.log(1e3)
+    g = (np.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(logits, y, np.exp(c)), nll(logits, y, np.exp(d))
+    for _ in range(60):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(logits, y, np.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(logits, y, np.exp(d))
+    return float(np.exp((a + b) / 2))
+
+
+def abstain_threshold(probs: np.ndarray, y: np.ndarray, target_precision: float = 0.9) -> float:
+    """Smallest top-1 probability above which held-out accuracy reaches ``target_precision``.
+
+    Predictions below it are flagged needs-review. 0.5 when there is too little held-out data.
+    """
+    if len(y) < 20:
+        return 0.5
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    order = np.argsort(-conf)
+    acc = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = np.nonzero(acc >= target_precision)[0]
+    if len(ok) == 0:
+        return float(conf.max())
+    # the largest accepted set meeting the precision target
+    return float(conf[order][ok[-1]])
