@@ -1,0 +1,198 @@
+"""Browser tests: Playwright (Python) driving Debian's headless ``chromium`` against a live server.
+
+Skipped when Playwright or ``/usr/bin/chromium`` is missing (never downloads a browser).
+Screenshots go to ``$CATALENS_SCREENSHOT_DIR`` (default: a pytest temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("CATALENS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+from tests.conftest import FakeEncoder, make_product_image  # noqa: E402
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+N = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    import uvicorn
+
+    import catalens.models as models
+    from catalens.api.app import create_app
+    from catalens.api.service import ServiceCatalog
+    from catalens.config import load_settings
+
+    root = tmp_path_factory.mktemp("web")
+    enc = FakeEncoder()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(models, "load_image_encoder", lambda name, **kw: enc, raising=False)
+        folder = root / "photos"
+        rows = ["image,id,title,colour,kind"]
+        for i in range(N):
+            make_product_image(folder / f"p{i}.png", i, (150, 200))
+            colour = ("red", "blue", "green")[i % 3]
+            rows.append(f"p{i}.png,P{i},{colour.title()} item {i},{colour},{'shirt' if i < 15 else 'shoe'}")
+        (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+        cat = ServiceCatalog(load_settings(root / "home", default_model="fake-encoder"))
+        cat.ingest(folder / "labels.csv", id_col="id", text_col="title")
+        key, _ = cat.create_key("write", "browser")
+        app = create_app(catalog=cat)
+        port = _free_port()
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        end = time.time() + 20
+        while not srv.started and time.time() < end:
+            time.sleep(0.05)
+        assert srv.started, "server did not start"
+        shots = Path(os.environ.get("CATALENS_SCREENSHOT_DIR") or root / "screenshots")
+        shots.mkdir(parents=True, exist_ok=True)
+        yield {"url": f"http://127.0.0.1:{port}", "key": key, "photos": folder, "shots": shots}
+        srv.should_exit = True
+        thread.join(10)
+        cat.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object, server: dict) -> Iterator[object]:
+    ctx = browser.new_context(viewport={"width": 1360, "height": 900})  # type: ignore[attr-defined]
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    ctx.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def test_search_by_photo(page: object, server: dict) -> None:
+    page.goto(server["url"] + "/#/search")
+    page.set_input_files("[data-testid=search-file]", str(server["photos"] / "p7.png"))
+    page.wait_for_selector("[data-testid=result-card]")
+    cards = page.locator("[data-testid=result-card]")
+    assert cards.count() >= 12
+    first = cards.first.inner_text()
+    assert "item 7" in first and "1.000" in first  # the same photo ranks first with score 1
+    page.screenshot(path=str(server["shots"] / "search.png"))
+    # a filter narrows the results to that attribute
+    page.select_option("select[data-facet=kind]", "shoe")
+    page.wait_for_function("() => document.querySelector('.query-line').innerText.includes('shoe')")
+    page.wait_for_selector("[data-testid=result-card]")
+    texts = page.locator("[data-testid=result-card] .title").all_inner_texts()
+    ids = [int(t.split()[-1]) for t in texts]
+    assert ids and all(i >= 15 for i in ids)
+
+
+def test_search_by_product_id_and_more(page: object, server: dict) -> None:
+    page.goto(server["url"] + "/#/search")
+    page.fill("input[aria-label='product id']", "P3")
+    page.click("button:has-text('Search')")
+    page.wait_for_selector("[data-testid=result-card]")
+    assert "More like #P3" in page.inner_text(".query-line")
+    n = page.locator("[data-testid=result-card]").count()
+    page.click("button:has-text('Show more')")
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=result-card]').length > {n}")
+
+
+def test_catalogue_browser_filters_and_paging(page: object, server: dict) -> None:
+    page.goto(server["url"] + "/#/browse")
+    page.wait_for_selector("[data-testid=result-card]")
+    assert f"{N} products" in page.inner_text("section")
+    assert "Page 1 of 1" in page.inner_text(".pager")
+    page.select_option("select[data-facet=colour]", "red")
+    page.wait_for_function("() => document.querySelector('section').innerText.includes('10 products')")
+    titles = page.locator("[data-testid=result-card] .title").all_inner_texts()
+    assert len(titles) == 10 and all(t.startswith("Red") for t in titles)
+    page.screenshot(path=str(server["shots"] / "catalogue.png"))
+
+
+def test_product_page(page: object, server: dict) -> None:
+    page.goto(server["url"] + "/#/product/P4")
+    page.wait_for_selector("h1:has-text('item 4')")
+    page.wait_for_selector("[data-testid=similar] [data-testid=result-card]")
+    page.wait_for_selector("[data-testid=recommendations] [data-testid=result-card]")
+    assert page.locator("[data-testid=main-image] img").count() == 1
+    natural = page.eval_on_selector("[data-testid=main-image] img", "i => i.complete && i.naturalWidth")
+    assert natural and natural > 0
+    page.screenshot(path=str(server["shots"] / "product.png"), full_page=True)
+    page.click("[data-testid=similar] [data-testid=result-card] >> nth=0")
+    page.wait_for_url("**/#/product/*")
+
+
+def test_ingest_upload_with_progress(page: object, server: dict, tmp_path: Path) -> None:
+    photo = make_product_image(tmp_path / "fresh-upload.png", 999, (160, 200))
+    page.goto(server["url"] + "/#/ingest")
+    page.click("#key-btn")
+    page.fill("#key-input", server["key"])
+    page.click("dialog button[value=save]")
+    page.set_input_files("[data-testid=ingest-files]", str(photo))
+    page.click("[data-testid=upload-btn]")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=upload-status]').innerText.startsWith('Done')", timeout=20000
+    )
+    assert "1 new image" in page.inner_text("[data-testid=upload-status]")
+    assert page.eval_on_selector("[data-testid=upload-progress] > div", "d => d.style.width") == "100%"
+    page.screenshot(path=str(server["shots"] / "ingest.png"))
+    page.goto(server["url"] + "/#/product/fresh-upload")
+    page.wait_for_selector("[data-testid=main-image] img")
+
+
+def test_ingest_without_key_shows_error(page: object, server: dict, tmp_path: Path) -> None:
+    photo = make_product_image(tmp_path / "nokey.png", 5, (100, 100))
+    page.goto(server["url"] + "/#/ingest")
+    page.set_input_files("[data-testid=ingest-files]", str(photo))
+    page.click("[data-testid=upload-btn]")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=upload-status]').innerText.includes('API key')"
+    )
+
+
+def test_mobile_layout_has_no_horizontal_scroll(browser: object, server: dict) -> None:
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)  # type: ignore[attr-defined]
+    pg = ctx.new_page()
+    for route in ("#/search", "#/browse", "#/product/P1", "#/ingest"):
+        pg.goto(server["url"] + "/" + route)
+        pg.wait_for_timeout(600)
+        overflow = pg.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, (route, overflow)
+    pg.goto(server["url"] + "/#/browse")
+    pg.wait_for_selector("[data-testid=result-card]")
+    pg.screenshot(path=str(server["shots"] / "mobile-catalogue.png"))
+    ctx.close()
