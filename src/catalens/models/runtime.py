@@ -1,0 +1,256 @@
+"""Image encoders: preprocessed batches -> raw embeddings, on ONNX Runtime (CPU) or torch.
+
+``load_image_encoder(name)`` picks the runtime from ``device``:
+
+* ``"auto"`` (default): torch on CUDA when a GPU is usable, else ONNX Runtime on CPU;
+* ``"cpu"`` / ``"onnx"``: ONNX Runtime on CPU;  ``"cpu-torch"``: eager torch on CPU;
+* ``"cuda"`` / ``"cuda:N"``: torch on that GPU (fp16 autocast, channels-last).
+
+ONNX models are exported once per (model, weights) and cached as
+``<cache_dir>/onnx/<safe model id>-<weights hash[:16]>.onnx`` (written to a temporary file,
+checked against torch, then atomically renamed). For single-file weights (the packaged models,
+``file:`` models) a cached export loads without importing torch at all. When the export fails
+or does not match torch, a warning is logged and the torch encoder is used instead.
+
+Exporting is done by :mod:`catalens.models.export` (TorchScript exporter first, dynamo
+exporter as fallback; see there).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from catalens.errors import ModelError
+from catalens.models.preprocess import Preprocessor
+from catalens.models.registry import get_spec
+from catalens.models.spec import ModelSpec, make_version, safe_id
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ImageEncoder(Protocol):
+    """What every image encoder offers. ``encode`` returns raw (not normalised) embeddings."""
+
+    model_id: str
+    version: str
+    dim: int
+    spec: ModelSpec
+    preprocess: Preprocessor
+    backend: str
+
+    def encode(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def cpu_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _EncoderBase:
+    backend = "base"
+
+    def __init__(self, spec: ModelSpec, version: str, dim: int) -> None:
+        self.spec = spec
+        self.model_id = spec.name
+        self.version = version
+        self.dim = int(dim)
+        self.preprocess = Preprocessor(spec)
+
+    def _check(self, batch: np.ndarray) -> np.ndarray:
+        arr = np.asarray(batch)
+        if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(self.spec.input_size):
+            raise ModelError(
+                f"model {self.model_id!r} expects a batch of shape (N, {', '.join(map(str, self.spec.input_size))}),"
+                f" got {tuple(arr.shape)}"
+            )
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def encode_images(self, images: list[Any]) -> np.ndarray:
+        """Preprocess PIL images and encode them (convenience for small batches)."""
+        return self.encode(self.preprocess.batch(images))
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model_id!r}, version={self.version!r}, dim={self.dim})"
+
+
+class OnnxImageEncoder(_EncoderBase):
+    """ONNX Runtime (CPUExecutionProvider, all graph optimisations, one thread per core)."""
+
+    backend = "onnx-cpu"
+
+    def __init__(
+        self, path: str | Path, spec: ModelSpec, version: str, *, threads: int | None = None
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or cpu_threads()
+        options.inter_op_num_threads = 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        shape = list(inp.shape)
+        if len(shape) != 4 or [int(s) if isinstance(s, int) else None for s in shape[1:]] != list(
+            spec.input_size
+        ):
+            raise ModelError(f"{path}: ONNX input shape {shape} does not match {spec.input_size}")
+        self.input_name, self.output_name = inp.name, out.name
+        dim = out.shape[-1] if isinstance(out.shape[-1], int) else None
+        if dim is None:
+            dim = self.session.run(None, {inp.name: np.zeros((1, *spec.input_size), np.float32)})[0].shape[-1]
+        super().__init__(spec, version, int(dim))
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:
+        arr = self._check(batch)
+        if arr.shape[0] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = self.session.run([self.output_name], {self.input_name: arr})[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+class TorchImageEncoder(_EncoderBase):
+    """Eager torch: ``inference_mode``, channels-last, fp16 autocast on CUDA."""
+
+    def __init__(self, tower: Any, spec: ModelSpec, version: str, device: str = "cpu") -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.backend = f"torch-{self.device.type}"
+        self.tower = tower.to(self.device).eval()
+        self.tower.with_logits = False
+        # channels-last helps convnets on CUDA and on CPU (oneDNN): 1.6x for Lite0 on CPU
+        self._channels_last = spec.source in ("packaged", "timm", "file")
+        if self._channels_last:
+            self.tower = self.tower.to(memory_format=torch.channels_last)
+        super().__init__(spec, version, tower.dim)
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        arr = self._check(batch)
+        if arr.shape[0] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        x = torch.from_numpy(arr).to(self.device, non_blocking=True)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
+                    out = self.tower.embed(x)
+            else:
+                out = self.tower.embed(x)
+        return out.float().cpu().numpy()
+
+
+# --- ONNX cache ---------------------------------------------------------------------------------
+
+
+def onnx_cache_path(spec: ModelSpec, digest: str, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / "onnx" / f"{safe_id(spec.name)}-{digest[:16]}.onnx"
+
+
+def _open_cached(path: Path, spec: ModelSpec, version: str) -> OnnxImageEncoder | None:
+    if not path.is_file():
+        return None
+    try:
+        return OnnxImageEncoder(path, spec, version)
+    except Exception as exc:  # corrupt or stale file: export again
+        log.warning("ignoring cached ONNX model %s (%s); exporting again", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+# --- factory -------------------------------------------------------------------------------
+
+
+def _cuda_maybe_present() -> bool:
+    if "torch" in sys.modules:
+        return True
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+
+
+def resolve_device(device: str | None) -> str:
+    """Normalise a device request to ``"onnx"``, ``"cpu-torch"`` or ``"cuda[:N]"``."""
+    dev = (device or "auto").strip().lower()
+    if dev == "auto":
+        if _cuda_maybe_present():
+            import torch
+
+            if torch.cuda.is_available():
+                return "cuda"
+        return "onnx"
+    if dev in ("cpu", "onnx", "onnx-cpu"):
+        return "onnx"
+    if dev in ("cpu-torch", "torch", "torch-cpu"):
+        return "cpu-torch"
+    if dev == "cuda" or dev.startswith("cuda:"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {device!r} requested but CUDA is not available")
+        return dev
+    raise ModelError(f"unknown device {device!r}; use auto, cpu, cpu-torch or cuda[:N]")
+
+
+def load_image_encoder(
+    name_or_spec: str | ModelSpec | None = None,
+    *,
+    device: str | None = "auto",
+    cache_dir: str | Path | None = None,
+) -> ImageEncoder:
+    """An :class:`ImageEncoder` for a model name or spec (default: settings' default model)."""
+    from catalens.config import load_settings
+
+    settings = None
+    if name_or_spec is None or cache_dir is None:
+        settings = load_settings()
+    spec = get_spec(name_or_spec if name_or_spec is not None else settings.default_model)  # type: ignore[union-attr]
+    if not spec.has_image:
+        raise ModelError(f"model {spec.name!r} is text-only; use load_text_encoder")
+    dev = resolve_device(device)
+    from catalens.models.loader import build_image_tower, weights_file_digest
+
+    if dev != "onnx":
+        tower, digest = build_image_tower(spec)
+        return TorchImageEncoder(
+            tower, spec, make_version(digest, spec), "cpu" if dev == "cpu-torch" else dev
+        )
+
+    root = Path(cache_dir) if cache_dir is not None else settings.cache_dir  # type: ignore[union-attr]
+    digest = weights_file_digest(spec)
+    if digest is not None:  # single-file weights: a cached export needs no torch
+        cached = _open_cached(onnx_cache_path(spec, digest, root), spec, make_version(digest, spec))
+        if cached is not None:
+            return cached
+    tower, digest = build_image_tower(spec)
+    version = make_version(digest, spec)
+    path = onnx_cache_path(spec, digest, root)
+    cached = _open_cached(path, spec, version)
+    if cached is not None:
+        return cached
+    try:
+        from catalens.models import export
+
+        exporter = export.export_onnx(tower, spec, path)
+        log.info("exported %s to ONNX with the %s exporter: %s", spec.name, exporter, path)
+        return OnnxImageEncoder(path, spec, version)
+    except Exception as exc:
+        log.warning("ONNX export of %s failed, using torch on CPU instead: %s", spec.name, exc)
+        warnings.warn(
+            f"ONNX export of {spec.name} failed, using torch on CPU: {exc}", RuntimeWarning, stacklevel=2
+        )
+        return TorchImageEncoder(tower, spec, version, "cpu")
