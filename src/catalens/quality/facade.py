@@ -6,6 +6,52 @@ database, settings and stored vectors.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
+
 
 class QualityMixin:
     """Methods for quality and compliance checks."""
+
+    def qc(
+        self,
+        paths: Sequence[str | Path] | None = None,
+        *,
+        all_images: bool = False,
+        profile: str = "general",
+        store: bool = True,
+        progress: ProgressFactory | None = None,
+        workers: int | None = None,
+    ) -> Any:
+        """Check files/folders (``paths``) and/or every catalogue image (``all_images``) against a profile.
+
+        Returns a :class:`catalens.quality.runner.QCReport`; results are stored in the catalogue
+        (table ``quality_results``) unless ``store=False``.
+
+        >>> report = cat.qc(["photos/"], profile="marketplace-main-image")
+        >>> report.exit_code("error"), report.counts
+        """
+        from catalens.quality.collect import collect_items
+        from catalens.quality.profiles import load_profile
+        from catalens.quality.runner import run_checks
+        from catalens.quality.store import save_results
+
+        prof = load_profile(profile, self.settings.home)  # type: ignore[attr-defined]
+        items, failed = collect_items(self.db, paths or [], all_images)  # type: ignore[attr-defined]
+        tick = progress("qc", len(items)) if progress else None
+        report = run_checks(items, prof, self.settings, on_progress=tick, workers=workers)  # type: ignore[attr-defined]
+        for qc in failed:
+            qc.profile = prof.name
+        report.images.extend(failed)
+        if store:
+            save_results(self.db, report.images, prof.name)  # type: ignore[attr-defined]
+        return report
+
+    def qc_results(self, profile: str | None = None, verdict: str | None = None) -> list[dict[str, Any]]:
+        """Stored quality results (latest per image and profile)."""
+        from catalens.quality.store import load_results
+
+        return load_results(self.db, profile, verdict)  # type: ignore[attr-defined]

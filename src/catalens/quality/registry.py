@@ -32,6 +32,7 @@ class Check:
     scope: ClassVar[Scope] = "pixels"
     description: ClassVar[str] = ""
     params: ClassVar[dict[str, Any]] = {}
+    higher_is_worse: ClassVar[bool] = True  # how to sort scores in reports (worst first)
 
     def __init__(self, **overrides: Any) -> None:
         unknown = sorted(set(overrides) - set(self.params))

@@ -40,6 +40,7 @@ def product_box(mask: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, i
 class BackgroundCheck(Check):
     """Score: share (0..1) of the border band that is near-white. Lower is worse."""
 
+    higher_is_worse = False
     unit = "share of border near-white"
     params = {"band": 0.04, "warn": 0.85, "fail": 0.6}
 
@@ -64,6 +65,7 @@ class FramingCheck(Check):
     (or fails with ``touching: fail``) when the product touches more than ``max_touch_sides`` sides.
     Skipped (pass) when the background is not mostly white, since the product cannot be isolated."""
 
+    higher_is_worse = False
     unit = "fill (bbox side / frame side)"
     params = {
         "min_fill_warn": None,

@@ -30,6 +30,7 @@ def _percentiles(img: QCImage) -> dict[int, float]:
 class UnderexposedCheck(Check):
     """Score: 99th-percentile luma (0..255); lower is darker."""
 
+    higher_is_worse = False
     unit = "luma p99 (0..255)"
     params = {"warn": 141.0, "fail": 110.0}
 
@@ -76,6 +77,7 @@ class OverexposedCheck(Check):
 class LowContrastCheck(Check):
     """Score: luma range p99 - p1 (0..255); lower is flatter / hazier."""
 
+    higher_is_worse = False
     unit = "luma range p1..p99 (0..255)"
     params = {"warn": 100.0, "fail": 70.0}
 

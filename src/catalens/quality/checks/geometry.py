@@ -12,6 +12,7 @@ class ResolutionCheck(Check):
     """Score: the shortest side in px of the original file (before any draft decoding). Warns/fails when
     the shortest or the longest side is under its limit (a limit of 0 is off)."""
 
+    higher_is_worse = False
     unit = "px (shortest side)"
     params = {
         "min_side_warn": 300,

@@ -20,6 +20,7 @@ from catalens.quality.result import CheckResult, grade
 class GrayscaleCheck(Check):
     """Score: p99 LAB chroma; at or below ``warn``/``fail`` the image is grayscale."""
 
+    higher_is_worse = False
     unit = "chroma p99 (LAB)"
     params = {"warn": 2.0, "fail": 1.0}
 
@@ -39,6 +40,7 @@ class LowInformationCheck(Check):
     """Score: share (0..1) of pixels with visible detail. Fails on a blank/flat image (luma spread under
     ``min_spread`` or detail under ``fail``), warns under ``warn``."""
 
+    higher_is_worse = False
     unit = "detail share (0..1)"
     params = {"edge": 40.0, "warn": 0.004, "fail": 0.001, "min_spread": 6.0}
 

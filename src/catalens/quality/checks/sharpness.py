@@ -56,6 +56,7 @@ def edge_sharpness(
 class BlurCheck(Check):
     """Score: edge sharpness (~1 / edge width in working-copy px), lower is blurrier; see the module doc."""
 
+    higher_is_worse = False
     unit = "edge sharpness (1/px)"
     params = {"warn": 0.45, "fail": 0.35, "min_grad": 20.0}
 

@@ -1,0 +1,57 @@
+"""Turn ``catalens qc`` inputs (files, folders, ``--all``) into :class:`QCItem` s."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from catalens.catalog.db import CatalogDB
+from catalens.errors import NotFoundError
+from catalens.ingest.sources import iter_folder
+from catalens.quality.result import CheckResult, ImageQC
+from catalens.quality.runner import QCItem
+
+
+def collect_items(
+    db: CatalogDB, paths: Sequence[str | Path], all_images: bool
+) -> tuple[list[QCItem], list[ImageQC]]:
+    """(items to check, ready-made "file" failures for catalogue images that never ingested)."""
+    items: list[QCItem] = []
+    failed: list[ImageQC] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            items.extend(QCItem(source=it.source, path=it.path) for it in iter_folder(p) if it.path)
+        elif p.exists() or p.is_symlink():
+            items.append(QCItem(source=str(p), path=p))
+        else:
+            raise NotFoundError(f"{p}: no such file or folder")
+    if all_images:
+        for rec in db.ok_images():
+            path = Path(rec.stored_path or rec.source)
+            items.append(QCItem(source=rec.source, path=path, sha256=rec.sha256))
+        from sqlalchemy import select
+
+        from catalens.catalog.schema import ImageRecord
+
+        with db.session() as s:
+            for rec in s.scalars(select(ImageRecord).where(ImageRecord.status == "failed")):
+                qc = ImageQC(source=rec.source, sha256=None, width=None, height=None, format=None)
+                qc.results.append(
+                    CheckResult(
+                        "file",
+                        None,
+                        "bytes",
+                        "fail",
+                        rec.error or "failed at ingest",
+                        details={"kind": rec.error_kind},
+                    )
+                )
+                failed.append(qc)
+    seen: set[str] = set()
+    unique = []
+    for it in items:
+        if it.source not in seen:
+            seen.add(it.source)
+            unique.append(it)
+    return unique, failed
