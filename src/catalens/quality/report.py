@@ -107,7 +107,7 @@ def write_html(report: QCReport, path: Path, *, max_per_issue: int = 200, title:
         except Exception:
             worse_high = True
 
-        def key(item: tuple[ImageQC, object]) -> tuple[int, float]:
+        def key(item: tuple[ImageQC, object], worse_high: bool = worse_high) -> tuple[int, float]:
             r = item[1]
             s = r.score if r.score is not None else 0.0  # type: ignore[attr-defined]
             return (0 if r.verdict == "fail" else 1, -s if worse_high else s)  # type: ignore[attr-defined]
