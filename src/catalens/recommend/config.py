@@ -16,6 +16,8 @@ class RecommendConfig:
 
     event_weights: dict[str, float] = field(default_factory=_default_weights)
     half_life_days: float = 30.0  # time decay of an event's weight, relative to the newest event
+    # visual vectors are projected on their top principal components for speed (0: keep all)
+    vector_dim: int = 128
     # multi-interest visual profile
     max_interests: int = 4
     interest_quantile: float = 0.9  # cluster threshold: this quantile of random item-pair similarities

@@ -15,7 +15,7 @@ from catalens.recommend import rules
 from catalens.recommend.config import RecommendConfig
 from catalens.recommend.events import EVENT_KINDS, EventArrays
 from catalens.recommend.interactions import Interactions, Query, make_query
-from catalens.recommend.items import ItemSpace
+from catalens.recommend.items import ItemSpace, reduce_vectors
 from catalens.recommend.recommenders import QueryContext, Recommender, get_recommender
 from catalens.recommend.signals import Signals
 
@@ -49,8 +49,8 @@ class RecommendEngine:
     """Fits once per event log; ``recommend_*`` then take a few milliseconds per call."""
 
     def __init__(self, items: ItemSpace, events: EventArrays, config: RecommendConfig | None = None) -> None:
-        self.items = items
         self.config = config or RecommendConfig()
+        self.items = items = reduce_vectors(items, self.config.vector_dim)
         self.inter = Interactions(events, items, self.config)
         self.signals = Signals(items, self.config).fit(self.inter)
         self._recommenders: dict[str, Recommender] = {}
@@ -191,7 +191,7 @@ class RecommendEngine:
         if ctx is None or rec is None:
             out = [self._item(int(j), 0.0, "pop", None, None) for j in chosen]
             return RecommendResult(out, "popular-by-category", note=None, took_ms=_ms(t0))
-        out = [self._explain(ctx, rec, int(j), float(scores[j])) for j in chosen]
+        out = self._explain_all(ctx, rec, chosen, scores)
         return RecommendResult(
             out, name, interests=len(ctx.interests.centroids), history=len(q), took_ms=_ms(t0)
         )
@@ -231,31 +231,35 @@ class RecommendEngine:
             signal=signal,
         )
 
-    def _explain(self, ctx: QueryContext, rec: Recommender, j: int, score: float) -> Recommendation:
-        signal = rec.reason_signal(ctx, j)
+    def _explain_all(
+        self, ctx: QueryContext, rec: Recommender, chosen: np.ndarray, scores: np.ndarray
+    ) -> list[Recommendation]:
+        """Score, reason and the history item the reason names, for every chosen item at once."""
         q = ctx.q
-        anchor: int | None = None
-        facet = None
-        if signal == "cf" and self.signals.cf.fitted:
+        vec = self.items.vectors
+        vis_anchor = q.items[np.argmax(vec[chosen] @ vec[q.items].T, axis=1)] if len(chosen) else chosen
+        cf_anchor = vis_anchor
+        if self.signals.cf.fitted and len(chosen):
             v = self.signals.cf.item_factors
-            anchor = int(q.items[int(np.argmax(v[q.items] @ v[j]))])
-        elif signal in ("visual", "attr"):
-            anchor = int(q.items[int(np.argmax(self.items.vectors[q.items] @ self.items.vectors[j]))])
-        if signal == "attr":
-            aff = ctx.features[len(self.signals.FEATURES_BASE) :, j]
-            if len(aff):
-                f = int(np.argmax(aff))
-                key = self.signals.facet_keys[f]
-                code = int(self.items.facets[key][j])
-                facet = self.items.facet_values[key][code] if code >= 0 else None
-                same = q.items[self.items.facets[key][q.items] == code] if code >= 0 else q.items[:0]
-                if len(same):
-                    anchor = int(same[np.argmax(q.weights[np.isin(q.items, same)])])
-        verb = None
-        if anchor is not None:
-            pos = np.flatnonzero(q.items == anchor)
-            verb = rules.VERBS[EVENT_KINDS[int(q.kind[pos[0]])]] if len(pos) else "viewed"
-        return self._item(j, score, signal, anchor, verb, facet)
+            cf_anchor = q.items[np.argmax(v[chosen] @ v[q.items].T, axis=1)]
+        n_base = len(self.signals.FEATURES_BASE)
+        out = []
+        for pos, j in enumerate(map(int, chosen)):
+            signal = rec.reason_signal(ctx, j)
+            anchor: int | None = int(cf_anchor[pos] if signal == "cf" else vis_anchor[pos])
+            facet = None
+            if signal == "attr":
+                aff = ctx.features[n_base:, j]
+                key = self.signals.facet_keys[int(np.argmax(aff))] if len(aff) else None
+                code = int(self.items.facets[key][j]) if key else -1
+                if key and code >= 0:
+                    facet = self.items.facet_values[key][code]
+                    same = np.flatnonzero(self.items.facets[key][q.items] == code)
+                    if len(same):
+                        anchor = int(q.items[same[np.argmax(q.weights[same])]])
+            verb = rules.VERBS[EVENT_KINDS[int(q.kind[np.searchsorted(q.items, anchor)])]]
+            out.append(self._item(j, float(scores[j]), signal, anchor, verb, facet))
+        return out
 
 
 def _ms(t0: float) -> float:

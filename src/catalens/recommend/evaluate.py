@@ -2,7 +2,8 @@
 
 For every user with a purchase preceded by other events, the last ``n_holdout`` distinct
 purchased products (not bought before) are held out, together with everything the user did
-from the first held-out purchase on. Recommenders are fitted on what remains (all other
+from the first event on a held-out product on (so the views and carts that led to the purchase
+do not give it away: the task is to find the product before the shopper did). Recommenders are fitted on what remains (all other
 users' events included) and asked for ``k`` items per user, excluding what the user had
 already bought. Reported per recommender: Recall@k, NDCG@k, catalogue coverage, intra-list
 diversity, Recall@k of held-out items with and without training interactions (cold / warm),
@@ -57,8 +58,11 @@ def leave_last_out(events: EventArrays, n_holdout: int = 1) -> Split:
             first = j
         if not held or first is None or first == 0:
             continue
-        ts_first = events.ts_ms[order[a + first]]
+        on_held = np.flatnonzero(np.isin(prods.astype(str), held))
+        ts_first = events.ts_ms[order[a + on_held[0]]]  # the first time the user met a held-out product
         cut = np.flatnonzero(events.ts_ms[order[a:b]] >= ts_first)
+        if len(cut) == b - a:
+            continue  # nothing would be left to learn the user's taste from
         keep[a + cut] = False
         test[str(users[a])] = held
     return Split(events.subset(order[keep]), test)

@@ -200,3 +200,30 @@ def load_item_space(catalog: Any, model: str | None = None) -> ItemSpace:
     _CACHE.clear()  # keep one item space per process: a new key means the catalogue changed
     _CACHE[key] = space
     return space
+
+
+def reduce_vectors(items: ItemSpace, dim: int) -> ItemSpace:
+    """A copy of ``items`` whose vectors are projected on their top ``dim`` principal components
+    (centred, then L2-normalised): similarities keep their order closely and cost ``dim`` instead
+    of the model's dimension per item. ``dim`` 0 or >= the model's dimension: ``items`` as is."""
+    vec = items.vectors
+    rows = np.flatnonzero(items.has_vector)
+    if dim <= 0 or dim >= vec.shape[1] or len(rows) <= dim:
+        return items
+    mean = vec[rows].mean(axis=0)
+    _, _, vt = np.linalg.svd(vec[rows] - mean, full_matrices=False)
+    proj = ((vec - mean) @ vt[:dim].T).astype(np.float32)
+    proj /= np.maximum(np.linalg.norm(proj, axis=1, keepdims=True), 1e-12)
+    proj[~items.has_vector] = 0.0
+    return ItemSpace(
+        ids=items.ids,
+        titles=items.titles,
+        attrs=items.attrs,
+        vectors=np.ascontiguousarray(proj),
+        has_vector=items.has_vector,
+        facets=items.facets,
+        facet_values=items.facet_values,
+        category_key=items.category_key,
+        out_of_stock=items.out_of_stock,
+        model=items.model,
+    )

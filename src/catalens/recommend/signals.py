@@ -56,22 +56,24 @@ def cluster_interests(
     sums: list[np.ndarray] = []
     wsum: list[float] = []
     members: list[list[int]] = []
+    cents = np.zeros((len(items), dim), dtype=np.float32)  # unit centroids, first len(sums) rows used
     for j in order:
         v = vectors[items[j]]
         if not v.any():
             continue
         w = float(weights[j])
-        if sums:
-            cents = np.stack(sums)
-            cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
-            sims = cents @ v
+        m = len(sums)
+        if m:
+            sims = cents[:m] @ v
             best = int(np.argmax(sims))
             if sims[best] >= threshold:
                 sums[best] = sums[best] + w * v
+                cents[best] = sums[best] / max(float(np.linalg.norm(sums[best])), 1e-12)
                 wsum[best] += w
                 members[best].append(int(items[j]))
                 continue
         sums.append(w * v)
+        cents[m] = v / max(float(np.linalg.norm(v)), 1e-12)
         wsum.append(w)
         members.append([int(items[j])])
     if not sums:
