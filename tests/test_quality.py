@@ -1,0 +1,248 @@
+"""Unit tests for catalens.quality: each check on synthetic images, profiles, runner, CLI, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from badcorpus import make_bad_corpus
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from catalens.config import Settings
+from catalens.errors import ConfigError
+from catalens.quality.context import QCImage
+from catalens.quality.profiles import builtin_profiles, load_profile
+from catalens.quality.registry import get_check, list_checks
+from catalens.quality.runner import QCItem, run_checks
+
+
+def product(
+    w: int = 600, h: int = 800, seed: int = 0, bg: tuple[int, int, int] = (255, 255, 255)
+) -> Image.Image:
+    """A sharp, textured product (a striped shirt-like shape) on a plain background."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (w, h), bg)
+    d = ImageDraw.Draw(img)
+    x0, y0, x1, y1 = int(0.2 * w), int(0.12 * h), int(0.8 * w), int(0.9 * h)
+    d.rectangle([x0, y0, x1, y1], fill=tuple(int(c) for c in rng.integers(20, 120, 3)))
+    for i, y in enumerate(range(y0, y1, max(4, h // 40))):
+        d.rectangle([x0, y, x1, y + max(2, h // 120)], fill=(230, 200, 40) if i % 2 else (200, 40, 60))
+    for _ in range(6):
+        r = int(rng.uniform(0.02, 0.06) * w)
+        cx, cy = int(rng.uniform(x0 + r, x1 - r)), int(rng.uniform(y0 + r, y1 - r))
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=(10, 10, 10), width=3)
+    return img
+
+
+def run_one(check: str, img: Image.Image, **params):  # type: ignore[no-untyped-def]
+    return get_check(check)(**params).run(QCImage.from_pil(img))
+
+
+def test_registry_lists_every_check() -> None:
+    names = set(list_checks())
+    assert {
+        "blur",
+        "underexposed",
+        "overexposed",
+        "low_contrast",
+        "resolution",
+        "aspect_ratio",
+        "background",
+        "framing",
+        "border",
+        "text",
+        "watermark",
+        "nsfw",
+        "grayscale",
+        "low_information",
+        "duplicates",
+        "file",
+    } <= names
+
+
+def test_sharp_product_on_white_is_not_blurry_but_blurred_copy_is() -> None:
+    img = product()
+    sharp = run_one("blur", img)
+    assert sharp.verdict == "pass", sharp.reason
+    arr = cv2.GaussianBlur(np.asarray(img), (0, 0), 4)
+    blurred = run_one("blur", Image.fromarray(arr))
+    assert blurred.verdict == "fail" and blurred.score < sharp.score
+
+
+def test_motion_blur_is_caught() -> None:
+    img = np.asarray(product())
+    k = np.zeros((21, 21), np.float32)
+    k[10, :] = 1 / 21
+    res = run_one("blur", Image.fromarray(cv2.filter2D(img, -1, k)))
+    assert res.verdict != "pass", res.reason
+
+
+def test_blur_is_resolution_normalised_for_thumbnails() -> None:
+    thumb = product().resize((60, 80), Image.LANCZOS)
+    assert run_one("blur", thumb).verdict == "pass"
+
+
+def test_exposure_checks() -> None:
+    img = product()
+    arr = np.asarray(img).astype(np.float32)
+    assert run_one("underexposed", img).verdict == "pass"
+    assert run_one("underexposed", Image.fromarray((arr * 0.4).astype(np.uint8))).verdict == "fail"
+    flat = Image.fromarray((arr.mean() + (arr - arr.mean()) * 0.25).astype(np.uint8))
+    assert run_one("low_contrast", img).verdict == "pass"
+    assert run_one("low_contrast", flat).verdict != "pass"
+    blown = Image.fromarray(np.clip(arr * 3.0, 0, 255).astype(np.uint8))
+    assert run_one("overexposed", img).verdict == "pass"
+    assert run_one("overexposed", blown).verdict != "pass"
+
+
+def test_grayscale_and_blank() -> None:
+    img = product()
+    assert run_one("grayscale", img).verdict == "pass"
+    assert run_one("grayscale", img.convert("L").convert("RGB")).verdict == "fail"
+    assert run_one("low_information", Image.new("RGB", (300, 300), (240, 240, 240))).verdict == "fail"
+    assert run_one("low_information", img).verdict == "pass"
+
+
+def test_resolution_uses_the_true_file_size(tmp_path: Path) -> None:
+    p = tmp_path / "big.jpg"
+    product(1200, 1600).save(p, quality=90)
+    img = QCImage.load(p, max_bytes=1 << 26, max_pixels=1 << 28, max_side=50_000)
+    assert img.decoded is not None and img.decoded.scale > 1  # draft decoding
+    res = get_check("resolution")(min_long_side_fail=1500).run(img)
+    assert res.score == 1200 and res.verdict == "pass"
+    assert max(img.rgb.shape[:2]) <= 512
+    small = get_check("resolution")().run(QCImage.from_pil(product(120, 160)))
+    assert small.verdict == "fail"
+
+
+def test_background_framing_and_border() -> None:
+    img = product()
+    assert run_one("background", img).verdict == "pass"
+    noisy = np.random.default_rng(0).integers(0, 255, (800, 600, 3), dtype=np.uint8)
+    busy = np.asarray(img).copy()
+    bgmask = busy.min(axis=2) > 240
+    busy[bgmask] = noisy[bgmask]
+    assert run_one("background", Image.fromarray(busy)).verdict == "fail"
+    fr = run_one("framing", img, min_fill_warn=0.85, min_fill_fail=0.7)
+    assert 0.7 < fr.score < 0.85 and fr.verdict == "warn" and fr.regions
+    assert run_one("border", img).verdict == "pass"
+    framed = img.copy()
+    d = ImageDraw.Draw(framed)
+    for box in ([0, 0, 600, 24], [0, 776, 600, 800], [0, 0, 24, 800], [576, 0, 600, 800]):
+        d.rectangle(box, fill=(20, 20, 20))
+    res = run_one("border", framed)
+    assert res.verdict == "fail" and len(res.regions) == 4
+
+
+def test_file_check_extension_mismatch(tmp_path: Path) -> None:
+    p = tmp_path / "photo.jpg"
+    product(200, 260).save(p, format="PNG")
+    img = QCImage.load(p, max_bytes=1 << 26, max_pixels=1 << 28, max_side=50_000)
+    res = get_check("file")().run(img)
+    assert res.verdict == "warn" and "PNG" in res.reason
+
+
+def test_duplicates_exact_and_near(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    product(seed=1).save(a, quality=90)
+    product(seed=1).resize((300, 400)).save(b, quality=70)
+    (tmp_path / "c.jpg").write_bytes(a.read_bytes())
+    product(seed=7, w=800, h=600).save(tmp_path / "d.jpg")
+    prof = load_profile("general")
+    prof.checks = {"duplicates": {}}
+    rep = run_checks(
+        [QCItem(str(p), p) for p in sorted(tmp_path.glob("*.jpg"))], prof, Settings(home=tmp_path)
+    )
+    verdicts = {Path(im.source).name: im.result("duplicates") for im in rep.images}
+    assert verdicts["a.jpg"].verdict == "pass"
+    assert verdicts["b.jpg"].details["kind"] == "near"
+    assert verdicts["c.jpg"].details["kind"] == "exact"
+    assert verdicts["d.jpg"].verdict == "pass"
+
+
+def test_profiles_load_and_validate(tmp_path: Path) -> None:
+    assert {"general", "marketplace-main-image", "marketplace-secondary"} <= set(builtin_profiles())
+    main = load_profile("marketplace-main-image")
+    assert main.checks["framing"]["min_fill_warn"] == 0.85 and "blur" in main.checks  # inherited
+    assert set(main.needs_models) == {"text", "watermark", "nsfw"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("checks:\n  blurr: {}\n")
+    with pytest.raises(ConfigError, match="unknown check 'blurr'"):
+        load_profile(str(bad))
+    bad.write_text("checks:\n  blur: {threshold: 3}\n")
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        load_profile(str(bad))
+    bad.write_text("check: {}\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_profile(str(bad))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text(
+        "extends: general\nchecks:\n  nsfw: null\n  blur: {warn: 0.6}\n"
+    )
+    mine = load_profile("mine", tmp_path)
+    assert "nsfw" not in mine.checks and mine.checks["blur"]["warn"] == 0.6
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_profile("nope", tmp_path)
+
+
+def test_bad_corpus_gets_file_verdicts_and_batch_goes_on(tmp_path: Path) -> None:
+    expected = make_bad_corpus(tmp_path / "bad")
+    good = product().save(tmp_path / "bad" / "good.jpg") or tmp_path / "bad" / "good.jpg"
+    prof = load_profile("general")
+    for name in ("text", "watermark", "nsfw"):
+        prof.checks.pop(name)
+    items = [QCItem(str(p), p) for p in sorted((tmp_path / "bad").iterdir())]
+    rep = run_checks(items, prof, Settings(home=tmp_path))
+    by = {Path(im.source).name: im for im in rep.images}
+    for name, kind in expected.items():
+        im = by[name]
+        assert im.file_error and im.result("file").details["kind"] == kind, (name, im.to_dict())
+    assert not by[good.name].file_error and by[good.name].result("blur") is not None
+
+
+def test_cli_qc_gate_json_csv_report(tmp_path: Path) -> None:
+    from catalens.cli import app
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    product().save(d / "ok.jpg", quality=92)
+    Image.fromarray(cv2.GaussianBlur(np.asarray(product(seed=3)), (0, 0), 5)).save(d / "blurry.jpg")
+    prof = tmp_path / "pixels.yaml"
+    prof.write_text("checks:\n  file: {}\n  blur: {}\n  resolution: {}\n")
+    runner = CliRunner()
+    home = tmp_path / "home"
+    res = runner.invoke(
+        app,
+        [
+            "--home",
+            str(home),
+            "qc",
+            str(d),
+            "--profile",
+            str(prof),
+            "--json",
+            "--csv",
+            str(tmp_path / "qc.csv"),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert res.exit_code == 1, res.output
+    data = json.loads(res.stdout)
+    verdicts = {Path(r["source"]).name: r["verdict"] for r in data["results"]}
+    assert verdicts == {"ok.jpg": "pass", "blurry.jpg": "fail"}
+    assert (tmp_path / "rep" / "index.html").read_text().count("data:image/jpeg;base64") >= 1
+    assert "blur_score" in (tmp_path / "qc.csv").read_text()
+    res = runner.invoke(app, ["--home", str(home), "qc", str(d / "ok.jpg"), "--profile", str(prof), "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["--home", str(home), "qc", str(d), "--profile", "nope"])
+    assert res.exit_code == 2 and "unknown profile" in res.output
+    from catalens.core import Catalog
+
+    with Catalog.open(home) as cat:
+        stored = cat.qc_results()
+    assert {Path(r["source"]).name for r in stored} == {"ok.jpg", "blurry.jpg"}
