@@ -104,6 +104,17 @@ def _clean(errors: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _allowed_methods(app: FastAPI, req: Request) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(req.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(E.CatalensError)
     async def _catalens(_req: Request, exc: E.CatalensError) -> JSONResponse:
@@ -123,9 +134,12 @@ def install(app: FastAPI) -> None:
         return error_json(422, "invalid", f"{where}: {first['msg']}" if where else first["msg"], errs)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "error")
-        return error_json(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of every route on this path, not only the first route's
+            headers["Allow"] = ", ".join(_allowed_methods(app, req))
+        return error_json(exc.status_code, code, str(exc.detail), headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _internal(req: Request, exc: Exception) -> JSONResponse:
