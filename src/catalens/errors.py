@@ -98,3 +98,11 @@ class FilterSyntaxError(CatalensError):
 
 class TextSearchUnavailableError(CatalensError):
     """Text search was asked for a model without a text tower and no text projection is trained."""
+
+
+class NoGradientPathError(ModelError):
+    """An explanation needs gradients and the model (ONNX-only, non-torch head) has none."""
+
+
+class UnknownLabelError(NotFoundError):
+    """A label (class) the classifier does not have; the message lists the known ones."""

@@ -6,6 +6,108 @@ database, settings and stored vectors.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from catalens.explain.explainer import Explainer, Explanation
+    from catalens.explain.match import MatchExplanation
+
 
 class ExplainMixin:
     """Methods for heatmaps and explanations."""
+
+    def explainer(self, model: str | None = None) -> Explainer:
+        """The torch explainer for ``model`` (default: the catalog's model), loaded once."""
+        from catalens.explain.explainer import Explainer
+
+        cache = self.__dict__.setdefault("_explainers", {})
+        name = model or self.settings.default_model  # type: ignore[attr-defined]
+        if name not in cache:
+            cache[name] = Explainer(name)
+        return cache[name]
+
+    def explain_target(
+        self,
+        classifier: str | None = None,
+        field: str | None = None,
+        *,
+        imagenet: bool = False,
+        model: str | None = None,
+    ) -> tuple[Any, str]:
+        """``(target, model name)``: a trained classifier's field, or the model's ImageNet classifier."""
+        from catalens.explain.targets import default_target
+
+        return default_target(
+            self.settings.home,  # type: ignore[attr-defined]
+            classifier=classifier,
+            field=field,
+            imagenet=imagenet,
+            model=model or self.settings.default_model,  # type: ignore[attr-defined]
+        )
+
+    def explain_label(
+        self,
+        image: str | Path,
+        *,
+        classifier: str | None = None,
+        field: str | None = None,
+        label: str | int | None = None,
+        imagenet: bool = False,
+        model: str | None = None,
+        method: str | None = None,
+        threshold: float = 0.5,
+        top_k: int = 5,
+    ) -> Explanation:
+        """Heatmap of why ``label`` (default: the predicted one) is given to ``image``.
+
+        ``image`` is a path, a catalog image sha256 (or prefix) or a product id.
+        """
+        from catalens.explain.refs import resolve_image_ref
+
+        target, model_name = self.explain_target(classifier, field, imagenet=imagenet, model=model)
+        path = resolve_image_ref(self.db, image)  # type: ignore[attr-defined]
+        return self.explainer(model_name).explain(
+            path, target, label, method=method, threshold=threshold, top_k=top_k
+        )
+
+    def explain_match(
+        self, query: str | Path, match: str | Path, *, model: str | None = None, mode: str = "contribution"
+    ) -> MatchExplanation:
+        """Which regions of ``query`` and ``match`` agree (paths, image sha256s or product ids)."""
+        from catalens.explain.match import explain_match
+        from catalens.explain.refs import resolve_image_ref
+
+        q = resolve_image_ref(self.db, query)  # type: ignore[attr-defined]
+        m = resolve_image_ref(self.db, match)  # type: ignore[attr-defined]
+        return explain_match(self.explainer(model), q, m, mode=mode)
+
+    def draw_regions(self, image: str | Path, regions: Any) -> Image.Image:
+        """``image`` with ``regions`` drawn on it (boxes, explanation regions or quality check results)."""
+        from catalens.explain.explainer import load_image
+        from catalens.explain.refs import resolve_image_ref
+        from catalens.explain.render import draw_regions
+
+        pil, _ = load_image(resolve_image_ref(self.db, image))  # type: ignore[attr-defined]
+        return draw_regions(pil, regions)
+
+    def explain_quality(
+        self, image: str | Path, *, profile: str = "general", include_pass: bool = False
+    ) -> tuple[Any, Image.Image]:
+        """Run the quality checks of ``profile`` on ``image`` and draw the regions behind their
+        verdicts (text, watermark, border, background... boxes, coloured by verdict).
+
+        Returns ``(ImageQC, drawing)``; the result is not stored in the catalog.
+        """
+        from catalens.explain.explainer import load_image
+        from catalens.explain.refs import resolve_image_ref
+        from catalens.explain.render import draw_regions
+
+        path = resolve_image_ref(self.db, image)  # type: ignore[attr-defined]
+        report = self.qc([path], profile=profile, store=False)  # type: ignore[attr-defined]
+        qc = report.images[0]
+        pil, _ = load_image(path)
+        shown = [r for r in qc.results if r.regions and (include_pass or r.verdict != "pass")]
+        return qc, draw_regions(pil, shown)
