@@ -6,6 +6,90 @@ database, settings and stored vectors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 
 class ClassifyMixin:
     """Methods for classification, tagging, colour, brand, evaluation."""
+
+    def train_classifier(
+        self,
+        name: str,
+        fields: Sequence[str],
+        *,
+        labels: str | Path | None = None,
+        method: str = "linear",
+        model: str | None = None,
+        text_model: str | None = None,
+        hierarchy: Sequence[str] | None = None,
+        taxonomy: str | Path | None = None,
+        drop_rare: bool = False,
+        skip_unknown: bool = False,
+        **options: Any,
+    ) -> Any:
+        """Train and save a classifier (labels CSV, or the catalog's own attributes when None)."""
+        from catalens.classify.labels import catalog_labels, read_labels
+        from catalens.classify.taxonomy import load_taxonomy
+        from catalens.classify.train import train_classifier
+
+        flds = list(fields)
+        ls = (
+            catalog_labels(self.db, flds)  # type: ignore[attr-defined]
+            if labels is None
+            else read_labels(self.db, labels, flds, skip_unknown=skip_unknown)  # type: ignore[attr-defined]
+        )
+        tax = load_taxonomy(taxonomy) if taxonomy else None
+        return train_classifier(
+            self,
+            name,
+            ls,
+            flds,
+            method,
+            model=model,
+            text_model=text_model,
+            hierarchy=list(hierarchy or []),
+            taxonomy=tax,
+            drop_rare=drop_rare,
+            **options,
+        )
+
+    def classify(
+        self, paths: Sequence[str | Path], classifier: str = "builtin", **opts: Any
+    ) -> list[dict[str, Any]]:
+        """Classify image files (``builtin``: the out-of-the-box e-commerce taxonomy)."""
+        from catalens.classify.service import classify_files
+
+        return classify_files(self, paths, classifier, **opts)
+
+    def classify_all(self, classifier: str, **opts: Any) -> dict[str, Any]:
+        """Classify every stored image and store the predictions."""
+        from catalens.classify.service import classify_all
+
+        return classify_all(self, classifier, **opts)
+
+    def evaluate_classifier(
+        self, classifier: str, labels: str | Path | None = None, **opts: Any
+    ) -> dict[str, Any]:
+        """Accuracy, macro-F1, weighted-F1 and ECE per field; ``report_dir=`` writes an HTML report."""
+        from catalens.classify.service import evaluate
+
+        return evaluate(self, classifier, labels, **opts)
+
+    def classifiers(self) -> list[dict[str, Any]]:
+        from catalens.classify.artifact import list_classifiers
+
+        return list_classifiers(self.settings.home)  # type: ignore[attr-defined]
+
+    def load_classifier(self, name: str, version: str | None = None) -> Any:
+        from catalens.classify.artifact import load_classifier
+
+        return load_classifier(self.settings.home, name, version)  # type: ignore[attr-defined]
+
+    def colours(self, path: str | Path, **opts: Any) -> dict[str, Any]:
+        """Dominant product colours (foreground only) named against the retail palette, with percentages."""
+        from catalens.classify.colour import dominant_colours
+        from catalens.imageio import open_image
+
+        return dominant_colours(open_image(path).image, **opts).to_dict()

@@ -47,6 +47,51 @@ def text_matrix(titles: list[str | None], text_model: str) -> np.ndarray:
     return np.asarray(enc.encode([t or "" for t in titles]), np.float32)
 
 
+def colour_matrix(cat: Any, shas: list[str]) -> np.ndarray:
+    """Colour descriptors of the foreground (:func:`catalens.classify.colour.colour_features`) of
+    stored images, cached in ``<home>/cache/classify-colour.npz``."""
+    from catalens.classify.colour import colour_features
+    from catalens.imageio import open_image
+
+    path = cat.settings.home / "cache" / "classify-colour-v1.npz"
+    cache: dict[str, np.ndarray] = {}
+    if path.is_file():
+        with np.load(path) as z:
+            cache = {k: z[k] for k in z.files}
+    todo = [s for s in dict.fromkeys(shas) if s not in cache]
+    for sha in todo:
+        rec = cat.db.image(sha)
+        if rec is None:
+            raise LabelsError(f"image {sha} is not in the catalog")
+        cache[sha] = colour_features(open_image(rec.stored_path or rec.source).image)
+    if todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **cache)
+        tmp.replace(path)
+    return np.stack([cache[s] for s in shas]).astype(np.float32)
+
+
+def build_inputs(
+    cat: Any,
+    clf_input: str,
+    shas: list[str],
+    titles: list[str | None] | None,
+    model: str,
+    text_model: str | None,
+) -> tuple[np.ndarray, str | None]:
+    """The classifier input for stored images: ``image``, plus ``+text`` and/or ``+colour`` parts."""
+    X, version = image_matrix(cat, shas, model)
+    parts = [X]
+    if "text" in clf_input.split("+"):
+        if titles is None:
+            raise ClassifierError("this classifier uses titles (image+text): none given")
+        parts.append(text_matrix(titles, text_model or "minilm"))
+    if "colour" in clf_input.split("+"):
+        parts.append(colour_matrix(cat, shas))
+    return np.hstack(parts).astype(np.float32), version
+
+
 def fuse(image: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Fused input of image+text classifiers: the two L2-normalised embeddings side by side."""
     return np.hstack([np.asarray(image, np.float32), np.asarray(text, np.float32)])
@@ -155,6 +200,7 @@ def train_on_matrix(
     hierarchy: list[str] | None = None,
     taxonomy: Taxonomy | None = None,
     text_model: str | None = None,
+    use_colour: bool = False,
     drop_rare: bool = False,
     calib_frac: float = 0.15,
     seed: int = 0,
@@ -208,7 +254,7 @@ def train_on_matrix(
         model=model,
         model_version=model_version,
         heads=heads,
-        input="image+text" if text_model else "image",
+        input="image" + ("+text" if text_model else "") + ("+colour" if use_colour else ""),
         text_model=text_model,
         paths=paths,
         data={"source": labels.source, "n": len(labels), "images_sha256": digest, "seed": seed},
@@ -226,6 +272,7 @@ def train_classifier(
     *,
     model: str | None = None,
     text_model: str | None = None,
+    use_colour: bool = False,
     save: bool = True,
     **kwargs: Any,
 ) -> Classifier:

@@ -1,0 +1,294 @@
+"""CLI: ``catalens classify``, ``train``, ``eval``, ``colour``, ``classifiers``, ``taxonomy``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from catalens.cli_common import _catalog, _fail, err, out, print_json
+from catalens.errors import CatalensError
+
+
+def _print_predictions(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        parts = []
+        for f, p in r["fields"].items():
+            flag = " [review]" if p["needs_review"] else ""
+            parts.append(f"{f}={p['label']} ({p['prob']:.2f}){flag}")
+        out.print(f"{r['source']}: " + "  ".join(parts), highlight=False)
+
+
+def classify(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Image files to classify.")] = None,
+    classifier: Annotated[
+        str,
+        typer.Option(
+            "--classifier", "-c", help="Classifier name, NAME@VERSION, 'builtin', or A+B (ensemble)."
+        ),
+    ] = "builtin",
+    all_: Annotated[
+        bool, typer.Option("--all", help="Classify every stored image and store the predictions.")
+    ] = False,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Alternatives per field.")] = 3,
+    hierarchy: Annotated[
+        str, typer.Option(help="joint | mask | none: how hierarchy levels are kept consistent.")
+    ] = "joint",
+    threshold: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Abstain threshold (default: the classifier's).")
+    ] = None,
+    title: Annotated[
+        list[str] | None, typer.Option(help="Title per image (fused image+text classifiers).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Classify images into a taxonomy with calibrated probabilities (no training needed for 'builtin')."""
+    if not all_ and not paths:
+        err.print("error: give image files, or --all to classify the whole catalog")
+        raise typer.Exit(2)
+    try:
+        with _catalog() as cat:
+            if all_:
+                res: Any = cat.classify_all(classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k)
+            else:
+                res = cat.classify(
+                    [str(p) for p in paths or []],
+                    classifier,
+                    top_k=top_k,
+                    hierarchy=hierarchy,
+                    threshold=threshold,
+                    titles=title or None,
+                )
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(res)
+    elif all_:
+        out.print(
+            f"{res['images']} images classified by {res['classifier']} in {res['seconds']} s; "
+            f"{res['needs_review']} need review; stored={res['stored']}"
+        )
+        for f, counts in res["labels"].items():
+            out.print(
+                f"  {f}: " + ", ".join(f"{k} {v}" for k, v in list(counts.items())[:8]), highlight=False
+            )
+    else:
+        _print_predictions(res)
+
+
+def train(
+    name: Annotated[str, typer.Argument(help="Classifier name (a new version is saved each time).")],
+    field: Annotated[list[str], typer.Option("--field", "-f", help="Label column to learn (repeatable).")],
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Labels CSV (image|id|sha256 + field columns); default: catalog attributes."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="prototype | linear | finetune")] = "linear",
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: the catalog's).")] = None,
+    text_model: Annotated[
+        str | None, typer.Option(help="Fuse the title embedding of this text model (e.g. minilm).")
+    ] = None,
+    colour_features: Annotated[
+        bool, typer.Option("--colour-features", help="Add foreground colour descriptors (colour fields).")
+    ] = False,
+    hierarchy: Annotated[
+        str | None,
+        typer.Option(help="Hierarchy of fields, parent first: 'masterCategory>subCategory>articleType'."),
+    ] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy YAML (hierarchy + allowed values).")] = None,
+    drop_rare: Annotated[
+        bool, typer.Option(help="Drop classes with too few examples instead of failing.")
+    ] = False,
+    skip_unknown: Annotated[
+        bool, typer.Option(help="Skip label rows whose image is not in the catalog.")
+    ] = False,
+    epochs: Annotated[int, typer.Option(help="finetune: maximum epochs.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone)."""
+    opts: dict[str, Any] = {}
+    if method == "finetune":
+        opts["epochs"] = epochs
+    try:
+        with _catalog() as cat:
+            clf = cat.train_classifier(
+                name,
+                field,
+                labels=labels,
+                method=method,
+                model=model,
+                text_model=text_model,
+                hierarchy=[h.strip() for h in hierarchy.split(">")] if hierarchy else None,
+                taxonomy=taxonomy,
+                drop_rare=drop_rare,
+                skip_unknown=skip_unknown,
+                use_colour=colour_features,
+                **opts,
+            )
+    except CatalensError as exc:
+        _fail(exc)
+    data = {
+        "name": clf.name,
+        "version": clf.version,
+        "folder": str(clf.folder),
+        "method": clf.method,
+        "model": clf.model,
+        "input": clf.input,
+        "fields": {
+            f: {"classes": len(h.classes), "temperature": h.temperature, "threshold": h.threshold}
+            for f, h in clf.heads.items()
+        },
+        "held_out": clf.metrics.get("held_out", {}),
+    }
+    if as_json:
+        print_json(data)
+    else:
+        out.print(
+            f"saved {clf.name} {clf.version} ({clf.method}, {clf.model}) -> {clf.folder}", highlight=False
+        )
+        for f, h in data["fields"].items():
+            ho = data["held_out"].get(f) or {}
+            acc = f"  held-out acc {ho['accuracy']:.3f} ECE {ho['ece']:.3f}" if ho else ""
+            out.print(
+                f"  {f}: {h['classes']} classes, T={h['temperature']:.3f}, review below {h['threshold']:.2f}{acc}"
+            )
+
+
+def eval_(
+    classifier: Annotated[str, typer.Option("--classifier", "-c", help="Classifier name (or A+B ensemble).")],
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels CSV; default: the catalog's attributes.")
+    ] = None,
+    field: Annotated[
+        list[str] | None, typer.Option("--field", "-f", help="Fields to evaluate (default: all).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Folder for the HTML report.")] = None,
+    hierarchy: Annotated[str, typer.Option(help="joint | mask | none")] = "joint",
+    skip_unknown: Annotated[
+        bool, typer.Option(help="Skip label rows whose image is not in the catalog.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output (always JSON per field).")
+    ] = False,
+) -> None:
+    """Accuracy, macro-F1, weighted-F1 and ECE per field; an HTML report with --report."""
+    try:
+        with _catalog() as cat:
+            res = cat.evaluate_classifier(
+                classifier,
+                labels,
+                fields=field or None,
+                report_dir=report,
+                hierarchy=hierarchy,
+                skip_unknown=skip_unknown,
+            )
+    except CatalensError as exc:
+        _fail(exc)
+    print_json(res)
+
+
+def colour(
+    paths: Annotated[list[Path], typer.Argument(help="Image files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Dominant product colours (the product's, not the background's), named, with percentages."""
+    results = []
+    try:
+        with _catalog() as cat:
+            for p in paths:
+                results.append({"source": str(p), **cat.colours(p)})
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(results)
+        return
+    for r in results:
+        cols = ", ".join(f"{c['name']} {c['percent']}%" for c in r["colours"])
+        out.print(f"{r['source']}: {r['primary']}  ({cols})", highlight=False)
+
+
+def classifiers(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List trained classifiers."""
+    try:
+        with _catalog() as cat:
+            rows = cat.classifiers()
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no classifiers; train one with `catalens train NAME --field FIELD`")
+    for r in rows:
+        out.print(f"{r['name']}  {r['latest']}  {r['method']}  {r['model']}  fields={','.join(r['fields'])}")
+
+
+def taxonomy(
+    file: Annotated[str, typer.Argument(help="Taxonomy YAML, or 'builtin'.")] = "builtin",
+    mapping: Annotated[
+        bool, typer.Option(help="Print the ImageNet class -> node mapping (builtin).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Validate and show a taxonomy (hierarchy, attribute fields); the built-in one by default."""
+    from catalens.classify.taxonomy import load_taxonomy
+
+    try:
+        tax = load_taxonomy(file)
+        rows = None
+        if mapping:
+            from catalens.classify.builtin import mapping_table
+
+            rows = mapping_table(tax)
+    except CatalensError as exc:
+        _fail(exc)
+    data = tax.to_dict() | ({"imagenet_mapping": rows} if rows is not None else {})
+    if as_json:
+        print_json(data)
+        return
+    out.print(
+        f"{tax.name}: hierarchy {' > '.join(tax.hierarchy) or '-'}; {len(tax.paths)} leaf paths",
+        highlight=False,
+    )
+    if tax.hierarchy:
+        for v in tax.values(tax.hierarchy[0]):
+            kids = [p[1] for p in tax.paths if p[0] == v and len(p) > 1]
+            out.print(f"  {v}: {', '.join(kids)}", highlight=False)
+    for a, vals in tax.attributes.items():
+        out.print(f"  attribute {a}: {', '.join(vals)}", highlight=False)
+    for r in rows or []:
+        out.print(f"  {r['index']:4d} {r['imagenet'][:40]:40s} -> {r['node'] or 'none'}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "classify",
+        epilog=(
+            "Examples:\n\n  catalens classify photo.jpg\n\n  catalens classify a.jpg b.jpg --json\n\n"
+            "  catalens classify --all --classifier shop-types\n\n"
+            "  catalens classify photo.jpg -c types-lite0+types-lite2   (ensemble)"
+        ),
+    )(classify)
+    app.command(
+        "train",
+        epilog=(
+            "Examples:\n\n  catalens train shop-types --labels labels.csv --field articleType\n\n"
+            "  catalens train tags --field masterCategory --field subCategory --field articleType "
+            "--hierarchy 'masterCategory>subCategory>articleType' --drop-rare\n\n"
+            "  catalens train colours --field baseColour --colour-features\n\n"
+            "  catalens train fused --field articleType --text-model minilm"
+        ),
+    )(train)
+    app.command(
+        "eval",
+        epilog="Examples:\n\n  catalens eval --classifier shop-types --labels test.csv --report report/",
+    )(eval_)
+    app.command("colour", epilog="Examples:\n\n  catalens colour photo.jpg --json")(colour)
+    app.command("classifiers", epilog="Examples:\n\n  catalens classifiers --json")(classifiers)
+    app.command(
+        "taxonomy",
+        epilog="Examples:\n\n  catalens taxonomy\n\n  catalens taxonomy --mapping\n\n  catalens taxonomy my-shop.yaml",
+    )(taxonomy)

@@ -1,0 +1,210 @@
+"""Glue between a :class:`~catalens.core.Catalog` and the classify modules (used by the facade).
+
+A classifier reference is a name (latest version), ``name@version``, ``builtin``, or several
+joined by ``+`` for a probability-averaging ensemble (``lite0-clf+lite2-clf``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalens.classify.artifact import Classifier, load_classifier
+from catalens.classify.errors import ClassifierError
+from catalens.classify.predict import Ensemble, field_probas, predict_rows
+from catalens.vectors import l2_normalize
+
+
+def resolve(cat: Any, ref: str) -> Classifier | Ensemble:
+    parts = [p.strip() for p in ref.split("+") if p.strip()]
+    if not parts:
+        raise ClassifierError("no classifier named")
+    clfs = []
+    for p in parts:
+        name, _, version = p.partition("@")
+        clfs.append(load_classifier(cat.settings.home, name, version or None))
+    return clfs[0] if len(clfs) == 1 else Ensemble(clfs)
+
+
+def _members(clf: Classifier | Ensemble) -> list[Classifier]:
+    return clf.members if isinstance(clf, Ensemble) else [clf]
+
+
+def stored_inputs(
+    cat: Any, clf: Classifier, shas: Sequence[str], titles: Sequence[str | None] | None = None
+) -> np.ndarray:
+    from catalens.classify.train import build_inputs
+
+    return build_inputs(
+        cat, clf.input, list(shas), list(titles) if titles is not None else None, clf.model, clf.text_model
+    )[0]
+
+
+def probas_stored(
+    cat: Any, clf: Classifier | Ensemble, shas: Sequence[str], titles: Sequence[str | None] | None = None
+) -> dict[str, np.ndarray]:
+    members = _members(clf)
+    inputs = [stored_inputs(cat, m, shas, titles) for m in members]
+    if isinstance(clf, Ensemble):
+        return clf.proba(inputs)
+    return field_probas(clf, inputs[0])
+
+
+def probas_images(
+    cat: Any, clf: Classifier | Ensemble, images: Sequence[Any], titles: Sequence[str | None] | None = None
+) -> dict[str, np.ndarray]:
+    """Probabilities for PIL images (runs each member's encoder; exact feature norms)."""
+    from catalens.classify.train import fuse, text_matrix
+
+    inputs, norms = [], []
+    for m in _members(clf):
+        enc = cat.encoder(m.model)
+        raw = np.asarray(enc.encode(np.stack([enc.preprocess(im) for im in images])), np.float32)
+        x = l2_normalize(raw)
+        if "text" in m.input.split("+"):
+            if titles is None or any(t is None for t in titles):
+                raise ClassifierError(f"classifier {m.name!r} is fused image+text: give a title (--title)")
+            x = fuse(x, text_matrix(list(titles), m.text_model or "minilm"))
+        if "colour" in m.input.split("+"):
+            from catalens.classify.colour import colour_features
+
+            x = np.hstack([x, np.stack([colour_features(im) for im in images])])
+        inputs.append(x)
+        norms.append(np.linalg.norm(raw, axis=1))
+    if isinstance(clf, Ensemble):
+        return clf.proba(inputs)
+    return field_probas(clf, inputs[0], scale=norms[0])
+
+
+def classify_files(
+    cat: Any,
+    paths: Sequence[str | Path],
+    classifier: str = "builtin",
+    *,
+    top_k: int = 3,
+    hierarchy: str = "joint",
+    threshold: float | None = None,
+    titles: Sequence[str | None] | None = None,
+) -> list[dict[str, Any]]:
+    from catalens.imageio import open_image
+
+    clf = resolve(cat, classifier)
+    images = [open_image(p).image for p in paths]
+    probs = probas_images(cat, clf, images, titles)
+    rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold)
+    return [
+        {"source": str(p), "classifier": clf.name, "fields": {f: fp.to_dict() for f, fp in r.items()}}
+        for p, r in zip(paths, rows, strict=True)
+    ]
+
+
+def classify_all(
+    cat: Any,
+    classifier: str,
+    *,
+    hierarchy: str = "joint",
+    threshold: float | None = None,
+    top_k: int = 3,
+    store: bool = True,
+    batch: int = 4096,
+) -> dict[str, Any]:
+    """Classify every stored embedding and store the predictions (one row per image and field)."""
+    import time
+
+    from sqlalchemy import delete
+
+    from catalens.classify.tables import ClassPrediction
+
+    clf = resolve(cat, classifier)
+    members = _members(clf)
+    hashes, _ = cat.vectors(members[0].model)
+    titles = catalog_titles(cat, hashes) if any("text" in m.input for m in members) else None
+    t0 = time.perf_counter()
+    counts: dict[str, dict[str, int]] = {}
+    review = 0
+    version = "+".join(getattr(m, "version", "") for m in members)
+    for start in range(0, len(hashes), batch):
+        part = hashes[start : start + batch]
+        probs = probas_stored(cat, clf, part, titles[start : start + batch] if titles else None)
+        rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold)
+        if store:
+            with cat.db.session() as s:
+                s.execute(
+                    delete(ClassPrediction).where(
+                        ClassPrediction.classifier == clf.name, ClassPrediction.image_sha256.in_(part)
+                    )
+                )
+                s.add_all(
+                    ClassPrediction(
+                        image_sha256=h,
+                        classifier=clf.name,
+                        version=version[:64],
+                        field=f,
+                        label=fp.label,
+                        prob=fp.prob,
+                        needs_review=fp.needs_review,
+                        top_k=[[c, p] for c, p in fp.top_k],
+                    )
+                    for h, r in zip(part, rows, strict=True)
+                    for f, fp in r.items()
+                )
+        for r in rows:
+            review += any(fp.needs_review for fp in r.values())
+            for f, fp in r.items():
+                counts.setdefault(f, {})
+                counts[f][fp.label] = counts[f].get(fp.label, 0) + 1
+    return {
+        "classifier": clf.name,
+        "images": len(hashes),
+        "needs_review": review,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "stored": store,
+        "labels": {f: dict(sorted(c.items(), key=lambda kv: -kv[1])[:20]) for f, c in counts.items()},
+    }
+
+
+def catalog_titles(cat: Any, hashes: Sequence[str]) -> list[str | None]:
+    from catalens.classify.labels import _catalog_maps
+
+    _, _, _, owner = _catalog_maps(cat.db)
+    return [owner.get(h, (None, None))[1] for h in hashes]
+
+
+def evaluate(
+    cat: Any,
+    classifier: str,
+    labels_csv: str | Path | None,
+    *,
+    fields: Sequence[str] | None = None,
+    report_dir: str | Path | None = None,
+    hierarchy: str = "joint",
+    skip_unknown: bool = False,
+) -> dict[str, Any]:
+    """Per-field accuracy, macro-F1, weighted-F1 and ECE; an HTML report when ``report_dir``."""
+    from catalens.classify.evaluate import evaluate_field, public, write_report
+    from catalens.classify.labels import catalog_labels, read_labels
+
+    clf = resolve(cat, classifier)
+    use = list(fields or clf.fields)
+    for f in use:
+        if f not in clf.fields:
+            raise ClassifierError(
+                f"classifier {clf.name!r} has no field {f!r} (fields: {', '.join(clf.fields)})"
+            )
+    if labels_csv is None:
+        labels = catalog_labels(cat.db, use)
+    else:
+        labels = read_labels(cat.db, labels_csv, use, skip_unknown=skip_unknown)
+    probs = probas_stored(cat, clf, labels.shas, labels.titles)
+    rows = predict_rows(clf, probs, hierarchy=hierarchy, threshold=0.0)
+    results = {}
+    for f in use:
+        y_pred = [r[f].label for r in rows]
+        results[f] = evaluate_field(labels.labels[f], y_pred, probs[f], clf.classes(f))
+    out: dict[str, Any] = {"classifier": clf.name, "labels": labels.source, "fields": public(results)}
+    if report_dir is not None:
+        out["report"] = str(write_report(report_dir, clf.name, results))
+    return out
