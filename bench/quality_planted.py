@@ -1,0 +1,227 @@
+"""Quality-check benchmark on the planted-issue set: catalens vs cleanvision, side by side.
+
+Builds (or reuses) the planted set from ../shared/data (see quality_planted_set.py) in /tmp, runs
+catalens' checks (general profile) and cleanvision on the SAME images of the "test" half (thresholds
+were tuned on the "dev" half only), and prints JSON lines:
+
+* per planted type: precision / recall / F1 of the matching check (positives = copies with that
+  type planted, negatives = the clean originals), and its false-positive rate on the clean originals;
+  cleanvision's numbers for the types it covers (blurry, dark, light, grayscale);
+* speed: pixel checks img/s on the 1200 px Myntra originals (2 workers), and with OCR + NSFW on.
+
+Usage: python bench/quality_planted.py [--out /tmp/catalens-planted] [--ocr-originals 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_planted_set import PLANTED_TYPES, build, load_items  # noqa: E402
+
+from catalens.config import Settings  # noqa: E402
+from catalens.quality.profiles import load_profile  # noqa: E402
+from catalens.quality.runner import QCItem, run_checks  # noqa: E402
+
+CHECK_FOR = {
+    "blur_gaussian": "blur", "blur_motion": "blur", "underexposed": "underexposed", "overexposed": "overexposed",
+    "low_contrast": "low_contrast", "downscaled": "resolution", "text_overlay": "text", "watermark": "watermark",
+    "border": "border", "busy_background": "background", "grayscale": "grayscale",
+}  # fmt: skip
+CLEANVISION_FOR = {
+    "blur_gaussian": "blurry",
+    "blur_motion": "blurry",
+    "underexposed": "dark",
+    "overexposed": "light",
+    "grayscale": "grayscale",
+    "low_contrast": "low_information",
+}
+PIXEL_CHECKS = [
+    "file",
+    "resolution",
+    "aspect_ratio",
+    "blur",
+    "underexposed",
+    "overexposed",
+    "low_contrast",
+    "grayscale",
+    "low_information",
+    "border",
+    "background",
+    "framing",
+]
+
+
+def emit(**kw: object) -> None:
+    print(json.dumps(kw), flush=True)
+
+
+def prf(flag: dict[str, bool], pos: list[str], neg: list[str]) -> dict[str, float]:
+    tp = sum(flag[p] for p in pos)
+    fp = sum(flag[n] for n in neg)
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / len(pos) if pos else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return {
+        "precision": round(prec, 4),
+        "recall": round(rec, 4),
+        "f1": round(f1, 4),
+        "fpr_clean": round(fp / len(neg), 4) if neg else 0.0,
+        "n_pos": len(pos),
+        "n_neg": len(neg),
+    }
+
+
+def profile_with(checks: list[str]):  # type: ignore[no-untyped-def]
+    prof = load_profile("general")
+    prof.checks = {c: prof.checks.get(c, {}) for c in checks}
+    return prof
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="/tmp/catalens-planted")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    ap.add_argument("--split", default="test")
+    ap.add_argument(
+        "--ocr-originals", type=int, default=40, help="originals whose clean/text/watermark copies get OCR"
+    )
+    ap.add_argument("--no-cleanvision", action="store_true")
+    a = ap.parse_args()
+    out = Path(a.out)
+    items = load_items(out) if (out / "items.jsonl").exists() else build(out, Path(a.data))
+    items = [it for it in items if it.split == a.split]
+    settings = Settings(home=Path("/tmp/catalens-bench-home"), workers=2)
+    by_path = {it.path: it for it in items}
+
+    # ---- pixel checks on every image of the split
+    rep = run_checks([QCItem(it.path, Path(it.path)) for it in items], profile_with(PIXEL_CHECKS), settings)
+    verdict = {(im.source, r.check): r.verdict != "pass" for im in rep.images for r in im.results}
+    emit(kind="run", what="pixel checks", images=len(items), seconds=round(rep.seconds, 2))
+
+    # ---- OCR checks on a subset (clean + text + watermark copies of the first N originals)
+    originals = sorted({it.original for it in items})[: a.ocr_originals]
+    ocr_items = [
+        it
+        for it in items
+        if it.original in originals and it.planted in ("clean", "text_overlay", "watermark")
+    ]
+    rep_ocr = run_checks(
+        [QCItem(it.path, Path(it.path)) for it in ocr_items],
+        profile_with(["text", "watermark", "nsfw"]),
+        settings,
+    )
+    for im in rep_ocr.images:
+        for r in im.results:
+            verdict[(im.source, r.check)] = r.verdict != "pass"
+    emit(kind="run", what="ocr+nsfw checks", images=len(ocr_items), seconds=round(rep_ocr.seconds, 2))
+
+    # ---- cleanvision on the same images
+    cv_flags: dict[str, dict[str, bool]] = {}
+    if not a.no_cleanvision:
+        from cleanvision import Imagelab
+
+        t = time.perf_counter()
+        lab = Imagelab(filepaths=[it.path for it in items], verbose=False)
+        lab.find_issues(
+            {k: {} for k in ("blurry", "dark", "light", "grayscale", "low_information")},
+            n_jobs=2,
+            verbose=False,
+        )
+        issues = lab.issues
+        for issue in ("blurry", "dark", "light", "grayscale", "low_information"):
+            col = f"is_{issue}_issue"
+            cv_flags[issue] = {str(p): bool(v) for p, v in issues[col].items()}
+        emit(kind="run", what="cleanvision", images=len(items), seconds=round(time.perf_counter() - t, 2))
+
+    # ---- metrics per planted type
+    for ptype in PLANTED_TYPES:
+        check = CHECK_FOR[ptype]
+        pool = items if check not in ("text", "watermark") else ocr_items
+        if ptype == "busy_background":
+            pool = [it for it in pool if it.dataset == "myntra"]
+        pos = [it.path for it in pool if it.planted == ptype]
+        neg = [it.path for it in pool if it.planted == "clean"]
+        flag = {p: verdict.get((p, check), False) for p in pos + neg}
+        row = {"kind": "metric", "planted": ptype, "check": check, "catalens": prf(flag, pos, neg)}
+        cvi = CLEANVISION_FOR.get(ptype)
+        if cvi and cv_flags:
+            row["cleanvision_issue"] = cvi
+            row["cleanvision"] = prf({p: cv_flags[cvi].get(p, False) for p in pos + neg}, pos, neg)
+        print(json.dumps(row), flush=True)
+    clean_white = [it.path for it in items if it.planted == "clean" and it.dataset == "myntra"]
+    fp = sum(verdict.get((p, "blur"), False) for p in clean_white)
+    row = {
+        "kind": "metric",
+        "what": "blur FPR on clean white-background (Myntra) originals",
+        "catalens": round(fp / len(clean_white), 4),
+        "n": len(clean_white),
+    }
+    if cv_flags:
+        row["cleanvision"] = round(
+            sum(cv_flags["blurry"].get(p, False) for p in clean_white) / len(clean_white), 4
+        )
+    print(json.dumps(row), flush=True)
+    flagged_clean = {
+        c: sum(verdict.get((it.path, c), False) for it in items if it.planted == "clean")
+        for c in PIXEL_CHECKS
+    }
+    emit(
+        kind="metric",
+        what="clean originals flagged per check",
+        n=sum(it.planted == "clean" for it in items),
+        counts=flagged_clean,
+    )
+
+    # ---- speed: pixel checks on 1200 px originals, 2 workers, median of 3 runs; then + OCR + NSFW
+    full = [
+        QCItem(it.path, Path(it.path))
+        for it in load_items(out)
+        if it.planted == "clean" and it.dataset == "myntra"
+    ]
+    rates = []
+    for _ in range(3):
+        r = run_checks(full, profile_with(PIXEL_CHECKS), settings)
+        rates.append(len(full) / r.seconds)
+    emit(
+        kind="speed",
+        what="pixel checks, 900x1200 JPEG, 2 workers",
+        images=len(full),
+        images_per_s_median=round(statistics.median(rates), 1),
+        runs=[round(x, 1) for x in rates],
+    )
+    sub = full[:40]
+    r = run_checks(sub, profile_with(PIXEL_CHECKS + ["text", "watermark", "nsfw"]), settings)
+    emit(
+        kind="speed",
+        what="pixel + OCR + NSFW, 900x1200 JPEG, 2 workers",
+        images=len(sub),
+        images_per_s=round(len(sub) / r.seconds, 2),
+    )
+    if cv_flags:
+        from cleanvision import Imagelab
+
+        t = time.perf_counter()
+        lab = Imagelab(filepaths=[q.source for q in full], verbose=False)
+        lab.find_issues(
+            {k: {} for k in ("blurry", "dark", "light", "grayscale", "low_information")},
+            n_jobs=2,
+            verbose=False,
+        )
+        emit(
+            kind="speed",
+            what="cleanvision same 5 issue types, same images",
+            images=len(full),
+            images_per_s=round(len(full) / (time.perf_counter() - t), 1),
+        )
+    _ = by_path
+
+
+if __name__ == "__main__":
+    main()
