@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--n-orig", type=int, default=300)
     ap.add_argument("--n-other", type=int, default=600)
     ap.add_argument("--scale", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1, help="planted-set seed (thresholds were tuned on seed 0)")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
     import torch
@@ -146,9 +147,15 @@ def main() -> None:
     torch.set_num_threads(2)
     work = args.work or Path(tempfile.mkdtemp(prefix="dedup-bench-"))
     folder = work / "images"
-    truth_data = make_planted(DATA, folder, args.n_orig, args.n_other)
+    truth_data = make_planted(DATA, folder, args.n_orig, args.n_other, seed=args.seed)
     truth = pairs_of(truth_data["groups"])
-    emit({"dataset": "planted myntra-dev", "images": truth_data["n_images"], "truth_pairs": len(truth)})
+    emit(
+        {
+            "dataset": f"planted myntra-dev (seed {args.seed})",
+            "images": truth_data["n_images"],
+            "truth_pairs": len(truth),
+        }
+    )
     emit(run_catalens(folder, work / "home", truth))
     # imagededup reads every file in the folder: keep only images there
     for res in run_imagededup(folder, truth):

@@ -191,6 +191,11 @@ class FaissIndex:
     def close(self) -> None:
         pass
 
+    def reserve(self, n_total: int) -> None:
+        """Plan for ``n_total`` vectors: the approximate index (when built) gets parameters for that size."""
+        planned = approx_params(int(n_total), self.dim)
+        self._override = {**planned, **self._override}
+
     def drop(self) -> None:
         """Empty the index in memory (the next :meth:`save` replaces what is on disk)."""
         with self._lock:

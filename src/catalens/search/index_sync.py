@@ -203,12 +203,10 @@ def _rebuild(index: VectorIndex, data: IndexedVectors, positions: np.ndarray) ->
         drop()
     else:  # pragma: no cover - third-party backends without drop()
         index.delete(index.ids())
-    mat = data.matrix()
-    if hasattr(index, "exact_threshold") and len(positions) > index.exact_threshold:
-        # one upsert builds the approximate index directly (no exact detour)
-        index.upsert(positions, l2_normalize(np.asarray(mat[positions])))
-    else:
-        _add(index, data, positions)
+    reserve = getattr(index, "reserve", None)
+    if callable(reserve):
+        reserve(len(positions))  # approximate-index parameters sized for the whole catalog
+    _add(index, data, positions)
     _set_manifest(index, data, positions)
     index.save()
 

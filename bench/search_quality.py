@@ -1,0 +1,98 @@
+"""Retrieval quality on myntra-dev: image-to-image mAP@10 (same articleType = relevant) and
+text-to-image Recall@10 (productDisplayName queries on held-out products).
+
+    python bench/search_quality.py [--home /work/bench-home]
+
+The bench home is copied to a temporary folder first (it is read-only). Prints JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def ap_at_k(rel: list[bool], n_rel: int, k: int = 10) -> float:
+    hits, s = 0, 0.0
+    for i, r in enumerate(rel[:k], 1):
+        if r:
+            hits += 1
+            s += hits / i
+    return s / min(k, n_rel) if n_rel else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--home", type=Path, default=Path("/work/bench-home"))
+    ap.add_argument("--queries", type=int, default=1000)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    from catalens.core import Catalog
+
+    tmp = Path(tempfile.mkdtemp(prefix="sq-"))
+    shutil.copytree(args.home, tmp / "home")
+    cat = Catalog.open(tmp / "home")
+    s = cat.searcher()
+    from catalens.search.engine import product_rows
+
+    prods = product_rows(cat.db)
+    rng = np.random.default_rng(0)
+    shas = [h for h in s.pos_of if s.links.get(h)]
+    picks = rng.choice(len(shas), size=min(args.queries, len(shas)), replace=False)
+    art = {pid: (a.get("articleType") or "") for pid, (_, a) in prods.items()}
+    n_by_type: dict[str, int] = {}
+    for t in art.values():
+        n_by_type[t] = n_by_type.get(t, 0) + 1
+    aps = []
+    t0 = time.perf_counter()
+    for i in picks:
+        sha = shas[i]
+        pid = s.links[sha][0]
+        res = s.search(s.stored_vector(sha), 10, exclude_products=[pid])
+        rel = [art.get(r.product_id or "") == art[pid] for r in res]
+        aps.append(ap_at_k(rel, n_by_type[art[pid]] - 1))
+    dt = (time.perf_counter() - t0) / len(picks)
+    # chance level: a random ranking's precision equals the share of same-type products
+    chance = float(np.mean([(n_by_type[art[s.links[shas[i]][0]]] - 1) / (len(art) - 1) for i in picks]))
+    print(
+        json.dumps(
+            {
+                "task": "image-to-image mAP@10 (relevant = same articleType)",
+                "method": f"{s.data.model_id} embeddings, cosine, {s.index.info()['kind']} index, one result per product",
+                "queries": len(picks),
+                "map_at_10": round(float(np.mean(aps)), 4),
+                "chance_precision": round(chance, 4),
+                "ms_per_query": round(dt * 1000, 2),
+            }
+        ),
+        flush=True,
+    )
+    meta = cat.train_text_projection(holdout=0.2)
+    print(
+        json.dumps(
+            {
+                "task": "text-to-image Recall@10 (productDisplayName of held-out products, whole catalog as gallery)",
+                "method": meta["method"] + f", lambda={meta['lambda']}",
+                "heldout_products": meta["heldout_products"],
+                "recall_at_10": meta["heldout_recall_at_10"],
+                "recall_by_lambda": meta["recall_by_lambda"],
+                "chance_recall_at_10": round(10 / len(set(prods)), 4),
+                "train_seconds": meta["seconds"],
+            }
+        ),
+        flush=True,
+    )
+    cat.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
