@@ -29,11 +29,11 @@ CORE_ROUTERS = ("ops", "catalogue", "ingest", "keys")
 FEATURE_ROUTERS = (
     ("search", "search_image"),
     ("dedup", "dedup_image"),
-    ("classify", "classify_image"),
-    ("quality", "qc_image"),
+    ("classify", "classify"),
+    ("quality", "qc"),
     ("recommend", "recommend"),
     ("events", "record_event"),
-    ("explain", "explain_image"),
+    ("explain", "explain_label"),
 )
 WEB_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
 
