@@ -43,6 +43,16 @@ class QualityMixin:
         items, failed = collect_items(self.db, paths or [], all_images)  # type: ignore[attr-defined]
         tick = progress("qc", len(items)) if progress else None
         report = run_checks(items, prof, self.settings, on_progress=tick, workers=workers)  # type: ignore[attr-defined]
+        if (
+            all_images
+            and "duplicates" in prof.checks
+            and prof.checks["duplicates"].get("method", "auto") == "auto"
+        ):
+            from catalens.quality.dedup_bridge import apply_catalog_dedup
+
+            report.duplicates_method = apply_catalog_dedup(
+                self, report.images, prof.checks["duplicates"].get("verdict", "warn")
+            )
         for qc in failed:
             qc.profile = prof.name
         report.images.extend(failed)

@@ -32,6 +32,7 @@ class QCReport:
     profile: str
     images: list[ImageQC] = field(default_factory=list)
     seconds: float = 0.0
+    duplicates_method: str = "hash"  # "search-dedup" when catalens.search grouped the catalogue
 
     @property
     def counts(self) -> dict[str, int]:
@@ -67,6 +68,7 @@ class QCReport:
             "counts": self.counts,
             "by_check": self.by_check,
             "seconds": round(self.seconds, 3),
+            "duplicates_method": self.duplicates_method,
             "images_per_s": round(n / self.seconds, 2) if self.seconds > 0 else None,
             "results": [im.to_dict() for im in self.images],
         }

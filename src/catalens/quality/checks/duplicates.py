@@ -4,6 +4,10 @@ Exact: the same file bytes (SHA-256). Near: a 64-bit difference hash (dHash) of 
 copy within ``max_distance`` bits (re-encodes, resizes, light edits). Score: Hamming distance to the
 closest other image (0 = identical pixels at hash resolution; 64 = nothing alike). Every member of a
 group after the first gets the verdict ``verdict`` and the reason names the first one.
+
+``method: auto`` (default): with ``catalens qc --all`` on an embedded catalogue the groups come from
+:mod:`catalens.search.dedup` (embeddings + copy verification) instead; ``method: hash`` always uses
+the hashes above.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ def dhash(gray: np.ndarray) -> int:
 class DuplicatesCheck(Check):
     unit = "hamming distance (bits of 64)"
     scope = "batch"
-    params = {"max_distance": 4, "verdict": "warn"}
+    params = {"max_distance": 4, "verdict": "warn", "method": "auto"}
 
     def fingerprint(self, img: QCImage) -> dict[str, Any]:
         return {"sha256": img.sha256, "dhash": dhash(img.gray)}
