@@ -2,7 +2,7 @@
 
 Training uses the event log it is fitted on and nothing else. Inside that log, each sampled
 user's last purchase (the strongest event kind present when there are no purchases) is held
-out; the signals are refitted on the rest; the held-out item must outrank negatives drawn
+out with everything from the user's first contact with that product on; the signals are refitted on the rest; the held-out item must outrank negatives drawn
 from the candidate pool (the top items of the visual, recent-visual, CF and popularity
 signals) plus a few random ones: a pairwise logistic regression on feature differences (a
 linear RankNet). At query time the same candidate pool is ranked by the learned weights
@@ -58,9 +58,13 @@ def training_rows(
     for u in rng.permutation(inter.n_users):
         s = inter.events_of(int(u))
         hits = np.flatnonzero(inter.kind[s] == target_kind)
-        if len(hits) == 0 or hits[-1] == 0:
+        if len(hits) == 0:
             continue
-        t = s.start + int(hits[-1])
+        target = inter.i[s.start + int(hits[-1])]
+        # as in evaluation: the history ends at the first contact with the target product
+        t = s.start + int(np.flatnonzero(inter.i[s] == target)[0])
+        if t == s.start:
+            continue
         held[t : s.stop] = True
         picks.append((int(u), t))
         if len(picks) >= config.hybrid_train_users:
@@ -78,8 +82,6 @@ def training_rows(
         hist = slice(s.start, t)
         pos = int(inter.i[t])
         bought = inter.i[hist][inter.kind[hist] == purchase]
-        if pos in set(bought.tolist()):
-            continue
         q = make_query(
             inter.i[hist], inter.kind[hist], inter.ts[hist], inter.row_weight[hist], config, inner.now_ms
         )
