@@ -1,0 +1,161 @@
+"""Classification benchmark on myntra-dev stored embeddings (a catalens home with the labels as attrs).
+
+Fixed seeded 80/20 split by product id with no shared title and no duplicate image (pixel hash)
+across the split. Prints one JSON line per (method, field) and a speed line.
+
+    python bench/classify_myntra.py --home /work/bench-home [--colour] [--fused]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+FIELDS = ["masterCategory", "subCategory", "articleType", "gender", "baseColour"]
+HIER = FIELDS[:3]
+
+
+def split(cat, labels, seed: int = 0, test_frac: float = 0.2) -> tuple[list[int], list[int]]:
+    """Groups = connected components of (same title) or (same pixel hash); groups go wholly to one side."""
+    parent = list(range(len(labels)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, sha in enumerate(labels.shas):
+        rec = cat.db.image(sha)
+        keys = [("pix", rec.pixel_sha256 or sha)]
+        if labels.titles[i]:
+            keys.append(("title", labels.titles[i].strip().lower()))
+        for k in keys:
+            if k in first:
+                parent[find(i)] = find(first[k])
+            else:
+                first[k] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(labels)):
+        groups.setdefault(find(i), []).append(i)
+    order = sorted(groups, key=lambda g: min(labels.product_ids[i] or "" for i in groups[g]))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(order)
+    test: list[int] = []
+    for g in order:
+        if len(test) >= test_frac * len(labels):
+            break
+        test.extend(groups[g])
+    ts = set(test)
+    return [i for i in range(len(labels)) if i not in ts], sorted(test)
+
+
+def run(home: str, colour: bool, fused: bool) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+    from catalens.classify.labels import catalog_labels
+    from catalens.classify.metrics import ece, scores
+    from catalens.classify.predict import field_probas, predict_rows
+    from catalens.classify.train import colour_matrix, image_matrix, text_matrix, train_on_matrix
+    from catalens.core import Catalog
+
+    cat = Catalog.open(home)
+    L = catalog_labels(cat.db, FIELDS)
+    tr, te = split(cat, L)
+    print(json.dumps({"split": {"train": len(tr), "test": len(te)}}), flush=True)
+    Ximg, _ = image_matrix(cat, L.shas, "efficientnet-lite0")
+    inputs = {"image": Ximg}
+    if fused:
+        inputs["image+text"] = np.hstack([Ximg, text_matrix(L.titles, "minilm")])
+    if colour:
+        t0 = time.perf_counter()
+        C = colour_matrix(cat, L.shas)
+        print(json.dumps({"colour_features_s_per_image": (time.perf_counter() - t0) / len(L)}), flush=True)
+        inputs["image+colour"] = np.hstack([Ximg, C])
+    Ltr = L.subset(tr)
+    for inp, X in inputs.items():
+        methods = ["prototype", "linear"] if inp == "image" else ["linear"]
+        fields = FIELDS if inp != "image+colour" else ["baseColour"]
+        for method in methods:
+            t0 = time.perf_counter()
+            clf = train_on_matrix(
+                X[tr],
+                Ltr,
+                fields,
+                method,
+                name="bench",
+                model="efficientnet-lite0",
+                model_version=None,
+                hierarchy=HIER,
+                drop_rare=True,
+            )
+            train_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            P = field_probas(clf, X[te])
+            pred_s = time.perf_counter() - t0
+            for mode in ("joint", "none") if inp == "image" else ("joint",):
+                rows = predict_rows(clf, P, hierarchy=mode, threshold=0.0)
+                for f in fields:
+                    idx = [k for k, i in enumerate(te) if L.labels[f][i] is not None]
+                    yt = [L.labels[f][te[k]] for k in idx]
+                    yp = [rows[k][f].label for k in idx]
+                    res = scores(yt, yp)
+                    col = {c: j for j, c in enumerate(clf.classes(f))}
+                    known = [k for k in idx if L.labels[f][te[k]] in col]
+                    yi = np.array([col[L.labels[f][te[k]]] for k in known])
+                    res["ece"] = ece(P[f][known], yi)
+                    res["ece_uncalibrated"] = ece(clf.head(f).proba(X[te][known], temperature=1.0), yi)
+                    print(
+                        json.dumps(
+                            {
+                                "input": inp,
+                                "method": method,
+                                "hierarchy": mode,
+                                "field": f,
+                                **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
+                                "train_s": round(train_s, 2),
+                            }
+                        ),
+                        flush=True,
+                    )
+            print(
+                json.dumps({"input": inp, "method": method, "predict_images_per_s": round(len(te) / pred_s)}),
+                flush=True,
+            )
+    # speed: classifying stored embeddings, all 5 fields, large batch (median of 5)
+    big = np.tile(Ximg, (10, 1))
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        field_probas(
+            clf
+            if clf.input == "image"
+            else train_on_matrix(
+                Ximg[tr], Ltr, FIELDS[:1], "prototype", name="b", model="m", model_version=None
+            ),
+            big,
+        )
+        times.append(time.perf_counter() - t0)
+    print(
+        json.dumps(
+            {
+                "speed": "stored embeddings",
+                "images": len(big),
+                "images_per_s": round(len(big) / float(np.median(times))),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--home", default="/work/bench-home")
+    ap.add_argument("--colour", action="store_true")
+    ap.add_argument("--fused", action="store_true")
+    a = ap.parse_args()
+    run(a.home, a.colour, a.fused)
