@@ -14,6 +14,7 @@ Gradients need the torch weights: ONNX-only models raise
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -86,12 +87,17 @@ def load_explain_model(model: Any) -> tuple[Any, Any]:
     if not spec.has_image:
         raise ModelError(f"model {spec.name!r} has no image tower to explain")
     try:
-        tower = load_torch_model(spec)
+        return _cached_tower(spec, load_torch_model), spec
     except WeightsUnavailableError as exc:
         raise NoGradientPathError(
             f"model {spec.name!r}: explanations need its torch weights, which are not available ({exc})"
         ) from exc
-    return tower, spec
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_tower(spec: Any, loader: Any) -> Any:
+    """Towers are loaded once per process (explanations leave them unchanged)."""
+    return loader(spec)
 
 
 @dataclass

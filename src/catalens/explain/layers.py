@@ -74,10 +74,17 @@ def tokens_to_nchw(prefix: int, grid: tuple[int, int]) -> Callable[[torch.Tensor
     gh, gw = grid
 
     def convert(t: torch.Tensor) -> torch.Tensor:
-        if t.dim() != 3 or t.shape[1] != prefix + gh * gw:
-            raise ModelError(f"expected (N, {prefix + gh * gw}, C) tokens, got {tuple(t.shape)}")
+        if t.dim() != 3:
+            raise ModelError(f"expected (N, tokens, C), got {tuple(t.shape)}")
+        n = t.shape[1] - prefix
+        h, w = gh, gw
+        if n != gh * gw:  # dynamic image size: a square grid
+            side = round(n**0.5)
+            if side * side != n:
+                raise ModelError(f"{n} patch tokens do not form the {gh}x{gw} grid or a square one")
+            h = w = side
         patches = t[:, prefix:, :]
-        return patches.reshape(t.shape[0], gh, gw, t.shape[2]).permute(0, 3, 1, 2)
+        return patches.reshape(t.shape[0], h, w, t.shape[2]).permute(0, 3, 1, 2)
 
     return convert
 
@@ -87,8 +94,6 @@ def _vit_adapter(backbone: nn.Module, tower: Any) -> SpatialLayer | None:
     grid = _token_grid(backbone)
     if blocks is None or grid is None or not len(blocks):
         return None
-    if getattr(backbone, "dynamic_img_size", False):
-        return None  # token grid depends on the input; not supported
     last = blocks[-1]
     module = getattr(last, "norm1", None) or last
     prefix = int(

@@ -206,8 +206,14 @@ def _library_method(name: str) -> Method:
         raise ConfigError(
             f"method lib:{name} needs pytorch-grad-cam: pip install 'catalens[explain]' (grad-cam)"
         ) from exc
-    classes = {n.lower(): getattr(pgc, n) for n in dir(pgc) if n.endswith("CAM") or n.endswith("Cam")}
-    cls = classes.get(name.replace("-", "").replace("_", ""))
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+    classes = {
+        n.lower(): obj
+        for n in dir(pgc)
+        if isinstance(obj := getattr(pgc, n), type) and issubclass(obj, BaseCAM) and obj is not BaseCAM
+    }
+    cls = classes.get(name.replace("-", "").replace("_", "").replace("++", "plusplus"))
     if cls is None:
         raise ConfigError(f"pytorch-grad-cam has no method {name!r}; known: {', '.join(sorted(classes))}")
 
