@@ -138,10 +138,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         neighbours: Annotated[int | None, typer.Option(help="Neighbours asked per image (10).")] = None,
         min_structure: Annotated[
-            float | None, typer.Option(help="Minimum copy-structure score (0.80).")
+            float | None, typer.Option(help="Minimum copy-structure score (0.70).")
         ] = None,
         max_colour: Annotated[
-            float | None, typer.Option(help="Maximum colour difference, Lab units (3).")
+            float | None, typer.Option(help="Maximum colour difference, Lab units (15).")
         ] = None,
         strong_cosine: Annotated[
             float | None, typer.Option(help="Cosine above which looser copy checks apply (0.95).")

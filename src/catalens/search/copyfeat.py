@@ -1,21 +1,20 @@
 """Copy-verification descriptors: tell a re-encoded/cropped/bordered copy from a similar product.
 
-Per image (computed once, 2,352 bytes, stored in ``search_dedup_features``):
+Per image (computed once, 2,368 bytes, stored in ``search_dedup_features``):
 
 1. *Trim*: strip near-uniform margins of any colour from each side (an added border, and the
    white studio background around the product), at most 45% per side. Copies that were
    resized, re-compressed, bordered or cropped only into background end up framed alike.
 2. ``gray``: the trimmed image as a 40x40 grayscale thumbnail (uint8) - structure.
-3. ``colour``: the trimmed image as a 4x4 grid of mean CIELAB values (uint8) - colour layout.
+3. ``colour``: the trimmed image as a 16x16 CIELAB thumbnail (uint8) - colour layout.
 
 Pair verification (:func:`compare`):
 
 * ``structure``: the best normalised cross-correlation between one thumbnail and windows of
   the other (scales 1, 0.9, 0.8, 0.7 at 5x5 offsets, both directions) - robust to crops of
   10% of a side and to overlays that shift the trimmed frame, low for another shot (other pose, framing, garment).
-* ``colour``: the mean absolute Lab difference over the 4x4 grid, ignoring the worst quarter of
-  cells (an overlay, a crop edge); 0 = same colours. A copy stays within a few units, the same
-  model in another colour does not.
+* ``colour``: at the best structural alignment, the 90th percentile over an 8x8 grid of the
+  largest CIELAB channel difference; a copy stays low, the same model in another colour does not.
 """
 
 from __future__ import annotations
@@ -26,13 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 THUMB = 40
-GRID = 4
+CTHUMB = 16  # colour thumbnail side (Lab)
+GRID = 8  # colour cells compared after alignment
 _WIN = 24
 _SCALES = (1.0, 0.9, 0.8, 0.7)
 _OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0)
-FEATURE_BYTES = THUMB * THUMB + GRID * GRID * 3
+FEATURE_BYTES = THUMB * THUMB + CTHUMB * CTHUMB * 3
 
 
 def trim_box(arr: np.ndarray, tol: float = 20.0, max_frac: float = 0.45) -> tuple[int, int, int, int]:
@@ -100,17 +100,18 @@ def describe(img: Image.Image) -> bytes:
     top, bottom, left, right = trim_box(arr)
     crop = np.ascontiguousarray(arr[top:bottom, left:right])
     gray = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-    colour = cv2.resize(_lab(crop), (GRID, GRID), interpolation=cv2.INTER_AREA)
+    colour = cv2.resize(_lab(crop), (CTHUMB, CTHUMB), interpolation=cv2.INTER_AREA)
     return gray.astype(np.uint8).tobytes() + colour.astype(np.uint8).tobytes()
 
 
 @dataclass
 class Descriptors:
-    """Many descriptors decoded for fast pairwise checks: ``windows[i]`` (n_win, _WIN**2) z-scored."""
+    """Many descriptors decoded for fast pairwise checks (windows z-scored, colour per window)."""
 
-    full: np.ndarray  # (n, _WIN*_WIN) z-scored full thumbnails
-    windows: np.ndarray  # (n, n_win, _WIN*_WIN) z-scored windows
-    colour: np.ndarray  # (n, GRID*GRID*3) float32 Lab
+    full: np.ndarray  # (n, _WIN*_WIN) z-scored full gray thumbnails
+    windows: np.ndarray  # (n, n_win, _WIN*_WIN) z-scored gray windows
+    colour_full: np.ndarray  # (n, GRID*GRID, 3) Lab of the whole trimmed image
+    colour_windows: np.ndarray  # (n, n_win, GRID*GRID, 3) Lab of the same windows
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
@@ -119,47 +120,65 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
 
 
-def _windows(gray: np.ndarray) -> np.ndarray:
-    import cv2
-
+def _window_boxes(side: int) -> list[tuple[int, int, int]]:
+    """(y, x, size) of every window, as fractions applied to a thumbnail of ``side`` pixels."""
     out = []
     for s in _SCALES:
-        size = int(round(THUMB * s))
-        offs = sorted({int(round(f * (THUMB - size))) for f in _OFFSETS})
-        for y in offs:
-            for x in offs:
-                w = gray[y : y + size, x : x + size]
-                out.append(cv2.resize(w, (_WIN, _WIN), interpolation=cv2.INTER_AREA).reshape(-1))
-    return np.stack(out)
+        size = int(round(side * s))
+        offs = [0] if s == 1.0 else [int(round(f * (side - size))) for f in _OFFSETS]
+        out.extend((y, x, size) for y in offs for x in offs)
+    return out
+
+
+def _windows(img: np.ndarray, out_side: int) -> np.ndarray:
+    import cv2
+
+    side = img.shape[0]
+    res = []
+    for y, x, size in _window_boxes(side):
+        w = np.ascontiguousarray(img[y : y + size, x : x + size])
+        res.append(
+            cv2.resize(w, (out_side, out_side), interpolation=cv2.INTER_AREA).reshape(out_side * out_side, -1)
+        )
+    return np.stack(res)
 
 
 def decode(blobs: Sequence[bytes]) -> Descriptors:
     import cv2
 
     n = len(blobs)
+    if n == 0:
+        z = np.zeros((0, 1), dtype=np.float32)
+        return Descriptors(z, z[:, None], z[:, None], z[:, None, None])
     grays = [np.frombuffer(b[: THUMB * THUMB], dtype=np.uint8).reshape(THUMB, THUMB) for b in blobs]
-    colour = np.array(
-        [np.frombuffer(b[THUMB * THUMB :], dtype=np.uint8) for b in blobs], dtype=np.float32
-    ).reshape(n, -1)
-    full = (
-        np.stack([cv2.resize(g, (_WIN, _WIN), interpolation=cv2.INTER_AREA).reshape(-1) for g in grays])
-        if n
-        else np.zeros((0, _WIN * _WIN))
-    )
-    wins = np.stack([_windows(g) for g in grays]) if n else np.zeros((0, 1, _WIN * _WIN))
-    return Descriptors(_zscore(full), _zscore(wins), colour)
+    labs = [np.frombuffer(b[THUMB * THUMB :], dtype=np.uint8).reshape(CTHUMB, CTHUMB, 3) for b in blobs]
+    full = np.stack([cv2.resize(g, (_WIN, _WIN), interpolation=cv2.INTER_AREA).reshape(-1) for g in grays])
+    wins = np.stack([_windows(g, _WIN)[..., 0] for g in grays])
+    cfull = np.stack(
+        [cv2.resize(c, (GRID, GRID), interpolation=cv2.INTER_AREA).reshape(-1, 3) for c in labs]
+    ).astype(np.float32)
+    cwins = np.stack([_windows(c, GRID) for c in labs]).astype(np.float32)
+    return Descriptors(_zscore(full), _zscore(wins), cfull, cwins)
 
 
 def compare(d: Descriptors, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(structure, colour) scores of pairs ``(a[i], b[i])`` of rows of ``d``."""
+    """(structure, colour) scores of pairs ``(a[i], b[i])`` of rows of ``d``.
+
+    ``colour`` is measured at the best structural alignment: the 90th percentile over 8x8 cells
+    of the largest Lab channel difference (an overlay covering a few cells does not count; a
+    product in another colour changes every cell it covers).
+    """
     if len(a) == 0:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
-    s_ab = np.einsum("pwd,pd->pw", d.windows[a], d.full[b]).max(axis=1)
-    s_ba = np.einsum("pwd,pd->pw", d.windows[b], d.full[a]).max(axis=1)
-    structure = np.maximum(s_ab, s_ba)
-    # per grid cell Lab difference; the worst quarter of cells is ignored (an overlay or a crop
-    # edge changes a few cells, a recoloured product changes them all)
-    cells = np.abs(d.colour[a] - d.colour[b]).reshape(len(a), GRID * GRID, 3).mean(axis=2)
-    keep = GRID * GRID - GRID * GRID // 4
-    colour = np.sort(cells, axis=1)[:, :keep].mean(axis=1)
-    return structure.astype(np.float32), colour.astype(np.float32)
+    s_ab = np.einsum("pwd,pd->pw", d.windows[a], d.full[b])
+    s_ba = np.einsum("pwd,pd->pw", d.windows[b], d.full[a])
+    w_ab, w_ba = s_ab.argmax(axis=1), s_ba.argmax(axis=1)
+    best_ab, best_ba = s_ab.max(axis=1), s_ba.max(axis=1)
+    use_ab = best_ab >= best_ba
+    rows = np.arange(len(a))
+    ca = np.where(use_ab[:, None, None], d.colour_windows[a, w_ab], d.colour_full[a])
+    cb = np.where(use_ab[:, None, None], d.colour_full[b], d.colour_windows[b, w_ba])
+    del rows
+    cells = np.abs(ca - cb).max(axis=2)
+    colour = np.percentile(cells, 90, axis=1)
+    return np.maximum(best_ab, best_ba).astype(np.float32), colour.astype(np.float32)

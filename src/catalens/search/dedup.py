@@ -18,11 +18,12 @@ Stages:
    products and every verified pair with its scores (``cosine``, ``structure``, ``colour``).
 
 Default thresholds (:class:`DedupOptions`), chosen on a planted set from myntra-dev (seed 0,
-``bench/search_dedup.py``; the reported figures use another seed): ``candidate_cosine=0.75``,
-``neighbours=10``, ``min_structure=0.80``, ``max_colour=3`` (CIELAB units, 0-255 per channel,
-over a 4x4 grid, worst quarter of cells ignored), ``strong_cosine=0.95``,
-``strong_min_structure=0.5``, ``strong_max_colour=20``. On that set, look-alike products
-(other colour, other shot) had colour differences of 12 (median) and cosines up to 0.94.
+``bench/search_dedup.py``; the reported figures use seed 1): ``candidate_cosine=0.75``,
+``neighbours=10``, ``min_structure=0.70``, ``max_colour=15``, ``strong_cosine=0.95``,
+``strong_min_structure=0.5``, ``strong_max_colour=25``. ``colour`` is the 90th percentile over
+8x8 cells of the largest CIELAB channel difference (0-255 scale) at the best alignment. On the
+tuning set true copies had colour <= 16 in 90% of pairs; look-alike products (the same trousers
+in another colour, another shot) had colour >= 28 in 99.5% of pairs and cosines up to 0.94.
 Raise ``max_colour`` to accept colour-graded copies (and risk merging colour variants); lower
 ``strong_cosine`` to catch heavier edits (and risk merging near-identical products).
 """
@@ -51,11 +52,11 @@ from catalens.search.tables import DedupFeature
 class DedupOptions:
     candidate_cosine: float = 0.75
     neighbours: int = 10
-    min_structure: float = 0.80
-    max_colour: float = 3.0
+    min_structure: float = 0.70
+    max_colour: float = 15.0
     strong_cosine: float = 0.95
     strong_min_structure: float = 0.50
-    strong_max_colour: float = 20.0
+    strong_max_colour: float = 25.0
 
     def validate(self) -> None:
         if not -1.0 <= self.candidate_cosine <= 1.0:
