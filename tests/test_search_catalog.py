@@ -254,3 +254,23 @@ def test_cli(catalog: Catalog, home: Path, tmp_path: Path) -> None:
     assert one.exit_code == 1 and json.loads(one.stdout)["duplicate"]
     idx = r.invoke(app, ["--home", str(home), "search-index", "--json"])
     assert idx.exit_code == 0 and json.loads(idx.stdout)["index"]["kind"] == "exact"
+
+
+def test_catalog_search_through_milvus_lite(fake_encoder: object, home: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    build_catalog(home, tmp_path / "imgs", n=8).close()
+    uri = f"milvus://{tmp_path / 'milvus.db'}"
+    with Catalog.open(home, index_uri=uri) as cat:
+        rep = cat.sync_index()
+        assert rep["sync"]["action"] == "rebuilt" and rep["index"]["backend"] == "milvus"
+        faiss_free = cat.search_product("P2", k=3, where="articleType = 'Tshirts'")
+        assert [r.product_id for r in faiss_free] and all(
+            r.attrs["articleType"] == "Tshirts" for r in faiss_free
+        )
+    with Catalog.open(home) as cat:  # the FAISS default gives the same answers
+        assert [r.product_id for r in cat.search_product("P2", k=3, where="articleType = 'Tshirts'")] == [
+            r.product_id for r in faiss_free
+        ]
+    with Catalog.open(home, index_uri=uri) as cat:
+        assert cat.sync_index()["sync"]["action"] == "none"
