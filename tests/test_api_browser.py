@@ -165,7 +165,8 @@ def test_ingest_upload_with_progress(page: object, server: dict, tmp_path: Path)
     page.set_input_files("[data-testid=ingest-files]", str(photo))
     page.click("[data-testid=upload-btn]")
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=upload-status]').innerText.startsWith('Done')", timeout=20000
+        "() => document.querySelector('[data-testid=upload-status]').innerText.startsWith('Done')",
+        timeout=20000,
     )
     assert "1 new image" in page.inner_text("[data-testid=upload-status]")
     assert page.eval_on_selector("[data-testid=upload-progress] > div", "d => d.style.width") == "100%"
