@@ -1,0 +1,238 @@
+"""Faithfulness and speed of catalens explanations (deletion / insertion AUC vs random maps).
+
+For a seeded sample of myntra-dev images and each backbone, explain the predicted class with
+Grad-CAM and Grad-CAM++ and with a random map of the same smoothness (uniform noise on the
+feature grid, upsampled like a CAM), then measure deletion and insertion AUC of the explained
+class's probability (see catalens.explain.faithfulness). Targets: the backbone's ImageNet-1k
+classifier, and for EfficientNet-Lite0 also the built-in e-commerce taxonomy (subcategory).
+
+Prints one JSON line per (model, target, method) plus a timing line and a ViT code-path line;
+``--sheet`` writes the contact sheet PNG.
+
+    python bench/explain_faithfulness.py --n 32 --steps 10 --sheet docs/explain_contact_sheet.png
+    python bench/explain_faithfulness.py --timing-only --synthetic   # speed on any machine, no data
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from catalens.explain.explainer import Explainer, load_image
+from catalens.explain.faithfulness import faithfulness, random_map
+from catalens.explain.targets import ImageNetTarget, classifier_target
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "myntra-dev"
+
+
+def emit(**row: object) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def sample(data: Path, n: int, seed: int) -> list[tuple[Path, dict[str, str]]]:
+    rows = list(csv.DictReader(open(data / "labels.csv")))
+    idx = np.random.default_rng(seed).permutation(len(rows))[:n]
+    return [(data / rows[i]["image"], rows[i]) for i in idx]
+
+
+def synthetic(n: int) -> list[tuple[Image.Image, dict[str, str]]]:
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        img = Image.new("RGB", (225, 300), (255, 255, 255))
+        colour = tuple(int(c) for c in rng.integers(0, 230, 3))
+        ImageDraw.Draw(img).rectangle([30, 50, 190, 260], fill=colour)
+        out.append((img, {"id": f"synthetic-{i}"}))
+    return out
+
+
+def score_fn(ex: Explainer, target: object, device: str):
+    """Probabilities of a batch; the perturbed batches may run on a GPU (the maps are made on CPU)."""
+    tower, tgt = ex.tower, target
+    if device != "cpu":
+        tower = copy.deepcopy(ex.tower).to(device)
+        if isinstance(getattr(target, "head", None), torch.nn.Module):
+            tgt = copy.copy(target)
+            tgt.head = copy.deepcopy(target.head).to(device)  # type: ignore[attr-defined]
+
+    @torch.inference_mode()
+    def score(batch: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(tgt.logits(tower, batch.to(device)).float(), dim=-1).cpu()  # type: ignore[attr-defined]
+
+    return score
+
+
+def timing(ex: Explainer, target: object, items: list, repeats: int) -> dict[str, float]:
+    """Seconds per explanation (Grad-CAM, one image): the first call after loading, then the median."""
+    first = ex.explain(items[0][0], target).seconds
+    walls, cpus = [], []
+    for r in range(repeats):
+        img = items[r % len(items)][0]
+        t, c = time.perf_counter(), time.process_time()
+        ex.explain(img, target)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return {
+        "first_s": round(first, 4),
+        "median_s": round(statistics.median(walls), 4),
+        "p90_s": round(float(np.percentile(walls, 90)), 4),
+        "median_cpu_s": round(statistics.median(cpus), 4),
+    }
+
+
+def faithfulness_run(
+    ex: Explainer,
+    target: object,
+    tname: str,
+    items: list,
+    methods: list[str],
+    steps: int,
+    seed: int,
+    device: str = "cpu",
+) -> None:
+    score = score_fn(ex, target, device)
+    rng = np.random.default_rng(seed)
+    acc: dict[str, list[tuple[float, float]]] = {m: [] for m in [*methods, "random"]}
+    start = time.perf_counter()
+    for img, _row in items:
+        pil, _ = load_image(img)
+        x = ex.input_tensor(pil)
+        index = None
+        grid = None
+        for m in methods:
+            e = ex.explain(pil, target, index, method=m)
+            index, grid = e.index, e.grid_map.shape
+            f = faithfulness(score, x, e.input_map, e.index, steps=steps, seed=seed)
+            acc[m].append((f.deletion, f.insertion))
+        rmap = random_map(grid, ex.spec.image_size, rng)  # type: ignore[arg-type]
+        f = faithfulness(score, x, rmap, index, steps=steps, seed=seed)  # type: ignore[arg-type]
+        acc["random"].append((f.deletion, f.insertion))
+    rand_del = float(np.mean([d for d, _ in acc["random"]]))
+    rand_ins = float(np.mean([i for _, i in acc["random"]]))
+    for m, vals in acc.items():
+        d = float(np.mean([v[0] for v in vals]))
+        i = float(np.mean([v[1] for v in vals]))
+        wins = float(np.mean([v[0] < r[0] for v, r in zip(vals, acc["random"], strict=True)]))
+        emit(
+            bench="explain_faithfulness",
+            model=ex.model_id,
+            target=tname,
+            method=m,
+            n=len(vals),
+            steps=steps,
+            deletion_auc=round(d, 4),
+            insertion_auc=round(i, 4),
+            deletion_vs_random=round(d / rand_del, 3),
+            insertion_vs_random=round(i / rand_ins, 3),
+            deletion_reduction_pct=round(100 * (1 - d / rand_del), 1),
+            deletion_beats_random_share=round(wins, 3),
+            seconds=round(time.perf_counter() - start, 1),
+        )
+
+
+def vit_code_path() -> None:
+    """Randomly initialised ViT: token Grad-CAM and attention rollout run (no AUC claim)."""
+    ex = Explainer("timm:vit_tiny_patch16_224?random=1")
+    img = synthetic(1)[0][0]
+    for m in ("gradcam", "gradcam++", "rollout"):
+        e = ex.explain(img, ImageNetTarget(ex.model_id), method=m)
+        emit(
+            bench="explain_vit_code_path",
+            model=ex.model_id,
+            method=m,
+            grid=list(e.grid_map.shape),
+            finite=bool(np.isfinite(e.input_map).all()),
+            seconds=round(e.seconds, 3),
+        )
+
+
+def contact_sheet(ex: Explainer, target: object, items: list, match_pairs: list, path: Path) -> None:
+    from catalens.explain.match import explain_match
+    from catalens.explain.render import caption, grid
+
+    tiles = []
+    for img, row in items:
+        e = ex.explain(img, target)
+        ov = e.overlay().resize((150, 200))
+        tiles.append(caption(ov, f"{e.label} {e.probability:.2f} | {row.get('articleType', '')}", height=16))
+    rows = [tiles[i : i + 6] for i in range(0, len(tiles), 6)]
+    for q, m in match_pairs:
+        me = explain_match(ex, q, m)
+        r = me.render(height=200)
+        rows.append([r])
+    sheet = grid(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    emit(bench="explain_contact_sheet", path=str(path), size=list(sheet.size), bytes=path.stat().st_size)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", default="efficientnet-lite0,efficientnet-lite2")
+    ap.add_argument("--timing-repeats", type=int, default=15)
+    ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument(
+        "--synthetic", action="store_true", help="synthetic images (timing on machines without data)"
+    )
+    ap.add_argument("--sheet", type=Path, default=None, help="write the contact sheet PNG here")
+    ap.add_argument("--no-vit", action="store_true")
+    ap.add_argument(
+        "--device", default="cpu", help="where the perturbed batches of the AUC curves run (cpu, cuda)"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    items = synthetic(args.n) if args.synthetic else sample(args.data.resolve(), args.n, args.seed)
+    for k, name in enumerate(args.models.split(",")):
+        ex = Explainer(name)
+        targets = [("imagenet", ImageNetTarget(name))]
+        if name == "efficientnet-lite0":
+            targets.insert(0, ("builtin/subcategory", classifier_target(None, "builtin")))  # type: ignore[arg-type]
+        tname, target = targets[0]
+        emit(
+            bench="explain_timing",
+            model=name,
+            target=tname,
+            method="gradcam",
+            threads=args.threads,
+            **timing(ex, target, items, args.timing_repeats),
+        )
+        if args.timing_only:
+            continue
+        for tname, target in targets:
+            methods = ["gradcam", "gradcam++"] if k == 0 else ["gradcam"]
+            faithfulness_run(ex, target, tname, items, methods, args.steps, args.seed, args.device)
+        if args.sheet is not None and k == 0 and not args.synthetic:
+            rows = list(csv.DictReader(open(args.data / "labels.csv")))
+            by_type: dict[str, list[Path]] = {}
+            for r in rows:
+                by_type.setdefault(r["articleType"], []).append(args.data / r["image"])
+            pairs = [
+                (by_type[t][0], by_type[t][1])
+                for t in ("Watches", "Casual Shoes")
+                if len(by_type.get(t, [])) > 1
+            ]
+            contact_sheet(ex, targets[0][1], items[:12], pairs, args.sheet)
+    if not args.no_vit:
+        vit_code_path()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
