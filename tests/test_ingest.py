@@ -194,3 +194,22 @@ def test_newer_schema_is_refused(tmp_path: Path, home: Path) -> None:
             conn.execute(insert(SchemaVersion).values(version=999))
     with pytest.raises(ConfigError, match="newer"):
         Catalog.open(home)
+
+
+def test_jobs_of_killed_processes_show_as_interrupted(home: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    with Catalog.open(home) as cat:
+        job_id = cat.db.start_job("ingest", "x", {})
+        from catalens.catalog.schema import Job
+
+        with cat.db.session() as s:
+            s.get(Job, job_id).options = {"owner": {"host": socket.gethostname(), "pid": int(dead.stdout)}}
+        live = cat.db.start_job("ingest", "y", {})
+        jobs = {j["id"]: j["status"] for j in cat.info()["recent_jobs"]}
+        assert jobs[job_id] == "interrupted" and jobs[live] == "running"

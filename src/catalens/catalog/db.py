@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -253,11 +255,32 @@ class CatalogDB:
 
     # ---- jobs ---------------------------------------------------------------------------------
     def start_job(self, kind: str, source: str | None, options: dict[str, Any]) -> int:
+        """Record a running job (with this process's host and pid); mark dead ones interrupted."""
+        self.mark_dead_jobs()
+        owner = {"host": socket.gethostname(), "pid": os.getpid()}
         with self.session() as s:
-            job = Job(kind=kind, source=source, options=options, status="running")
+            job = Job(kind=kind, source=source, options={**options, "owner": owner}, status="running")
             s.add(job)
             s.flush()
             return int(job.id)
+
+    def mark_dead_jobs(self) -> int:
+        """Jobs left 'running' by a process of this host that no longer exists become 'interrupted'."""
+        host, n = socket.gethostname(), 0
+        with self.session() as s:
+            for job in s.scalars(select(Job).where(Job.status == "running")):
+                owner = (job.options or {}).get("owner") or {}
+                pid = owner.get("pid")
+                if owner.get("host") != host or not isinstance(pid, int) or pid == os.getpid():
+                    continue
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    job.status, job.finished_at = "interrupted", utcnow()
+                    n += 1
+                except PermissionError:
+                    pass  # alive, owned by another user
+        return n
 
     def finish_job(self, job_id: int, status: str, counts: dict[str, Any]) -> None:
         with self.session() as s:
@@ -267,6 +290,7 @@ class CatalogDB:
 
     # ---- summaries ----------------------------------------------------------------------------
     def info(self, max_failures: int = 50) -> dict[str, Any]:
+        self.mark_dead_jobs()
         with self.session() as s:
             by_status = dict(
                 s.execute(select(ImageRecord.status, func.count()).group_by(ImageRecord.status)).all()
