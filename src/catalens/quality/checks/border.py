@@ -18,16 +18,21 @@ from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult
 
 
-def _strip(lines: np.ndarray, tol: float, max_w: int) -> tuple[int, np.ndarray]:
-    """(width, colour) of the uniform strip at the start of ``lines`` (N, L, 3)."""
+def _strip(lines: np.ndarray, tol: float, max_w: int, chunk: int = 16) -> tuple[int, np.ndarray]:
+    """(width, colour) of the uniform strip at the start of ``lines`` (N, L, 3) uint8; walks inward
+    ``chunk`` rows at a time and stops at the first row that is not uniform."""
     colour = np.median(lines[0], axis=0)
-    width = 0
-    for i in range(min(max_w + 1, len(lines))):
-        dist = np.abs(lines[i] - colour).max(axis=1)
-        if (dist <= tol).mean() < 0.95:
-            break
-        width = i + 1
-    return width, colour
+    ref = colour.astype(np.int16)
+    limit = min(max_w + 1, len(lines))
+    start = 0
+    while start < limit:
+        block = lines[start : min(start + chunk, limit)].astype(np.int16)
+        uniform = (np.abs(block - ref).max(axis=2) <= tol).mean(axis=1) >= 0.95
+        bad = np.flatnonzero(~uniform)
+        if bad.size:
+            return start + int(bad[0]), colour
+        start += len(block)
+    return limit, colour
 
 
 @register_check("border")
@@ -38,7 +43,7 @@ class BorderCheck(Check):
     params = {"min_width": 0.008, "tol": 24.0, "transition": 0.5, "warn": 0.004, "fail": 0.008}
 
     def run(self, img: QCImage) -> CheckResult:
-        rgb = img.rgb.astype(np.int16)
+        rgb = img.rgb
         h, w = rgb.shape[:2]
         short = min(h, w)
         min_w = max(2, int(round(float(self.p["min_width"]) * short)))
@@ -54,7 +59,7 @@ class BorderCheck(Check):
             width, colour = _strip(lines, tol, int(0.3 * len(lines)))
             if width < min_w or width >= int(0.3 * len(lines)):
                 continue
-            inner = lines[width]
+            inner = lines[width].astype(np.int16)
             differs = float((np.abs(inner - colour).max(axis=1) > tol).mean())
             white = colour.min() >= 235 and (colour.max() - colour.min()) <= 14
             # a white strip on a white-background shot is just background: demand a near-total change

@@ -8,22 +8,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from catalens.quality.context import QCImage
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 
 
 def _percentiles(img: QCImage) -> dict[int, float]:
-    def compute() -> dict[int, float]:
-        hist = np.bincount(img.gray.ravel(), minlength=256).cumsum()
-        total = hist[-1]
-        return {
-            p: float(np.searchsorted(hist, total * p / 100.0)) for p in (1, 2, 5, 10, 25, 50, 75, 90, 98, 99)
-        }
-
-    return img.memo("gray_percentiles", compute)
+    return {p: img.gray_percentile(p) for p in (1, 2, 50, 98, 99)}
 
 
 @register_check("underexposed")
@@ -61,7 +52,7 @@ class OverexposedCheck(Check):
         if share < float(self.p["min_content"]):
             score = 1.0
         else:
-            score = float((img.rgb.max(axis=2)[content] >= 253).mean())
+            score = float((img.channel_range[1][content] >= 253).mean())
         verdict = grade(score, self.p["warn"], self.p["fail"], higher_is_worse=True)
         reason = (
             f"over-exposed: {score:.0%} of the content is blown out to white"

@@ -34,20 +34,26 @@ def edge_sharpness(
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
     mag = cv2.magnitude(gx, gy)
-    lap = cv2.dilate(np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=3)), np.ones((3, 3), np.uint8))
-    angle = np.degrees(np.arctan2(gy, gx)) % 180.0
-    step = 180.0 / N_ORIENTATIONS
-    bins = ((angle + step / 2) // step).astype(np.int8) % N_ORIENTATIONS
     strong = mag >= min_grad
+    if int(np.count_nonzero(strong)) < min_pixels:
+        return None, [float("nan")] * N_ORIENTATIONS
+    lap = cv2.dilate(np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=3)), np.ones((3, 3), np.uint8))
+    sx, sy, m_all, l_all = gx[strong], gy[strong], mag[strong], lap[strong]
+    ax, ay = np.abs(sx), np.abs(sy)
+    # 4 orientation bins of the gradient (0, 45, 90, 135 deg) without arctan: tan(22.5 deg) = 0.4142
+    horiz = ay <= 0.4142 * ax
+    vert = ax <= 0.4142 * ay
+    diag = ~(horiz | vert)
+    same_sign = (sx * sy) > 0
+    bins = [horiz, diag & same_sign, vert, diag & ~same_sign]
     values: list[float] = []
-    for i in range(N_ORIENTATIONS):
-        sel = strong & (bins == i)
-        if int(sel.sum()) < min_pixels:
+    for sel in bins:
+        if int(np.count_nonzero(sel)) < min_pixels:
             values.append(float("nan"))
             continue
-        m = mag[sel]
+        m = m_all[sel]
         keep = m >= np.percentile(m, top)
-        values.append(float(np.median(lap[sel][keep] / m[keep])))
+        values.append(float(np.median(l_all[sel][keep] / m[keep])))
     finite = [v for v in values if v == v]
     return (min(finite) if finite else None), values
 
