@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -130,35 +131,49 @@ def _window_boxes(side: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _windows(img: np.ndarray, out_side: int) -> np.ndarray:
-    import cv2
+@lru_cache(maxsize=64)
+def _area_matrix(src: int, dst: int) -> np.ndarray:
+    """(dst, src) box-filter weights: output pixel i averages input span [i*src/dst, (i+1)*src/dst)."""
+    m = np.zeros((dst, src), dtype=np.float32)
+    step = src / dst
+    for i in range(dst):
+        lo, hi = i * step, (i + 1) * step
+        for j in range(int(np.floor(lo)), min(src, int(np.ceil(hi)))):
+            m[i, j] = max(0.0, min(hi, j + 1) - max(lo, j)) / step
+    return m
 
-    side = img.shape[0]
-    res = []
-    for y, x, size in _window_boxes(side):
-        w = np.ascontiguousarray(img[y : y + size, x : x + size])
-        res.append(
-            cv2.resize(w, (out_side, out_side), interpolation=cv2.INTER_AREA).reshape(out_side * out_side, -1)
-        )
-    return np.stack(res)
+
+def _windows_batch(imgs: np.ndarray, out_side: int) -> np.ndarray:
+    """Every window of ``imgs`` (n, side, side, c) area-resized to ``out_side``: (n, n_win, out_side**2, c).
+
+    Each window position is one pair of batched matrix products (box-filter weights).
+    """
+    n, side, _, c = imgs.shape
+    boxes = _window_boxes(side)
+    x = np.ascontiguousarray(imgs.astype(np.float32).transpose(0, 3, 1, 2))  # (n, c, side, side)
+    out = np.empty((n, len(boxes), out_side * out_side, c), dtype=np.float32)
+    for wi, (y, x0, size) in enumerate(boxes):
+        r = _area_matrix(size, out_side)
+        win = x[:, :, y : y + size, x0 : x0 + size]  # (n, c, size, size)
+        res = np.matmul(np.matmul(r, win), r.T)  # (n, c, out, out), batched small GEMMs
+        out[:, wi] = res.reshape(n, c, out_side * out_side).transpose(0, 2, 1)
+    return out
 
 
 def decode(blobs: Sequence[bytes]) -> Descriptors:
-    import cv2
-
     n = len(blobs)
     if n == 0:
         z = np.zeros((0, 1), dtype=np.float32)
         return Descriptors(z, z[:, None], z[:, None], z[:, None, None])
-    grays = [np.frombuffer(b[: THUMB * THUMB], dtype=np.uint8).reshape(THUMB, THUMB) for b in blobs]
-    labs = [np.frombuffer(b[THUMB * THUMB :], dtype=np.uint8).reshape(CTHUMB, CTHUMB, 3) for b in blobs]
-    full = np.stack([cv2.resize(g, (_WIN, _WIN), interpolation=cv2.INTER_AREA).reshape(-1) for g in grays])
-    wins = np.stack([_windows(g, _WIN)[..., 0] for g in grays])
-    cfull = np.stack(
-        [cv2.resize(c, (GRID, GRID), interpolation=cv2.INTER_AREA).reshape(-1, 3) for c in labs]
-    ).astype(np.float32)
-    cwins = np.stack([_windows(c, GRID) for c in labs]).astype(np.float32)
-    return Descriptors(_zscore(full), _zscore(wins), cfull, cwins)
+    grays = np.stack(
+        [np.frombuffer(b[: THUMB * THUMB], dtype=np.uint8).reshape(THUMB, THUMB, 1) for b in blobs]
+    )
+    labs = np.stack(
+        [np.frombuffer(b[THUMB * THUMB :], dtype=np.uint8).reshape(CTHUMB, CTHUMB, 3) for b in blobs]
+    )
+    gw = _windows_batch(grays, _WIN)[..., 0]  # window 0 is the whole thumbnail
+    cw = _windows_batch(labs, GRID)
+    return Descriptors(_zscore(gw[:, 0]), _zscore(gw), cw[:, 0], cw)
 
 
 def compare(d: Descriptors, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
