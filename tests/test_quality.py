@@ -246,3 +246,24 @@ def test_cli_qc_gate_json_csv_report(tmp_path: Path) -> None:
     with Catalog.open(home) as cat:
         stored = cat.qc_results()
     assert {Path(r["source"]).name for r in stored} == {"ok.jpg", "blurry.jpg"}
+
+
+def test_qc_all_uses_catalogue_dedup(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from catalens.core import Catalog
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    product(seed=1).save(d / "a.png")
+    product(seed=1).save(d / "a_copy.png", compress_level=1)  # same pixels, other bytes
+    product(seed=5, w=800, h=600).save(d / "b.png")
+    prof = tmp_path / "dups.yaml"
+    prof.write_text("checks:\n  file: {}\n  duplicates: {verdict: fail}\n")
+    with Catalog.open(tmp_path / "home") as cat:
+        cat.ingest(d)
+        rep = cat.qc(all_images=True, profile=str(prof))
+    assert rep.duplicates_method == "search-dedup"
+    dup = {Path(im.source).name: im.result("duplicates") for im in rep.images}
+    assert sorted(n for n, r in dup.items() if r.verdict == "fail") == ["a_copy.png"] or sorted(
+        n for n, r in dup.items() if r.verdict == "fail"
+    ) == ["a.png"]
+    assert dup["b.png"].verdict == "pass"
