@@ -399,7 +399,14 @@ class FaissIndex:
             if allowed is not None and self.kind != "exact" and n_allowed <= max(20_000, 50 * k):
                 return self._scan(q, allowed, kk, k)
             params = self._params(allowed, nprobe, k_factor)
-            dist, lab = self._index.search(q, kk, params=params)
+            # OpenMP start-up costs more than it saves on a few queries (8 ms vs 0.3 ms p50 at 100k)
+            threads = self._faiss.omp_get_max_threads()
+            if len(q) <= 4:
+                self._faiss.omp_set_num_threads(1)
+            try:
+                dist, lab = self._index.search(q, kk, params=params)
+            finally:
+                self._faiss.omp_set_num_threads(threads)
             scores = dist if self.kind == "exact" else 1.0 - dist / 2.0
             ext = np.where(lab >= 0, self._labels[np.maximum(lab, 0)], -1)
             return self._pad(scores, ext, k)
