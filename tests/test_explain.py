@@ -295,3 +295,20 @@ def test_draw_regions_accepts_boxes_and_quality_results() -> None:
     px = np.asarray(drawn)
     assert tuple(px[round(12 * scale), round(5 * scale)]) == (230, 40, 40)  # fail colour on the box edge
     assert draw_regions(img, []).size == drawn.size
+
+
+def test_image_references_resolve_through_the_catalog(tmp_path: Path) -> None:
+    from catalens.core import Catalog
+    from catalens.errors import UnreadableError
+    from catalens.explain.refs import resolve_image_ref
+    from tests.conftest import make_product_image
+
+    folder = tmp_path / "imgs"
+    make_product_image(folder / "p1.jpg", 1)
+    with Catalog.open(tmp_path / "home") as cat:
+        cat.ingest(folder, embed=False)
+        (img,) = cat.db.ok_images()
+        assert resolve_image_ref(cat.db, img.sha256[:12]).name == "p1.jpg"
+        assert resolve_image_ref(cat.db, folder / "p1.jpg") == folder / "p1.jpg"
+        with pytest.raises(UnreadableError, match="no catalog image"):
+            resolve_image_ref(cat.db, "nothing-like-this")
