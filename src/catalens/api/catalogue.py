@@ -63,6 +63,10 @@ def _image_dict(img: ImageRecord) -> dict[str, Any]:
 class CatalogueMixin:
     """Products and images for the REST API and the web page."""
 
+    def _open_searchers(self) -> list[Any]:
+        """The search engines this catalog has open (they cache titles, attributes and links)."""
+        return list(self.__dict__.get("_searchers", {}).values())
+
     # ---- products -----------------------------------------------------------------------------
     def list_products(
         self,
@@ -157,6 +161,8 @@ class CatalogueMixin:
                 merged = {} if replace_attrs else dict(p.attrs or {})
                 merged.update(attrs)
                 p.attrs = {k: v for k, v in merged.items() if v is not None}
+        for s in self._open_searchers():
+            s.refresh_metadata()
         return self.product(product_id)
 
     def delete_product(self, product_id: str) -> None:
@@ -167,6 +173,8 @@ class CatalogueMixin:
                 raise NotFoundError(f"no product {product_id!r}")
             s.execute(delete(ProductImage).where(ProductImage.product_id == product_id))
             s.delete(p)
+        for engine in self._open_searchers():
+            engine.forget(products=[product_id])
 
     def facets(self, max_values: int = 200) -> dict[str, list[tuple[str, int]]]:
         """Attribute name -> [(value, count)], most frequent first, for attributes with few values."""
@@ -206,7 +214,8 @@ class CatalogueMixin:
             s.execute(delete(ProductImage).where(ProductImage.image_sha256 == sha))
             s.execute(delete(EmbeddingRecord).where(EmbeddingRecord.image_sha256 == sha))
             s.execute(delete(ImageRecord).where(ImageRecord.sha256 == sha))
-        self.__dict__.pop("_searchers", None)  # search engines re-open and re-sync their index
+        for engine in self._open_searchers():  # never returned again, without re-opening the index
+            engine.forget(images=[sha])
 
     def image_file(self, sha: str) -> tuple[Path, str]:
         """(path, media type) of the stored file of a catalogued image. Only paths recorded in the

@@ -27,7 +27,7 @@ class ServiceCatalog(CatalogueMixin, Catalog):
     def __init__(self, settings: Settings, api_settings: ApiSettings | None = None) -> None:
         super().__init__(settings)
         self.api_settings = api_settings or ApiSettings()
-        self.jobs = JobManager(on_finish=self._record_cancel)
+        self.jobs = JobManager(on_finish=self._job_finished)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -115,6 +115,11 @@ class ServiceCatalog(CatalogueMixin, Catalog):
             label_cols=label_cols,
             embed=embed,
         )
+
+    def _job_finished(self, job: ApiJob) -> None:
+        """After an ingest job the search engines re-open (the index catches up with the new rows)."""
+        self.__dict__.pop("_searchers", None)
+        self._record_cancel(job)
 
     def _record_cancel(self, job: ApiJob) -> None:
         """A cancelled job is recorded as ``cancelled`` (run_job wrote ``failed``)."""

@@ -116,7 +116,55 @@ class CatalogSearch:
         self.sha_at = self.data.sha_of()
         self.pos_of = {h: p for p, h in self.sha_at.items()}
         self.links = links_by_image(db)
+        self.images_of: dict[str, list[str]] = {}  # product id -> its embedded-or-not image hashes, in order
+        for sha, pids in self.links.items():
+            for pid in pids:
+                self.images_of.setdefault(pid, []).append(sha)
         self._filter_cache: dict[str, np.ndarray] = {}
+        # in-memory copies of what results show, so a query makes no database round trip;
+        # kept current by ``forget`` / ``refresh_metadata`` (called by the catalog's writes)
+        self._rows: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        self._sources: dict[str, str] = {}
+        self._matrix: np.ndarray | None = None
+
+    # ---- cache upkeep --------------------------------------------------------------------------
+    def matrix(self) -> np.ndarray:
+        """The vector file's memory map (opened once; positions known to this engine never move)."""
+        if self._matrix is None:
+            self._matrix = self.data.matrix()
+        return self._matrix
+
+    def refresh_metadata(self) -> None:
+        """Forget cached titles, attributes and filter results (after products were edited)."""
+        self._rows.clear()
+        self._filter_cache.clear()
+
+    def forget(self, *, images: Iterable[str] = (), products: Iterable[str] = ()) -> None:
+        """Stop returning deleted images and products at once (their index rows stay until the
+        next sync rebuilds the index; results are filtered through the position map)."""
+        for sha in images:
+            pos = self.pos_of.pop(sha, None)
+            if pos is not None:
+                self.sha_at.pop(pos, None)
+            for pid in self.links.pop(sha, []):
+                self.images_of[pid] = [h for h in self.images_of.get(pid, []) if h != sha]
+            self._sources.pop(sha, None)
+        for pid in products:
+            for sha in self.images_of.pop(pid, []):
+                self.links[sha] = [p for p in self.links.get(sha, []) if p != pid]
+        self.refresh_metadata()
+
+    def _product_rows(self, ids: Sequence[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        miss = [p for p in dict.fromkeys(ids) if p not in self._rows]
+        if miss:
+            self._rows.update(product_rows(self.db, miss))
+        return self._rows
+
+    def _image_sources(self, shas: Sequence[str]) -> dict[str, str]:
+        miss = [h for h in dict.fromkeys(shas) if h not in self._sources]
+        if miss:
+            self._sources.update(image_sources(self.db, miss))
+        return self._sources
 
     # ---- filters -------------------------------------------------------------------------------
     def allowed_positions(self, where: str | Filter | None) -> np.ndarray | None:
@@ -137,20 +185,20 @@ class CatalogSearch:
     # ---- vectors -------------------------------------------------------------------------------
     def product_vectors(self, product_id: str) -> tuple[list[str], np.ndarray]:
         """(image hashes, vectors) of a product's embedded images; NotFoundError if unknown."""
-        shas = [h for h, pids in self.links.items() if product_id in pids]
+        shas = list(self.images_of.get(product_id, ()))
         if not shas:
-            if not product_rows(self.db, [product_id]):
+            if product_id not in self._product_rows([product_id]):
                 raise NotFoundError(f"unknown product id {product_id!r}")
             raise NotFoundError(f"product {product_id!r} has no images")
         shas = [h for h in shas if h in self.pos_of]
         if not shas:
             raise NotFoundError(f"product {product_id!r} has no embedded images for model {self.model!r}")
         pos = np.array([self.pos_of[h] for h in shas], dtype=np.int64)
-        return shas, l2_normalize(np.asarray(self.data.matrix()[pos]))
+        return shas, l2_normalize(np.asarray(self.matrix()[pos]))
 
     def stored_vector(self, sha: str) -> np.ndarray | None:
         p = self.pos_of.get(sha)
-        return None if p is None else l2_normalize(np.asarray(self.data.matrix()[[p]]))[0]
+        return None if p is None else l2_normalize(np.asarray(self.matrix()[[p]]))[0]
 
     # ---- search --------------------------------------------------------------------------------
     def search(
@@ -218,8 +266,8 @@ class CatalogSearch:
         return out[:k]
 
     def _decorate(self, rows: list[tuple[str | None, str, float, int]]) -> list[SearchResult]:
-        prods = product_rows(self.db, [p for p, *_ in rows if p is not None])
-        srcs = image_sources(self.db, [s for _, s, *_ in rows])
+        prods = self._product_rows([p for p, *_ in rows if p is not None])
+        srcs = self._image_sources([s for _, s, *_ in rows])
         res = []
         for rank, (pid, sha, score, more) in enumerate(rows, 1):
             title, attrs = prods.get(pid, (None, {})) if pid else (None, {})

@@ -26,8 +26,8 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
 }
 
 
-def catalog(request: Request) -> Any:
-    """The app's :class:`~catalens.api.service.ServiceCatalog`."""
+async def catalog(request: Request) -> Any:
+    """The app's :class:`~catalens.api.service.ServiceCatalog` (async: no thread hop)."""
     return request.app.state.catalog
 
 

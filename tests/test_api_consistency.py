@@ -1,0 +1,87 @@
+"""Search stays consistent with catalogue writes: deleted images and products are never returned,
+edited titles and attributes show at once, and new ingests become searchable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from catalens.api.service import ServiceCatalog  # noqa: E402
+from catalens.config import load_settings  # noqa: E402
+from tests.test_api import _build, _key, _png, _wait  # noqa: E402
+
+
+def _ids(c, **params) -> list[str]:
+    r = c.get("/api/v1/search", params={"limit": 50} | params)
+    assert r.status_code == 200, r.text
+    return [x["image_sha256"] for x in r.json()["results"]]
+
+
+def test_deleted_image_is_never_returned(home: Path, fake_encoder: object) -> None:
+    cat, c = _build(home, fake_encoder)
+    try:
+        w = _key(cat, "write")
+        sha7 = c.get("/api/v1/products/P7").json()["images"][0]["sha256"]
+        data = c.get(f"/api/v1/images/{sha7}/file").content
+        assert sha7 in _ids(c, product_id="P2")  # the searcher is open and has it
+        assert c.delete(f"/api/v1/images/{sha7}", headers=w).status_code == 204
+        # by id, by upload of the very same bytes (no stored vector any more), by image, with a filter
+        assert sha7 not in _ids(c, product_id="P2")
+        assert sha7 not in _ids(c, product_id="P2", all_images="true")
+        assert sha7 not in _ids(c, product_id="P2", where="kind = 'shoe'")
+        up = c.post("/api/v1/search", files={"file": ("q.png", data, "image/png")}, data={"limit": "50"})
+        assert up.status_code == 200 and sha7 not in [x["image_sha256"] for x in up.json()["results"]]
+        r = c.get("/api/v1/search", params={"product_id": "P7"})
+        assert r.status_code == 404  # its product has no image left
+        # a fresh process (the index on disk still holds the row) agrees
+        c.close()
+        cat.close()
+        cat = ServiceCatalog(load_settings(home, default_model="fake-encoder"))
+        hits = cat.search_product("P2", 50, all_images=True)
+        assert hits and sha7 not in {h.image_sha256 for h in hits}
+    finally:
+        c.close()
+        cat.close()
+
+
+def test_product_edits_and_deletes_show_in_search(home: Path, fake_encoder: object) -> None:
+    cat, c = _build(home, fake_encoder)
+    try:
+        w = _key(cat, "write")
+        first = c.get("/api/v1/search", params={"product_id": "P2", "limit": 50}).json()["results"]
+        assert any(x["product_id"] == "P4" and x["title"] == "Product 4" for x in first)
+        patch = {"title": "Renamed 4", "attrs": {"kind": "hat"}}
+        assert c.patch("/api/v1/products/P4", json=patch, headers=w).status_code == 200
+        res = c.get("/api/v1/search", params={"product_id": "P2", "limit": 50}).json()["results"]
+        p4 = next(x for x in res if x["product_id"] == "P4")
+        assert p4["title"] == "Renamed 4" and p4["attrs"]["kind"] == "hat"
+        hats = c.get("/api/v1/search", params={"product_id": "P2", "where": "kind = 'hat'"}).json()
+        assert [x["product_id"] for x in hats["results"]] == ["P4"]
+        assert c.delete("/api/v1/products/P4", headers=w).status_code == 204
+        res = c.get("/api/v1/search", params={"product_id": "P2", "limit": 50}).json()["results"]
+        assert "P4" not in {x["product_id"] for x in res}
+        assert c.get("/api/v1/search", params={"product_id": "P4"}).status_code == 404
+    finally:
+        c.close()
+        cat.close()
+
+
+def test_ingested_upload_becomes_searchable(home: Path, fake_encoder: object) -> None:
+    cat, c = _build(home, fake_encoder)
+    try:
+        w = _key(cat, "write")
+        assert _ids(c, product_id="P1")  # opens the searcher before the ingest
+        r = c.post("/api/v1/ingest/upload", files=[("files", ("new.png", _png(91), "image/png"))], headers=w)
+        assert r.status_code == 202, r.text
+        assert _wait(c, r.json()["id"])["status"] == "done"
+        found = c.get("/api/v1/search", params={"product_id": "new", "limit": 3})
+        assert found.status_code == 200, found.text
+        assert any(x["product_id"] == "new" for x in c.get(
+            "/api/v1/search", params={"product_id": "P1", "limit": 50}
+        ).json()["results"])  # fmt: skip
+    finally:
+        c.close()
+        cat.close()
