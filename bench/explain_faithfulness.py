@@ -191,6 +191,7 @@ def main() -> int:
     )
     ap.add_argument("--sheet", type=Path, default=None, help="write the contact sheet PNG here")
     ap.add_argument("--no-vit", action="store_true")
+    ap.add_argument("--no-builtin", action="store_true", help="skip the built-in taxonomy target on Lite0")
     ap.add_argument(
         "--device", default="cpu", help="where the perturbed batches of the AUC curves run (cpu, cuda)"
     )
@@ -202,7 +203,7 @@ def main() -> int:
     for k, name in enumerate(args.models.split(",")):
         ex = Explainer(name)
         targets = [("imagenet", ImageNetTarget(name))]
-        if name == "efficientnet-lite0":
+        if name == "efficientnet-lite0" and not args.no_builtin:
             targets.insert(0, ("builtin/subcategory", classifier_target(None, "builtin")))  # type: ignore[arg-type]
         tname, target = targets[0]
         emit(
