@@ -62,6 +62,19 @@ class Item:
     split: str
     planted: str  # "clean" or one of PLANTED_TYPES
     strength: str
+    white_bg: bool = False  # the ORIGINAL has a white studio background (>= 90% of its border near-white)
+
+
+def white_border_share(arr: np.ndarray, band: float = 0.04) -> float:
+    """Share of the outer ``band`` of an RGB array that is near-white (a white studio background)."""
+    a = np.asarray(arr)
+    h, w = a.shape[:2]
+    b = max(1, int(band * min(h, w)))
+    ring = np.concatenate(
+        [a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3), a[:, :b].reshape(-1, 3), a[:, -b:].reshape(-1, 3)]
+    )
+    lo, hi = ring.min(1), ring.max(1)
+    return float(((lo >= 235) & (hi.astype(int) - lo <= 14)).mean())
 
 
 def _split(name: str) -> str:
@@ -223,12 +236,12 @@ def plant(
         if rng.random() < 0.5:
             out = Image.new("RGB", (w + 2 * b, h + 2 * b), colour)
             out.paste(img, (b, b))
-            return out, f"pad{rel}"
+            return out, f"pad{rel},rgb{colour}"
         out = img.copy()
         d = ImageDraw.Draw(out)
         for box in ([0, 0, w, b], [0, h - b, w, h], [0, 0, b, h], [w - b, 0, w, h]):
             d.rectangle(box, fill=colour)
-        return out, f"frame{rel}"
+        return out, f"frame{rel},rgb{colour}"
     if kind == "busy_background":
         bg_path = backgrounds[int(rng.integers(len(backgrounds)))]
         bg = Image.open(bg_path).convert("RGB")
@@ -263,15 +276,16 @@ def build(
             split = _split(name)
             clean = out_dir / f"{name}__clean.jpg"
             clean.write_bytes(src.read_bytes())
-            items.append(Item(str(clean), name, dataset, split, "clean", ""))
             img = Image.open(src).convert("RGB")
+            white = white_border_share(np.asarray(img)) >= 0.9
+            items.append(Item(str(clean), name, dataset, split, "clean", "", white))
             for kind in PLANTED_TYPES:
-                if kind == "busy_background" and dataset != "myntra":
+                if kind == "busy_background" and not white:
                     continue  # needs a white studio background to cut the product out
                 copy, strength = plant(img, kind, rng, backgrounds)
                 path = out_dir / f"{name}__{kind}.jpg"
                 copy.save(path, "JPEG", quality=92)
-                items.append(Item(str(path), name, dataset, split, kind, strength))
+                items.append(Item(str(path), name, dataset, split, kind, strength, white))
     with (out_dir / "items.jsonl").open("w") as f:
         for it in items:
             f.write(json.dumps(asdict(it)) + "\n")

@@ -5,9 +5,9 @@ luma, long side <= ``OCR_SIDE``) so that faint, semi-transparent text is found t
 
 * ``text``: score = share of the image covered by text boxes; the text read and any promotional
   words (``promo_words``) are in ``details``; boxes are returned as ``regions``.
-* ``watermark``: text that is see-through: its strokes differ from their surroundings by less than
-  ``max_contrast`` luma levels, or the same words repeat (tiled marks). Score = area share of
-  such text.
+* ``watermark``: tiled text (the same words repeat) or large faint text (strokes differ from their
+  surroundings by less than ``max_contrast`` luma levels over >= ``min_faint_area`` of the image).
+  Score = area share of such text.
 """
 
 from __future__ import annotations
@@ -24,34 +24,30 @@ from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 
 OCR_SIDE = 960
+# Promotional vocabulary. Single words are matched per OCR token with a small edit tolerance (OCR
+# misreads such as "OFEER", "FREF"); phrases with a number or % are matched as regular expressions.
 PROMO_WORDS = [
     "sale",
-    "% off",
-    "off",
-    "free shipping",
-    "free delivery",
+    "free",
+    "shipping",
+    "delivery",
     "discount",
     "offer",
+    "offers",
     "deal",
-    "buy 1",
-    "buy one",
-    "get 1",
-    "get one",
-    "bogo",
-    "limited",
+    "deals",
     "clearance",
-    "best price",
-    "new arrival",
-    "cod",
-    "cash on delivery",
-    "save",
-    "lowest price",
-    "hot",
+    "limited",
+    "bogo",
     "bestseller",
-    "best seller",
-    "100% original",
-    "exclusive",
+    "cashback",
+    "coupon",
+    "promo",
+    "arrival",
+    "lowest",
+    "price",
 ]
+PROMO_PATTERNS = [r"\d+\s*%", r"\bbuy\s*\d", r"\bget\s*\d", r"\b\d+\s*off\b", r"% ?off", r"\bflat\s*\d"]
 
 _lock = threading.Lock()
 _engine: list[Any] = []
@@ -139,15 +135,41 @@ def read_text(img: QCImage) -> list[TextBox]:
     return img.memo("ocr", compute)
 
 
+def _similar(a: str, b: str) -> bool:
+    """Equal, or one edit apart for words of 4+ letters (two for 7+)."""
+    if a == b:
+        return True
+    if len(b) < 4 or abs(len(a) - len(b)) > 2:
+        return False
+    from difflib import SequenceMatcher
+
+    allowed = 2 if len(b) >= 7 else 1
+    m = SequenceMatcher(None, a, b)
+    edits = max(len(a), len(b)) - sum(block.size for block in m.get_matching_blocks())
+    return edits <= allowed
+
+
 def _promo(texts: list[str], words: list[str]) -> list[str]:
+    """Promotional words/patterns found in ``texts`` (OCR output, so matching is typo-tolerant)."""
     joined = " ".join(texts).lower()
-    found = []
+    tokens = re.findall(r"[a-z]+", joined)
+    found: list[str] = []
     for word in words:
         w = word.lower()
-        pattern = re.escape(w) if not w[0].isalnum() else r"\b" + re.escape(w) + r"\b"
-        if re.search(pattern, joined):
+        if " " in w or not w.isalpha():
+            if w in joined:
+                found.append(word)
+        elif any(_similar(t, w) for t in tokens):
             found.append(word)
+    found += [p for p in PROMO_PATTERNS if re.search(p, joined)]
     return found
+
+
+def _usable(b: TextBox, min_conf: float, min_box: float) -> bool:
+    """A real line of text: confident, not tiny, 2+ letters/digits, and not a box spanning most of the
+    image (CLAHE can make the detector outline a whole textured photo)."""
+    chars = sum(ch.isalnum() for ch in b.text)
+    return b.confidence >= min_conf and min_box <= b.area <= 0.5 and chars >= 2
 
 
 @register_check("text")
@@ -207,7 +229,14 @@ class WatermarkCheck(Check):
 
     unit = "watermark area share (0..1)"
     scope = "model"
-    params = {"min_confidence": 0.5, "max_contrast": 100.0, "min_box": 0.0005, "warn": 0.0005, "fail": 0.003}
+    params = {
+        "min_confidence": 0.5,
+        "max_contrast": 100.0,
+        "min_faint_area": 0.02,
+        "min_box": 0.0005,
+        "warn": 0.0005,
+        "fail": 0.003,
+    }
 
     def setup(self) -> None:
         ocr_engine()
