@@ -18,7 +18,8 @@ No public event log exists for these images, so synthetic shoppers browse the re
   that are a shopper's last purchase, so leave-last-out training never sees them.
 * Evaluation: ``catalens.recommend.evaluate`` (leave last purchase out) on a sample of users;
   latency: full ``recommend_user`` (scores, rules, diversity, reasons) on the engine fitted on
-  all events, timed per user.
+  all events, timed per user; persistence: that engine saved with ``EngineStore`` and loaded back
+  (median of 3 loads) against the time of fitting it.
 
 Run: ``python bench/recommend_sim.py --home /work/bench-home`` (the home is copied to a temp
 folder; it is not written). Prints one JSON line per result.
@@ -45,6 +46,7 @@ from catalens.recommend.engine import RecommendEngine  # noqa: E402
 from catalens.recommend.evaluate import evaluate  # noqa: E402
 from catalens.recommend.events import EVENT_KINDS, EventArrays  # noqa: E402
 from catalens.recommend.items import ItemSpace, load_item_space  # noqa: E402
+from catalens.recommend.store import EngineStore, EventState  # noqa: E402
 
 DAY_MS = 86_400_000
 T0 = 1_700_000_000_000
@@ -209,6 +211,10 @@ def main() -> None:
             for r in rep.rows:
                 emit(setting=setting, **r.__dict__)
             h, p, rnd = rows["hybrid"], rows["popular"], rows["random"]
+            best = max(
+                (r for r in rep.rows if r.recommender not in ("hybrid", "random", "popular")),
+                key=lambda r: r.recall,
+            )
             emit(
                 setting=setting,
                 eval_users=rep.users,
@@ -217,13 +223,26 @@ def main() -> None:
                 fit_s=rep.fit_s,
                 hybrid_vs_popular=round(h.recall / max(p.recall, 1e-9), 2),
                 hybrid_vs_random=round(h.recall / max(rnd.recall, 1e-9), 2),
+                best_component=best.recommender,
+                hybrid_vs_best_component=round(h.recall / max(best.recall, 1e-9), 3),
                 cold_vs_warm=round((h.recall_cold or 0) / max(h.recall_warm or 0, 1e-9), 2),
-                hybrid_weights={k: round(v, 3) for k, v in rep.hybrid.get("weights", {}).items()},
+                hybrid={k: v for k, v in rep.hybrid.items() if k != "weights"},
             )
             t = time.perf_counter()
-            engine = RecommendEngine(items, events, RecommendConfig())
-            engine.recommender("hybrid")
+            engine = RecommendEngine(items, events, RecommendConfig()).fit_all()
             fit_s = time.perf_counter() - t
+            store = EngineStore(tmp / "recommend")
+            t = time.perf_counter()
+            store.save(setting, engine, EventState(len(events), len(events)))
+            save_s = time.perf_counter() - t
+            loads = []
+            for _ in range(3):
+                t = time.perf_counter()
+                loaded = store.load(setting)
+                loads.append(time.perf_counter() - t)
+            assert loaded is not None
+            engine = loaded[0]  # latency below is measured on the loaded engine
+            size_mb = sum(f.stat().st_size for f in store.path(setting).iterdir()) / 1e6
             rng = np.random.default_rng(args.seed)
             sample = rng.choice(
                 engine.inter.users, min(args.latency_users, engine.inter.n_users), replace=False
@@ -234,6 +253,9 @@ def main() -> None:
                 n_users=engine.inter.n_users,
                 n_items=len(items),
                 fit_all_s=round(fit_s, 1),
+                save_s=round(save_s, 2),
+                load_s=round(float(np.median(loads)), 3),
+                stored_mb=round(size_mb, 1),
                 **latency(engine, [str(u) for u in sample], 20),
             )
     finally:

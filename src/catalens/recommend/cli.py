@@ -89,7 +89,10 @@ def recommend(
         str | None, typer.Option(help="Comma-separated product ids never to recommend.")
     ] = None,
     recommender: Annotated[
-        str, typer.Option("--recommender", "-r", help="hybrid | visual | item2item | cf | popular | random")
+        str,
+        typer.Option(
+            "--recommender", "-r", help="hybrid | visual | item2item | cf | attributes | popular | random"
+        ),
     ] = "hybrid",
     diversity: Annotated[str | None, typer.Option(help="interests (default) | mmr | none")] = None,
     max_per_category: Annotated[

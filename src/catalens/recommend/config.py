@@ -28,10 +28,19 @@ class RecommendConfig:
     cf_regularization: float = 0.05
     cf_alpha: float = 1.0  # confidence = 1 + alpha * decayed event weight
     cold_neighbours: int = 10  # visual neighbours used to place items that have no interactions
+    # attribute match: prior strength (in history items) of the catalogue's facet-value frequencies
+    attr_prior: float = 2.0
     # hybrid learning to rank
     hybrid_train_users: int = 3000
-    hybrid_negatives: int = 40
+    hybrid_negatives: int = 150  # candidates sampled per training query (besides the bought item)
     hybrid_min_users: int = 20  # fewer training users: a fixed blend instead of a learned model
+    hybrid_validation: float = 0.3  # share of training queries kept to choose blend vs single signal
+    hybrid_pseudo_cold: float = 0.1  # share of items made event-less while training (new-item practice)
+    hybrid_l2: float = 1.0
+    # product rule: items without events should reach at least this share of the Recall@10 of items
+    # with events on the hybrid's validation cut (0: rank for overall recall only)
+    new_item_parity: float = 0.5
+    candidate_per_signal: int = 100  # first stage: union of each signal's top items
     # re-ranking
     diversity: str = "interests"  # interests | mmr | none
     mmr_lambda: float = 0.8

@@ -16,7 +16,7 @@ from catalens.recommend.config import RecommendConfig
 from catalens.recommend.events import EVENT_KINDS, EventArrays
 from catalens.recommend.interactions import Interactions, Query, make_query
 from catalens.recommend.items import ItemSpace, reduce_vectors
-from catalens.recommend.recommenders import QueryContext, Recommender, get_recommender
+from catalens.recommend.recommenders import RECOMMENDERS, QueryContext, Recommender, get_recommender
 from catalens.recommend.signals import Signals
 
 
@@ -40,6 +40,7 @@ class RecommendResult:
     interests: int = 0
     history: int = 0
     took_ms: float = 0.0
+    engine: dict[str, Any] | None = None  # how the fitted engine was obtained (fitted | loaded, seconds)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +64,17 @@ class RecommendEngine:
         if name not in self._recommenders:
             self._recommenders[name] = get_recommender(name)(self.signals).fit(self.inter)
         return self._recommenders[name]
+
+    def fit_all(self) -> RecommendEngine:
+        """Fit every registered recommender (before storing the engine)."""
+        for name in RECOMMENDERS:
+            self.recommender(name)
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_where_cache"] = {}
+        return state
 
     # ---- queries ------------------------------------------------------------------------------
     def query_for_user(self, user: str, extra: EventArrays | None = None) -> Query:

@@ -25,7 +25,7 @@ from catalens.recommend.items import ItemSpace
 from catalens.recommend.rules import intra_list_diversity
 
 BASELINES = ("random", "popular")
-DEFAULT_RECOMMENDERS = ("random", "popular", "visual", "item2item", "cf", "hybrid")
+DEFAULT_RECOMMENDERS = ("random", "popular", "visual", "item2item", "cf", "attributes", "hybrid")
 
 
 @dataclass

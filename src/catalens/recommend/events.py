@@ -420,6 +420,12 @@ def fingerprint(db: CatalogDB) -> tuple[int, int]:
     return int(n or 0), int(top or 0)
 
 
+def events_after(db: CatalogDB, after_id: int) -> int:
+    """How many events have an id larger than ``after_id`` (events appended since a fit)."""
+    with db.session() as s:
+        return int(s.scalar(select(func.count(EventRecord.id)).where(EventRecord.id > after_id)) or 0)
+
+
 def load_user_events(db: CatalogDB, user: str, after_id: int = 0) -> EventArrays:
     """One user's events with id > ``after_id`` (events newer than a fitted model), sorted by time."""
     code = {k: i for i, k in enumerate(EVENT_KINDS)}

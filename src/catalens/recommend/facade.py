@@ -6,6 +6,7 @@ database, settings and stored vectors.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -61,26 +62,48 @@ class RecommendMixin:
 
     # ---- recommending -------------------------------------------------------------------------
     def recommend_engine(self, model: str | None = None, *, config: Any = None, refit: bool = False) -> Any:
-        """The fitted :class:`RecommendEngine`; refitted when events grew by more than 10 %."""
+        """The fitted :class:`RecommendEngine`: kept in memory and stored under
+        ``<home>/recommend/<key>/`` (see :mod:`catalens.recommend.store`), so later processes load it
+        instead of refitting; refitted when the items or the configuration changed, or the event log
+        grew by more than 10 % (or changed otherwise) since the fit."""
+        from catalens.recommend.config import RecommendConfig
         from catalens.recommend.engine import RecommendEngine
-        from catalens.recommend.events import fingerprint, load_events
-        from catalens.recommend.items import load_item_space
+        from catalens.recommend.events import events_after, fingerprint, load_events
+        from catalens.recommend.items import item_space_key, load_item_space
+        from catalens.recommend.store import EngineStore, EventState, engine_key, is_fresh
 
-        items = load_item_space(self, model)
-        count, top = fingerprint(self.db)  # type: ignore[attr-defined]
+        cfg = config or RecommendConfig()
+        key = engine_key(item_space_key(self, model), cfg.to_dict())
+        now = EventState(*fingerprint(self.db))  # type: ignore[attr-defined]
+
+        def fresh(fitted: EventState) -> bool:
+            if now == fitted:
+                return True
+            return is_fresh(fitted, now, events_after(self.db, fitted.top))  # type: ignore[attr-defined]
+
         st = self._rec_state
-        fresh = (
-            st is not None
-            and not refit
-            and st["items"] is items
-            and config is None
-            and count - st["count"] <= 0.1 * max(st["count"], 1)
-            and count >= st["count"]
-        )
-        if not fresh:
-            engine = RecommendEngine(items, load_events(self.db), config)  # type: ignore[attr-defined]
-            self._rec_state = st = {"engine": engine, "items": items, "count": count, "top": top}
-        return st["engine"]
+        if st is not None and not refit and st["key"] == key and fresh(st["events"]):
+            return st["engine"]
+        store = EngineStore(self.settings.home / "recommend")  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        loaded = None if refit else store.load(key)
+        if loaded is not None and fresh(EventState(loaded[1]["count"], loaded[1]["top"])):
+            engine, meta = loaded
+            fitted = EventState(meta["count"], meta["top"])
+            source = {"source": "loaded", "seconds": meta["load_s"], "path": str(store.path(key))}
+        else:
+            items = load_item_space(self, model)
+            engine = RecommendEngine(items, load_events(self.db), cfg).fit_all()  # type: ignore[attr-defined]
+            fitted = now
+            fit_s = round(time.perf_counter() - t0, 3)
+            saved = store.save(key, engine, now, {"fit_s": fit_s, "model": items.model})
+            source = {"source": "fitted", "seconds": fit_s, "path": str(store.path(key)) if saved else None}
+        self._rec_state = {"engine": engine, "key": key, "events": fitted, "top": fitted.top, "info": source}
+        return engine
+
+    def recommend_engine_info(self) -> dict[str, Any] | None:
+        """How the current engine was obtained: ``source`` (fitted | loaded), ``seconds``, ``path``."""
+        return None if self._rec_state is None else dict(self._rec_state["info"])
 
     def _newer_events(self, user: str) -> Any:
         from catalens.recommend.events import load_user_events
@@ -124,13 +147,16 @@ class RecommendMixin:
             res = engine.recommend_products(list(products), k, **opts)
             if len(engine.inter) == 0:
                 res.note = "no events yet: visual similarity only"
+            res.engine = self.recommend_engine_info()
             return res
         if len(engine.inter) == 0 and self.event_count() == 0:
             raise EmptyEventsError(
                 "the event log is empty: import events with `catalens events import FILE` "
                 "(or recommend for products with --products A,B)"
             )
-        return engine.recommend_user(user, k, extra=self._newer_events(user), **opts)
+        res = engine.recommend_user(user, k, extra=self._newer_events(user), **opts)
+        res.engine = self.recommend_engine_info()
+        return res
 
     def recommend_eval(
         self,

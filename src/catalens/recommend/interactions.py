@@ -77,7 +77,8 @@ class Interactions:
             self.users, uinv = np.array([], dtype=str), np.array([], dtype=np.int64)
         self.user_index = {u: i for i, u in enumerate(self.users.tolist())}
         order = np.lexsort((ev.ts_ms, uinv)) if len(ev) else np.zeros(0, dtype=np.int64)
-        self.events = ev.subset(order)
+        self._events: EventArrays | None = ev.subset(order)
+        self._product_ids = items.ids
         self.u = np.asarray(uinv, dtype=np.int64)[order]
         self.i = idx[order]
         self.kind = ev.kind[order]
@@ -94,6 +95,22 @@ class Interactions:
 
     def __len__(self) -> int:
         return len(self.i)
+
+    @property
+    def events(self) -> EventArrays:
+        """The known-product events, sorted by user then time (rebuilt from the index arrays after
+        unpickling: a stored engine does not carry the id strings twice)."""
+        if self._events is None:
+            ids = np.asarray(self._product_ids, dtype=object)
+            self._events = EventArrays(
+                self.users.astype(object)[self.u], ids[self.i], self.kind, self.ts, self.row_weight
+            )
+        return self._events
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_events"] = None
+        return state
 
     @property
     def n_users(self) -> int:

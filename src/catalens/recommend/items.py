@@ -149,8 +149,9 @@ def _model_version(db: Any, model: str) -> str | None:
 _CACHE: dict[tuple[Any, ...], ItemSpace] = {}
 
 
-def load_item_space(catalog: Any, model: str | None = None) -> ItemSpace:
-    """The item space of a catalogue for ``model``, cached per (database, model, version, sizes)."""
+def item_space_key(catalog: Any, model: str | None = None) -> tuple[Any, ...]:
+    """(model, version, embedded rows, products, image links, last product update): changes whenever
+    the item space would (a cheap query; nothing is loaded)."""
     db = catalog.db
     name = model or catalog.settings.default_model
     if model is None and _model_version(db, name) is None:
@@ -159,11 +160,19 @@ def load_item_space(catalog: Any, model: str | None = None) -> ItemSpace:
     version = _model_version(db, name)
     with db.session() as s:
         n_products = int(s.scalar(select(func.count(Product.id))) or 0)
+        updated = s.scalar(select(func.max(Product.updated_at)))
         n_links = int(s.scalar(select(func.count()).select_from(ProductImage)) or 0)
     if n_products == 0:
         raise EmptyCatalogError("the catalogue has no products; ingest some with `catalens ingest`")
     n_rows = len(db.embedding_positions(name, version)) if version else 0
-    key = (db.url, name, version, n_rows, n_products, n_links)
+    return (name, version, n_rows, n_products, n_links, str(updated))
+
+
+def load_item_space(catalog: Any, model: str | None = None) -> ItemSpace:
+    """The item space of a catalogue for ``model``, cached per (database, :func:`item_space_key`)."""
+    db = catalog.db
+    key = (db.url, *item_space_key(catalog, model))
+    name = key[1]
     if key in _CACHE:
         return _CACHE[key]
     shas, mat = catalog.vectors(name)  # raises EmptyCatalogError when nothing is embedded

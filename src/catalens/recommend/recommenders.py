@@ -2,7 +2,8 @@
 
 Built in: ``random`` and ``popular`` (baselines), ``visual`` (multi-interest visual taste
 profile), ``item2item`` ("more like this": visual similarity to the most recent items),
-``cf`` (implicit ALS with fold-in) and ``hybrid`` (learned ranking over visual, CF,
+``cf`` (implicit ALS with fold-in), ``attributes`` (the history's attribute preference
+profile) and ``hybrid`` (learned ranking over visual, CF,
 popularity and attribute-match signals; see :mod:`catalens.recommend.hybrid`).
 Add one with :func:`register_recommender`.
 """
@@ -27,6 +28,7 @@ class QueryContext:
         self.signals = signals
         self._interests: Interests | None = None
         self._features: np.ndarray | None = None
+        self.cache: dict[str, object] = {}  # recommender-specific per-query values
 
     @property
     def interests(self) -> Interests:
@@ -135,3 +137,15 @@ class CFRecommender(Recommender):
 
     def reason_signal(self, ctx: QueryContext, item: int) -> str:
         return "cf"
+
+
+@register_recommender
+class AttributeRecommender(Recommender):
+    name = "attributes"
+    description = "attribute match: the history's preference for each facet value (type, colour, brand, ...)"
+
+    def score(self, ctx: QueryContext) -> np.ndarray:
+        return ctx.features[5]
+
+    def reason_signal(self, ctx: QueryContext, item: int) -> str:
+        return "attr"

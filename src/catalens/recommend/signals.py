@@ -95,12 +95,50 @@ def cluster_interests(
     return Interests(cents, shares / shares.sum(), [np.asarray(m) for m in members])
 
 
+def content_matrix(items: ItemSpace) -> np.ndarray:
+    """(n_items, d) content features: the visual vector and one-hot facet values, scaled so that
+    both blocks weigh alike (a unit visual vector against one 1 per known facet value)."""
+    blocks = [items.vectors * np.sqrt(max(1, len(items.facets)))]
+    for key, codes in items.facets.items():
+        onehot = np.zeros((len(items), len(items.facet_values[key])), np.float32)
+        ok = codes >= 0
+        onehot[np.flatnonzero(ok), codes[ok]] = 1.0
+        blocks.append(onehot)
+    return np.hstack(blocks).astype(np.float32)
+
+
+class ContentMap:
+    """Ridge regression from content (visual vector + facet values) to values learnt from events
+    (CF item factors, popularity), fitted on items with events and used for items without: a new
+    item lands where items that look like it and share its attributes are. The ridge strength is
+    chosen by generalised cross-validation, so the data decides whether the image or the
+    attributes carry the signal."""
+
+    ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+    def __init__(self, items: ItemSpace) -> None:
+        self.x = content_matrix(items)
+
+    def fill(self, values: np.ndarray, warm: np.ndarray, has_content: np.ndarray) -> np.ndarray:
+        """``values`` with the rows of cold items that have content replaced by predictions."""
+        out = np.array(values, dtype=np.float32, copy=True)
+        cold = np.flatnonzero(~warm & has_content)
+        rows = np.flatnonzero(warm & has_content)
+        if len(cold) == 0 or len(rows) < 5:
+            return out
+        from sklearn.linear_model import RidgeCV
+
+        y = values[rows].reshape(len(rows), -1)
+        model = RidgeCV(alphas=self.ALPHAS).fit(self.x[rows], y)
+        out[cold] = model.predict(self.x[cold]).reshape((len(cold),) + values.shape[1:])
+        return out
+
+
 class CFModel:
     """Implicit-feedback matrix factorisation (``implicit`` ALS) with fold-in for any history.
 
-    Items without interactions get factors from their visual neighbours that have interactions
-    (weighted mean of the neighbours' factors), so new items can be reached through the same
-    scores as warm ones.
+    Items without interactions get factors predicted from their content (:class:`ContentMap`),
+    so new items can be reached through the same scores as warm ones.
     """
 
     def __init__(self, config: RecommendConfig) -> None:
@@ -108,7 +146,7 @@ class CFModel:
         self.item_factors: np.ndarray | None = None
         self.gram: np.ndarray | None = None
 
-    def fit(self, inter: Interactions, items: ItemSpace) -> CFModel:
+    def fit(self, inter: Interactions, items: ItemSpace, content: ContentMap | None = None) -> CFModel:
         cfg = self.config
         mat = inter.matrix()
         if mat.nnz == 0:
@@ -136,7 +174,9 @@ class CFModel:
             model.fit(conf.tocsr(), show_progress=False)
         v = np.asarray(model.item_factors, dtype=np.float32)[:, :factors]
         warm = inter.item_events > 0
-        self.item_factors = impute_cold(v, items, warm, cfg.cold_neighbours)
+        content = content or ContentMap(items)
+        has_content = items.has_vector | (content.x[:, items.vectors.shape[1] :].sum(axis=1) > 0)
+        self.item_factors = content.fill(v, warm, has_content)
         self.gram = self.item_factors[warm].T @ self.item_factors[warm]
         return self
 
@@ -187,7 +227,7 @@ def impute_cold(values: np.ndarray, items: ItemSpace, warm: np.ndarray, k: int) 
 class Signals:
     """Everything fitted on one event log that scoring needs."""
 
-    FEATURES_BASE = ("vis_max", "vis_mean", "vis_recent", "cf", "pop")
+    FEATURES_BASE = ("vis_max", "vis_mean", "vis_recent", "cf", "pop", "attr")
 
     def __init__(self, items: ItemSpace, config: RecommendConfig) -> None:
         self.items = items
@@ -200,15 +240,30 @@ class Signals:
         self.pop_imputed = self.pop
         self.warm = np.zeros(len(items), dtype=bool)
         self.facet_keys = list(items.facets)
+        # catalogue frequency of each facet value (the prior of the attribute match)
+        self.facet_base = {
+            k: (np.bincount(c[c >= 0], minlength=len(items.facet_values[k])) + 1.0)
+            / (float((c >= 0).sum()) + len(items.facet_values[k]))
+            for k, c in items.facets.items()
+        }
+        self.content: ContentMap | None = None
         self.feature_names = list(self.FEATURES_BASE) + [f"attr_{k}" for k in self.facet_keys]
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["content"] = None  # only fitting needs it; rebuilt from the items when refitting
+        return state
 
     def fit(self, inter: Interactions) -> Signals:
         self.warm = inter.item_events > 0
         self.pop = np.bincount(inter.i, weights=inter.w, minlength=len(self.items)).astype(np.float32)
-        imputed = impute_cold(self.pop[:, None], self.items, self.warm, self.config.cold_neighbours)[:, 0]
-        self.pop_imputed = np.log1p(imputed) / max(float(np.log1p(imputed.max())), 1e-6)
+        self.content = self.content or ContentMap(self.items)
+        has_content = np.ones(len(self.items), dtype=bool)
+        logpop = np.log1p(self.pop)
+        imputed = np.maximum(self.content.fill(logpop[:, None], self.warm, has_content)[:, 0], 0.0)
+        self.pop_imputed = imputed / max(float(imputed.max()), 1e-6)
         if len(inter):
-            self.cf.fit(inter, self.items)
+            self.cf.fit(inter, self.items, self.content)
         return self
 
     # ---- per-query pieces ---------------------------------------------------------------------
@@ -253,10 +308,33 @@ class Signals:
             out[f] = dist[codes]
         return out
 
+    def attr_match(self, q: Query) -> np.ndarray:
+        """(n_items,) the query's attribute preference profile applied to every item: per facet, the
+        log ratio of the history's smoothed share of the item's value to the value's catalogue
+        frequency (a naive-Bayes log-lift), summed over facets. New items are reached as well as
+        old ones: it needs only their attributes."""
+        out = np.zeros(len(self.items), np.float32)
+        if len(q) == 0:
+            return out
+        prior = self.config.attr_prior
+        for key in self.facet_keys:
+            codes = self.items.facets[key]
+            hist = codes[q.items]
+            ok = hist >= 0
+            n = float(ok.sum())
+            if n == 0:
+                continue
+            base = self.facet_base[key]
+            share = np.bincount(hist[ok], weights=q.weights[ok], minlength=len(base))
+            share = share / max(float(share.sum()), 1e-12)
+            lift = np.log((n * share + prior * base) / ((n + prior) * base))
+            out += np.where(codes >= 0, lift[np.maximum(codes, 0)], 0.0).astype(np.float32)
+        return out
+
     def features(self, q: Query, interests: Interests | None = None) -> np.ndarray:
         """(n_features, n_items) feature matrix of the hybrid ranker."""
         vis_max, vis_mean, vis_recent = self.visual(q, interests)
         cf = self.cf.scores(q) if self.cf.fitted and len(q) else np.zeros(len(self.items), np.float32)
-        return np.vstack([vis_max, vis_mean, vis_recent, cf, self.pop_imputed, self.attr_affinity(q)]).astype(
-            np.float32
-        )
+        return np.vstack(
+            [vis_max, vis_mean, vis_recent, cf, self.pop_imputed, self.attr_match(q), self.attr_affinity(q)]
+        ).astype(np.float32)
