@@ -18,7 +18,7 @@ EPILOG = (
     "  catalens qc --all --csv qc.csv --fail-on warn     # CI gate: exit 1 on any warning\n\n"
     "  catalens qc shop/ --profile my-rules.yaml          # your own YAML profile\n\n"
     "  catalens qc --list-checks\n\n"
-    "Profiles: general, marketplace-main-image, marketplace-secondary, <home>/profiles/NAME.yaml, or a path.\n\n"
+    "Profiles: general, marketplace-main-image, marketplace-secondary, HOME/profiles/NAME.yaml (HOME = the catalog home), or a path.\n\n"
     "Exit status: 0 = gate passed, 1 = gate failed (see --fail-on), 2 = usage error."
 )
 
