@@ -166,7 +166,7 @@ def test_crash_between_vector_write_and_commit(tmp_path: Path, home: Path, fake_
 
     by_sha = {sha256_bytes(p.read_bytes()): p for p in root.rglob("*.jpg")}
     for h, v in zip(hashes, vecs, strict=True):
-        x = enc.preprocess(open_image(by_sha[h], draft_to=32).image)[None]
+        x = enc.preprocess(open_image(by_sha[h], draft_to=512).image)[None]
         ref = enc.encode(x)[0]
         np.testing.assert_allclose(v, ref / np.linalg.norm(ref), rtol=1e-4, atol=1e-5)
 
@@ -213,3 +213,13 @@ def test_jobs_of_killed_processes_show_as_interrupted(home: Path) -> None:
         live = cat.db.start_job("ingest", "y", {})
         jobs = {j["id"]: j["status"] for j in cat.info()["recent_jobs"]}
         assert jobs[job_id] == "interrupted" and jobs[live] == "running"
+
+
+def test_pixel_hash_does_not_depend_on_embedding(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    big = make_product_image(tmp_path / "src" / "big.jpg", seed=7, size=(1200, 1600))
+    hashes = []
+    for embed in (False, True):
+        with Catalog.open(tmp_path / f"home-{embed}") as cat:
+            cat.ingest(big.parent, embed=embed)
+            hashes.append(cat.db.ok_images()[0].pixel_sha256)
+    assert hashes[0] == hashes[1] is not None
