@@ -349,3 +349,102 @@ def test_cli_events_recommend_and_eval(shop: Catalog, tmp_path: Path, home: Path
     assert res.exit_code != 0 and "no valid events" in res.output
     res = runner.invoke(app, ["--home", str(home), "recommend", "--help"])
     assert "Examples" in res.stdout
+
+
+# ---- unknown products, stored engines, hybrid vs its components ----------------------------------
+def test_unknown_products_stored_or_skipped_per_row(shop: Catalog, tmp_path: Path) -> None:
+    rows = [
+        {"user_id": "a", "product_id": "shoe-1", "event": "view", "timestamp": T0},
+        {"user_id": "a", "product_id": "later-1", "event": "view", "timestamp": T0 + 1},
+        {"user_id": "b", "product_id": "later-2", "event": "cart", "timestamp": T0 + 2},
+        {"user_id": "b", "product_id": "bag-2", "event": "view", "timestamp": T0 + 3},
+    ]
+    path = _write_events(tmp_path / "ev.csv", rows)
+    skipped = shop.import_events(path, skip_unknown=True)
+    assert [(r.row, r.product_id) for r in skipped.skipped] == [(2, "later-1"), (3, "later-2")]
+    assert skipped.inserted == 2 and not skipped.warnings and shop.event_count() == 2
+    assert [(r.row, r.user_id) for r in skipped.new_user_rows] == [(1, "a"), (4, "b")]
+    stored = shop.import_events(path)  # default: nothing is lost, each unknown row is reported
+    assert [r.row for r in stored.warnings] == [2, 3] and stored.inserted == 2 and stored.duplicates == 2
+    assert shop.event_count() == 4 and stored.new_users == 0
+
+
+def test_engine_is_stored_loaded_and_refitted_when_stale(shop: Catalog, tmp_path: Path, home: Path) -> None:
+    shop.import_events(_write_events(tmp_path / "ev.csv", _shop_log(30)))
+    first = shop.recommend("u1", k=5)
+    assert first.engine["source"] == "fitted"
+    folder = Path(first.engine["path"])
+    assert folder.parent == home / "recommend" and (folder / "engine.pkl").is_file()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["count"] == shop.event_count()
+    with Catalog.open(home) as other:  # a new process: loads instead of refitting
+        again = other.recommend("u1", k=5)
+        assert again.engine["source"] == "loaded" and again.engine["seconds"] < first.engine["seconds"]
+        assert [r.product_id for r in again.items] == [r.product_id for r in first.items]
+        # a few new events (<= 10 %): the stored engine stays, the user's new events count at once
+        for n in range(3):
+            other.record_event("u1", f"bag-{n}", "purchase", T0 + 90_000 + n)
+        res = other.recommend("u1", k=5)
+        assert res.engine["source"] == "loaded"
+        assert not {"bag-0", "bag-1", "bag-2"} & {r.product_id for r in res.items}  # bought: excluded
+    with Catalog.open(home) as other:
+        assert other.recommend("u1", k=5).engine["source"] == "loaded"
+        other.import_events(_write_events(tmp_path / "more.csv", _shop_log(30, seed=7)))  # > 10 % more
+        assert other.recommend("u1", k=5).engine["source"] == "fitted"
+    key = folder.name
+    (home / "recommend" / key / "engine.pkl").write_bytes(b"not a pickle")
+    with Catalog.open(home) as other:
+        assert other.recommend("u1", k=5).engine["source"] == "fitted"  # unreadable: refitted
+        custom = other.recommend_engine(config=RecommendConfig(cf_factors=8))
+        assert custom is not other.recommend_engine()  # another configuration: another engine
+    assert len([p for p in (home / "recommend").iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_freshness_rule() -> None:
+    from catalens.recommend.store import EventState, is_fresh
+
+    fitted = EventState(100, 120)
+    assert is_fresh(fitted, EventState(100, 120), 0)
+    assert is_fresh(fitted, EventState(110, 130), 10)
+    assert not is_fresh(fitted, EventState(111, 131), 11)  # grew by more than 10 %
+    assert not is_fresh(fitted, EventState(105, 130), 10)  # 5 events were deleted meanwhile
+    assert not is_fresh(fitted, EventState(99, 120), 0)
+
+
+def _colour_log(items: ItemSpace, n_users: int, seed: int = 0) -> EventArrays:
+    """Shoppers who care about colour only, across every category (visual clusters do not help)."""
+    rng = np.random.default_rng(seed)
+    colour = np.array([a["colour"] for a in items.attrs])
+    pop = rng.pareto(2.0, len(items)) + 1
+    events = []
+    for u in range(n_users):
+        pool = np.flatnonzero(colour == ["Red", "Blue"][u % 2])
+        pool = pool[rng.random(len(pool)) < 0.35]  # each shopper sees a part of the catalogue
+        p = pop[pool] / pop[pool].sum()
+        t = T0 * 1000 + u
+        for step in range(10):
+            for j in rng.choice(pool, 3, p=p):
+                events.append(Event(f"u{u}", str(j), "view", t))
+                t += 60_000
+            if step % 3 == 2:
+                events.append(Event(f"u{u}", str(int(rng.choice(pool, p=p))), "purchase", t))
+                t += 60_000
+    return EventArrays.from_events(events)
+
+
+@pytest.mark.parametrize("taste", ["category", "colour"])
+def test_hybrid_not_worse_than_its_components(taste: str) -> None:
+    """Two different taste models, the same settings: the hybrid keeps up with its best component."""
+    items, cats = _space()
+    log = _synthetic_log(cats, 300, set()) if taste == "category" else _colour_log(items, 300)
+    cfg = RecommendConfig(cf_iterations=8, hybrid_train_users=200)
+    comps = ("popular", "visual", "item2item", "cf", "attributes")
+    rep = evaluate(items, log, recommenders=(*comps, "hybrid"), k=10, config=cfg)
+    r = {row.recommender: row.recall for row in rep.rows}
+    best = max(comps, key=r.get)
+    assert r["hybrid"] >= 0.95 * r[best], (r, rep.hybrid["mode"])
+    # on its validation cut, the kept option is the best of those meeting the new-item rule, and
+    # every single component was among the options
+    val, ok = rep.hybrid["validation_recall"], rep.hybrid["meets_new_item_rule"]
+    assert {"vis_max", "vis_recent", "cf", "attr", "pop"} <= set(val)
+    assert rep.hybrid["chosen"] in ok and val[rep.hybrid["chosen"]] == max(val[o] for o in ok)

@@ -22,17 +22,22 @@ events_app = typer.Typer(
         "  catalens events import events.csv\n\n"
         "  catalens events import clicks.jsonl --json\n\n"
         "Columns: user_id, product_id, event (view|click|cart|purchase|like), timestamp "
-        "(ISO 8601 or Unix seconds/ms), optional weight and session. Re-importing a file adds nothing twice."
+        "(ISO 8601 or Unix seconds/ms), optional weight and session. Re-importing a file adds nothing twice.\n\n"
+        "Events of products not in the catalogue are stored (used once the product is ingested) and "
+        "reported per row; --skip-unknown leaves them out (also reported per row)."
     ),
 )
 def events_import(
     file: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet events file.")],
+    skip_unknown: Annotated[
+        bool, typer.Option("--skip-unknown", help="Leave out events of products not in the catalogue.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Import events; malformed rows are reported per row and skipped, the rest is stored."""
     try:
         with _catalog() as cat:
-            report = cat.import_events(file)
+            report = cat.import_events(file, skip_unknown=skip_unknown)
     except CatalensError as exc:
         _fail(exc)
     data = report.to_dict()
@@ -41,9 +46,14 @@ def events_import(
     else:
         out.print(
             f"seen {data['seen']}  inserted {data['inserted']}  duplicates {data['duplicates']}  "
-            f"new users {data['new_users']}  failed {data['n_failed']}  warnings {data['n_warnings']}"
+            f"new users {data['new_users']}  failed {data['n_failed']}  warnings {data['n_warnings']}  "
+            f"skipped {data['n_skipped']}"
         )
-        for kind, rows in (("failed", report.failed), ("warning", report.warnings)):
+        for kind, rows in (
+            ("failed", report.failed),
+            ("warning", report.warnings),
+            ("skipped", report.skipped),
+        ):
             for r in rows[:50]:
                 who = f" user={r.user_id} product={r.product_id}" if r.user_id or r.product_id else ""
                 err.print(f"row {r.row}: {kind}: {r.reason}{who}", highlight=False)

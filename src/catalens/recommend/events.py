@@ -5,8 +5,12 @@ Columns (case-insensitive, with common aliases): ``user_id``, ``product_id``, ``
 optional ``weight`` (a multiplier of the event kind's weight) and ``session``.
 
 Every row is handled on its own: a malformed row is reported with its row number and reason
-and the rest goes in. Events of products that are not (yet) in the catalogue are stored and
-reported as warnings; recommenders ignore them until the product exists.
+and the rest goes in. Events of products that are not (yet) in the catalogue are reported per
+row (``warnings``) and, by default, stored, so nothing is lost when the event feed runs ahead of
+the catalogue: recommenders ignore them until the product is ingested, then use them (the item
+space changes, so the engine is refitted). ``on_unknown="skip"`` leaves them out instead (reported
+per row in ``skipped``). The first row of every user not seen before is reported in ``new_users``
+(a new user is not an error).
 """
 
 from __future__ import annotations
@@ -81,7 +85,9 @@ class RowIssue:
 
 @dataclass
 class EventImportReport:
-    """What an import did. ``failed`` rows were not stored; ``warnings`` rows were stored."""
+    """What an import did. ``failed`` rows were not stored (malformed); ``warnings`` rows were stored
+    (unknown products); ``skipped`` rows were valid but left out (unknown products with
+    ``on_unknown="skip"``); ``new_user_rows`` is the first row of each user not seen before."""
 
     source: str
     seen: int = 0
@@ -90,11 +96,14 @@ class EventImportReport:
     new_users: int = 0
     failed: list[RowIssue] = field(default_factory=list)
     warnings: list[RowIssue] = field(default_factory=list)
+    skipped: list[RowIssue] = field(default_factory=list)
+    new_user_rows: list[RowIssue] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["n_failed"] = len(self.failed)
         data["n_warnings"] = len(self.warnings)
+        data["n_skipped"] = len(self.skipped)
         return data
 
 
@@ -307,39 +316,52 @@ def store_events(
     report: EventImportReport,
     rows: list[int] | None = None,
     chunk: int = 5000,
+    on_unknown: str = "store",
 ) -> EventImportReport:
-    """Store ``events`` idempotently, counting inserts, duplicates, new users and unknown products."""
+    """Store ``events`` idempotently, counting inserts, duplicates, new users and unknown products.
+
+    ``on_unknown``: ``store`` (default) keeps events of products not in the catalogue and reports
+    each row as a warning; ``skip`` leaves them out and reports each row as skipped."""
+    if on_unknown not in ("store", "skip"):
+        raise ValueError(f"on_unknown must be 'store' or 'skip', not {on_unknown!r}")
     products = known_products(db)
     users = known_users(db)
     before = count_events(db)
     seen_keys: set[tuple[str, str, str, int]] = set()
     unique: list[Event] = []
     new_users: set[str] = set()
+    n_skipped = 0
     for idx, e in enumerate(events):
         key = (e.user_id, e.product_id, e.event, e.ts_ms)
         if key in seen_keys:
             continue
         seen_keys.add(key)
-        unique.append(e)
+        row = rows[idx] if rows else idx + 1
         if e.product_id not in products:
-            row = rows[idx] if rows else idx + 1
+            if on_unknown == "skip":
+                report.skipped.append(RowIssue(row, "unknown product (skipped)", e.user_id, e.product_id))
+                n_skipped += 1
+                continue
             report.warnings.append(
                 RowIssue(
                     row, "unknown product (stored; used once it is in the catalogue)", e.user_id, e.product_id
                 )
             )
-        if e.user_id not in users:
+        unique.append(e)
+        if e.user_id not in users and e.user_id not in new_users:
             new_users.add(e.user_id)
+            report.new_user_rows.append(RowIssue(row, "new user (first event)", e.user_id, e.product_id))
     for start in range(0, len(unique), chunk):
         _insert(db, unique[start : start + chunk])
     report.inserted += count_events(db) - before
-    report.duplicates += len(events) - (count_events(db) - before)
+    report.duplicates += len(events) - n_skipped - (count_events(db) - before)
     report.new_users += len(new_users)
     return report
 
 
-def import_events(db: CatalogDB, path: str | Path) -> EventImportReport:
-    """Import an events file; malformed rows are reported and skipped, the rest is stored."""
+def import_events(db: CatalogDB, path: str | Path, on_unknown: str = "store") -> EventImportReport:
+    """Import an events file; malformed rows are reported and skipped, the rest is stored
+    (events of unknown products too, unless ``on_unknown="skip"``; see :func:`store_events`)."""
     report = EventImportReport(source=str(path))
     events: list[Event] = []
     rows: list[int] = []
@@ -355,7 +377,7 @@ def import_events(db: CatalogDB, path: str | Path) -> EventImportReport:
             report.failed.append(
                 RowIssue(n, str(exc), _safe(row.get("user_id")), _safe(row.get("product_id")))
             )
-    return store_events(db, events, report=report, rows=rows)
+    return store_events(db, events, report=report, rows=rows, on_unknown=on_unknown)
 
 
 # ---- loading ----------------------------------------------------------------------------------

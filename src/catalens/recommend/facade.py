@@ -19,11 +19,13 @@ class RecommendMixin:
     _rec_state: Any = None
 
     # ---- events -------------------------------------------------------------------------------
-    def import_events(self, path: str | Path) -> Any:
-        """Import a CSV / JSONL / Parquet events file (idempotent); returns an ``EventImportReport``."""
+    def import_events(self, path: str | Path, *, skip_unknown: bool = False) -> Any:
+        """Import a CSV / JSONL / Parquet events file (idempotent); returns an ``EventImportReport``.
+        Events of products not in the catalogue are stored and reported per row (``warnings``), or
+        left out and reported per row (``skipped``) with ``skip_unknown=True``."""
         from catalens.recommend.events import import_events
 
-        return import_events(self.db, path)  # type: ignore[attr-defined]
+        return import_events(self.db, path, on_unknown="skip" if skip_unknown else "store")  # type: ignore[attr-defined]
 
     def record_event(
         self,

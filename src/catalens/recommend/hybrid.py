@@ -258,6 +258,8 @@ class HybridRecommender(Recommender):
         self.validation: dict[str, float] = {}
         self.validation_new: dict[str, float] = {}
         self.new_boost = 0.0  # added to the learned score of items without events
+        self.chosen = "blend"  # the validation option kept
+        self.feasible: list[str] = []  # validation options that met the new-item rule
         self.pos_in_candidates: float | None = None
 
     def fit(self, inter: Interactions) -> HybridRecommender:
@@ -312,6 +314,7 @@ class HybridRecommender(Recommender):
         self.validation = {o: round(v[0], 4) for o, v in options.items()}
         self.validation_new = {o: round(v[1], 4) for o, v in options.items()}
         self.validation_new["n"] = n_new
+        self.chosen, self.feasible = best, feasible
         if best.startswith("learned"):
             self.mode = "learned"
             self.weights = w
@@ -374,6 +377,8 @@ class HybridRecommender(Recommender):
             "mode": self.mode,
             "train_users": self.n_train_users,
             "bought_in_candidates": self.pos_in_candidates,
+            "chosen": self.chosen,
+            "meets_new_item_rule": self.feasible,
             "new_item_boost": self.new_boost,
             "validation_recall": self.validation,
             "validation_recall_new_items": self.validation_new,
