@@ -104,12 +104,23 @@ def train(
         bool, typer.Option(help="Skip label rows whose image is not in the catalog.")
     ] = False,
     epochs: Annotated[int, typer.Option(help="finetune: maximum epochs.")] = 8,
+    unfreeze_blocks: Annotated[
+        int, typer.Option(min=0, help="finetune: train the last N backbone blocks (+ head conv).")
+    ] = 2,
+    full: Annotated[bool, typer.Option("--full", help="finetune: train the whole backbone.")] = False,
+    ft_device: Annotated[
+        str, typer.Option("--device", help="finetune: auto | cpu | cuda[:N] (auto: CUDA when present).")
+    ] = "auto",
+    batch_size: Annotated[
+        int | None, typer.Option(min=2, help="finetune: batch size (default: GPU largest that fits; CPU 64).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone)."""
     opts: dict[str, Any] = {}
     if method == "finetune":
-        opts["epochs"] = epochs
+        opts.update(epochs=epochs, unfreeze_blocks=unfreeze_blocks, full=full, device=ft_device)
+        opts.update(batch_size=batch_size, progress=_finetune_progress(as_json))
     try:
         with _catalog() as cat:
             clf = cat.train_classifier(
@@ -147,12 +158,34 @@ def train(
         out.print(
             f"saved {clf.name} {clf.version} ({clf.method}, {clf.model}) -> {clf.folder}", highlight=False
         )
+        if clf.method == "finetune":
+            out.print(
+                f"  new model: {clf.model}\n  embed with it: catalens embed --model '{clf.model}' "
+                "(classify --all embeds missing images itself)",
+                highlight=False,
+            )
         for f, h in data["fields"].items():
             ho = data["held_out"].get(f) or {}
             acc = f"  held-out acc {ho['accuracy']:.3f} ECE {ho['ece']:.3f}" if ho else ""
             out.print(
                 f"  {f}: {h['classes']} classes, T={h['temperature']:.3f}, review below {h['threshold']:.2f}{acc}"
             )
+
+
+def _finetune_progress(quiet: bool) -> Any:
+    """Per-epoch lines on stderr while fine-tuning (nothing with --json)."""
+
+    def show(row: dict[str, Any]) -> None:
+        if quiet:
+            return
+        if row.get("stage") == "cache":
+            err.print(f"cached front activations: {row['views']} views {row['shape']} in {row['seconds']} s")
+            return
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in (row.get("val_accuracy") or {}).items())
+        secs = f" {row['epoch_s']} s ({row['images_per_s']} img/s)" if "epoch_s" in row else ""
+        err.print(f"epoch {row['epoch']}:{secs} val acc {acc}", highlight=False)
+
+    return show
 
 
 def eval_(
@@ -279,7 +312,9 @@ def register(app: typer.Typer) -> None:
             "  catalens train tags --field masterCategory --field subCategory --field articleType "
             "--hierarchy 'masterCategory>subCategory>articleType' --drop-rare\n\n"
             "  catalens train colours --field baseColour --colour-features\n\n"
-            "  catalens train fused --field articleType --text-model minilm"
+            "  catalens train fused --field articleType --text-model minilm\n\n"
+            "  catalens train ft --labels labels.csv --field articleType --field gender --method finetune "
+            "--unfreeze-blocks 2 --epochs 6   (then: catalens classify --all -c ft)"
         ),
     )(train)
     app.command(

@@ -120,6 +120,9 @@ def classify_all(
 
     clf = resolve(cat, classifier)
     members = _members(clf)
+    for m in members:
+        if m.method == "finetune":  # its own fine-tuned model: embed the images that lack a vector
+            cat.embed(m.model)
     hashes, _ = cat.vectors(members[0].model)
     titles = catalog_titles(cat, hashes) if any("text" in m.input for m in members) else None
     t0 = time.perf_counter()

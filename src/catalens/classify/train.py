@@ -168,7 +168,7 @@ def fit_field(
             "ece": ece(p, y[va]),
             "ece_uncalibrated": ece(_softmax(logits), y[va]),
         }
-    W, b = fitter(Xf, y, len(classes), **opts)
+    W, b = fitter(Xf, y, len(classes), **({"init": (W, b)} if len(va) >= 5 else {}), **opts)
     head = FieldHead(
         name=field, classes=classes, W=W, b=b, kind=method, temperature=temperature, threshold=threshold
     )
@@ -285,7 +285,9 @@ def train_classifier(
     if method == "finetune":
         from catalens.classify.finetune import finetune_classifier
 
-        return finetune_classifier(cat, name, labels, fields, model=model, save=save, **kwargs)
+        return finetune_classifier(
+            cat, name, labels, fields, model=model, save=save, text_model=text_model, use_colour=use_colour, **kwargs
+        )
     X, version = image_matrix(cat, labels.shas, model)
     if text_model:
         X = fuse(X, text_matrix(labels.titles, text_model))
