@@ -68,15 +68,21 @@ class FieldHead:
 
     def logits(self, emb: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
         """Base logits; ``scale`` (per row or scalar) replaces ``input_scale`` (e.g. true feature norms)."""
-        s = self.input_scale if scale is None else np.asarray(scale, np.float32).reshape(-1, 1)
-        return (np.asarray(emb, np.float32) * s) @ self.W.T + self.b
+        x = np.asarray(emb, np.float32)
+        if scale is not None:
+            x = x * np.asarray(scale, np.float32).reshape(-1, 1)
+        elif self.input_scale != 1.0:
+            x = x * np.float32(self.input_scale)
+        return x @ self.W.T + self.b
 
     def proba(
         self, emb: np.ndarray, temperature: float | None = None, scale: np.ndarray | float | None = None
     ) -> np.ndarray:
         """Calibrated class probabilities ``(N, len(classes))``."""
         t = self.temperature if temperature is None else temperature
-        p = softmax(self.logits(emb, scale) / max(t, 1e-6))
+        z = self.logits(emb, scale)
+        z *= np.float32(1.0 / max(t, 1e-6))
+        p = softmax(z, inplace=True)
         return p if self.aggregate is None else (p @ self.aggregate).astype(np.float32)
 
     def meta(self) -> dict[str, Any]:
@@ -91,11 +97,15 @@ class FieldHead:
         }
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+def softmax(z: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """Row softmax in float32 (``inplace``: overwrite ``z`` when it is a float32 array)."""
+    z = np.asarray(z, np.float32)
+    if not inplace:
+        z = z.copy()
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
 
 
 @dataclass

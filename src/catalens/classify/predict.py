@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.artifact import Classifier
+from catalens.classify.artifact import Classifier, softmax
 from catalens.classify.errors import ClassifierError
 
 HIERARCHY_MODES = ("joint", "mask", "none")
@@ -81,17 +81,61 @@ def field_probas(
     clf: Classifier, emb: np.ndarray, *, scale: np.ndarray | None = None, fields: Sequence[str] | None = None
 ) -> dict[str, np.ndarray]:
     """Calibrated probabilities per field for (N, dim) inputs (L2-normalised image embeddings,
-    or the fused input for image+text classifiers)."""
-    x = np.asarray(emb, np.float32)
+    or the fused input for image+text classifiers).
+
+    The plain affine heads of all fields are scored with one matrix multiply (their ``W`` stacked
+    once per classifier and cached); heads sharing one ``W`` (the built-in taxonomy levels) are
+    scored once.
+    """
+    x = np.ascontiguousarray(emb, np.float32)
     if x.ndim != 2 or x.shape[1] != clf.dim:
         raise ClassifierError(
             f"classifier {clf.name!r} expects ({clf.dim})-d inputs from model {clf.model!r}, got shape {x.shape}"
         )
-    out = {}
-    for f in fields or clf.fields:
+    use = list(fields or clf.fields)
+    out: dict[str, np.ndarray] = {}
+    plain = [f for f in use if clf.head(f).aggregate is None and clf.head(f).input_scale == 1.0]
+    if plain:
+        W, b, offsets = _stacked(clf, tuple(plain))
+        z = x @ W.T
+        z += b
+        for f in plain:
+            lo, hi = offsets[f]
+            h = clf.head(f)
+            zf = z[:, lo:hi]
+            zf *= np.float32(1.0 / max(h.temperature, 1e-6))
+            out[f] = softmax(zf, inplace=True)
+    shared: dict[tuple[int, float], np.ndarray] = {}
+    for f in use:
+        if f in out:
+            continue
         h = clf.head(f)
-        out[f] = h.proba(x, scale=scale if h.aggregate is not None else None)
-    return out
+        if h.aggregate is not None and scale is not None:
+            out[f] = h.proba(x, scale=scale)
+            continue
+        key = (id(h.W), h.input_scale)
+        if key not in shared:
+            shared[key] = h.logits(x)
+        z = shared[key] * np.float32(1.0 / max(h.temperature, 1e-6))
+        p = softmax(z, inplace=True)
+        out[f] = p if h.aggregate is None else p @ h.aggregate
+    return {f: out[f] for f in use}
+
+
+def _stacked(
+    clf: Classifier, fields: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int]]]:
+    cache = clf.__dict__.setdefault("_stack_cache", {})
+    if fields not in cache:
+        offsets, lo = {}, 0
+        for f in fields:
+            n = len(clf.head(f).classes)
+            offsets[f] = (lo, lo + n)
+            lo += n
+        W = np.ascontiguousarray(np.vstack([clf.head(f).W for f in fields]), np.float32)
+        b = np.concatenate([clf.head(f).b for f in fields]).astype(np.float32)
+        cache[fields] = (W, b, offsets)
+    return cache[fields]
 
 
 def hierarchy_fields(clf: Classifier | Ensemble) -> list[str]:
@@ -109,8 +153,9 @@ def decode(
     """Chosen class index per field and row, consistent with the hierarchy unless ``mode="none"``."""
     if mode not in HIERARCHY_MODES:
         raise ClassifierError(f"unknown hierarchy mode {mode!r}; use one of {HIERARCHY_MODES}")
-    chosen = {f: p.argmax(axis=1) for f, p in probs.items()}
     levels = [f for f in hierarchy if f in probs]
+    joint = mode == "joint" and len(levels) >= 2 and bool(paths)
+    chosen = {f: p.argmax(axis=1) for f, p in probs.items() if not (joint and f in levels)}
     if mode == "none" or len(levels) < 2 or not paths:
         return chosen
     all_levels = list(hierarchy)
@@ -121,13 +166,17 @@ def decode(
         if all(vals.get(f) in col[f] for f in levels):
             usable.append([col[f][vals[f]] for f in levels])
     if not usable:
-        return chosen
+        return {f: p.argmax(axis=1) for f, p in probs.items()}
     idx = np.asarray(usable, np.int64)  # (P, L)
     if mode == "joint":
-        score = np.zeros((next(iter(probs.values())).shape[0], len(idx)), np.float64)
+        # path score = sum of the levels' log-probabilities: one (N, C_l) @ (C_l, P) one-hot product per level
+        score = None
         for j, f in enumerate(levels):
-            score += np.log(np.clip(probs[f][:, idx[:, j]], 1e-12, None))
-        best = score.argmax(axis=1)
+            onehot = np.zeros((probs[f].shape[1], len(idx)), np.float32)
+            onehot[idx[:, j], np.arange(len(idx))] = 1.0
+            part = np.log(np.maximum(probs[f], np.float32(1e-12))) @ onehot
+            score = part if score is None else score + part
+        best = score.argmax(axis=1)  # type: ignore[union-attr]
         for j, f in enumerate(levels):
             chosen[f] = idx[best, j]
         return chosen
@@ -144,6 +193,87 @@ def decode(
     return chosen
 
 
+@dataclass
+class FieldArrays:
+    """Vectorised predictions of one field for N rows (see :func:`predict_arrays`)."""
+
+    classes: list[str]
+    label: np.ndarray  # (N,) chosen class index (hierarchy-consistent)
+    prob: np.ndarray  # (N,) its calibrated probability
+    top_idx: np.ndarray  # (N, k) class indices, most probable first
+    top_prob: np.ndarray  # (N, k)
+    review: np.ndarray  # (N,) bool: below the abstain threshold
+    unknown_label: str | None = None
+
+    def labels(self) -> list[str]:
+        names = np.asarray(self.classes + [self.unknown_label or ""], dtype=object)
+        idx = self.label.copy()
+        if self.unknown_label:
+            idx[self.review] = len(self.classes)
+        return names[idx].tolist()
+
+
+def topk(p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest entries per row, sorted (argpartition, no full sort)."""
+    k = min(k, p.shape[1])
+    if k <= 4 and k < p.shape[1]:  # a few argmax passes beat argpartition for small k
+        q = p.copy()
+        rows = np.arange(len(p))
+        idx = np.empty((len(p), k), np.int64)
+        for j in range(k):
+            idx[:, j] = q.argmax(axis=1)
+            q[rows, idx[:, j]] = -np.inf
+        return idx, np.take_along_axis(p, idx, axis=1)
+    if k < p.shape[1]:
+        part = np.argpartition(-p, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(p.shape[1]), p.shape).copy()
+    vals = np.take_along_axis(p, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+def predict_arrays(
+    clf: Classifier | Ensemble,
+    probs: dict[str, np.ndarray],
+    *,
+    top_k: int = 3,
+    hierarchy: str = "joint",
+    threshold: float | None = None,
+) -> dict[str, FieldArrays]:
+    """Hierarchy decoding, top-k and abstain flags for all rows at once (no per-row Python)."""
+    base = clf.members[0] if isinstance(clf, Ensemble) else clf
+    classes = {f: clf.classes(f) for f in probs}
+    chosen = decode(probs, classes, hierarchy_fields(clf), base.paths, hierarchy)
+    unknown_label = base.extra.get("unknown_label")
+    out = {}
+    for f, p in probs.items():
+        thr = base.head(f).threshold if threshold is None else threshold
+        lab = np.asarray(chosen[f], np.int64)
+        prob = np.take_along_axis(p, lab[:, None], axis=1)[:, 0]
+        ti, tp = topk(p, top_k)
+        out[f] = FieldArrays(classes[f], lab, prob, ti, tp, prob < thr, unknown_label)
+    return out
+
+
+def rows_from_arrays(arrays: dict[str, FieldArrays]) -> list[dict[str, FieldPrediction]]:
+    """Per-row objects from :func:`predict_arrays` output (for JSON/API answers)."""
+    n = len(next(iter(arrays.values())).label) if arrays else 0
+    rows: list[dict[str, FieldPrediction]] = [{} for _ in range(n)]
+    for f, a in arrays.items():
+        names = a.classes
+        labels = a.labels()
+        probs = a.prob.tolist()
+        review = a.review.tolist()
+        ti = a.top_idx.tolist()
+        tp = a.top_prob.tolist()
+        for i in range(n):
+            rows[i][f] = FieldPrediction(
+                labels[i], probs[i], [(names[j], v) for j, v in zip(ti[i], tp[i], strict=True)], review[i]
+            )
+    return rows
+
+
 def predict_rows(
     clf: Classifier | Ensemble,
     probs: dict[str, np.ndarray],
@@ -157,27 +287,4 @@ def predict_rows(
     A prediction whose probability is below the field's abstain threshold (``threshold`` overrides
     it) is flagged ``needs_review``; the built-in taxonomy answers ``"unknown"`` instead.
     """
-    base = clf.members[0] if isinstance(clf, Ensemble) else clf
-    classes = {f: clf.classes(f) for f in probs}
-    chosen = decode(probs, classes, hierarchy_fields(clf), base.paths, hierarchy)
-    unknown_label = base.extra.get("unknown_label")
-    n = next(iter(probs.values())).shape[0] if probs else 0
-    rows: list[dict[str, FieldPrediction]] = [{} for _ in range(n)]
-    for f, p in probs.items():
-        thr = base.head(f).threshold if threshold is None else threshold
-        k = min(top_k, p.shape[1])
-        top = np.argsort(-p, axis=1)[:, :k]
-        for i in range(n):
-            c = int(chosen[f][i])
-            prob = float(p[i, c])
-            label = classes[f][c]
-            review = prob < thr
-            if review and unknown_label:
-                label = unknown_label
-            rows[i][f] = FieldPrediction(
-                label=label,
-                prob=prob,
-                top_k=[(classes[f][int(j)], float(p[i, j])) for j in top[i]],
-                needs_review=bool(review),
-            )
-    return rows
+    return rows_from_arrays(predict_arrays(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold))

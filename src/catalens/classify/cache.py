@@ -1,0 +1,84 @@
+"""Per-image cache of derived data (table ``classify_image_cache``): computed once per image sha.
+
+Used for colour descriptors (float32 vectors) and OCR text (JSON). :func:`cached` computes the
+missing entries in batches and stores them as it goes, so an interrupted run keeps its work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from catalens.classify.tables import ImageFeatureCache
+
+
+def read_cache(db: Any, kind: str, shas: Iterable[str]) -> dict[str, bytes]:
+    """Stored values of ``kind`` for ``shas`` (missing ones absent)."""
+    want = list(dict.fromkeys(shas))
+    out: dict[str, bytes] = {}
+    with db.session() as s:
+        for i in range(0, len(want), 900):
+            part = want[i : i + 900]
+            rows = s.execute(
+                select(ImageFeatureCache.image_sha256, ImageFeatureCache.data).where(
+                    ImageFeatureCache.kind == kind, ImageFeatureCache.image_sha256.in_(part)
+                )
+            ).all()
+            out.update({h: bytes(d) for h, d in rows})
+    return out
+
+
+def write_cache(db: Any, kind: str, items: dict[str, bytes]) -> None:
+    if not items:
+        return
+    with db.session() as s:
+        s.execute(
+            delete(ImageFeatureCache).where(
+                ImageFeatureCache.kind == kind, ImageFeatureCache.image_sha256.in_(list(items))
+            )
+        )
+        s.add_all(ImageFeatureCache(image_sha256=h, kind=kind, data=d) for h, d in items.items())
+
+
+def cached(
+    db: Any,
+    kind: str,
+    shas: Sequence[str],
+    compute: Callable[[str], bytes],
+    *,
+    batch: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, bytes]:
+    """Values of ``kind`` for every sha, computing (``compute(sha) -> bytes``) and storing the missing ones."""
+    have = read_cache(db, kind, shas)
+    todo = [h for h in dict.fromkeys(shas) if h not in have]
+    pending: dict[str, bytes] = {}
+    for n, h in enumerate(todo, 1):
+        pending[h] = compute(h)
+        if len(pending) >= batch or n == len(todo):
+            write_cache(db, kind, pending)
+            have.update(pending)
+            pending = {}
+            if progress:
+                progress(n, len(todo))
+    return have
+
+
+def encode_vector(v: np.ndarray) -> bytes:
+    return np.asarray(v, np.float32).tobytes()
+
+
+def decode_vector(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, np.float32)
+
+
+def encode_json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def decode_json(b: bytes) -> Any:
+    return json.loads(b.decode())
