@@ -213,3 +213,31 @@ def test_train_finetune_saves_model_and_classify_all_embeds_with_it(tmp_path: Pa
     hashes, vecs = cat.vectors(clf.model)
     assert len(hashes) == 24 and vecs.shape == (24, 1280)
     cat.close()
+
+
+def test_cli_train_finetune_options(tmp_path: Path, tiny_spec) -> None:
+    from typer.testing import CliRunner
+
+    from catalens.cli import app
+    from catalens.core import Catalog
+
+    images, labels = _dataset(16)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rows = ["image,articleType"]
+    for i, im in enumerate(images):
+        im.save(folder / f"q{i}.png")
+        rows.append(f"imgs/q{i}.png,{labels['articleType'][i]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    home = tmp_path / "home"
+    with Catalog.open(home) as cat:
+        cat.ingest(folder, embed=False)
+    args = ["--home", str(home), "train", "cli-ft", "--labels", str(tmp_path / "labels.csv")]
+    args += ["--field", "articleType", "--method", "finetune", "--model", TINY, "--unfreeze-blocks", "1"]
+    args += ["--epochs", "1", "--device", "cpu", "--batch-size", "4", "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout[res.stdout.index("{") :])
+    assert data["method"] == "finetune" and data["model"].startswith("file:")
+    bad = CliRunner().invoke(app, [*args[:-7], "--unfreeze-blocks", "99", "--epochs", "1", "--json"])
+    assert bad.exit_code != 0 and "unfreeze-blocks" in bad.output
