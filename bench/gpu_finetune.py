@@ -10,7 +10,7 @@ then per field the test accuracy / weighted-F1 / macro-F1 (joint hierarchy decod
 benchmarks) and a summary line.
 
     python bench/gpu_finetune.py --weights bench/out/gpu_deps/efficientnet-lite0-57934424.pth \
-        --data bench/out/myntra-dev --deps bench/out/gpu_deps --epochs 15 --time-budget 150
+        --data bench/out/myntra-dev --deps bench/out/gpu_deps --epochs 30 --time-budget 150
     # CPU smoke test of the same code path:
     python bench/gpu_finetune.py --weights ... --data /work/shared/data/myntra-dev --limit 64 --epochs 1 --device cpu
 """
@@ -78,12 +78,12 @@ def main() -> None:
     ap.add_argument("--split", default=str(ROOT / "bench" / "data" / "myntra_dev_split.json"))
     ap.add_argument("--deps", default=str(ROOT / "bench" / "out" / "gpu_deps"))
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--unfreeze-blocks", type=int, default=None, help="default: full fine-tuning")
-    ap.add_argument("--max-batch", type=int, default=256)
+    ap.add_argument("--max-batch", type=int, default=128, help="cap for the automatic batch size")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--time-budget", type=float, default=150.0, help="seconds of training epochs")
     ap.add_argument("--limit", type=int, default=0, help="smoke test: first N train and N/4 test rows")
     a = ap.parse_args()
