@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from catalens.classify.errors import ClassifierError
 from catalens.cli_common import _catalog, _fail, err, out, print_json
 from catalens.errors import CatalensError
 
@@ -41,9 +42,17 @@ def classify(
     title: Annotated[
         list[str] | None, typer.Option(help="Title per image (fused image+text classifiers).")
     ] = None,
+    zero_shot: Annotated[
+        str | None,
+        typer.Option(
+            "--zero-shot", help="CLIP-type model: zero-shot over the built-in taxonomy (no training)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Classify images into a taxonomy with calibrated probabilities (no training needed for 'builtin')."""
+    if zero_shot:
+        classifier = f"zeroshot:{zero_shot}"
     if not all_ and not paths:
         err.print("error: give image files, or --all to classify the whole catalog")
         raise typer.Exit(2)
@@ -84,7 +93,9 @@ def train(
         Path | None,
         typer.Option(help="Labels CSV (image|id|sha256 + field columns); default: catalog attributes."),
     ] = None,
-    method: Annotated[str, typer.Option(help="prototype | linear | finetune")] = "linear",
+    method: Annotated[
+        str, typer.Option(help="prototype | linear | finetune | zeroshot (CLIP-type --model, no labels)")
+    ] = "linear",
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the catalog's).")] = None,
     text_model: Annotated[
         str | None, typer.Option(help="Fuse the title embedding of this text model (e.g. minilm).")
@@ -123,20 +134,25 @@ def train(
         opts.update(batch_size=batch_size, progress=_finetune_progress(as_json))
     try:
         with _catalog() as cat:
-            clf = cat.train_classifier(
-                name,
-                field,
-                labels=labels,
-                method=method,
-                model=model,
-                text_model=text_model,
-                hierarchy=[h.strip() for h in hierarchy.split(">")] if hierarchy else None,
-                taxonomy=taxonomy,
-                drop_rare=drop_rare,
-                skip_unknown=skip_unknown,
-                use_colour=colour_features,
-                **opts,
-            )
+            if method == "zeroshot":
+                if not model:
+                    raise ClassifierError("--method zeroshot needs --model (a CLIP-type model)")
+                clf = cat.zeroshot_classifier(model, taxonomy=taxonomy, fields=field, name=name, save=True)
+            else:
+                clf = cat.train_classifier(
+                    name,
+                    field,
+                    labels=labels,
+                    method=method,
+                    model=model,
+                    text_model=text_model,
+                    hierarchy=[h.strip() for h in hierarchy.split(">")] if hierarchy else None,
+                    taxonomy=taxonomy,
+                    drop_rare=drop_rare,
+                    skip_unknown=skip_unknown,
+                    use_colour=colour_features,
+                    **opts,
+                )
     except CatalensError as exc:
         _fail(exc)
     data = {
@@ -302,7 +318,8 @@ def register(app: typer.Typer) -> None:
         epilog=(
             "Examples:\n\n  catalens classify photo.jpg\n\n  catalens classify a.jpg b.jpg --json\n\n"
             "  catalens classify --all --classifier shop-types\n\n"
-            "  catalens classify photo.jpg -c types-lite0+types-lite2   (ensemble)"
+            "  catalens classify photo.jpg -c types-lite0+types-lite2   (ensemble)\n\n"
+            "  catalens classify photo.jpg --zero-shot open_clip:ViT-B-32/path/to/weights.safetensors"
         ),
     )(classify)
     app.command(
@@ -314,7 +331,9 @@ def register(app: typer.Typer) -> None:
             "  catalens train colours --field baseColour --colour-features\n\n"
             "  catalens train fused --field articleType --text-model minilm\n\n"
             "  catalens train ft --labels labels.csv --field articleType --field gender --method finetune "
-            "--unfreeze-blocks 2 --epochs 6   (then: catalens classify --all -c ft)"
+            "--unfreeze-blocks 2 --epochs 6   (then: catalens classify --all -c ft)\n\n"
+            "  catalens train zs --method zeroshot --model hf:/path/to/clip --taxonomy shop.yaml "
+            "--field articleType"
         ),
     )(train)
     app.command(

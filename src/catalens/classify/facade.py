@@ -55,6 +55,27 @@ class ClassifyMixin:
             **options,
         )
 
+    def zeroshot_classifier(
+        self,
+        model: str,
+        *,
+        taxonomy: str | Path | None = None,
+        fields: Sequence[str] | None = None,
+        name: str | None = None,
+        save: bool = False,
+        **opts: Any,
+    ) -> Any:
+        """A zero-shot classifier (CLIP-type ``model``, classes = taxonomy names); saved when ``save``."""
+        from catalens.classify.artifact import save_classifier
+        from catalens.classify.taxonomy import load_taxonomy
+        from catalens.classify.zeroshot import zeroshot_classifier
+
+        tax = load_taxonomy(taxonomy) if taxonomy else None
+        clf = zeroshot_classifier(model, tax, fields=fields, name=name, **opts)
+        if save:
+            save_classifier(self.settings.home, clf)  # type: ignore[attr-defined]
+        return clf
+
     def classify(
         self, paths: Sequence[str | Path], classifier: str = "builtin", **opts: Any
     ) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Glue between a :class:`~catalens.core.Catalog` and the classify modules (used by the facade).
 
-A classifier reference is a name (latest version), ``name@version``, ``builtin``, or several
+A classifier reference is a name (latest version), ``name@version``, ``builtin``,
+``zeroshot:MODEL`` (a CLIP-type model over the built-in taxonomy), or several
 joined by ``+`` for a probability-averaging ensemble (``lite0-clf+lite2-clf``).
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from catalens.classify.artifact import Classifier, load_classifier
 from catalens.classify.errors import ClassifierError
-from catalens.classify.predict import Ensemble, field_probas, predict_rows
+from catalens.classify.predict import Ensemble, FieldArrays, field_probas, predict_arrays, predict_rows
 from catalens.vectors import l2_normalize
 
 
@@ -24,6 +25,11 @@ def resolve(cat: Any, ref: str) -> Classifier | Ensemble:
         raise ClassifierError("no classifier named")
     clfs = []
     for p in parts:
+        if p.startswith("zeroshot:"):  # zeroshot:MODEL, the built-in taxonomy, no training
+            from catalens.classify.zeroshot import zeroshot_classifier
+
+            clfs.append(zeroshot_classifier(p.removeprefix("zeroshot:")))
+            continue
         name, _, version = p.partition("@")
         clfs.append(load_classifier(cat.settings.home, name, version or None))
     return clfs[0] if len(clfs) == 1 else Ensemble(clfs)
@@ -114,51 +120,36 @@ def classify_all(
     """Classify every stored embedding and store the predictions (one row per image and field)."""
     import time
 
-    from sqlalchemy import delete
-
-    from catalens.classify.tables import ClassPrediction
-
     clf = resolve(cat, classifier)
     members = _members(clf)
     for m in members:
         if m.method == "finetune":  # its own fine-tuned model: embed the images that lack a vector
             cat.embed(m.model)
-    hashes, _ = cat.vectors(members[0].model)
+    hashes, vecs = cat.vectors(members[0].model)
     titles = catalog_titles(cat, hashes) if any("text" in m.input for m in members) else None
     t0 = time.perf_counter()
     counts: dict[str, dict[str, int]] = {}
     review = 0
-    version = "+".join(getattr(m, "version", "") for m in members)
+    version = "+".join(getattr(m, "version", "") for m in members)[:64]
+    # image-only single classifier: score the stored matrix directly (no per-batch lookups)
+    direct = not isinstance(clf, Ensemble) and clf.input == "image"
     for start in range(0, len(hashes), batch):
         part = hashes[start : start + batch]
-        probs = probas_stored(cat, clf, part, titles[start : start + batch] if titles else None)
-        rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold)
+        if direct:
+            probs = field_probas(clf, vecs[start : start + batch])  # type: ignore[arg-type]
+        else:
+            probs = probas_stored(cat, clf, part, titles[start : start + batch] if titles else None)
+        arrays = predict_arrays(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold)
         if store:
-            with cat.db.session() as s:
-                s.execute(
-                    delete(ClassPrediction).where(
-                        ClassPrediction.classifier == clf.name, ClassPrediction.image_sha256.in_(part)
-                    )
-                )
-                s.add_all(
-                    ClassPrediction(
-                        image_sha256=h,
-                        classifier=clf.name,
-                        version=version[:64],
-                        field=f,
-                        label=fp.label,
-                        prob=fp.prob,
-                        needs_review=fp.needs_review,
-                        top_k=[[c, p] for c, p in fp.top_k],
-                    )
-                    for h, r in zip(part, rows, strict=True)
-                    for f, fp in r.items()
-                )
-        for r in rows:
-            review += any(fp.needs_review for fp in r.values())
-            for f, fp in r.items():
-                counts.setdefault(f, {})
-                counts[f][fp.label] = counts[f].get(fp.label, 0) + 1
+            store_predictions(cat, clf.name, version, part, arrays)
+        flagged = np.zeros(len(part), bool)
+        for f, a in arrays.items():
+            flagged |= a.review
+            names, n = np.unique(np.asarray(a.labels(), dtype=object), return_counts=True)
+            c = counts.setdefault(f, {})
+            for k, v in zip(names.tolist(), n.tolist(), strict=True):
+                c[k] = c.get(k, 0) + v
+        review += int(flagged.sum())
     return {
         "classifier": clf.name,
         "images": len(hashes),
@@ -167,6 +158,49 @@ def classify_all(
         "stored": store,
         "labels": {f: dict(sorted(c.items(), key=lambda kv: -kv[1])[:20]) for f, c in counts.items()},
     }
+
+
+def store_predictions(
+    cat: Any, name: str, version: str, shas: Sequence[str], arrays: dict[str, FieldArrays]
+) -> None:
+    """Replace the stored predictions of classifier ``name`` for ``shas`` (one bulk insert)."""
+    from sqlalchemy import delete, insert
+
+    from catalens.catalog.schema import utcnow
+    from catalens.classify.tables import ClassPrediction
+
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for f, a in arrays.items():
+        labels = a.labels()
+        probs = a.prob.tolist()
+        review = a.review.tolist()
+        ti, tp = a.top_idx.tolist(), a.top_prob.tolist()
+        cls = a.classes
+        rows.extend(
+            {
+                "image_sha256": h,
+                "classifier": name,
+                "version": version,
+                "field": f,
+                "label": labels[i],
+                "prob": probs[i],
+                "needs_review": review[i],
+                "top_k": [[cls[j], round(v, 6)] for j, v in zip(ti[i], tp[i], strict=True)],
+                "created_at": now,
+            }
+            for i, h in enumerate(shas)
+        )
+    with cat.db.session() as s:
+        for i in range(0, len(shas), 900):
+            s.execute(
+                delete(ClassPrediction).where(
+                    ClassPrediction.classifier == name,
+                    ClassPrediction.image_sha256.in_(list(shas[i : i + 900])),
+                )
+            )
+        if rows:
+            s.execute(insert(ClassPrediction), rows)
 
 
 def catalog_titles(cat: Any, hashes: Sequence[str]) -> list[str | None]:

