@@ -171,6 +171,38 @@ def latency(engine: RecommendEngine, users: list[str], k: int) -> dict[str, floa
     return {"p50_ms": round(float(np.median(arr)), 3), "p99_ms": round(float(np.quantile(arr, 0.99)), 3)}
 
 
+def _median_latency(engine: RecommendEngine, users: list[str], k: int, repeats: int) -> dict[str, float]:
+    runs = [latency(engine, users, k) for _ in range(max(1, repeats))]
+    return {key: round(float(np.median([r[key] for r in runs])), 3) for key in runs[0]} | {
+        "passes": len(runs)
+    }
+
+
+def report(items: ItemSpace, events: EventArrays, setting: str, args: argparse.Namespace) -> None:
+    """Leave-last-out evaluation of every recommender, one JSON line each, then the ratios."""
+    rep = evaluate(items, events, k=10, max_users=args.eval_users, config=RecommendConfig(), seed=args.seed)
+    rows = {r.recommender: r for r in rep.rows}
+    for r in rep.rows:
+        emit(setting=setting, **r.__dict__)
+    h, p, rnd = rows["hybrid"], rows["popular"], rows["random"]
+    best = max(
+        (r for r in rep.rows if r.recommender not in ("hybrid", "random", "popular")), key=lambda r: r.recall
+    )
+    emit(
+        setting=setting,
+        eval_users=rep.users,
+        held_out=rep.held_out,
+        cold_held_out=rep.cold_held_out,
+        fit_s=rep.fit_s,
+        hybrid_vs_popular=round(h.recall / max(p.recall, 1e-9), 2),
+        hybrid_vs_random=round(h.recall / max(rnd.recall, 1e-9), 2),
+        best_component=best.recommender,
+        hybrid_vs_best_component=round(h.recall / max(best.recall, 1e-9), 3),
+        cold_vs_warm=round((h.recall_cold or 0) / max(h.recall_warm or 0, 1e-9), 2),
+        hybrid={k: v for k, v in rep.hybrid.items() if k != "weights"},
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--home", default="/work/bench-home")
@@ -179,6 +211,10 @@ def main() -> None:
     ap.add_argument("--latency-users", type=int, default=1000)
     ap.add_argument("--settings", default="attribute,visual")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-eval", action="store_true", help="only fit, store/load and time (no evaluation)")
+    ap.add_argument(
+        "--latency-repeats", type=int, default=1, help="timing passes; the median p50/p99 is kept"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="catalens-recbench-"))
     shutil.copy(Path(args.home) / "catalog.db", tmp / "catalog.db")
@@ -204,30 +240,8 @@ def main() -> None:
                 cold_items=int(cold.sum()),
                 simulate_s=round(time.perf_counter() - t, 1),
             )
-            rep = evaluate(
-                items, events, k=10, max_users=args.eval_users, config=RecommendConfig(), seed=args.seed
-            )
-            rows = {r.recommender: r for r in rep.rows}
-            for r in rep.rows:
-                emit(setting=setting, **r.__dict__)
-            h, p, rnd = rows["hybrid"], rows["popular"], rows["random"]
-            best = max(
-                (r for r in rep.rows if r.recommender not in ("hybrid", "random", "popular")),
-                key=lambda r: r.recall,
-            )
-            emit(
-                setting=setting,
-                eval_users=rep.users,
-                held_out=rep.held_out,
-                cold_held_out=rep.cold_held_out,
-                fit_s=rep.fit_s,
-                hybrid_vs_popular=round(h.recall / max(p.recall, 1e-9), 2),
-                hybrid_vs_random=round(h.recall / max(rnd.recall, 1e-9), 2),
-                best_component=best.recommender,
-                hybrid_vs_best_component=round(h.recall / max(best.recall, 1e-9), 3),
-                cold_vs_warm=round((h.recall_cold or 0) / max(h.recall_warm or 0, 1e-9), 2),
-                hybrid={k: v for k, v in rep.hybrid.items() if k != "weights"},
-            )
+            if not args.skip_eval:
+                report(items, events, setting, args)
             t = time.perf_counter()
             engine = RecommendEngine(items, events, RecommendConfig()).fit_all()
             fit_s = time.perf_counter() - t
@@ -256,7 +270,7 @@ def main() -> None:
                 save_s=round(save_s, 2),
                 load_s=round(float(np.median(loads)), 3),
                 stored_mb=round(size_mb, 1),
-                **latency(engine, [str(u) for u in sample], 20),
+                **_median_latency(engine, [str(u) for u in sample], 20, args.latency_repeats),
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

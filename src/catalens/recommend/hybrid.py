@@ -356,7 +356,9 @@ class HybridRecommender(Recommender):
         rf = self._features(ctx)
         if not rf.candidates[item]:
             return {"visual": 0.0}
-        contrib = self.weights / self.scale * (rf.x[:, rf.col(item)] - rf.x.mean(axis=1))
+        if "rank_ref" not in ctx.cache:
+            ctx.cache["rank_ref"] = rf.x.mean(axis=1)
+        contrib = self.weights / self.scale * (rf.x[:, rf.col(item)] - ctx.cache["rank_ref"])
         out: dict[str, float] = {}
         for name, c in zip(self.names, contrib, strict=True):
             if name == "new":
