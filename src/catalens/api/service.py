@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from catalens.api import keys as _keys
 from catalens.api.catalogue import CatalogueMixin
+from catalens.api.insights import InsightsMixin
 from catalens.api.jobs import ApiJob, JobManager
 from catalens.api.settings import ApiSettings
 from catalens.api.uploads import Upload, UrlItem, query_image, stage_images, stage_manifest, stage_urls
@@ -21,7 +22,7 @@ from catalens.core import Catalog
 from catalens.ingest.sources import ManifestColumns
 
 
-class ServiceCatalog(CatalogueMixin, Catalog):
+class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
     """A catalog with the extra methods a long-running service needs."""
 
     def __init__(self, settings: Settings, api_settings: ApiSettings | None = None) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from catalens.api import security
 from catalens.api.routes import ERRORS, catalog
@@ -105,3 +106,16 @@ def image_thumb(
     return FileResponse(
         path, media_type="image/jpeg", headers=IMMUTABLE | {"X-Content-Type-Options": "nosniff"}
     )
+
+
+class BadgesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shas: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(min_length=1, max_length=200)
+    profile: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    classifier: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+@router.post("/images/badges", responses=ERRORS)
+def image_badges(body: BadgesIn, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+    """For a grid of images: each one's stored quality verdict and issues, and its top tags."""
+    return cat.image_badges(body.shas, body.profile, body.classifier)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from catalens.api import security
-from catalens.api.routes import UPLOAD_ERRORS, catalog, read_upload
+from catalens.api.catalogue import check_sha
+from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
 
 router = APIRouter(prefix="/api/v1", tags=["classify"])
 
@@ -28,8 +29,7 @@ def classify(
     """Predicted fields and tags with confidences for an uploaded image (nothing is stored)."""
     upload = read_upload(file, cat.max_upload_bytes)
     with cat.uploaded_image(upload) as path:
-        result = cat.classify([path], classifier)
-    out = dict(result[0]) if result else {}
+        out = cat.classify_image(path, classifier)
     for key in ("path", "source"):
         if key in out:
             out[key] = upload.filename  # not the temporary file's path
@@ -46,3 +46,22 @@ def colours(
     upload = read_upload(file, cat.max_upload_bytes)
     with cat.uploaded_image(upload) as path:
         return cat.colours(path)
+
+
+@router.get("/images/{sha256}/tags", responses=ERRORS)
+def image_tags(
+    sha256: str,
+    classifier: Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
+    top_k: Annotated[int, Query(ge=1, le=10)] = 3,
+    cat: Any = Depends(catalog),
+    _p: Any = Depends(security.read),
+) -> Any:
+    """Predicted fields with confidences for a catalogued image, from its stored embedding:
+    the built-in taxonomy and every trained classifier (or just ``classifier``)."""
+    return cat.image_tags(check_sha(sha256), [classifier] if classifier else None, top_k)
+
+
+@router.get("/images/{sha256}/colours", responses=ERRORS)
+def image_colours(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+    """Dominant product colours of a catalogued image with percentages (computed once, cached)."""
+    return cat.image_colours(check_sha(sha256))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from catalens.api import security
+from catalens.api.catalogue import check_sha
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
 
 router = APIRouter(prefix="/api/v1", tags=["quality"])
@@ -46,3 +47,29 @@ def qc_results(
 ) -> Any:
     """Stored results of `catalens qc --all` (latest per image and profile)."""
     return cat.qc_results(profile, verdict)
+
+
+PROFILE = Query(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$", description="a profile name")
+
+
+@router.get("/images/{sha256}/quality", responses=ERRORS)
+def image_quality(
+    sha256: str,
+    profile: Annotated[str | None, PROFILE] = None,
+    cat: Any = Depends(catalog),
+    _p: Any = Depends(security.read),
+) -> Any:
+    """Verdicts with reasons for a catalogued image: stored results (every profile, or ``profile``);
+    a profile not run on it yet is computed now (not stored)."""
+    return cat.image_quality(check_sha(sha256), profile)
+
+
+@router.get("/qc/summary", responses=ERRORS)
+def qc_summary(
+    profile: Annotated[str | None, PROFILE] = None,
+    worst: Annotated[int, Query(ge=0, le=500)] = 24,
+    cat: Any = Depends(catalog),
+    _p: Any = Depends(security.read),
+) -> Any:
+    """Quality dashboard: counts by verdict and by issue, the worst images with reasons, profiles."""
+    return cat.qc_summary(profile, worst)

@@ -50,12 +50,35 @@ function chipsFor(attrs) {
 function card({ id, title, attrs, sha, score }) {
   const thumbBox = h("div", { class: "thumb" }, sha ? img(api.thumb(sha), title || id) : h("span", { class: "muted small" }, "no image"));
   if (score !== undefined) thumbBox.append(h("span", { class: "score", title: "cosine similarity" }, score.toFixed(3)));
-  return h("a", { class: "card", href: id ? `#/product/${encodeURIComponent(id)}` : undefined, "data-testid": "result-card" },
+  return h("a", { class: "card", href: id ? `#/product/${encodeURIComponent(id)}` : undefined, "data-testid": "result-card", "data-sha": sha },
     thumbBox,
     h("div", { class: "body" },
       h("div", { class: "title" }, title || id || "untitled"),
       h("div", { class: "id" }, id ? `#${id}` : "image only"),
       chipsFor(attrs)));
+}
+
+const resultCard = (r) => card({ id: r.product_id, title: r.title, attrs: r.attrs, sha: r.image_sha256, score: r.score });
+
+// quality badges and predicted tags for the cards of a grid: one request for all of them
+async function decorate(root) {
+  const cards = [...root.querySelectorAll("[data-sha]:not([data-decorated])")];
+  if (!cards.length) return;
+  cards.forEach((c) => c.setAttribute("data-decorated", ""));
+  try {
+    const res = await api.send("POST", "/images/badges", { shas: [...new Set(cards.map((c) => c.dataset.sha))] });
+    for (const c of cards) {
+      const b = res.images[c.dataset.sha];
+      if (!b) continue;
+      if (b.quality) {
+        const q = b.quality;
+        const label = q.verdict === "pass" ? "QC ok" : q.issues.slice(0, 2).join(", ");
+        c.querySelector(".thumb").append(h("span", { class: "qbadge", "data-testid": "quality-badge", title: `${q.profile}: ${q.verdict}${q.issues.length ? " · " + q.issues.join(", ") : ""}` }, verdictBadge(q.verdict, label)));
+      }
+      const tags = b.tags.filter((t) => !t.needs_review).slice(0, 3);
+      if (tags.length) c.querySelector(".chips").replaceChildren(...tags.map((t) => h("span", { class: "chip tag", "data-testid": "tag", title: `${t.field}: ${pct(t.prob)} (${res.classifier})` }, t.label, h("small", {}, pct(t.prob)))));
+    }
+  } catch { /* badges are optional */ }
 }
 
 function empty(title, text) {
@@ -123,13 +146,14 @@ async function searchView() {
         page = await api.get("/search", { [kind]: value, where, limit, offset });
         queryLine.replaceChildren(kind === "text" ? `Results for “${value}”` : `More like #${value}`, where ? ` · ${where}` : "");
       }
-      const cards = page.results.map((r) => card({ id: r.product_id, title: r.title, attrs: r.attrs, sha: r.image_sha256, score: r.score }));
+      const cards = page.results.map(resultCard);
       let grid = results.querySelector(".cards");
       if (offset === 0 || !grid) {
         grid = h("div", { class: "cards" });
         results.replaceChildren(grid);
       }
       grid.append(...cards);
+      decorate(grid);
       results.querySelector(".more")?.remove();
       if (!page.results.length && offset === 0) results.replaceChildren(empty("No matches", "Try removing a filter."));
       if (page.has_more) results.append(h("div", { class: "more" },
@@ -193,6 +217,7 @@ async function browseView() {
       grid.replaceChildren(page.items.length
         ? h("div", { class: "cards" }, page.items.map((p) => card({ id: p.id, title: p.title, attrs: p.attrs, sha: p.cover })))
         : empty("No products", "Nothing matches these filters."));
+      decorate(grid);
       const pages = Math.max(1, Math.ceil(page.total / limit));
       const cur = Math.floor(offset / limit) + 1;
       pager.replaceChildren(
@@ -214,31 +239,136 @@ async function browseView() {
 }
 
 // ---------------------------------------------------------------- product
+const VERDICT_ICON = { pass: "✓", warn: "!", fail: "✕" };
+
+function verdictBadge(v, text) {
+  return h("span", { class: `badge ${v}`, title: text || v }, `${VERDICT_ICON[v] || ""} ${text || v}`);
+}
+
+function bars(fields) {
+  return Object.entries(fields).map(([field, fp]) => h("div", { class: "tagfield" },
+    h("div", { class: "row" }, h("span", { class: "muted small" }, field), h("span", { class: "spacer" }),
+      fp.needs_review ? h("span", { class: "badge warn", title: "confidence below the review threshold" }, "review") : null),
+    (fp.top_k || [{ label: fp.label, prob: fp.prob }]).map((t, i) => h("div", { class: "bar" + (i ? " alt" : "") },
+      h("span", { class: "lbl", title: t.label }, t.label),
+      h("span", { class: "track" }, h("span", { class: "fill", style: `width:${(t.prob * 100).toFixed(1)}%` })),
+      h("span", { class: "val" }, pct(t.prob))))));
+}
+
+function tagsPanel(sha) {
+  const box = h("div", { class: "panel section", "data-testid": "tags" }, h("h3", {}, "Predicted tags"),
+    h("div", { class: "muted small" }, "Classifying…"));
+  let chosen = null;
+  const load = (tries) => api.get(`/images/${sha}/tags`).then((res) => {
+    const tabs = res.classifiers.filter((c) => Object.keys(c.fields).length);
+    const loading = res.classifiers.some((c) => c.loading);
+    if (loading && tries < 40) setTimeout(() => box.isConnected && load(tries + 1), 3000);
+    if (!tabs.length) return box.replaceChildren(h("h3", {}, "Predicted tags"), h("div", { class: "muted small" }, loading ? "Loading the classifier…" : (res.classifiers[0]?.note || "No classifier applies.")));
+    const body = h("div", {});
+    const seg = h("div", { class: "seg" });
+    const pick = (c) => {
+      chosen = c.classifier;
+      [...seg.children].forEach((b) => b.classList.toggle("on", b.dataset.name === c.classifier));
+      body.replaceChildren(...bars(c.fields));
+    };
+    tabs.forEach((c) => seg.append(h("button", { "data-name": c.classifier, onclick: () => pick(c) }, c.classifier === "builtin" ? "Built-in taxonomy" : c.classifier)));
+    pick(tabs.find((c) => c.classifier === chosen) || tabs[tabs.length - 1]);
+    box.replaceChildren(h("div", { class: "row" }, h("h3", {}, "Predicted tags"), h("span", { class: "spacer" }), tabs.length > 1 ? seg : null), body,
+      loading ? h("div", { class: "muted small" }, "The built-in taxonomy is loading…") : null);
+  }).catch((err) => box.replaceChildren(h("h3", {}, "Predicted tags"), h("div", { class: "muted small" }, err.message)));
+  load(0);
+  return box;
+}
+
+function coloursPanel(sha) {
+  const box = h("div", { class: "panel section", "data-testid": "colours" }, h("h3", {}, "Colours"), h("div", { class: "muted small" }, "Measuring…"));
+  api.get(`/images/${sha}/colours`).then((res) => {
+    const strip = h("div", { class: "colourbar" }, res.colours.map((c) => h("i", { style: `flex:${c.percent};background:rgb(${c.rgb.join(",")})`, title: `${c.name} ${c.percent}%` })));
+    box.replaceChildren(h("div", { class: "row" }, h("h3", {}, "Colours"), h("span", { class: "spacer" }),
+      h("span", { class: "chip accent" }, `Primary: ${res.primary}`)), strip,
+      h("div", { class: "swatches" }, res.colours.map((c) => h("div", { class: "swatch" },
+        h("i", { style: `background:rgb(${c.rgb.join(",")})` }), h("b", {}, c.name), `${Math.round(c.percent)}%`))),
+      h("div", { class: "muted small" }, `Measured on the product (${Math.round(res.foreground_percent)}% of the photo, ${res.foreground_method} foreground).`));
+  }).catch((err) => box.replaceChildren(h("h3", {}, "Colours"), h("div", { class: "muted small" }, err.message)));
+  return box;
+}
+
+function qcList(entry) {
+  const issues = entry.results.filter((r) => r.verdict !== "pass");
+  const passes = entry.results.filter((r) => r.verdict === "pass");
+  return h("div", { class: "qc" },
+    h("div", { class: "row" }, verdictBadge(entry.verdict, entry.verdict === "pass" ? "passes" : `${issues.length} issue${issues.length > 1 ? "s" : ""}`),
+      h("span", { class: "muted small" }, `profile ${entry.profile}${entry.stored ? "" : " · checked now"}`)),
+    h("ul", { class: "verdicts" }, issues.map((r) => h("li", {}, verdictBadge(r.verdict, r.check), h("span", {}, r.reason)))),
+    passes.length ? h("details", {}, h("summary", { class: "muted small" }, `${passes.length} checks passed`),
+      h("ul", { class: "verdicts" }, passes.map((r) => h("li", {}, verdictBadge("pass", r.check), h("span", { class: "muted" }, r.reason))))) : null);
+}
+
+function qualityPanel(sha) {
+  const box = h("div", { class: "panel section", "data-testid": "quality" }, h("h3", {}, "Quality"), h("div", { class: "muted small" }, "Loading…"));
+  const render = (res) => {
+    if (!res.profiles.length) {
+      box.replaceChildren(h("h3", {}, "Quality"), h("div", { class: "muted small" }, "Checking against the general profile…"));
+      return api.get(`/images/${sha}/quality`, { profile: "general" }).then(render);
+    }
+    box.replaceChildren(h("h3", {}, "Quality"), ...res.profiles.map(qcList));
+  };
+  api.get(`/images/${sha}/quality`).then(render)
+    .catch((err) => box.replaceChildren(h("h3", {}, "Quality"), h("div", { class: "muted small" }, err.message)));
+  return box;
+}
+
 async function productView(id) {
   view.replaceChildren(skeletons(2));
   let p;
   try { p = await api.get(`/products/${encodeURIComponent(id)}`); } catch (err) { return showError(view, err); }
   const main = h("div", { class: "main", "data-testid": "main-image" });
   const strip = h("div", { class: "strip" });
+  const insights = h("div", {});
+  const heatToggle = h("input", { type: "checkbox", "data-testid": "heatmap-toggle" });
+  const heatNote = h("span", { class: "muted small" });
   let selected = p.images[0]?.sha256;
+  function paintHeat() {
+    main.querySelector("img.heat")?.remove();
+    heatNote.textContent = "";
+    if (!heatToggle.checked || !selected) return;
+    heatNote.textContent = "computing…";
+    const want = selected;
+    const heat = img(`/api/v1/images/${selected}/explain.png`, "heatmap", "heat");
+    heat.addEventListener("load", () => {
+      if (!heatToggle.checked || selected !== want) return;
+      main.querySelector("img.heat")?.remove();
+      main.append(heat);
+      heatNote.textContent = "regions behind the predicted label";
+    });
+    heat.addEventListener("error", () => (heatNote.textContent = "no heatmap for this image"));
+  }
   function show(sha) {
     selected = sha;
     main.replaceChildren(sha ? img(api.thumb(sha, 512), p.title || p.id) : empty("No image", ""));
     [...strip.children].forEach((b) => b.classList.toggle("sel", b.dataset.sha === sha));
+    paintHeat();
+    insights.replaceChildren(...(sha ? [
+      has("classify") ? tagsPanel(sha) : null,
+      has("classify") ? coloursPanel(sha) : null,
+      has("quality") ? qualityPanel(sha) : null].filter(Boolean) : []));
   }
-  p.images.forEach((im) => strip.append(h("button", { "data-sha": im.sha256, onclick: () => show(im.sha256), title: `${im.width}×${im.height} ${im.format}` }, img(api.thumb(im.sha256, 128)))));
-  show(selected);
+  heatToggle.addEventListener("change", paintHeat);
+  if (p.images.length > 1) p.images.forEach((im) => strip.append(h("button", { "data-sha": im.sha256, onclick: () => show(im.sha256), title: `${im.width}×${im.height} ${im.format}` }, img(api.thumb(im.sha256, 128)))));
 
   const attrs = h("dl", { class: "attrs" }, Object.entries(p.attrs).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
   const imgFacts = p.images[0] ? h("p", { class: "muted small" }, `${p.images.length} image${p.images.length > 1 ? "s" : ""} · ${p.images[0].width}×${p.images[0].height} ${p.images[0].format}`) : null;
+  const gallery = h("div", { class: "gallery" }, main, strip,
+    has("explain") && p.images.length ? h("label", { class: "switch" }, heatToggle, "Heatmap", heatNote) : null);
   const info = h("div", {},
     h("div", { class: "muted small" }, h("a", { href: "#/browse" }, "Catalogue"), ` / #${p.id}`),
     h("h1", {}, p.title || p.id), imgFacts,
-    h("div", { class: "panel section" }, h("h3", {}, "Attributes"), attrs));
+    h("div", { class: "panel section" }, h("h3", {}, "Attributes"), attrs), insights);
 
   const similar = h("div", { class: "section" });
   const recs = h("div", { class: "section" });
-  view.replaceChildren(h("div", { class: "product" }, h("div", { class: "gallery" }, main, strip), info), similar, recs);
+  view.replaceChildren(h("div", { class: "product" }, gallery, info), similar, recs);
+  show(selected);
 
   if (has("search")) {
     similar.append(h("div", { class: "row" }, h("h2", {}, "Similar products"), h("span", { class: "spacer" }),
@@ -246,8 +376,8 @@ async function productView(id) {
     const row = h("div", { class: "scroller", "data-testid": "similar" });
     similar.append(row);
     api.get("/search", { product_id: p.id, limit: 12 })
-      .then((page) => row.replaceChildren(...page.results.map((r) => card({ id: r.product_id, title: r.title, attrs: r.attrs, sha: r.image_sha256, score: r.score }))))
-      .catch((err) => row.replaceChildren(h("span", { class: "muted" }, err.message)));
+      .then((page) => { row.replaceChildren(...page.results.map(resultCard)); decorate(row); })
+      .catch((err) => row.replaceChildren(h("div", { class: "note" }, `Not available right now: ${err.message}`)));
   }
   if (has("recommend")) {
     recs.append(h("h2", {}, "Recommended with this"));
@@ -256,11 +386,11 @@ async function productView(id) {
     api.send("POST", "/recommend", { products: [p.id], k: 12 })
       .then((res) => row.replaceChildren(...res.items.map((r) => {
         const c = card({ id: r.product_id, title: r.title, attrs: {} });
-        c.querySelector(".body").append(h("div", { class: "muted small" }, r.reason));
+        c.querySelector(".body").append(h("div", { class: "muted small reason" }, r.reason));
         loadCover(c, r.product_id);
         return c;
       })))
-      .catch((err) => row.replaceChildren(h("span", { class: "muted" }, err.message)));
+      .catch((err) => row.replaceChildren(h("div", { class: "note" }, `Not available right now: ${err.message}`)));
   }
 }
 
@@ -274,8 +404,59 @@ async function loadCover(cardEl, id) {
 
 // ---------------------------------------------------------------- quality
 async function qualityView() {
-  view.replaceChildren(h("h1", {}, "Quality"),
-    empty("Quality checks are not installed on this server", "Once the quality package is available, this page shows counts by issue, the worst images and a profile filter."));
+  if (!has("quality")) {
+    return view.replaceChildren(h("h1", {}, "Quality"), empty("Quality checks are not installed on this server", ""));
+  }
+  const q = new URLSearchParams(location.hash.split("?")[1] || "");
+  const body = h("div", {}, skeletons(6));
+  const sel = h("select", { "aria-label": "profile", "data-testid": "profile-filter" });
+  const issueSel = h("select", { "aria-label": "issue" }, h("option", { value: "" }, "All issues"));
+  view.replaceChildren(h("div", { class: "row" }, h("h1", {}, "Quality"), h("span", { class: "spacer" }),
+    h("label", { class: "field inline" }, "Profile", sel), h("label", { class: "field inline" }, "Issue", issueSel)), body);
+  let data;
+  async function load(profile) {
+    body.replaceChildren(skeletons(6));
+    try { data = await api.get("/qc/summary", { profile, worst: 60 }); } catch (err) { return showError(body, err); }
+    sel.replaceChildren(...(data.profiles.length ? data.profiles : [{ name: "", images: 0 }]).map((pr) =>
+      h("option", { value: pr.name, selected: pr.name === data.profile }, pr.name ? `${pr.name} (${pr.images})` : "no stored results")));
+    issueSel.replaceChildren(h("option", { value: "" }, "All issues"), ...data.by_issue.map((i) => h("option", { value: i.check }, i.check)));
+    paint();
+  }
+  function paint() {
+    if (!data.images) {
+      return body.replaceChildren(empty("No stored quality results yet",
+        h("span", {}, "Run ", h("code", {}, "catalens qc --all --profile general"), " and reload this page.")));
+    }
+    const v = data.verdicts;
+    const kpi = (n, l, cls) => h("div", { class: `kpi ${cls || ""}` }, h("div", { class: "n" }, n.toLocaleString()), h("div", { class: "l" }, l));
+    const share = (n) => `${((100 * n) / data.images).toFixed(1)}%`;
+    const maxIssue = Math.max(1, ...data.by_issue.map((i) => i.fail + i.warn));
+    const issues = h("div", { class: "panel", "data-testid": "issue-counts" }, h("h3", {}, "Images by issue"),
+      data.by_issue.length ? data.by_issue.map((i) => h("button", { class: "issuebar" + (issueSel.value === i.check ? " on" : ""), onclick: () => { issueSel.value = issueSel.value === i.check ? "" : i.check; paint(); } },
+        h("span", { class: "lbl" }, i.check),
+        h("span", { class: "track" }, h("span", { class: "fill fail", style: `width:${(100 * i.fail) / maxIssue}%` }), h("span", { class: "fill warn", style: `width:${(100 * i.warn) / maxIssue}%` })),
+        h("span", { class: "val" }, i.fail ? h("b", { class: "bad" }, i.fail) : "", i.fail && i.warn ? " · " : "", i.warn ? h("span", { class: "warn-t" }, i.warn) : ""))) : h("div", { class: "muted" }, "No issues found."));
+    const want = issueSel.value;
+    const worst = data.worst.filter((w) => !want || w.reasons.some((r) => r.check === want));
+    const grid = h("div", { class: "cards", "data-testid": "worst" }, worst.map((w) => {
+      const pid = w.products[0];
+      const thumb = h("div", { class: "thumb" }, w.sha256 ? img(api.thumb(w.sha256), w.source) : null,
+        h("span", { class: "qbadge" }, verdictBadge(w.verdict)));
+      return h("a", { class: "card", href: pid ? `#/product/${encodeURIComponent(pid)}` : undefined, "data-testid": "worst-card" }, thumb,
+        h("div", { class: "body" }, h("div", { class: "id" }, pid ? `#${pid}` : w.source.split("/").pop()),
+          h("ul", { class: "reasons" }, w.reasons.slice(0, 4).map((r) => h("li", {}, h("span", { class: `dot ${r.verdict}` }), h("b", {}, r.check), " ", h("span", { class: "muted" }, r.reason))))));
+    }));
+    body.replaceChildren(
+      h("div", { class: "kpis" }, kpi(data.images, `images checked · ${data.profile}`), kpi(v.pass, `pass · ${share(v.pass)}`, "ok"),
+        kpi(v.warn, `warn · ${share(v.warn)}`, "warn"), kpi(v.fail, `fail · ${share(v.fail)}`, "bad")),
+      h("div", { class: "qgrid" }, issues,
+        h("div", {}, h("div", { class: "row" }, h("h2", {}, want ? `Worst images: ${want}` : "Worst images"), h("span", { class: "spacer" }),
+          h("span", { class: "muted small" }, `most failed checks first · ${worst.length} shown`)),
+          worst.length ? grid : empty("Nothing to show", "No image has this issue."))));
+  }
+  sel.addEventListener("change", () => load(sel.value));
+  issueSel.addEventListener("change", paint);
+  await load(q.get("profile") || undefined);
 }
 
 // ---------------------------------------------------------------- ingest
