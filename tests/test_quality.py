@@ -267,3 +267,27 @@ def test_qc_all_uses_catalogue_dedup(tmp_path: Path, fake_encoder) -> None:  # t
         n for n, r in dup.items() if r.verdict == "fail"
     ) == ["a.png"]
     assert dup["b.png"].verdict == "pass"
+
+
+def test_promo_words_tolerate_ocr_typos() -> None:
+    from catalens.quality.checks.text import PROMO_WORDS, _promo
+
+    assert {"offer", "limited"} <= set(_promo(["MMITED OFEER"], PROMO_WORDS))
+    assert "free" in _promo(["UY 1 GET 1 FREF"], PROMO_WORDS)
+    assert _promo(["FLAT 40% OFF"], PROMO_WORDS)
+    assert _promo(["adidas", "REDMI NOTE 8 PRO"], PROMO_WORDS) == []
+
+
+@pytest.mark.slow
+def test_ocr_reads_promo_overlay() -> None:
+    pytest.importorskip("rapidocr")
+    img = Image.new("RGB", (600, 800), "white")
+    ImageDraw.Draw(img).rectangle([150, 200, 450, 650], fill=(30, 60, 120))
+    from PIL import ImageFont
+
+    font = ImageFont.load_default(size=56)
+    ImageDraw.Draw(img).text((60, 40), "SALE 50% OFF", font=font, fill=(220, 20, 30))
+    q = QCImage.from_pil(img)
+    res = get_check("text")().run(q)
+    assert res.verdict == "fail" and res.details["promo"] and res.regions
+    assert get_check("text")().run(QCImage.from_pil(product())).verdict == "pass"
