@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -134,71 +134,134 @@ class CatalogDB:
         model: ModelRecord | None = None,
         job_id: int | None = None,
     ) -> None:
-        """Write one batch atomically: new images, products, links, failures and embedding rows."""
+        """Write one batch atomically: new images, products, links, failures and embedding rows.
+
+        Set-based: a handful of statements per batch whatever its size (bulk inserts, one
+        lookup per table), so the database keeps up with inference.
+        """
+        now = utcnow()
         with self.session() as s:
-            for info in products:
-                existing = s.get(Product, info.id)
-                if existing is None:
-                    s.add(Product(id=info.id, title=info.title, attrs=dict(info.attrs)))
-                else:
-                    if info.title and info.title != existing.title:
-                        existing.title = info.title
+            if products:
+                by_id = {p.id: p for p in products}
+                existing = {p.id: p for p in s.scalars(select(Product).where(Product.id.in_(by_id)))}
+                new_rows = [
+                    {
+                        "id": p.id,
+                        "title": p.title,
+                        "attrs": dict(p.attrs),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for pid, p in by_id.items()
+                    if pid not in existing
+                ]
+                if new_rows:
+                    s.execute(insert(Product), new_rows)
+                for pid, old in existing.items():
+                    info = by_id[pid]
+                    if info.title and info.title != old.title:
+                        old.title = info.title
                     if info.attrs:
-                        merged = dict(existing.attrs or {})
-                        merged.update(info.attrs)
-                        if merged != existing.attrs:
-                            existing.attrs = merged
-            s.flush()
-            sources_ok = []
-            for img in images:
-                if s.scalar(select(ImageRecord.id).where(ImageRecord.sha256 == img.sha256)) is not None:
-                    continue
-                s.add(
-                    ImageRecord(
-                        sha256=img.sha256,
-                        pixel_sha256=img.pixel_sha256,
-                        source=img.source,
-                        stored_path=img.stored_path,
-                        width=img.width,
-                        height=img.height,
-                        format=img.format,
-                        mode=img.mode,
-                        n_bytes=img.n_bytes,
-                        status="ok",
-                        job_id=job_id,
+                        merged = {**(old.attrs or {}), **info.attrs}
+                        if merged != old.attrs:
+                            old.attrs = merged
+            if images:
+                shas = {img.sha256 for img in images}
+                present = set(s.scalars(select(ImageRecord.sha256).where(ImageRecord.sha256.in_(shas))))
+                fresh = {img.sha256: img for img in images if img.sha256 not in present}
+                if fresh:
+                    s.execute(
+                        insert(ImageRecord),
+                        [
+                            {
+                                "sha256": img.sha256,
+                                "pixel_sha256": img.pixel_sha256,
+                                "source": img.source,
+                                "stored_path": img.stored_path,
+                                "width": img.width,
+                                "height": img.height,
+                                "format": img.format,
+                                "mode": img.mode,
+                                "n_bytes": img.n_bytes,
+                                "status": "ok",
+                                "job_id": job_id,
+                                "created_at": now,
+                            }
+                            for img in fresh.values()
+                        ],
                     )
-                )
-                sources_ok.append(img.source)
-            if sources_ok:
-                s.execute(
-                    delete(ImageRecord).where(
-                        ImageRecord.status == "failed", ImageRecord.source.in_(sources_ok)
-                    )
-                )
-            for product_id, sha in dict.fromkeys(links):
-                if s.get(ProductImage, (product_id, sha)) is None:
-                    n = s.scalar(select(func.count()).where(ProductImage.product_id == product_id)) or 0
-                    s.add(ProductImage(product_id=product_id, image_sha256=sha, position=n))
-                    s.flush()
-            for source, kind, reason in failures:
-                old = s.scalar(
-                    select(ImageRecord).where(ImageRecord.status == "failed", ImageRecord.source == source)
-                )
-                if old is None:
-                    s.add(
-                        ImageRecord(
-                            source=source, status="failed", error_kind=kind, error=reason, job_id=job_id
+                    sources_ok = [img.source for img in fresh.values()]
+                    s.execute(
+                        delete(ImageRecord).where(
+                            ImageRecord.status == "failed", ImageRecord.source.in_(sources_ok)
                         )
                     )
-                else:
-                    old.error_kind, old.error, old.job_id = kind, reason, job_id
+            wanted = list(dict.fromkeys(links))
+            if wanted:
+                pids = {p for p, _ in wanted}
+                have = set(
+                    s.execute(
+                        select(ProductImage.product_id, ProductImage.image_sha256).where(
+                            ProductImage.product_id.in_(pids)
+                        )
+                    )
+                )
+                counts = dict(
+                    s.execute(
+                        select(ProductImage.product_id, func.count())
+                        .where(ProductImage.product_id.in_(pids))
+                        .group_by(ProductImage.product_id)
+                    ).all()
+                )
+                rows = []
+                for pid, sha in wanted:
+                    if (pid, sha) in have:
+                        continue
+                    rows.append({"product_id": pid, "image_sha256": sha, "position": counts.get(pid, 0)})
+                    counts[pid] = counts.get(pid, 0) + 1
+                if rows:
+                    s.execute(insert(ProductImage), rows)
+            if failures:
+                by_source = {src: (kind, reason) for src, kind, reason in failures}
+                olds = {
+                    r.source: r
+                    for r in s.scalars(
+                        select(ImageRecord).where(
+                            ImageRecord.status == "failed", ImageRecord.source.in_(by_source)
+                        )
+                    )
+                }
+                add = []
+                for src, (kind, reason) in by_source.items():
+                    if src in olds:
+                        olds[src].error_kind, olds[src].error, olds[src].job_id = kind, reason, job_id
+                    else:
+                        add.append(
+                            {
+                                "source": src,
+                                "status": "failed",
+                                "error_kind": kind,
+                                "error": reason,
+                                "job_id": job_id,
+                                "created_at": now,
+                            }
+                        )
+                if add:
+                    s.execute(insert(ImageRecord), add)
             if embeddings:
                 assert model is not None
-                s.add_all(
-                    EmbeddingRecord(
-                        image_sha256=sha, model_id=model.model_id, model_version=model.version, position=pos
-                    )
-                    for sha, pos in embeddings
+                s.execute(
+                    insert(EmbeddingRecord),
+                    [
+                        {
+                            "image_sha256": sha,
+                            "model_id": model.model_id,
+                            "model_version": model.version,
+                            "position": pos,
+                            "created_at": now,
+                        }
+                        for sha, pos in embeddings
+                    ],
                 )
 
     # ---- models and embeddings ----------------------------------------------------------------

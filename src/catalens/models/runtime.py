@@ -100,6 +100,9 @@ class OnnxImageEncoder(_EncoderBase):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or cpu_threads()
         options.inter_op_num_threads = 1
+        # Idle intra-op threads would otherwise spin between operators and take the cores
+        # that the decode/preprocess threads of the ingest pipeline need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
