@@ -15,13 +15,23 @@ import numpy as np
 MIN_EXAMPLES = {"prototype": 1, "linear": 2, "finetune": 2}
 
 
-def fit_prototype(X: np.ndarray, y: np.ndarray, n_classes: int, **_: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest class mean, cosine: ``W`` = L2-normalised class means, ``b`` = 0."""
+def fit_prototype(
+    X: np.ndarray, y: np.ndarray, n_classes: int, *, centre: np.ndarray | None = None, **_: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest class mean, cosine: ``W`` = L2-normalised class means, ``b`` = 0.
+
+    ``centre`` (e.g. the mean embedding of the unlabelled catalogue) is subtracted first: the
+    class means of centred features, ``b = -W @ centre``, so ``logits = (x - centre) @ W.T``
+    (affine; per row the ranking equals cosine similarity to the centred prototypes).
+    """
     X = np.asarray(X, np.float32)
+    if centre is not None:
+        X = X - np.asarray(centre, np.float32)[None, :]
     W = np.zeros((n_classes, X.shape[1]), np.float32)
     np.add.at(W, y, X)
     W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
-    return W, np.zeros(n_classes, np.float32)
+    b = np.zeros(n_classes, np.float32) if centre is None else -(W @ np.asarray(centre, np.float32))
+    return W, b.astype(np.float32)
 
 
 def add_prototype(W: np.ndarray, X: np.ndarray) -> np.ndarray:

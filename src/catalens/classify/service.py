@@ -75,9 +75,9 @@ def probas_images(
                 raise ClassifierError(f"classifier {m.name!r} is fused image+text: give a title (--title)")
             x = fuse(x, text_matrix(list(titles), m.text_model or "minilm"))
         if "colour" in m.input.split("+"):
-            from catalens.classify.colour import colour_features
+            from catalens.classify.colour_calib import colour_descriptor
 
-            x = np.hstack([x, np.stack([colour_features(im) for im in images])])
+            x = np.hstack([x, np.stack([colour_descriptor(im) for im in images])])
         inputs.append(x)
         norms.append(np.linalg.norm(raw, axis=1))
     if isinstance(clf, Ensemble):

@@ -48,28 +48,11 @@ def text_matrix(titles: list[str | None], text_model: str) -> np.ndarray:
 
 
 def colour_matrix(cat: Any, shas: list[str]) -> np.ndarray:
-    """Colour descriptors of the foreground (:func:`catalens.classify.colour.colour_features`) of
-    stored images, cached in ``<home>/cache/classify-colour.npz``."""
-    from catalens.classify.colour import colour_features
-    from catalens.imageio import open_image
+    """Foreground colour descriptors (:func:`catalens.classify.colour_calib.colour_descriptor`) of
+    stored images, computed once per image and cached in the catalog."""
+    from catalens.classify.colour_calib import colour_descriptors
 
-    path = cat.settings.home / "cache" / "classify-colour-v1.npz"
-    cache: dict[str, np.ndarray] = {}
-    if path.is_file():
-        with np.load(path) as z:
-            cache = {k: z[k] for k in z.files}
-    todo = [s for s in dict.fromkeys(shas) if s not in cache]
-    for sha in todo:
-        rec = cat.db.image(sha)
-        if rec is None:
-            raise LabelsError(f"image {sha} is not in the catalog")
-        cache[sha] = colour_features(open_image(rec.stored_path or rec.source).image)
-    if todo:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **cache)
-        tmp.replace(path)
-    return np.stack([cache[s] for s in shas]).astype(np.float32)
+    return colour_descriptors(cat, shas)
 
 
 def build_inputs(
@@ -286,11 +269,21 @@ def train_classifier(
         from catalens.classify.finetune import finetune_classifier
 
         return finetune_classifier(
-            cat, name, labels, fields, model=model, save=save, text_model=text_model, use_colour=use_colour, **kwargs
+            cat,
+            name,
+            labels,
+            fields,
+            model=model,
+            save=save,
+            text_model=text_model,
+            use_colour=use_colour,
+            **kwargs,
         )
     X, version = image_matrix(cat, labels.shas, model)
     if text_model:
         X = fuse(X, text_matrix(labels.titles, text_model))
+    if use_colour:
+        X = np.hstack([X, colour_matrix(cat, labels.shas)])
     clf = train_on_matrix(
         X,
         labels,
@@ -300,6 +293,7 @@ def train_classifier(
         model=model,
         model_version=version,
         text_model=text_model,
+        use_colour=use_colour,
         **kwargs,
     )
     if save:
