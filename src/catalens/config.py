@@ -42,6 +42,8 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "catalens")
     batch_size: int = 32
     workers: int = 2
+    # decode/preprocess threads yield the CPU to inference (SCHED_IDLE); see pipeline/prefetch.py
+    prefetch_idle: bool = True
 
     @property
     def database_url(self) -> str:

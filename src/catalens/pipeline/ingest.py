@@ -182,7 +182,13 @@ class IngestRunner:
         pending: list[_Prepared] = []
         n_tensors = 0
         pending_shas: set[str] = set()
-        for prep in prefetch_map(self.prepare, items, workers=self.settings.workers, ahead=4 * batch_size):
+        for prep in prefetch_map(
+            self.prepare,
+            items,
+            workers=self.settings.workers,
+            ahead=4 * batch_size,
+            idle_priority=self.encoder is not None and self.settings.prefetch_idle,
+        ):
             report.seen += 1
             if prep.sha is not None:
                 # a second reference to one image (in this batch, or stored since it was prepared)
