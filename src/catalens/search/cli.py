@@ -122,10 +122,11 @@ def register(app: typer.Typer) -> None:
     @app.command(
         epilog=(
             "Examples:\n\n  catalens dedup\n\n  catalens dedup --json > dups.json\n\n"
-            "  catalens dedup --image new-photo.jpg\n\n  catalens dedup --min-structure 0.85 --max-colour 12\n\n"
+            "  catalens dedup --image new-photo.jpg\n\n  catalens dedup --min-structure 0.9 --max-colour 15\n\n"
             "A pair is a near-duplicate when embedding cosine >= --candidate-cosine (among --neighbours "
-            "nearest), copy-structure >= --min-structure and colour difference <= --max-colour, or when "
-            "cosine >= --strong-cosine with looser checks (see catalens.search.dedup). "
+            "nearest), it passes the cheap gate (cosine >= --gate-cosine, or coarse structure and colour "
+            "close), and after alignment copy-structure >= --min-structure and colour difference <= "
+            "--max-colour, or cosine >= --strong-cosine with looser checks (see catalens.search.dedup). "
             "Exit status: 0, or 1 with --image when the image duplicates a catalog image."
         )
     )
@@ -138,13 +139,16 @@ def register(app: typer.Typer) -> None:
         ] = None,
         neighbours: Annotated[int | None, typer.Option(help="Neighbours asked per image (10).")] = None,
         min_structure: Annotated[
-            float | None, typer.Option(help="Minimum copy-structure score (0.70).")
+            float | None, typer.Option(help="Minimum aligned copy-structure (ECC correlation) score (0.95).")
         ] = None,
         max_colour: Annotated[
-            float | None, typer.Option(help="Maximum colour difference, Lab units (15).")
+            float | None, typer.Option(help="Maximum aligned colour difference, Lab units (12).")
         ] = None,
         strong_cosine: Annotated[
             float | None, typer.Option(help="Cosine above which looser copy checks apply (0.95).")
+        ] = None,
+        gate_cosine: Annotated[
+            float | None, typer.Option(help="Cosine from which every candidate is aligned (0.88).")
         ] = None,
         model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -156,6 +160,7 @@ def register(app: typer.Typer) -> None:
             "min_structure": min_structure,
             "max_colour": max_colour,
             "strong_cosine": strong_cosine,
+            "gate_cosine": gate_cosine,
         }
         try:
             cat = _catalog()

@@ -8,13 +8,20 @@ Per image (computed once, 2,368 bytes, stored in ``search_dedup_features``):
 2. ``gray``: the trimmed image as a 40x40 grayscale thumbnail (uint8) - structure.
 3. ``colour``: the trimmed image as a 16x16 CIELAB thumbnail (uint8) - colour layout.
 
-Pair verification (:func:`compare`):
+Pair verification has two stages:
 
-* ``structure``: the best normalised cross-correlation between one thumbnail and windows of
-  the other (scales 1, 0.9, 0.8, 0.7 at 5x5 offsets, both directions) - robust to crops of
-  10% of a side and to overlays that shift the trimmed frame, low for another shot (other pose, framing, garment).
-* ``colour``: at the best structural alignment, the 90th percentile over an 8x8 grid of the
-  largest CIELAB channel difference; a copy stays low, the same model in another colour does not.
+* :func:`coarse` (vectorised over many pairs, a few microseconds each): the best normalised
+  cross-correlation between 8x8 versions of 31 windows of one thumbnail (scales 1, 0.9 and
+  0.8, isotropic at 9 positions and one-sided in x or in y) and the other whole thumbnail, both
+  directions; and the median CIELAB distance of 4x4 cells at that window. It is the cheap gate.
+* :func:`align` (one pair at a time, about a millisecond): an affine ECC alignment
+  (``cv2.findTransformECC``) of the 40x40 thumbnails, started from the coarse window and, when
+  that fails, from the identity in the other direction. A crop changes both the scale (on each
+  axis separately) and the offset; ECC recovers both. ``structure`` is the ECC correlation at
+  the alignment (a copy scores about 0.99, another shot of the same item or a look-alike
+  product rarely above 0.9); warps with shear or extreme scale are refused. ``colour`` is the
+  75th percentile over the 16x16 cells of the CIELAB distance (lightly blurred) between the
+  aligned colour thumbnails: a copy stays low, the same model in another colour does not.
 """
 
 from __future__ import annotations
@@ -26,52 +33,84 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 THUMB = 40
 CTHUMB = 16  # colour thumbnail side (Lab)
-GRID = 8  # colour cells compared after alignment
-_WIN = 24
-_SCALES = (1.0, 0.9, 0.8, 0.7)
-_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0)
+COARSE = 8  # coarse gray window side
+COARSE_C = 4  # coarse colour window side
 FEATURE_BYTES = THUMB * THUMB + CTHUMB * CTHUMB * 3
+_ECC_CRITERIA = (3, 50, 1e-4)  # cv2.TERM_CRITERIA_EPS | COUNT, iterations, eps
+
+
+def _windows() -> list[tuple[float, float, float, float]]:
+    """(y0, y1, x0, x1) fractions of the coarse windows; window 0 is the whole thumbnail."""
+    out = [(0.0, 1.0, 0.0, 1.0)]
+    for s in (0.9, 0.8):
+        for oy in (0.0, 0.5, 1.0):
+            for ox in (0.0, 0.5, 1.0):
+                y0, x0 = oy * (1 - s), ox * (1 - s)
+                out.append((y0, y0 + s, x0, x0 + s))
+    for s in (0.9, 0.8):
+        for o in (0.0, 0.5, 1.0):
+            out.append((o * (1 - s), o * (1 - s) + s, 0.0, 1.0))
+            out.append((0.0, 1.0, o * (1 - s), o * (1 - s) + s))
+    return out
+
+
+WINDOWS = _windows()
 
 
 def trim_box(arr: np.ndarray, tol: float = 20.0, max_frac: float = 0.45) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) after stripping near-uniform margins from each side.
 
-    Sides are peeled repeatedly (an added border, then the background inside it) on a lightly
-    blurred copy, so JPEG ringing next to the product does not stop the trim.
+    A line belongs to the margin when at most 10% of its pixels differ from the margin colour
+    by more than ``tol`` (largest channel difference). Sides are peeled repeatedly (an added
+    border, then the background inside it) on a lightly blurred copy, so JPEG ringing next to
+    the product does not stop the trim. Each line test is O(1) with prefix sums.
     """
     import cv2
 
     h, w = arr.shape[:2]
     a = cv2.GaussianBlur(arr, (3, 3), 0).astype(np.int16)
-
-    def dev(line: np.ndarray, ref: np.ndarray) -> float:
-        return float(np.percentile(np.abs(line - ref).max(axis=-1), 90))
-
     top, bottom, left, right = 0, h, 0, w
-    lim_t, lim_b, lim_l, lim_r = (
-        int(h * max_frac),
-        h - int(h * max_frac),
-        int(w * max_frac),
-        w - int(w * max_frac),
-    )
+    lim_t, lim_b = int(h * max_frac), h - int(h * max_frac)
+    lim_l, lim_r = int(w * max_frac), w - int(w * max_frac)
     for _ in range(3):  # frames of different colours: an added border, then the background
         frame = np.concatenate(
             [a[top, left:right], a[bottom - 1, left:right], a[top:bottom, left], a[top:bottom, right - 1]]
         )
         ref = np.median(frame, axis=0)
-        if dev(frame, ref) > tol:
-            break  # the current frame is not a uniform margin all around
+        bad = np.abs(a - ref.astype(np.int16)).max(axis=-1) > tol
+        # the current frame must itself be a uniform margin all around
+        fb = np.concatenate(
+            [
+                bad[top, left:right],
+                bad[bottom - 1, left:right],
+                bad[top:bottom, left],
+                bad[top:bottom, right - 1],
+            ]
+        )
+        if fb.sum() > 0.1 * len(fb):
+            break
+        rows = np.zeros((h, w + 1), dtype=np.int32)
+        rows[:, 1:] = np.cumsum(bad, axis=1)
+        cols = np.zeros((h + 1, w), dtype=np.int32)
+        cols[1:] = np.cumsum(bad, axis=0)
+
+        def row_ok(y: int, l0: int, r0: int, rows: np.ndarray = rows) -> bool:
+            return rows[y, r0] - rows[y, l0] <= 0.1 * (r0 - l0)
+
+        def col_ok(x: int, t0: int, b0: int, cols: np.ndarray = cols) -> bool:
+            return cols[b0, x] - cols[t0, x] <= 0.1 * (b0 - t0)
+
         before = (top, bottom, left, right)
-        while top < lim_t and dev(a[top, left:right], ref) <= tol:
+        while top < lim_t and row_ok(top, left, right):
             top += 1
-        while bottom > lim_b and dev(a[bottom - 1, left:right], ref) <= tol:
+        while bottom > lim_b and row_ok(bottom - 1, left, right):
             bottom -= 1
-        while left < lim_l and dev(a[top:bottom, left], ref) <= tol:
+        while left < lim_l and col_ok(left, top, bottom):
             left += 1
-        while right > lim_r and dev(a[top:bottom, right - 1], ref) <= tol:
+        while right > lim_r and col_ok(right - 1, top, bottom):
             right -= 1
         if (top, bottom, left, right) == before:
             break
@@ -105,95 +144,167 @@ def describe(img: Image.Image) -> bytes:
     return gray.astype(np.uint8).tobytes() + colour.astype(np.uint8).tobytes()
 
 
+# ---- decoded descriptors ------------------------------------------------------------------------
 @dataclass
-class Descriptors:
-    """Many descriptors decoded for fast pairwise checks (windows z-scored, colour per window)."""
+class Thumbs:
+    """Descriptors decoded for pair checks."""
 
-    full: np.ndarray  # (n, _WIN*_WIN) z-scored full gray thumbnails
-    windows: np.ndarray  # (n, n_win, _WIN*_WIN) z-scored gray windows
-    colour_full: np.ndarray  # (n, GRID*GRID, 3) Lab of the whole trimmed image
-    colour_windows: np.ndarray  # (n, n_win, GRID*GRID, 3) Lab of the same windows
+    gray: np.ndarray  # (n, THUMB, THUMB) float32
+    lab: np.ndarray  # (n, CTHUMB, CTHUMB, 3) float32
+
+    def __len__(self) -> int:
+        return len(self.gray)
+
+
+def parse(blobs: Sequence[bytes]) -> Thumbs:
+    """Decode stored descriptors (one blob per row)."""
+    n = len(blobs)
+    if n == 0:
+        return Thumbs(np.zeros((0, THUMB, THUMB), np.float32), np.zeros((0, CTHUMB, CTHUMB, 3), np.float32))
+    buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(n, FEATURE_BYTES)
+    gray = buf[:, : THUMB * THUMB].reshape(n, THUMB, THUMB).astype(np.float32)
+    lab = buf[:, THUMB * THUMB :].reshape(n, CTHUMB, CTHUMB, 3).astype(np.float32)
+    return Thumbs(gray, lab)
+
+
+@lru_cache(maxsize=256)
+def _area_matrix(src: int, lo: float, hi: float, dst: int) -> np.ndarray:
+    """(dst, src) box-filter weights resampling the span [lo, hi) (pixels) of a line to ``dst`` cells."""
+    m = np.zeros((dst, src), dtype=np.float32)
+    step = (hi - lo) / dst
+    for i in range(dst):
+        a, b = lo + i * step, lo + (i + 1) * step
+        for j in range(int(np.floor(a)), min(src, int(np.ceil(b)))):
+            m[i, j] = max(0.0, min(b, j + 1) - max(a, j)) / step
+    return m
+
+
+def _window_stack(imgs: np.ndarray, out: int) -> np.ndarray:
+    """All :data:`WINDOWS` of ``imgs`` (n, s, s, c) area-resampled to ``out``: (n, n_win, out*out, c)."""
+    n, side, _, c = imgs.shape
+    x = imgs.transpose(0, 3, 1, 2)  # (n, c, s, s)
+    res = np.empty((n, len(WINDOWS), out * out, c), dtype=np.float32)
+    for wi, (y0, y1, x0, x1) in enumerate(WINDOWS):
+        ry = _area_matrix(side, y0 * side, y1 * side, out)
+        rx = _area_matrix(side, x0 * side, x1 * side, out)
+        r = np.matmul(np.matmul(ry, x), rx.T)  # (n, c, out, out)
+        res[:, wi] = r.reshape(n, c, out * out).transpose(0, 2, 1)
+    return res
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
     x = x - x.mean(axis=-1, keepdims=True)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
 
 
-def _window_boxes(side: int) -> list[tuple[int, int, int]]:
-    """(y, x, size) of every window, as fractions applied to a thumbnail of ``side`` pixels."""
-    out = []
-    for s in _SCALES:
-        size = int(round(side * s))
-        offs = [0] if s == 1.0 else [int(round(f * (side - size))) for f in _OFFSETS]
-        out.extend((y, x, size) for y in offs for x in offs)
-    return out
+@dataclass
+class Coarse:
+    """Per-pair results of :func:`coarse`."""
+
+    structure: np.ndarray  # best window correlation (8x8)
+    colour: np.ndarray  # median Lab distance of 4x4 cells at that window
+    window: np.ndarray  # index into WINDOWS
+    a_in_b: np.ndarray  # True: the window is of a (a shows more than b); False: of b
 
 
-@lru_cache(maxsize=64)
-def _area_matrix(src: int, dst: int) -> np.ndarray:
-    """(dst, src) box-filter weights: output pixel i averages input span [i*src/dst, (i+1)*src/dst)."""
-    m = np.zeros((dst, src), dtype=np.float32)
-    step = src / dst
-    for i in range(dst):
-        lo, hi = i * step, (i + 1) * step
-        for j in range(int(np.floor(lo)), min(src, int(np.ceil(hi)))):
-            m[i, j] = max(0.0, min(hi, j + 1) - max(lo, j)) / step
-    return m
+def coarse(t: Thumbs, a: np.ndarray, b: np.ndarray, chunk: int = 20000) -> Coarse:
+    """Cheap vectorised check of pairs ``(a[i], b[i])`` (rows of ``t``); see the module docstring."""
+    n = len(a)
+    st = np.zeros(n, np.float32)
+    col = np.zeros(n, np.float32)
+    win = np.zeros(n, np.int64)
+    a_in_b = np.zeros(n, bool)
+    for s in range(0, n, chunk):
+        pa, pb = a[s : s + chunk], b[s : s + chunk]
+        rows, inv = np.unique(np.concatenate([pa, pb]), return_inverse=True)
+        ia, ib = inv[: len(pa)], inv[len(pa) :]
+        g = _zscore(_window_stack(t.gray[rows][..., None], COARSE)[..., 0])  # (m, W, 64)
+        lab = _window_stack(t.lab[rows], COARSE_C)  # (m, W, 16, 3)
+        s_ab = np.einsum("pwd,pd->pw", g[ia], g[ib, 0])  # windows of a vs whole b
+        s_ba = np.einsum("pwd,pd->pw", g[ib], g[ia, 0])
+        w_ab, w_ba = s_ab.argmax(axis=1), s_ba.argmax(axis=1)
+        m_ab, m_ba = s_ab.max(axis=1), s_ba.max(axis=1)
+        use_ab = m_ab >= m_ba
+        ca = np.where(use_ab[:, None, None], lab[ia, w_ab], lab[ia, 0])
+        cb = np.where(use_ab[:, None, None], lab[ib, 0], lab[ib, w_ba])
+        st[s : s + chunk] = np.maximum(m_ab, m_ba)
+        col[s : s + chunk] = np.median(np.linalg.norm(ca - cb, axis=2), axis=1)
+        win[s : s + chunk] = np.where(use_ab, w_ab, w_ba)
+        a_in_b[s : s + chunk] = use_ab
+    return Coarse(st, col, win, a_in_b)
 
 
-def _windows_batch(imgs: np.ndarray, out_side: int) -> np.ndarray:
-    """Every window of ``imgs`` (n, side, side, c) area-resized to ``out_side``: (n, n_win, out_side**2, c).
-
-    Each window position is one pair of batched matrix products (box-filter weights).
-    """
-    n, side, _, c = imgs.shape
-    boxes = _window_boxes(side)
-    x = np.ascontiguousarray(imgs.astype(np.float32).transpose(0, 3, 1, 2))  # (n, c, side, side)
-    out = np.empty((n, len(boxes), out_side * out_side, c), dtype=np.float32)
-    for wi, (y, x0, size) in enumerate(boxes):
-        r = _area_matrix(size, out_side)
-        win = x[:, :, y : y + size, x0 : x0 + size]  # (n, c, size, size)
-        res = np.matmul(np.matmul(r, win), r.T)  # (n, c, out, out), batched small GEMMs
-        out[:, wi] = res.reshape(n, c, out_side * out_side).transpose(0, 2, 1)
-    return out
+def _sane(w: np.ndarray) -> bool:
+    """A crop/border/resize warp: no shear or rotation, scale per axis in [0.4, 2.5]."""
+    sx, sy = float(w[0, 0]), float(w[1, 1])
+    return 0.4 <= sx <= 2.5 and 0.4 <= sy <= 2.5 and abs(float(w[0, 1])) + abs(float(w[1, 0])) <= 0.15
 
 
-def decode(blobs: Sequence[bytes]) -> Descriptors:
-    n = len(blobs)
-    if n == 0:
-        z = np.zeros((0, 1), dtype=np.float32)
-        return Descriptors(z, z[:, None], z[:, None], z[:, None, None])
-    grays = np.stack(
-        [np.frombuffer(b[: THUMB * THUMB], dtype=np.uint8).reshape(THUMB, THUMB, 1) for b in blobs]
+def _ecc(template: np.ndarray, moving: np.ndarray, init: np.ndarray) -> tuple[float, np.ndarray]:
+    import cv2
+
+    try:
+        cc, w = cv2.findTransformECC(template, moving, init.copy(), cv2.MOTION_AFFINE, _ECC_CRITERIA, None, 1)
+    except cv2.error:  # no convergence / degenerate images
+        return -1.0, init
+    if not np.isfinite(cc) or not _sane(w):
+        return -1.0, init
+    return float(cc), w
+
+
+def _aligned_colour(lab_moving: np.ndarray, lab_template: np.ndarray, w: np.ndarray) -> float:
+    """75th percentile of the blurred Lab distance after warping ``lab_moving`` onto the template frame."""
+    import cv2
+
+    f = CTHUMB / THUMB
+    lin = w[:, :2].astype(np.float32)
+    # the same warp on the colour grid (pixel centres: x16 = (x40 + 0.5) f - 0.5)
+    shift = f * w[:, 2] + lin @ np.full(2, 0.5 * (1 - f), np.float32) + (0.5 * f - 0.5)
+    wc = np.concatenate([lin, shift[:, None].astype(np.float32)], axis=1)
+    warped = cv2.warpAffine(
+        lab_moving,
+        wc,
+        (CTHUMB, CTHUMB),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
     )
-    labs = np.stack(
-        [np.frombuffer(b[THUMB * THUMB :], dtype=np.uint8).reshape(CTHUMB, CTHUMB, 3) for b in blobs]
-    )
-    gw = _windows_batch(grays, _WIN)[..., 0]  # window 0 is the whole thumbnail
-    cw = _windows_batch(labs, GRID)
-    return Descriptors(_zscore(gw[:, 0]), _zscore(gw), cw[:, 0], cw)
+    da = cv2.GaussianBlur(warped, (3, 3), 0) - cv2.GaussianBlur(lab_template, (3, 3), 0)
+    return float(np.percentile(np.linalg.norm(da, axis=2), 75))
 
 
-def compare(d: Descriptors, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(structure, colour) scores of pairs ``(a[i], b[i])`` of rows of ``d``.
+def align(t: Thumbs, i: int, j: int, window: int, i_in_j: bool) -> tuple[float, float]:
+    """(structure, colour) of one pair after ECC alignment (see the module docstring).
 
-    ``colour`` is measured at the best structural alignment: the 90th percentile over 8x8 cells
-    of the largest Lab channel difference (an overlay covering a few cells does not count; a
-    product in another colour changes every cell it covers).
+    ``window``/``i_in_j`` come from :func:`coarse`: the window of image ``i`` (when ``i_in_j``)
+    or of ``j`` that best matched the other whole thumbnail - the starting alignment.
     """
-    if len(a) == 0:
-        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
-    s_ab = np.einsum("pwd,pd->pw", d.windows[a], d.full[b])
-    s_ba = np.einsum("pwd,pd->pw", d.windows[b], d.full[a])
-    w_ab, w_ba = s_ab.argmax(axis=1), s_ba.argmax(axis=1)
-    best_ab, best_ba = s_ab.max(axis=1), s_ba.max(axis=1)
-    use_ab = best_ab >= best_ba
-    rows = np.arange(len(a))
-    ca = np.where(use_ab[:, None, None], d.colour_windows[a, w_ab], d.colour_full[a])
-    cb = np.where(use_ab[:, None, None], d.colour_full[b], d.colour_windows[b, w_ba])
-    del rows
-    cells = np.abs(ca - cb).max(axis=2)
-    colour = np.percentile(cells, 90, axis=1)
-    return np.maximum(best_ab, best_ba).astype(np.float32), colour.astype(np.float32)
+    y0, y1, x0, x1 = WINDOWS[int(window)]
+    init = np.array([[x1 - x0, 0, x0 * THUMB], [0, y1 - y0, y0 * THUMB]], np.float32)
+    mov, tpl = (i, j) if i_in_j else (j, i)
+    cc, w = _ecc(t.gray[tpl], t.gray[mov], init)
+    ident = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+    if cc < 0.9:
+        cc2, w2 = _ecc(t.gray[mov], t.gray[tpl], ident)  # the other direction, from the identity
+        if cc2 > cc:
+            cc, w, mov, tpl = cc2, w2, tpl, mov
+    if cc < 0:  # ECC failed both ways (e.g. a nearly flat image): score the starting alignment
+        mov, tpl = (i, j) if i_in_j else (j, i)
+        w = init
+        cc = _ncc_at(t.gray[tpl], t.gray[mov], w)
+    return cc, _aligned_colour(t.lab[mov], t.lab[tpl], w)
+
+
+def _ncc_at(template: np.ndarray, moving: np.ndarray, w: np.ndarray) -> float:
+    """Normalised cross-correlation of ``template`` and ``moving`` warped by ``w`` onto it."""
+    import cv2
+
+    warped = cv2.warpAffine(
+        moving,
+        w,
+        template.shape[::-1],
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    u, v = warped.ravel() - warped.mean(), template.ravel() - template.mean()
+    den = float(np.linalg.norm(u) * np.linalg.norm(v))
+    return float(u @ v / den) if den > 1e-6 else (1.0 if np.abs(warped - template).max() < 8 else 0.0)
