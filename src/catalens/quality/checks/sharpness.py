@@ -11,6 +11,12 @@ per-orientation minimum catches motion blur, which leaves edges parallel to the 
 Resolution: read on the working copy (long side <= 512 px, never upscaled), i.e. at the size the
 photo is shown at; a 60x80 thumbnail is judged at its own pixel scale (a 1 px edge is sharp).
 Higher is sharper: ~0.6-1.0 crisp, < 0.42 soft, < 0.33 clearly blurred (thresholds chosen on the dev half of the planted set).
+
+Regions (only for warn / fail verdicts): the working copy is cut into a grid of cells (about
+``cell`` px); a cell with enough strong edges gets the same worst-orientation sharpness, read on
+its own edges; cells under the warn threshold are merged (8-connected) into boxes in
+full-resolution pixels. When no cell has enough edges to judge (a uniformly soft photo), the box
+around the edges / foreground is returned, so a blur verdict always points at something.
 """
 
 from __future__ import annotations
@@ -58,13 +64,91 @@ def edge_sharpness(
     return (min(finite) if finite else None), values
 
 
+def _cell_sharpness(gray: np.ndarray, min_grad: float, min_pixels: int = 12) -> tuple[float | None, float]:
+    """Worst-orientation median of |Laplacian| / |gradient| over a cell's edge pixels (top half of its
+    strong gradients); ``(None, edge share)`` when the cell has too few edges."""
+    import cv2
+
+    g = gray.astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    mag = cv2.magnitude(gx, gy)
+    strong = mag >= min_grad
+    share = float(np.count_nonzero(strong)) / max(1, strong.size)
+    if int(np.count_nonzero(strong)) < min_pixels:
+        return None, share
+    lap = cv2.dilate(np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=3)), np.ones((3, 3), np.uint8))
+    sx, sy, m_all, l_all = gx[strong], gy[strong], mag[strong], lap[strong]
+    ax, ay = np.abs(sx), np.abs(sy)
+    horiz = ay <= 0.4142 * ax
+    vert = ax <= 0.4142 * ay
+    diag = ~(horiz | vert)
+    same_sign = (sx * sy) > 0
+    values = []
+    for sel in (horiz, diag & same_sign, vert, diag & ~same_sign):
+        if int(np.count_nonzero(sel)) < min_pixels:
+            continue
+        m = m_all[sel]
+        keep = m >= np.median(m)
+        values.append(float(np.median(l_all[sel][keep] / m[keep])))
+    return (min(values) if values else None), share
+
+
+def blur_regions(
+    gray: np.ndarray,
+    foreground: np.ndarray | None,
+    *,
+    limit: float,
+    min_grad: float = 20.0,
+    cell: int = 48,
+    scale: float = 1.0,
+) -> list[list[float]]:
+    """Boxes ``[x0, y0, x1, y1]`` (working-copy px times ``scale``) of the grid cells whose edge
+    sharpness is <= ``limit``, 8-connected cells merged; see the module doc."""
+    from scipy import ndimage
+
+    h, w = gray.shape
+    ny, nx = max(1, round(h / cell)), max(1, round(w / cell))
+    ys = np.linspace(0, h, ny + 1).round().astype(int)
+    xs = np.linspace(0, w, nx + 1).round().astype(int)
+    low = np.zeros((ny, nx), dtype=bool)
+    judged = False
+    for i in range(ny):
+        for j in range(nx):
+            # a 2 px margin so that Sobel / Laplacian see the cell's own edges, not the padding
+            y0, y1, x0, x1 = (
+                max(0, ys[i] - 2),
+                min(h, ys[i + 1] + 2),
+                max(0, xs[j] - 2),
+                min(w, xs[j + 1] + 2),
+            )
+            value, _ = _cell_sharpness(gray[y0:y1, x0:x1], min_grad)
+            if value is None:
+                continue
+            judged = True
+            low[i, j] = value <= limit
+    boxes: list[list[float]] = []
+    if judged:
+        labels, count = ndimage.label(low, structure=np.ones((3, 3), dtype=bool))
+        for sl in ndimage.find_objects(labels):
+            if sl is not None:
+                boxes.append([xs[sl[1].start], ys[sl[0].start], xs[sl[1].stop], ys[sl[0].stop]])
+    if not boxes:  # nothing measurable per cell: the area that holds the content
+        mask = foreground if foreground is not None and foreground.any() else None
+        if mask is None:
+            return []
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        boxes = [[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]]
+    return [[round(float(v) * scale) for v in b] for b in boxes]
+
+
 @register_check("blur")
 class BlurCheck(Check):
     """Score: edge sharpness (~1 / edge width in working-copy px), lower is blurrier; see the module doc."""
 
     higher_is_worse = False
     unit = "edge sharpness (1/px)"
-    params = {"warn": 0.42, "fail": 0.33, "min_grad": 20.0}
+    params = {"warn": 0.42, "fail": 0.33, "min_grad": 20.0, "cell": 48}
 
     def run(self, img: QCImage) -> CheckResult:
         score, per = edge_sharpness(img.gray, min_grad=float(self.p["min_grad"]))
@@ -80,6 +164,22 @@ class BlurCheck(Check):
         finite = [v for v in per if v == v]
         if verdict != "pass" and max(finite) > 2 * score:
             extra = f"; motion blur likely (edges at {worst_dir} deg are smeared, others sharp)"
+        regions: list[list[float]] = []
+        if verdict != "pass":
+            regions = blur_regions(
+                img.gray,
+                img.foreground,
+                limit=float(self.p["warn"]),
+                min_grad=float(self.p["min_grad"]),
+                cell=int(self.p.get("cell", 48)),
+                scale=img.to_full,
+            )
         return CheckResult(
-            "blur", score, self.unit, verdict, f"{words} (edge sharpness {score:.2f}){extra}", details=details
+            "blur",
+            score,
+            self.unit,
+            verdict,
+            f"{words} (edge sharpness {score:.2f}){extra}",
+            regions=regions,
+            details=details,
         )
