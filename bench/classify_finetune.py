@@ -126,6 +126,8 @@ def finetune(cat, L, tr, te, out: Path, a: argparse.Namespace) -> None:
         threads=a.threads,
         device=a.device,
         patience=a.patience,
+        lr=a.lr,
+        balance=a.balance,
         seed=0,
     )
     labels = {f: [L.labels[f][i] for i in tr] for f in FIELDS}
@@ -157,7 +159,7 @@ def finetune(cat, L, tr, te, out: Path, a: argparse.Namespace) -> None:
     embed_s = time.perf_counter() - t0
     P = {f: softmax(h.logits(emb) / h.temperature) for f, h in res.heads.items()}
     paths = hierarchy_paths({f: L.labels[f] for f in HIER}, HIER)
-    name = f"{short}-finetune{'-full' if a.full else f'-u{a.unfreeze_blocks}'}"
+    name = f"{short}-finetune{'-full' if a.full else f'-u{a.unfreeze_blocks}'}{a.tag}"
     save_probs(out, name, P, res.classes, paths)
     epochs = [h for h in res.history if "epoch_s" in h]
     emit(
@@ -210,6 +212,9 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--lr", type=float, default=None, help="backbone learning rate (default: FinetuneConfig's)")
+    ap.add_argument("--balance", type=float, default=0.5, help="class-balanced sampling power (0: off)")
+    ap.add_argument("--tag", default="", help="suffix of the result name")
     ap.add_argument("--members", nargs="*", default=[])
     ap.add_argument("--write-split", type=Path, default=None)
     ap.add_argument("--limit", type=int, default=0, help="smoke test: first N train rows, N/4 test rows")
