@@ -39,10 +39,28 @@ def emit(**row: object) -> None:
     print(json.dumps(row), flush=True)
 
 
-def sample(data: Path, n: int, seed: int) -> list[tuple[Path, dict[str, str]]]:
+SPLIT_SEED = 12345  # fixed: which half of the data set is for choosing the method, which for reporting
+
+
+def sample(data: Path, n: int, seed: int, split: str = "report") -> list[tuple[Path, dict[str, str]]]:
+    """``n`` images across articleTypes: the rows are split once into two fixed halves (``select``:
+    used to choose the method; ``report``: used for the reported numbers; ``all``: both); within the
+    half, a ``seed``-shuffled round robin over the articleTypes (most frequent first) takes one image
+    of each type per round, so a sample of 60 has 60 different kinds of product."""
     rows = list(csv.DictReader(open(data / "labels.csv")))
-    idx = np.random.default_rng(seed).permutation(len(rows))[:n]
-    return [(data / rows[i]["image"], rows[i]) for i in idx]
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(rows))
+    half = len(rows) // 2
+    idx = {"select": perm[:half], "report": perm[half:], "all": perm}[split]
+    by_type: dict[str, list[int]] = {}
+    for i in np.random.default_rng(seed).permutation(idx):
+        by_type.setdefault(rows[i].get("articleType", ""), []).append(int(i))
+    types = sorted(by_type, key=lambda t: (-len(by_type[t]), t))
+    picked: list[int] = []
+    for r in range(max(len(v) for v in by_type.values())):
+        picked += [by_type[t][r] for t in types if r < len(by_type[t])]
+        if len(picked) >= n:
+            break
+    return [(data / rows[i]["image"], rows[i]) for i in picked[:n]]
 
 
 def synthetic(n: int) -> list[tuple[Image.Image, dict[str, str]]]:
@@ -182,8 +200,19 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--split",
+        choices=("select", "report", "all"),
+        default="report",
+        help="half of the data set to sample (select: choosing the method; report: reported numbers)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="efficientnet-lite0,efficientnet-lite2")
+    ap.add_argument(
+        "--methods",
+        default="",
+        help="methods to score (default: gradcam,gradcam++ on the first model, gradcam after)",
+    )
     ap.add_argument("--timing-repeats", type=int, default=15)
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument(
@@ -199,7 +228,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    items = synthetic(args.n) if args.synthetic else sample(args.data.resolve(), args.n, args.seed)
+    items = (
+        synthetic(args.n) if args.synthetic else sample(args.data.resolve(), args.n, args.seed, args.split)
+    )
     for k, name in enumerate(args.models.split(",")):
         ex = Explainer(name)
         targets = [("imagenet", ImageNetTarget(name))]
@@ -217,7 +248,11 @@ def main() -> int:
         if args.timing_only:
             continue
         for tname, target in targets:
-            methods = ["gradcam", "gradcam++"] if k == 0 else ["gradcam"]
+            methods = (
+                args.methods.split(",")
+                if args.methods
+                else (["gradcam", "gradcam++"] if k == 0 else ["gradcam"])
+            )
             faithfulness_run(ex, target, tname, items, methods, args.steps, args.seed, args.device)
         if args.sheet is not None and k == 0 and not args.synthetic:
             rows = list(csv.DictReader(open(args.data / "labels.csv")))
