@@ -16,7 +16,8 @@ Pair verification has two stages:
   directions; and the median CIELAB distance of 4x4 cells at that window. It is the cheap gate.
 * :func:`align` (one pair at a time, about a millisecond): an affine ECC alignment
   (``cv2.findTransformECC``) of the 40x40 thumbnails, started from the coarse window and, when
-  that fails, from the identity in the other direction. A crop changes both the scale (on each
+  that lands in [0.8, 0.95), restarted in the other direction from the identity and a centred
+  0.9 window. A crop changes both the scale (on each
   axis separately) and the offset; ECC recovers both. ``structure`` is the ECC correlation at
   the alignment (a copy scores about 0.99, another shot of the same item or a look-alike
   product rarely above 0.9); warps with shear or extreme scale are refused. ``colour`` is the
@@ -149,8 +150,8 @@ def describe(img: Image.Image) -> bytes:
 class Thumbs:
     """Descriptors decoded for pair checks."""
 
-    gray: np.ndarray  # (n, THUMB, THUMB) float32
-    lab: np.ndarray  # (n, CTHUMB, CTHUMB, 3) float32
+    gray: np.ndarray  # (n, THUMB, THUMB) uint8
+    lab: np.ndarray  # (n, CTHUMB, CTHUMB, 3) uint8
 
     def __len__(self) -> int:
         return len(self.gray)
@@ -160,10 +161,10 @@ def parse(blobs: Sequence[bytes]) -> Thumbs:
     """Decode stored descriptors (one blob per row)."""
     n = len(blobs)
     if n == 0:
-        return Thumbs(np.zeros((0, THUMB, THUMB), np.float32), np.zeros((0, CTHUMB, CTHUMB, 3), np.float32))
+        return Thumbs(np.zeros((0, THUMB, THUMB), np.uint8), np.zeros((0, CTHUMB, CTHUMB, 3), np.uint8))
     buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(n, FEATURE_BYTES)
-    gray = buf[:, : THUMB * THUMB].reshape(n, THUMB, THUMB).astype(np.float32)
-    lab = buf[:, THUMB * THUMB :].reshape(n, CTHUMB, CTHUMB, 3).astype(np.float32)
+    gray = buf[:, : THUMB * THUMB].reshape(n, THUMB, THUMB)
+    lab = buf[:, THUMB * THUMB :].reshape(n, CTHUMB, CTHUMB, 3)
     return Thumbs(gray, lab)
 
 
@@ -182,7 +183,7 @@ def _area_matrix(src: int, lo: float, hi: float, dst: int) -> np.ndarray:
 def _window_stack(imgs: np.ndarray, out: int) -> np.ndarray:
     """All :data:`WINDOWS` of ``imgs`` (n, s, s, c) area-resampled to ``out``: (n, n_win, out*out, c)."""
     n, side, _, c = imgs.shape
-    x = imgs.transpose(0, 3, 1, 2)  # (n, c, s, s)
+    x = imgs.astype(np.float32).transpose(0, 3, 1, 2)  # (n, c, s, s)
     res = np.empty((n, len(WINDOWS), out * out, c), dtype=np.float32)
     for wi, (y0, y1, x0, x1) in enumerate(WINDOWS):
         ry = _area_matrix(side, y0 * side, y1 * side, out)
@@ -207,7 +208,7 @@ class Coarse:
     a_in_b: np.ndarray  # True: the window is of a (a shows more than b); False: of b
 
 
-def coarse(t: Thumbs, a: np.ndarray, b: np.ndarray, chunk: int = 20000) -> Coarse:
+def coarse(t: Thumbs, a: np.ndarray, b: np.ndarray, chunk: int = 8000) -> Coarse:
     """Cheap vectorised check of pairs ``(a[i], b[i])`` (rows of ``t``); see the module docstring."""
     n = len(a)
     st = np.zeros(n, np.float32)
@@ -272,26 +273,36 @@ def _aligned_colour(lab_moving: np.ndarray, lab_template: np.ndarray, w: np.ndar
     return float(np.percentile(np.linalg.norm(da, axis=2), 75))
 
 
-def align(t: Thumbs, i: int, j: int, window: int, i_in_j: bool) -> tuple[float, float]:
+def align(
+    t: Thumbs, i: int, j: int, window: int, i_in_j: bool, good: float = 0.95, retry_from: float = 0.8
+) -> tuple[float, float]:
     """(structure, colour) of one pair after ECC alignment (see the module docstring).
 
     ``window``/``i_in_j`` come from :func:`coarse`: the window of image ``i`` (when ``i_in_j``)
-    or of ``j`` that best matched the other whole thumbnail - the starting alignment.
+    or of ``j`` that best matched the other whole thumbnail - the starting alignment. Restarts
+    happen while the correlation is in [``retry_from``, ``good``).
     """
     y0, y1, x0, x1 = WINDOWS[int(window)]
     init = np.array([[x1 - x0, 0, x0 * THUMB], [0, y1 - y0, y0 * THUMB]], np.float32)
     mov, tpl = (i, j) if i_in_j else (j, i)
-    cc, w = _ecc(t.gray[tpl], t.gray[mov], init)
-    ident = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
-    if cc < 0.9:
-        cc2, w2 = _ecc(t.gray[mov], t.gray[tpl], ident)  # the other direction, from the identity
+    gray = {i: t.gray[i].astype(np.float32), j: t.gray[j].astype(np.float32)}
+    cc, w = _ecc(gray[tpl], gray[mov], init)
+    # ECC is local: when the coarse start falls short, restart from the identity and from a
+    # centred 0.9 window, in the other direction (the one the coarse check did not pick)
+    first_mov, first_tpl = mov, tpl
+    for scale in (1.0, 0.9):
+        if cc >= good or cc < retry_from:  # settled, or too far from a copy to be worth a restart
+            break
+        off = (1 - scale) * THUMB / 2
+        start = np.array([[scale, 0, off], [0, scale, off]], np.float32)
+        cc2, w2 = _ecc(gray[first_mov], gray[first_tpl], start)  # template and moving swapped
         if cc2 > cc:
-            cc, w, mov, tpl = cc2, w2, tpl, mov
+            cc, w, mov, tpl = cc2, w2, first_tpl, first_mov
     if cc < 0:  # ECC failed both ways (e.g. a nearly flat image): score the starting alignment
         mov, tpl = (i, j) if i_in_j else (j, i)
         w = init
-        cc = _ncc_at(t.gray[tpl], t.gray[mov], w)
-    return cc, _aligned_colour(t.lab[mov], t.lab[tpl], w)
+        cc = _ncc_at(gray[tpl], gray[mov], w)
+    return cc, _aligned_colour(t.lab[mov].astype(np.float32), t.lab[tpl].astype(np.float32), w)
 
 
 def _ncc_at(template: np.ndarray, moving: np.ndarray, w: np.ndarray) -> float:
