@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 THUMB = 40
 CTHUMB = 16  # colour thumbnail side (Lab)
 COARSE = 8  # coarse gray window side
@@ -72,7 +72,7 @@ def trim_box(arr: np.ndarray, tol: float = 20.0, max_frac: float = 0.45) -> tupl
     import cv2
 
     h, w = arr.shape[:2]
-    a = cv2.GaussianBlur(arr, (3, 3), 0).astype(np.int16)
+    a = cv2.GaussianBlur(np.ascontiguousarray(arr, dtype=np.uint8), (3, 3), 0)
     top, bottom, left, right = 0, h, 0, w
     lim_t, lim_b = int(h * max_frac), h - int(h * max_frac)
     lim_l, lim_r = int(w * max_frac), w - int(w * max_frac)
@@ -81,7 +81,8 @@ def trim_box(arr: np.ndarray, tol: float = 20.0, max_frac: float = 0.45) -> tupl
             [a[top, left:right], a[bottom - 1, left:right], a[top:bottom, left], a[top:bottom, right - 1]]
         )
         ref = np.median(frame, axis=0)
-        bad = np.abs(a - ref.astype(np.int16)).max(axis=-1) > tol
+        diff = cv2.absdiff(a, tuple(float(v) for v in np.round(ref)) + (0.0,))
+        bad = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]) > tol
         # the current frame must itself be a uniform margin all around
         fb = np.concatenate(
             [
@@ -94,9 +95,9 @@ def trim_box(arr: np.ndarray, tol: float = 20.0, max_frac: float = 0.45) -> tupl
         if fb.sum() > 0.1 * len(fb):
             break
         rows = np.zeros((h, w + 1), dtype=np.int32)
-        rows[:, 1:] = np.cumsum(bad, axis=1)
+        np.cumsum(bad, axis=1, dtype=np.int32, out=rows[:, 1:])
         cols = np.zeros((h + 1, w), dtype=np.int32)
-        cols[1:] = np.cumsum(bad, axis=0)
+        np.cumsum(bad, axis=0, dtype=np.int32, out=cols[1:])
 
         def row_ok(y: int, l0: int, r0: int, rows: np.ndarray = rows) -> bool:
             return rows[y, r0] - rows[y, l0] <= 0.1 * (r0 - l0)
@@ -141,7 +142,8 @@ def describe(img: Image.Image) -> bytes:
     top, bottom, left, right = trim_box(arr)
     crop = np.ascontiguousarray(arr[top:bottom, left:right])
     gray = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-    colour = cv2.resize(_lab(crop), (CTHUMB, CTHUMB), interpolation=cv2.INTER_AREA)
+    mid = cv2.resize(crop, (4 * CTHUMB, 4 * CTHUMB), interpolation=cv2.INTER_AREA)  # Lab of a 64x64 copy
+    colour = cv2.resize(_lab(mid), (CTHUMB, CTHUMB), interpolation=cv2.INTER_AREA)
     return gray.astype(np.uint8).tobytes() + colour.astype(np.uint8).tobytes()
 
 
