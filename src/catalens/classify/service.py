@@ -163,44 +163,66 @@ def classify_all(
 def store_predictions(
     cat: Any, name: str, version: str, shas: Sequence[str], arrays: dict[str, FieldArrays]
 ) -> None:
-    """Replace the stored predictions of classifier ``name`` for ``shas`` (one bulk insert)."""
+    """Replace the stored predictions of classifier ``name`` for ``shas`` (one executemany).
+
+    On SQLite the rows go straight to the driver (values pre-serialised as SQLAlchemy would:
+    JSON text, the DateTime bind processor's string); other databases use a Core insert.
+    """
+    import json
+
     from sqlalchemy import delete, insert
 
     from catalens.catalog.schema import utcnow
     from catalens.classify.tables import ClassPrediction
 
+    tbl = ClassPrediction.__table__
     now = utcnow()
-    rows: list[dict[str, Any]] = []
+    cols = (
+        "image_sha256",
+        "classifier",
+        "version",
+        "field",
+        "label",
+        "prob",
+        "needs_review",
+        "top_k",
+        "created_at",
+    )
+    rows: list[tuple[Any, ...]] = []
     for f, a in arrays.items():
         labels = a.labels()
         probs = a.prob.tolist()
         review = a.review.tolist()
-        ti, tp = a.top_idx.tolist(), a.top_prob.tolist()
-        cls = a.classes
+        quoted = [json.dumps(c) for c in a.classes]
+        ti, tp = a.top_idx.tolist(), a.top_prob.astype(np.float64).tolist()
+        tops = [
+            "[" + ",".join(f"[{quoted[j]},{v:.6g}]" for j, v in zip(js, vs, strict=True)) + "]"
+            for js, vs in zip(ti, tp, strict=True)
+        ]
         rows.extend(
-            {
-                "image_sha256": h,
-                "classifier": name,
-                "version": version,
-                "field": f,
-                "label": labels[i],
-                "prob": probs[i],
-                "needs_review": review[i],
-                "top_k": [[cls[j], round(v, 6)] for j, v in zip(ti[i], tp[i], strict=True)],
-                "created_at": now,
-            }
-            for i, h in enumerate(shas)
+            (h, name, version, f, lab, pr, rv, tk, now)
+            for h, lab, pr, rv, tk in zip(shas, labels, probs, review, tops, strict=True)
         )
     with cat.db.session() as s:
+        conn = s.connection()
         for i in range(0, len(shas), 900):
-            s.execute(
-                delete(ClassPrediction).where(
-                    ClassPrediction.classifier == name,
-                    ClassPrediction.image_sha256.in_(list(shas[i : i + 900])),
-                )
+            conn.execute(
+                delete(tbl).where(tbl.c.classifier == name, tbl.c.image_sha256.in_(list(shas[i : i + 900])))
             )
-        if rows:
-            s.execute(insert(ClassPrediction), rows)
+        if not rows:
+            return
+        if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
+            proc = tbl.c.created_at.type.bind_processor(conn.dialect)
+            stamp = proc(now) if proc else now
+            fast = [(*r[:6], int(r[6]), r[7], stamp) for r in rows]
+            conn.exec_driver_sql(
+                f"INSERT INTO {tbl.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", fast
+            )
+        else:
+            conn.execute(
+                insert(tbl),
+                [dict(zip(cols, (*r[:7], json.loads(r[7]), r[8]), strict=True)) for r in rows],
+            )
 
 
 def catalog_titles(cat: Any, hashes: Sequence[str]) -> list[str | None]:
