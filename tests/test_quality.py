@@ -291,3 +291,70 @@ def test_ocr_reads_promo_overlay() -> None:
     res = get_check("text")().run(q)
     assert res.verdict == "fail" and res.details["promo"] and res.regions
     assert get_check("text")().run(QCImage.from_pil(product())).verdict == "pass"
+
+
+def test_promo_words_found_in_run_together_tokens() -> None:
+    from catalens.quality.checks.text import PROMO_WORDS, _promo
+
+    assert "price" in _promo(["BESTPRICE"], PROMO_WORDS)
+    assert "shipping" in _promo(["FREESHIPPING"], PROMO_WORDS)
+    assert _promo(["freedom wholesale"], PROMO_WORDS) == []  # 4-letter words only as whole tokens
+
+
+def _box(text: str, conf: float = 0.95, contrast: float = 150.0, area: float = 0.01):  # type: ignore[no-untyped-def]
+    from catalens.quality.checks.text import TextBox
+
+    return TextBox(box=[0, 0, 10, 10], text=text, confidence=conf, contrast=contrast, area=area)
+
+
+def test_watermark_boxes_tiled_words_and_faint() -> None:
+    from catalens.quality.checks.text import WATERMARK_WORDS, watermark_boxes
+
+    def why(texts: list[str], **kw):  # type: ignore[no-untyped-def]
+        return [w for _, w in watermark_boxes([_box(t) for t in texts], words=WATERMARK_WORDS, **kw)]
+
+    assert why(["PHOTO STUDIDHOTO STU"]) == ["tiled"]  # one run-together line of a tiled mark
+    assert why(["SHOPNAME", "HOPNAM", "OSHOPNAME"]) == ["tiled"] * 3  # read differently each time
+    assert why(["Reebok", "Reebok"]) == []  # a pair of shoes is not a tiled watermark
+    assert why(["© SHOP", "www.example.net"]) == ["words", "words"]
+    assert why(["JUST DO IT", "adidas"]) == []
+    faint = [_box("HELLO", contrast=40.0, area=0.02)]
+    assert watermark_boxes(faint, words=[], max_contrast=None) == []
+    assert [w for _, w in watermark_boxes(faint, words=[], max_contrast=60.0)] == ["faint"]
+
+
+def test_low_contrast_is_read_on_the_tonal_extremes() -> None:
+    img = product()
+    arr = np.asarray(img).astype(np.float32)
+    half = Image.fromarray((arr.mean() + (arr - arr.mean()) * 0.5).astype(np.uint8))
+    assert run_one("low_contrast", half).verdict != "pass"  # no true white or black left
+    # a pale product on pure white, with a thin dark outline: a low-key photo, not a washed-out one
+    pale = Image.new("RGB", (600, 800), "white")
+    d = ImageDraw.Draw(pale)
+    d.rectangle([120, 100, 480, 700], fill=(215, 210, 200), outline=(40, 40, 40), width=3)
+    assert run_one("low_contrast", pale).verdict == "pass"
+    assert run_one("overexposed", pale).verdict == "pass"
+
+
+def test_overexposed_flags_washed_out_highlights() -> None:
+    from test_quality import product as make
+
+    arr = np.asarray(make(seed=4)).astype(np.float32) / 255.0
+    lin = np.where(arr <= 0.04045, arr / 12.92, ((arr + 0.055) / 1.055) ** 2.4) * 4.0  # +2 EV
+    srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * np.clip(lin, 0, 1) ** (1 / 2.4) - 0.055)
+    res = run_one("overexposed", Image.fromarray(np.round(np.clip(srgb, 0, 1) * 255).astype(np.uint8)))
+    assert res.verdict != "pass"
+    assert run_one("overexposed", make(seed=4)).verdict == "pass"
+
+
+def test_soft_shading_with_a_sharp_outline_is_not_blur() -> None:
+    """A glossy shoe-like shape: wide smooth shading gradients inside a crisp outline."""
+    h, w = 600, 800
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside = ((xx - 400) / 300) ** 2 + ((yy - 300) / 160) ** 2 <= 1
+    shade = 40 + 150 * np.clip((xx - 100) / 600, 0, 1) * np.clip((yy - 140) / 320, 0, 1)
+    gray = np.where(inside, shade, 255).astype(np.uint8)
+    img = Image.fromarray(np.dstack([gray] * 3))
+    assert run_one("blur", img).verdict == "pass"
+    blurred = Image.fromarray(cv2.GaussianBlur(np.asarray(img), (0, 0), 4))
+    assert run_one("blur", blurred).verdict != "pass"

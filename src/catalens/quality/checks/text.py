@@ -8,9 +8,11 @@ on a product photo (>= ~2% of its height) stays >= ~13 px tall at 640 px.
 
 * ``text``: score = share of the image covered by text boxes; the text read and any promotional
   words (``promo_words``) are in ``details``; boxes are returned as ``regions``.
-* ``watermark``: tiled text (the same words repeat) or large faint text (strokes differ from their
-  surroundings by less than ``max_contrast`` luma levels over >= ``min_faint_area`` of the image).
-  Score = area share of such text.
+* ``watermark``: tiled text (pieces of the same words repeat across 3+ lines, or within one
+  run-together line), watermark words (``watermark_words``: copyright sign, URL, "sample",
+  "proof"...), or - when ``max_contrast`` is set - large faint text (strokes differ from their
+  surroundings by less than ``max_contrast`` luma levels over >= ``min_faint_area`` of the image;
+  off by default: low-contrast print on products looks the same). Score = area share of such text.
 """
 
 from __future__ import annotations
@@ -235,17 +237,83 @@ class TextCheck(Check):
         )
 
 
+WATERMARK_WORDS = [
+    "©",
+    "(c)",
+    "copyright",
+    "watermark",
+    "sample",
+    "proof",
+    "preview",
+    "www",
+    ".com",
+    "photo",
+    "studio",
+    "stock",
+]
+
+
+def _self_repeats(token: str, k: int) -> bool:
+    """True when some ``k``-character piece of ``token`` occurs twice without overlap: tiled text
+    that OCR reads as one run-together line ("PHOTO STUDIOPHOTO STU")."""
+    return any(token.find(token[i : i + k], i + k) >= 0 for i in range(len(token) - 2 * k + 1))
+
+
+def _shared(a: str, b: str) -> int:
+    """Length of the longest common substring of two OCR tokens."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
+
+
+def watermark_boxes(
+    boxes: list[TextBox],
+    *,
+    words: list[str],
+    repeat_chars: int = 4,
+    min_repeats: int = 3,
+    max_contrast: float | None = None,
+    min_faint_area: float = 0.0,
+) -> list[tuple[TextBox, str]]:
+    """The boxes that look like a watermark, each with why: ``tiled`` (a run-together token repeats
+    itself, or ``min_repeats``+ boxes share a ``repeat_chars``-character piece - OCR rarely reads
+    every tile identically, so pieces are compared, not whole strings; a pair of shoes showing the
+    same brand twice is not enough), ``words`` (copyright sign, URL, "sample", "proof"...), or
+    ``faint`` (stroke contrast under ``max_contrast`` over >= ``min_faint_area`` of the image)."""
+    norm = [re.sub(r"[^a-z0-9]", "", b.text.lower()) for b in boxes]
+    out: list[tuple[TextBox, str]] = []
+    for i, (b, t) in enumerate(zip(boxes, norm, strict=True)):
+        why = ""
+        if len(t) >= repeat_chars:
+            shared = sum(_shared(t, u) >= repeat_chars for j, u in enumerate(norm) if j != i)
+            if shared + 1 >= min_repeats or (len(t) >= 2 * repeat_chars and _self_repeats(t, repeat_chars)):
+                why = "tiled"
+        low = b.text.lower()
+        if not why and any(w.lower() in low for w in words):
+            why = "words"
+        if not why and max_contrast is not None and b.contrast < max_contrast and b.area >= min_faint_area:
+            why = "faint"
+        if why:
+            out.append((b, why))
+    return out
+
+
 @register_check("watermark")
 class WatermarkCheck(Check):
-    """Score: share of the image covered by see-through or repeated text (0..1); see the module doc."""
+    """Score: share of the image covered by watermark-like text (0..1): tiled / repeated text,
+    watermark words, or (when ``max_contrast`` is set) large see-through text; see
+    :func:`watermark_boxes`."""
 
     unit = "watermark area share (0..1)"
     scope = "model"
     params = {
         "min_confidence": 0.5,
-        "max_contrast": 100.0,
-        "min_faint_area": 0.02,
+        "max_contrast": None,
+        "min_faint_area": 0.01,
         "min_box": 0.0005,
+        "repeat_chars": 4,
+        "min_repeats": 3,
+        "watermark_words": WATERMARK_WORDS,
         "warn": 0.0005,
         "fail": 0.003,
     }
@@ -261,20 +329,23 @@ class WatermarkCheck(Check):
             and b.area >= float(self.p["min_box"])
             and len(b.text.strip()) >= 2
         ]
-        norm = [re.sub(r"\W+", "", b.text.lower()) for b in boxes]
-        repeated = {t for t in norm if t and norm.count(t) >= 2}
-        marks = [
-            b
-            for b, t in zip(boxes, norm, strict=True)
-            if b.contrast < float(self.p["max_contrast"]) or t in repeated
-        ]
-        area = float(sum(b.area for b in marks))
+        mc = self.p["max_contrast"]
+        marks = watermark_boxes(
+            boxes,
+            words=list(self.p["watermark_words"] or []),
+            repeat_chars=int(self.p["repeat_chars"]),
+            min_repeats=int(self.p["min_repeats"]),
+            max_contrast=None if mc is None else float(mc),
+            min_faint_area=float(self.p["min_faint_area"]),
+        )
+        area = float(sum(b.area for b, _ in marks))
         verdict = grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True)
         if not marks:
             reason = "no watermark"
         else:
-            reason = f"watermark-like text ({'repeated, ' if repeated else ''}see-through): " + ", ".join(
-                repr(b.text) for b in marks[:4]
+            kinds = sorted({why for _, why in marks})
+            reason = f"watermark-like text ({', '.join(kinds)}): " + ", ".join(
+                repr(b.text) for b, _ in marks[:4]
             )
         return CheckResult(
             "watermark",
@@ -282,6 +353,10 @@ class WatermarkCheck(Check):
             self.unit,
             verdict,
             reason,
-            regions=[b.box for b in marks],
-            details={"text": [b.text for b in marks], "contrast": [round(b.contrast) for b in marks]},
+            regions=[b.box for b, _ in marks],
+            details={
+                "text": [b.text for b, _ in marks],
+                "why": [why for _, why in marks],
+                "contrast": [round(b.contrast) for b, _ in marks],
+            },
         )
