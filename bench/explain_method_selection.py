@@ -82,6 +82,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="resume: skip the curves of the first START images (same random maps)",
+    )
     args = ap.parse_args()
     from scipy.ndimage import gaussian_filter
 
@@ -118,6 +124,8 @@ def main() -> int:
             "random7": random_map(tuple(ag["bn2"][0].shape[-2:]), size, rng),
             "random14": random_map(tuple(ag["blocks.4"][0].shape[-2:]), size, rng),
         }
+        if j < args.start:  # maps drawn (same random maps for the later images as a full run), no curves
+            continue
         row_out = {"i": j, "type": row["articleType"], "t": round(time.perf_counter() - start, 1)}
         for k, m in maps.items():
             acc.setdefault(k, []).append(auc(curve(score, x, m, index, steps=args.steps, seed=args.seed)))
