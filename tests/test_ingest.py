@@ -223,3 +223,21 @@ def test_pixel_hash_does_not_depend_on_embedding(tmp_path: Path, fake_encoder: F
             cat.ingest(big.parent, embed=embed)
             hashes.append(cat.db.ok_images()[0].pixel_sha256)
     assert hashes[0] == hashes[1] is not None
+
+
+def test_prefetch_map_keeps_order_and_lowers_worker_priority() -> None:
+    import os
+    import threading
+
+    from catalens.pipeline.prefetch import prefetch_map
+
+    def work(i: int) -> tuple[int, int]:
+        return i * i, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    out = list(prefetch_map(work, range(50), workers=2, ahead=4, nice=5))
+    assert [v for v, _ in out] == [i * i for i in range(50)]
+    assert {p for _, p in out} == {min(19, base + 5)}
+    # the caller's own priority is untouched
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    assert {p for _, p in prefetch_map(work, range(5), nice=0)} == {base}

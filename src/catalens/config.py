@@ -42,8 +42,9 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "catalens")
     batch_size: int = 32
     workers: int = 2
-    # decode/preprocess threads yield the CPU to inference (SCHED_IDLE); see pipeline/prefetch.py
-    prefetch_idle: bool = True
+    # nice increment of the decode/preprocess threads while embedding, so that inference runs
+    # first (0 = same priority); see pipeline/prefetch.py
+    prefetch_nice: int = 10
 
     @property
     def database_url(self) -> str:

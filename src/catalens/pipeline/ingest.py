@@ -187,7 +187,7 @@ class IngestRunner:
             items,
             workers=self.settings.workers,
             ahead=4 * batch_size,
-            idle_priority=self.encoder is not None and self.settings.prefetch_idle,
+            nice=self.settings.prefetch_nice if self.encoder is not None else 0,
         ):
             report.seen += 1
             if prep.sha is not None:
