@@ -2,19 +2,26 @@
 
 Candidates (EfficientNet backbones; one forward + one backward per image gives every map):
 
-* ``gc``: Grad-CAM on the last stage (``bn2``, stride 32) -- the current default;
+* ``gc``: Grad-CAM on the last stage (``bn2``, stride 32);
 * ``gc_pos``: the same with positive-gradient channel weights (mean of ReLU(grad));
+* ``xgc``: XGrad-CAM weights (sum(grad * act) / sum(act)) on ``bn2``;
+* ``lc``: LayerCAM on ``bn2`` (ReLU(grad) * act, summed over channels);
 * ``gcpos_s16``: positive-gradient Grad-CAM on the stride-16 stage (``blocks.4``);
 * ``gc*gcpos16``: the last-stage CAM times the stride-16 one (finer multi-layer CAM);
 * ``gc+lc16``: the last-stage CAM plus a LayerCAM of the stride-16 stage;
-* ``gc_blur`` / ``gc*gcpos16_blur``: Gaussian smoothing (sigma = 4 % of the input side) after upsampling;
-* ``random7`` / ``random14``: uniform noise on the 7x7 (last-stage) / 14x14 grid, upsampled.
+* ``gc_blurK``: Grad-CAM, upsampled, then Gaussian smoothing with sigma = K % of the input side
+  (catalens.explain.maps.smooth; the library default is Explainer's DEFAULT_SMOOTH);
+* ``random7`` / ``random14``: uniform noise on the last-stage (7x7 for Lite0) / stride-16 grid,
+  upsampled bilinearly like a CAM -- the baselines (``random7_blur4``: the same noise smoothed
+  like ``gc_blur4``, to show what smoothing alone does to a random map).
 
 Every map is min-max normalised; the deletion procedure is catalens.explain.faithfulness.curve
 (mean-fill, the same for every map). The images come from bench/explain_faithfulness.py's
 ``sample(..., split="select")``, disjoint from the ``report`` half used for the reported numbers.
+One JSON line per image (the AUC of every map; ``--start`` resumes), then one summary line per
+map: mean deletion AUC, its reduction against ``random7`` and the share of images where it wins.
 
-    python bench/explain_method_selection.py --model efficientnet-lite0 --n 40 --steps 8 --seed 1
+    python bench/explain_method_selection.py --model efficientnet-lite0 --n 32 --steps 16 --seed 1
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +42,11 @@ from explain_faithfulness import DATA, sample  # noqa: E402
 
 from catalens.explain.explainer import Explainer, frozen, load_image  # noqa: E402
 from catalens.explain.faithfulness import auc, curve, random_map  # noqa: E402
-from catalens.explain.maps import normalise, upsample  # noqa: E402
+from catalens.explain.maps import normalise, smooth, upsample  # noqa: E402
 from catalens.explain.targets import ImageNetTarget  # noqa: E402
 
-LAYERS = ["blocks.3", "blocks.4", "blocks.5", "bn2"]
+LAYERS = ["blocks.4", "bn2"]
+DEFAULT_MAPS = "gc,gc_blur2,gc_blur4,gc_blur8,xgc,lc,gc+lc16,random7,random7_blur4,random14"
 
 
 def activations_and_grads(ex: Explainer, target: ImageNetTarget, x: torch.Tensor) -> tuple[dict, int]:
@@ -71,17 +80,55 @@ def gradcam(a: torch.Tensor, g: torch.Tensor, positive: bool = False) -> np.ndar
     return torch.relu((w[:, :, None, None] * a).sum(1))[0].numpy()
 
 
+def xgradcam(a: torch.Tensor, g: torch.Tensor) -> np.ndarray:
+    w = (g * a).sum(dim=(2, 3)) / (a.sum(dim=(2, 3)) + 1e-7)
+    return torch.relu((w[:, :, None, None] * a).sum(1))[0].numpy()
+
+
 def layercam(a: torch.Tensor, g: torch.Tensor) -> np.ndarray:
     return torch.relu((torch.relu(g) * a).sum(1))[0].numpy()
+
+
+def candidates(
+    ag: dict, size: tuple[int, int], rng: np.random.Generator
+) -> dict[str, Callable[[], np.ndarray]]:
+    """Every candidate map as a thunk (random maps are drawn in a fixed order by the caller)."""
+
+    def up(m: np.ndarray) -> np.ndarray:
+        return normalise(upsample(m, size))
+
+    def blur(m: np.ndarray, pct: float) -> np.ndarray:
+        return normalise(smooth(m, pct / 100 * min(size)))
+
+    base = up(gradcam(*ag["bn2"]))
+    grid32, grid16 = tuple(ag["bn2"][0].shape[-2:]), tuple(ag["blocks.4"][0].shape[-2:])
+    r7, r14 = random_map(grid32, size, rng), random_map(grid16, size, rng)  # always drawn: same stream
+    s16 = up(gradcam(*ag["blocks.4"], positive=True))
+    return {
+        "gc": lambda: base,
+        "gc_pos": lambda: up(gradcam(*ag["bn2"], positive=True)),
+        "xgc": lambda: up(xgradcam(*ag["bn2"])),
+        "lc": lambda: up(layercam(*ag["bn2"])),
+        "gcpos_s16": lambda: s16,
+        "gc*gcpos16": lambda: normalise(base * s16),
+        "gc+lc16": lambda: normalise(base + up(layercam(*ag["blocks.4"]))),
+        "gc_blur2": lambda: blur(base, 2),
+        "gc_blur4": lambda: blur(base, 4),
+        "gc_blur8": lambda: blur(base, 8),
+        "random7": lambda: r7,
+        "random7_blur4": lambda: blur(r7, 4),
+        "random14": lambda: r14,
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="efficientnet-lite0")
-    ap.add_argument("--n", type=int, default=40)
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--maps", default=DEFAULT_MAPS, help="comma-separated candidate maps (see above)")
     ap.add_argument(
         "--start",
         type=int,
@@ -89,20 +136,15 @@ def main() -> int:
         help="resume: skip the curves of the first START images (same random maps)",
     )
     args = ap.parse_args()
-    from scipy.ndimage import gaussian_filter
-
     torch.set_num_threads(args.threads)
     ex = Explainer(args.model)
     target = ImageNetTarget(args.model)
     size = ex.spec.image_size
-    sigma = 0.04 * size[0]
+    names = args.maps.split(",")
 
     @torch.inference_mode()
     def score(batch: torch.Tensor) -> torch.Tensor:
         return torch.softmax(target.logits(ex.tower, batch).float(), -1)
-
-    def up(m: np.ndarray) -> np.ndarray:
-        return normalise(upsample(m, size))
 
     rng = np.random.default_rng(args.seed)
     acc: dict[str, list[float]] = {}
@@ -111,45 +153,32 @@ def main() -> int:
         pil, _ = load_image(path)
         x = ex.input_tensor(pil)
         ag, index = activations_and_grads(ex, target, x)
-        base = up(gradcam(*ag["bn2"]))
-        s16 = up(gradcam(*ag["blocks.4"], positive=True))
-        maps = {
-            "gc": base,
-            "gc_pos": up(gradcam(*ag["bn2"], positive=True)),
-            "gcpos_s16": s16,
-            "gc*gcpos16": normalise(base * s16),
-            "gc+lc16": normalise(base + up(layercam(*ag["blocks.4"]))),
-            "gc_blur": normalise(gaussian_filter(base, sigma)),
-            "gc*gcpos16_blur": normalise(gaussian_filter(base * s16, sigma)),
-            "random7": random_map(tuple(ag["bn2"][0].shape[-2:]), size, rng),
-            "random14": random_map(tuple(ag["blocks.4"][0].shape[-2:]), size, rng),
-        }
+        maps = candidates(ag, size, rng)
         if j < args.start:  # maps drawn (same random maps for the later images as a full run), no curves
             continue
         row_out = {"i": j, "type": row["articleType"], "t": round(time.perf_counter() - start, 1)}
-        for k, m in maps.items():
-            acc.setdefault(k, []).append(auc(curve(score, x, m, index, steps=args.steps, seed=args.seed)))
+        for k in names:
+            acc.setdefault(k, []).append(
+                auc(curve(score, x, maps[k](), index, steps=args.steps, seed=args.seed))
+            )
             row_out[k] = round(acc[k][-1], 4)
         print(json.dumps(row_out), flush=True)
-    r7 = np.asarray(acc["random7"])
+    ref = np.asarray(acc["random7"]) if "random7" in acc else None
     for k, vals in acc.items():
         v = np.asarray(vals)
-        print(
-            json.dumps(
-                {
-                    "bench": "explain_method_selection",
-                    "model": args.model,
-                    "split": "select",
-                    "n": len(v),
-                    "steps": args.steps,
-                    "method": k,
-                    "deletion_auc": round(float(v.mean()), 4),
-                    "deletion_reduction_pct": round(100 * (1 - v.mean() / r7.mean()), 1),
-                    "beats_random7_share": round(float(np.mean(v < r7)), 3),
-                }
-            ),
-            flush=True,
-        )
+        out = {
+            "bench": "explain_method_selection",
+            "model": args.model,
+            "split": "select",
+            "n": len(v),
+            "steps": args.steps,
+            "method": k,
+            "deletion_auc": round(float(v.mean()), 4),
+        }
+        if ref is not None:
+            out["deletion_reduction_pct"] = round(100 * (1 - v.mean() / ref.mean()), 1)
+            out["beats_random7_share"] = round(float(np.mean(v < ref)), 3)
+        print(json.dumps(out), flush=True)
     return 0
 
 

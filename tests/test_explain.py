@@ -312,3 +312,29 @@ def test_image_references_resolve_through_the_catalog(tmp_path: Path) -> None:
         assert resolve_image_ref(cat.db, folder / "p1.jpg") == folder / "p1.jpg"
         with pytest.raises(UnreadableError, match="no catalog image"):
             resolve_image_ref(cat.db, "nothing-like-this")
+
+
+def test_smoothing_option() -> None:
+    """smooth=0 is the plain bilinear upsampling; the default smooths the map but keeps its peak
+    on the evidence; out-of-range values are refused."""
+    from catalens.errors import ConfigError
+    from catalens.explain.explainer import DEFAULT_SMOOTH
+    from catalens.explain.maps import normalise, smooth, upsample
+
+    ex = toy_explainer()
+    plain = ex.explain(red_square(), ToyTarget(), "red", smooth=0)
+    assert np.allclose(plain.input_map, normalise(upsample(plain.grid_map, (SIZE, SIZE))))
+    smoothed = ex.explain(red_square(), ToyTarget(), "red")
+    assert smoothed.smooth == DEFAULT_SMOOTH > 0 and smoothed.to_dict()["smooth"] == DEFAULT_SMOOTH
+    assert np.array_equal(smoothed.grid_map, plain.grid_map)
+    assert not np.allclose(smoothed.input_map, plain.input_map)
+    peak = np.unravel_index(np.argmax(smoothed.input_map), smoothed.input_map.shape)
+    assert 8 <= peak[0] < 32 and 8 <= peak[1] < 32
+    assert iou(smoothed.regions[0].box, (8, 8, 32, 32)) > 0.6
+    spike = np.zeros((21, 21), np.float32)
+    spike[10, 10] = 1.0
+    blurred = smooth(spike, 2.0)
+    assert blurred.sum() == pytest.approx(1.0, abs=1e-4) and blurred.argmax() == spike.argmax()
+    assert np.array_equal(smooth(spike, 0), spike)
+    with pytest.raises(ConfigError):
+        ex.explain(red_square(), ToyTarget(), "red", smooth=-0.1)

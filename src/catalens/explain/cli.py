@@ -44,6 +44,14 @@ def explain(
     ] = None,
     threshold: Annotated[float, typer.Option(help="Map level (0..1) that outlines a region.")] = 0.5,
     top_k: Annotated[int, typer.Option("--top-k", help="Regions to report.")] = 5,
+    smooth: Annotated[
+        float | None,
+        typer.Option(
+            "--smooth",
+            help="Gaussian smoothing of the upsampled map, sigma as a fraction of the input side "
+            "(default 0.04; 0 = plain bilinear upsampling).",
+        ),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help=_OUT_HELP)] = Path("explanations"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -64,6 +72,7 @@ def explain(
                 method=method,
                 threshold=threshold,
                 top_k=top_k,
+                smooth=smooth,
             )
             files = e.save(out_dir)
     except CatalensError as exc:

@@ -60,6 +60,7 @@ class ExplainMixin:
         method: str | None = None,
         threshold: float = 0.5,
         top_k: int = 5,
+        smooth: float | None = None,
     ) -> Explanation:
         """Heatmap of why ``label`` (default: the predicted one) is given to ``image``.
 
@@ -70,7 +71,7 @@ class ExplainMixin:
         target, model_name = self.explain_target(classifier, field, imagenet=imagenet, model=model)
         path = resolve_image_ref(self.db, image)  # type: ignore[attr-defined]
         return self.explainer(model_name).explain(
-            path, target, label, method=method, threshold=threshold, top_k=top_k
+            path, target, label, method=method, threshold=threshold, top_k=top_k, smooth=smooth
         )
 
     def explain_match(

@@ -27,6 +27,18 @@ def upsample(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
+def smooth(arr: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of a 2-D map, ``sigma`` in pixels (``scipy.ndimage.gaussian_filter``,
+    reflected edges); ``sigma <= 0`` returns a copy. Applied to an upsampled CAM it rounds off the
+    bilinear interpolation's ridges between feature cells."""
+    a = np.asarray(arr, dtype=np.float32)
+    if sigma <= 0:
+        return a.copy()
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(a, sigma).astype(np.float32, copy=False)
+
+
 def normalise(arr: np.ndarray) -> np.ndarray:
     """Min-max scale to [0, 1] (all zeros when the map is flat)."""
     a = np.asarray(arr, dtype=np.float32)
