@@ -85,3 +85,61 @@ def test_ingested_upload_becomes_searchable(home: Path, fake_encoder: object) ->
     finally:
         c.close()
         cat.close()
+
+
+def test_search_by_id_from_memory_matches_the_database(home: Path, fake_encoder: object) -> None:
+    """The event-loop fast path answers only from an open engine; its page equals the one the
+    thread-pool path gives, field for field, and a title edit shows through it at once."""
+    cat, c = _build(home, fake_encoder)
+    try:
+        assert not cat.search_in_memory()  # no engine open yet: the first query runs in the pool
+        slow = c.get("/api/v1/search", params={"product_id": "P3", "limit": 5}).json()
+        assert cat.search_in_memory() and not cat.search_in_memory(where="kind = 'shoe'")
+        fast = c.get("/api/v1/search", params={"product_id": "P3", "limit": 5}).json()
+        assert fast == slow and len(fast["results"]) == 5
+        hit = fast["results"][0]
+        assert set(hit) == {
+            "rank", "score", "product_id", "image_sha256", "image_source", "title", "attrs", "other_images",
+        }  # fmt: skip
+        assert hit["title"] == f"Product {hit['product_id'][1:]}" and hit["attrs"]["kind"] in {
+            "shirt",
+            "shoe",
+        }
+        c.get("/api/v1/search", params={"product_id": "P3", "where": "kind = 'shoe'"})
+        assert cat.search_in_memory(where="kind = 'shoe'")
+        w = _key(cat, "write")
+        pid = hit["product_id"]
+        assert c.patch(f"/api/v1/products/{pid}", json={"title": "Edited"}, headers=w).status_code == 200
+        assert not cat.search_in_memory(where="kind = 'shoe'")  # filters are evaluated again
+        again = c.get("/api/v1/search", params={"product_id": "P3", "limit": 5}).json()["results"]
+        assert next(x for x in again if x["product_id"] == pid)["title"] == "Edited"
+    finally:
+        c.close()
+        cat.close()
+
+
+def test_rows_read_during_a_write_are_not_cached(home: Path, fake_encoder: object, monkeypatch) -> None:
+    """A row read from the database while a write invalidates the cache may predate the write:
+    it answers that one query but is not kept."""
+    from catalens.search import engine as eng
+
+    cat, c = _build(home, fake_encoder)
+    try:
+        s = cat.searcher()
+        s._rows.clear()
+        real = eng.result_metadata
+
+        def racing(db, ids, shas):  # the write lands while the rows are being read
+            out = real(db, ids, shas)
+            s.refresh_metadata(["P5"])
+            return out
+
+        monkeypatch.setattr(eng, "result_metadata", racing)
+        rows, _ = s._metadata(["P4", "P5"], [])
+        assert rows["P4"][0] == "Product 4" and "P4" not in s._rows and "P5" not in s._rows
+        monkeypatch.setattr(eng, "result_metadata", real)
+        s._metadata(["P4"], [])
+        assert s._rows["P4"][0] == "Product 4"  # cached when no write interleaves
+    finally:
+        c.close()
+        cat.close()

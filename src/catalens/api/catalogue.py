@@ -162,7 +162,7 @@ class CatalogueMixin:
                 merged.update(attrs)
                 p.attrs = {k: v for k, v in merged.items() if v is not None}
         for s in self._open_searchers():
-            s.refresh_metadata()
+            s.refresh_metadata([product_id])
         return self.product(product_id)
 
     def delete_product(self, product_id: str) -> None:

@@ -115,7 +115,8 @@ class ServiceMiddleware:
                 await send(msg)
 
             try:
-                await asyncio.wait_for(self.app(scope, limited_receive, tracking_send), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):  # no extra task per request (wait_for makes one)
+                    await self.app(scope, limited_receive, tracking_send)
             except TimeoutError:
                 if not started["sent"]:
                     started["status"] = 504

@@ -140,6 +140,14 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
     def cancel_job(self, job_id: str) -> ApiJob:
         return self.jobs.cancel(job_id)
 
+    # ---- search -------------------------------------------------------------------------------
+    def search_in_memory(self, model: str | None = None, where: str | None = None) -> bool:
+        """Whether a search by product id with ``model`` and ``where`` is answered from memory by
+        an engine that is already open (so a route may run it on the event loop)."""
+        engines = self.__dict__.get("_searchers") or {}
+        engine = engines.get((model or self.settings.default_model, ()))  # key as in SearchMixin.searcher
+        return engine is not None and engine.answers_from_memory(where)
+
     # ---- queries by upload --------------------------------------------------------------------
     @contextmanager
     def uploaded_image(self, upload: Upload) -> Iterator[Path]:

@@ -7,12 +7,14 @@ positions, so any backend can enforce them) and groups hits by product.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from catalens.catalog.db import CatalogDB
 from catalens.catalog.schema import ImageRecord, Product, ProductImage
@@ -22,6 +24,10 @@ from catalens.index import VectorIndex
 from catalens.search.filters import Filter, parse_where
 from catalens.search.index_sync import IndexedVectors, committed_vectors, sync_index
 from catalens.vectors import l2_normalize
+
+# catalogues up to this many products have every title, attribute set and image source read into
+# memory when an engine opens (one query each), so queries never wait on the database
+PRELOAD_MAX_ROWS = 200_000
 
 
 @dataclass
@@ -38,36 +44,62 @@ class SearchResult:
     other_images: int = 0  # further matching images of the same product folded into this result
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["score"] = round(float(self.score), 6)
-        return d
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "product_id": self.product_id,
+            "image_sha256": self.image_sha256,
+            "image_source": self.image_source,
+            "title": self.title,
+            "attrs": dict(self.attrs),
+            "other_images": self.other_images,
+        }
 
 
-def product_rows(
-    db: CatalogDB, ids: Iterable[str] | None = None
-) -> dict[str, tuple[str | None, dict[str, Any]]]:
+Rows = dict[str, tuple[str | None, dict[str, Any]]]
+
+
+def _product_rows(s: Session, ids: Iterable[str] | None) -> Rows:
+    q = select(Product.id, Product.title, Product.attrs)
+    if ids is None:
+        return {pid: (title, dict(attrs or {})) for pid, title, attrs in s.execute(q)}
+    want = list(dict.fromkeys(ids))
+    out: Rows = {}
+    for i in range(0, len(want), 500):
+        for pid, title, attrs in s.execute(q.where(Product.id.in_(want[i : i + 500]))):
+            out[pid] = (title, dict(attrs or {}))
+    return out
+
+
+def _image_sources(s: Session, shas: Sequence[str] | None) -> dict[str, str]:
+    q = select(ImageRecord.sha256, ImageRecord.source)
+    if shas is None:
+        return {h: src for h, src in s.execute(q)}
+    out: dict[str, str] = {}
+    for i in range(0, len(shas), 500):
+        out.update({h: src for h, src in s.execute(q.where(ImageRecord.sha256.in_(shas[i : i + 500])))})
+    return out
+
+
+def product_rows(db: CatalogDB, ids: Iterable[str] | None = None) -> Rows:
     """product id -> (title, attrs), for ``ids`` or every product."""
     with db.session() as s:
-        q = select(Product.id, Product.title, Product.attrs)
-        if ids is not None:
-            want = list(dict.fromkeys(ids))
-            out: dict[str, tuple[str | None, dict[str, Any]]] = {}
-            for i in range(0, len(want), 500):
-                for pid, title, attrs in s.execute(q.where(Product.id.in_(want[i : i + 500]))):
-                    out[pid] = (title, dict(attrs or {}))
-            return out
-        return {pid: (title, dict(attrs or {})) for pid, title, attrs in s.execute(q)}
+        return _product_rows(s, ids)
 
 
 def image_sources(db: CatalogDB, shas: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
+    """image sha256 -> source, for ``shas``."""
     with db.session() as s:
-        for i in range(0, len(shas), 500):
-            q = select(ImageRecord.sha256, ImageRecord.source).where(
-                ImageRecord.sha256.in_(shas[i : i + 500])
-            )
-            out.update({h: src for h, src in s.execute(q)})
-    return out
+        return _image_sources(s, shas)
+
+
+def result_metadata(
+    db: CatalogDB, ids: Iterable[str] | None, shas: Sequence[str] | None
+) -> tuple[Rows, dict[str, str]]:
+    """Product rows for ``ids`` and image sources for ``shas`` (None: all) in one session."""
+    with db.session() as s:
+        rows = _product_rows(s, ids) if ids is None or ids else {}
+        return rows, _image_sources(s, shas) if shas is None or shas else {}
 
 
 def links_by_image(db: CatalogDB) -> dict[str, list[str]]:
@@ -122,10 +154,24 @@ class CatalogSearch:
                 self.images_of.setdefault(pid, []).append(sha)
         self._filter_cache: dict[str, np.ndarray] = {}
         # in-memory copies of what results show, so a query makes no database round trip;
-        # kept current by ``forget`` / ``refresh_metadata`` (called by the catalog's writes)
-        self._rows: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        # kept current by ``forget`` / ``refresh_metadata`` (called by the catalog's writes).
+        # ``_generation`` counts invalidations: rows read from the database while one happened
+        # are not cached (they may predate the write); ``_meta_lock`` guards only dict updates.
+        self._rows: Rows = {}
         self._sources: dict[str, str] = {}
+        self._generation = 0
+        self._meta_lock = threading.Lock()
         self._matrix: np.ndarray | None = None
+        self._preload()
+
+    def _preload(self) -> None:
+        """Read every title, attribute set and image source at once when the catalogue is small
+        enough (two queries), so that queries never wait on the database."""
+        with self.db.session() as s:
+            n_products = s.scalar(select(func.count()).select_from(Product)) or 0
+            n_images = s.scalar(select(func.count()).select_from(ImageRecord)) or 0
+        if max(n_products, n_images) <= PRELOAD_MAX_ROWS:
+            self._rows, self._sources = result_metadata(self.db, None, None)
 
     # ---- cache upkeep --------------------------------------------------------------------------
     def matrix(self) -> np.ndarray:
@@ -134,10 +180,17 @@ class CatalogSearch:
             self._matrix = self.data.matrix()
         return self._matrix
 
-    def refresh_metadata(self) -> None:
-        """Forget cached titles, attributes and filter results (after products were edited)."""
-        self._rows.clear()
-        self._filter_cache.clear()
+    def refresh_metadata(self, products: Iterable[str] | None = None) -> None:
+        """Forget cached titles and attributes (of ``products``, or all) and filter results,
+        after products were edited: the next query reads them again."""
+        with self._meta_lock:
+            self._generation += 1
+            if products is None:
+                self._rows.clear()
+            else:
+                for pid in products:
+                    self._rows.pop(pid, None)
+            self._filter_cache.clear()
 
     def forget(self, *, images: Iterable[str] = (), products: Iterable[str] = ()) -> None:
         """Stop returning deleted images and products at once (their index rows stay until the
@@ -149,37 +202,69 @@ class CatalogSearch:
             for pid in self.links.pop(sha, []):
                 self.images_of[pid] = [h for h in self.images_of.get(pid, []) if h != sha]
             self._sources.pop(sha, None)
+        products = list(products)
         for pid in products:
             for sha in self.images_of.pop(pid, []):
                 self.links[sha] = [p for p in self.links.get(sha, []) if p != pid]
-        self.refresh_metadata()
+        self.refresh_metadata(products)
 
-    def _product_rows(self, ids: Sequence[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
-        miss = [p for p in dict.fromkeys(ids) if p not in self._rows]
-        if miss:
-            self._rows.update(product_rows(self.db, miss))
-        return self._rows
+    def _metadata(self, ids: Sequence[str], shas: Sequence[str]) -> tuple[Rows, dict[str, str]]:
+        """(product rows of ``ids``, sources of ``shas``): from memory, the missing ones read from
+        the database in one session (and cached unless a write happened meanwhile)."""
+        rows: Rows = {}
+        srcs: dict[str, str] = {}
+        miss_p: list[str] = []
+        miss_s: list[str] = []
+        for pid in ids:
+            r = self._rows.get(pid)
+            if r is None:
+                miss_p.append(pid)
+            else:
+                rows[pid] = r
+        for sha in shas:
+            src = self._sources.get(sha)
+            if src is None:
+                miss_s.append(sha)
+            else:
+                srcs[sha] = src
+        if miss_p or miss_s:
+            generation = self._generation
+            got_p, got_s = result_metadata(self.db, list(dict.fromkeys(miss_p)), list(dict.fromkeys(miss_s)))
+            with self._meta_lock:
+                if generation == self._generation:
+                    self._rows.update(got_p)
+                    self._sources.update(got_s)
+            rows.update(got_p)
+            srcs.update(got_s)
+        return rows, srcs
 
-    def _image_sources(self, shas: Sequence[str]) -> dict[str, str]:
-        miss = [h for h in dict.fromkeys(shas) if h not in self._sources]
-        if miss:
-            self._sources.update(image_sources(self.db, miss))
-        return self._sources
+    def answers_from_memory(self, where: str | None = None) -> bool:
+        """Whether a query (with this filter) needs nothing but memory: no filter, or one already
+        evaluated. (Rows missing from memory are still read on demand, one small query.)"""
+        return where is None or not where.strip() or where in self._filter_cache
 
     # ---- filters -------------------------------------------------------------------------------
     def allowed_positions(self, where: str | Filter | None) -> np.ndarray | None:
         """Positions whose image belongs to a product matching ``where`` (None: no filter)."""
         if where is None or (isinstance(where, str) and not where.strip()):
             return None
+        if isinstance(where, str) and where in self._filter_cache:
+            return self._filter_cache[where]
         flt = parse_where(where) if isinstance(where, str) else where
         if flt.text in self._filter_cache:
             return self._filter_cache[flt.text]
+        generation = self._generation
         ok = {pid for pid, (t, a) in product_rows(self.db).items() if flt.matches(filter_attrs(pid, t, a))}
+        pos_of = self.pos_of
         pos = sorted(
-            self.pos_of[h] for h, pids in self.links.items() if h in self.pos_of and ok.intersection(pids)
+            pos_of[h] for h, pids in list(self.links.items()) if h in pos_of and ok.intersection(pids)
         )
         arr = np.array(pos, dtype=np.int64)
-        self._filter_cache[flt.text] = arr
+        with self._meta_lock:
+            if generation == self._generation:
+                self._filter_cache[flt.text] = arr
+                if isinstance(where, str):
+                    self._filter_cache[where] = arr
         return arr
 
     # ---- vectors -------------------------------------------------------------------------------
@@ -187,7 +272,7 @@ class CatalogSearch:
         """(image hashes, vectors) of a product's embedded images; NotFoundError if unknown."""
         shas = list(self.images_of.get(product_id, ()))
         if not shas:
-            if product_id not in self._product_rows([product_id]):
+            if product_id not in self._metadata([product_id], [])[0]:
                 raise NotFoundError(f"unknown product id {product_id!r}")
             raise NotFoundError(f"product {product_id!r} has no images")
         shas = [h for h in shas if h in self.pos_of]
@@ -266,8 +351,7 @@ class CatalogSearch:
         return out[:k]
 
     def _decorate(self, rows: list[tuple[str | None, str, float, int]]) -> list[SearchResult]:
-        prods = self._product_rows([p for p, *_ in rows if p is not None])
-        srcs = self._image_sources([s for _, s, *_ in rows])
+        prods, srcs = self._metadata([p for p, *_ in rows if p is not None], [s for _, s, *_ in rows])
         res = []
         for rank, (pid, sha, score, more) in enumerate(rows, 1):
             title, attrs = prods.get(pid, (None, {})) if pid else (None, {})
