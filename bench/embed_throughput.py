@@ -8,8 +8,8 @@ Prints one JSON line per measurement and a final JSON summary with the ratios::
 Forward-only = ``encoder.encode`` on batches preprocessed beforehand (the inference limit).
 End-to-end = ``Catalog.ingest`` of a manifest into an empty home (read, hash, decode,
 preprocess, infer, write vectors and database rows), model already loaded; measured with the
-decode threads at nice +10 (the default, ``prefetch_nice``) and at the same priority as inference
-(``end_to_end_nice0``).
+decode threads at the default ``prefetch_nice`` (+3) and at the same priority as inference
+(``end_to_end_nice0``; ``--compare-nice`` picks others).
 Eager torch = the same model's torch module in inference mode on the same batches.
 Rounds are interleaved and medians reported, because this machine is shared and noisy.
 """
@@ -64,9 +64,11 @@ def eager_torch(model, batches: list[np.ndarray]) -> float:
     return sum(len(b) for b in batches) / (time.perf_counter() - t)
 
 
-def end_to_end(cat_cls, encoder, manifest: Path, batch_size: int, nice: int = 10) -> float:
+def end_to_end(cat_cls, encoder, manifest: Path, batch_size: int, nice: int | None = None) -> float:
+    """Images/s of ``Catalog.ingest``; ``nice`` None = the library's default ``prefetch_nice``."""
     with tempfile.TemporaryDirectory() as home:
-        cat = cat_cls.open(home, batch_size=batch_size, prefetch_nice=nice)
+        extra = {} if nice is None else {"prefetch_nice": nice}
+        cat = cat_cls.open(home, batch_size=batch_size, **extra)
         cat._encoders[(encoder.model_id, cat.settings.device)] = encoder
         rep = cat.ingest(manifest, model=encoder.model_id)
         cat.close()
@@ -96,18 +98,23 @@ def throughput(args: argparse.Namespace) -> None:
     results: dict[str, list[float]] = {
         "forward_only": [],
         "end_to_end": [],
-        "end_to_end_nice0": [],
         "eager_torch": [],
     }
     for r in range(args.rounds):
         for name, fn in (
             ("forward_only", lambda: forward_only(encoder, batches)),
             ("end_to_end", lambda: end_to_end(Catalog, encoder, manifest, args.batch)),
-            ("end_to_end_nice0", lambda: end_to_end(Catalog, encoder, manifest, args.batch, nice=0)),
+            *(
+                (
+                    f"end_to_end_nice{n}",
+                    lambda n=n: end_to_end(Catalog, encoder, manifest, args.batch, nice=n),
+                )
+                for n in args.compare_nice
+            ),
             ("eager_torch", lambda: eager_torch(torch_model, batches[: max(1, len(batches) // 4)])),
         ):
             v = fn()
-            results[name].append(v)
+            results.setdefault(name, []).append(v)
             emit(round=r, measure=name, images_per_s=round(v, 2), images=len(paths), model=args.model)
     med = {k: statistics.median(v) for k, v in results.items()}
     emit(
@@ -119,7 +126,10 @@ def throughput(args: argparse.Namespace) -> None:
         cores=len(os.sched_getaffinity(0)),
         median_images_per_s={k: round(v, 2) for k, v in med.items()},
         e2e_over_forward=round(med["end_to_end"] / med["forward_only"], 3),
-        e2e_nice0_over_forward=round(med["end_to_end_nice0"] / med["forward_only"], 3),
+        **{
+            f"e2e_nice{n}_over_forward": round(med[f"end_to_end_nice{n}"] / med["forward_only"], 3)
+            for n in args.compare_nice
+        },
         load_average=[round(x, 2) for x in os.getloadavg()],
         e2e_over_torch=round(med["end_to_end"] / med["eager_torch"], 3),
         onnx_over_torch=round(med["forward_only"] / med["eager_torch"], 3),
@@ -173,6 +183,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default="efficientnet-lite0")
+    ap.add_argument(
+        "--compare-nice",
+        type=int,
+        nargs="*",
+        default=[0],
+        help="also measure end-to-end with the decode threads at these nice increments",
+    )
     ap.add_argument("--rss", type=int, default=0, help="measure peak RSS embedding N distinct images instead")
     args = ap.parse_args()
     if not (DATA / "myntra-dev").exists():

@@ -268,6 +268,21 @@ def test_lite0_onnx_matches_torch(lite0, lite0_tower):
 
 
 @needs_lite0
+def test_lite0_batch_streams_match_one_call(lite0):
+    """Large batches run as one single-threaded stream per core; the result must not change."""
+    from catalens.models.runtime import OnnxImageEncoder
+
+    x = np.random.default_rng(2).standard_normal((9, 3, 224, 224)).astype(np.float32)
+    two = OnnxImageEncoder(lite0.path, lite0.spec, lite0.version, threads=2)
+    one = OnnxImageEncoder(lite0.path, lite0.spec, lite0.version, threads=2, streams=False)
+    assert two.streams and not one.streams
+    got, ref = two.encode(x), one.encode(x)
+    assert two._stream_session is not None and one._stream_session is None  # the split path ran
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    np.testing.assert_allclose(two.encode(x[:3]), ref[:3], rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+@needs_lite0
 def test_lite0_real_pixels(lite0, lite0_tower):
     from catalens.models.loader import linear_head
 

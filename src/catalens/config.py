@@ -44,7 +44,7 @@ class Settings:
     workers: int = 2
     # nice increment of the decode/preprocess threads while embedding, so that inference runs
     # first (0 = same priority); see pipeline/prefetch.py
-    prefetch_nice: int = 10
+    prefetch_nice: int = 3
 
     @property
     def database_url(self) -> str:

@@ -1,7 +1,8 @@
 """The ingest + embed job: read, hash, decode, preprocess (threads) -> batched inference -> store.
 
-Each batch is committed atomically: vectors are appended and fsynced, then one database
-transaction records the batch's images, product links, failures and embedding rows. An
+Each batch is committed atomically, on a writer thread while the next batch is inferred: vectors
+are appended and fsynced, then one database transaction records the batch's images, product
+links, failures and embedding rows. An
 interrupted run therefore leaves only whole batches behind, and the next run skips them.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,43 +180,71 @@ class IngestRunner:
 
     # ---- main thread --------------------------------------------------------------------------
     def run(self, items: Iterable[SourceItem], report: JobReport) -> JobReport:
+        """Prepare items in worker threads, infer batches here, and store each batch on a writer
+        thread while the next batch is inferred (at most one write in flight, in batch order)."""
         batch_size = max(1, self.settings.batch_size)
         pending: list[_Prepared] = []
         n_tensors = 0
         pending_shas: set[str] = set()
-        for prep in prefetch_map(
-            self.prepare,
-            items,
-            workers=self.settings.workers,
-            ahead=4 * batch_size,
-            nice=self.settings.prefetch_nice if self.encoder is not None else 0,
-        ):
-            report.seen += 1
-            if prep.sha is not None:
-                # a second reference to one image (in this batch, or stored since it was prepared)
-                if prep.sha in pending_shas or prep.sha in self.embedded:
-                    prep.tensor = None
-                if prep.sha in pending_shas or prep.sha in self.known:
-                    prep.image = None
-                pending_shas.add(prep.sha)
-            pending.append(prep)
-            if prep.tensor is not None:
-                n_tensors += 1
-            if n_tensors >= batch_size or len(pending) >= 8 * batch_size:
-                self._flush(pending, report)
-                pending, n_tensors, pending_shas = [], 0, set()
-        if pending:
-            self._flush(pending, report)
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalens-writer")
+        in_flight: tuple[Future[None], _Batch] | None = None
+
+        def settle() -> None:
+            nonlocal in_flight
+            if in_flight is not None:
+                fut, done = in_flight
+                in_flight = None
+                fut.result()  # re-raises a failed write
+                self._account(done, report)
+
+        try:
+            for prep in prefetch_map(
+                self.prepare,
+                items,
+                workers=self.settings.workers,
+                ahead=4 * batch_size,
+                nice=self.settings.prefetch_nice if self.encoder is not None else 0,
+            ):
+                report.seen += 1
+                if prep.sha is not None:
+                    # a second reference to one image (in this batch, or stored since it was prepared)
+                    if prep.sha in pending_shas or prep.sha in self.embedded:
+                        prep.tensor = None
+                    if prep.sha in pending_shas or prep.sha in self.known:
+                        prep.image = None
+                    pending_shas.add(prep.sha)
+                pending.append(prep)
+                if prep.tensor is not None:
+                    n_tensors += 1
+                if n_tensors >= batch_size or len(pending) >= 8 * batch_size:
+                    staged = self._stage(pending)
+                    settle()
+                    in_flight = (writer.submit(self._write, staged), staged)
+                    pending, n_tensors, pending_shas = [], 0, set()
+            if pending:
+                staged = self._stage(pending)
+                settle()
+                in_flight = (writer.submit(self._write, staged), staged)
+            settle()
+        finally:
+            # an interrupted run still finishes (or fails) the write in flight: each write is one
+            # transaction, so the catalog holds whole batches either way
+            writer.shutdown(wait=True)
+            if in_flight is not None and in_flight[0].done() and in_flight[0].exception() is None:
+                self._account(in_flight[1], report)
         return report
 
-    def _flush(self, batch: list[_Prepared], report: JobReport) -> None:
+    def _stage(self, batch: list[_Prepared]) -> _Batch:
+        """Infer the batch's tensors and assemble its rows (main thread). The in-memory sets are
+        updated now, so that the next batches see these images while this one is being written."""
         with_tensor = [p for p in batch if p.tensor is not None]
+        vecs: np.ndarray | None = None
         embeddings: list[tuple[str, int]] = []
         if with_tensor and self.encoder is not None and self.vectors is not None:
             x = np.stack([p.tensor for p in with_tensor]).astype(np.float32, copy=False)
             vecs = l2_normalize(self.encoder.encode(x))
-            self.vectors.append(vecs, self.next_row)
             embeddings = [(p.sha, self.next_row + i) for i, p in enumerate(with_tensor)]  # type: ignore[misc]
+        start_row = self.next_row
         images = [p.image for p in batch if p.image is not None and p.sha not in self.known]
         products: dict[str, ProductInfo] = {}
         links: list[tuple[str, str]] = []
@@ -227,30 +257,49 @@ class IngestRunner:
             if (pid, p.sha) not in self.links:
                 links.append((pid, p.sha))
         failures = [(p.failure.source, p.failure.kind, p.failure.reason) for p in batch if p.failure]
+        self.next_row += len(embeddings)
+        self.embedded.update(sha for sha, _ in embeddings)
+        self.known.update(img.sha256 for img in images)  # type: ignore[union-attr]
+        self.links.update(links)
+        return _Batch(batch, vecs, start_row, embeddings, images, list(products.values()), links, failures)  # type: ignore[arg-type]
+
+    def _write(self, b: _Batch) -> None:
+        """Vectors appended and fsynced, then one database transaction (writer thread)."""
+        if b.vectors is not None and self.vectors is not None:
+            self.vectors.append(b.vectors, b.start_row)
         self.db.record_batch(
-            images=images,  # type: ignore[arg-type]
-            products=list(products.values()),
-            links=links,
-            failures=failures,
-            embeddings=embeddings,
+            images=b.images,
+            products=b.products,
+            links=b.links,
+            failures=b.failures,
+            embeddings=b.embeddings,
             model=self.model_rec,
             job_id=self.job_id,
         )
-        # committed: update in-memory state and counters
-        self.next_row += len(embeddings)
-        self.embedded.update(sha for sha, _ in embeddings)
-        report.new_images += len(images)
-        report.embedded += len(embeddings)
-        for img in images:
-            self.known.add(img.sha256)  # type: ignore[union-attr]
-        self.links.update(links)
-        report.already_present += sum(1 for p in batch if p.sha is not None and p.image is None)
-        for p in batch:
-            if p.failure:
-                report.failures.append(p.failure)
+
+    def _account(self, b: _Batch, report: JobReport) -> None:
+        """Counters and progress of a committed batch."""
+        report.new_images += len(b.images)
+        report.embedded += len(b.embeddings)
+        report.already_present += sum(1 for p in b.items if p.sha is not None and p.image is None)
+        report.failures.extend(p.failure for p in b.items if p.failure)
         report.failed = len(report.failures)
         if self.on_progress:
-            self.on_progress(len(batch))
+            self.on_progress(len(b.items))
+
+
+@dataclass
+class _Batch:
+    """One batch ready to be written: its items, vectors and database rows."""
+
+    items: list[_Prepared]
+    vectors: np.ndarray | None
+    start_row: int
+    embeddings: list[tuple[str, int]]
+    images: list[NewImage]
+    products: list[ProductInfo]
+    links: list[tuple[str, str]]
+    failures: list[tuple[str, str, str]]
 
 
 def run_job(

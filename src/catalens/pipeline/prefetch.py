@@ -18,9 +18,9 @@ def _lower_priority(nice: int) -> Callable[[], None]:
 
     Linux gives every thread its own nice value. On a machine with few cores, decode threads
     at the same priority pre-empt ONNX Runtime's intra-op threads, and every parallel
-    operator then waits for its slowest thread; a moderate nice (10: about a tenth of a
+    operator then waits for its slowest thread; a small nice (the default 3: about half a
     core's share under contention) lets inference run first while the decode threads still
-    get the gaps. SCHED_IDLE was tried before and rejected: any other busy process on the
+    keep up (10 starved them once inference ran one stream per core: bench/RESULTS.md). SCHED_IDLE was tried before and rejected: any other busy process on the
     machine, even at nice 15, starved the decode threads (end-to-end ingest fell from 71 to 8
     images/s in bench/embed_throughput.py).
     """
