@@ -12,6 +12,25 @@ SHARED_DATA = Path(
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_model_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Tests never write ONNX exports into the user's ``~/.cache/catalens``: the cache of the test
+    session is a temporary folder. Exports of the packaged models already in the user's (or
+    ``CATALENS_CACHE_DIR``'s) cache are linked in, read-only, so they are not exported again."""
+    user = Path(os.environ.get("CATALENS_CACHE_DIR", Path.home() / ".cache" / "catalens"))
+    cache = tmp_path_factory.mktemp("catalens-cache")
+    (cache / "onnx").mkdir()
+    for exported in sorted((user / "onnx").glob("efficientnet-lite*.onnx")):
+        (cache / "onnx" / exported.name).symlink_to(exported)
+    old = os.environ.get("CATALENS_CACHE_DIR")
+    os.environ["CATALENS_CACHE_DIR"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("CATALENS_CACHE_DIR", None)
+    else:
+        os.environ["CATALENS_CACHE_DIR"] = old
+
+
 def shared_dataset(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.exists():
