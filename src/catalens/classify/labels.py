@@ -75,6 +75,20 @@ def _catalog_maps(
     return by_pid, by_source, by_name, owner
 
 
+def _by_content(path: Path, known: set[str]) -> str | None:
+    """The stored image with the same bytes as ``path``: a file ingested under another name (a
+    byte-identical copy is stored once, under the first path seen)."""
+    from catalens.imageio import read_bytes, sha256_bytes
+
+    try:
+        if not path.is_file():
+            return None
+        sha = sha256_bytes(read_bytes(path))
+    except Exception:  # noqa: BLE001 - unreadable: the row is reported as unknown
+        return None
+    return sha if sha in known else None
+
+
 def read_labels(
     db: CatalogDB,
     path: str | os.PathLike[str],
@@ -109,6 +123,7 @@ def read_labels(
     if not rows:
         raise LabelsError(f"{p}: no rows")
     by_pid, by_source, by_name, owner = _catalog_maps(db)
+    known = set(by_source.values())
     shas: list[str] = []
     labels: dict[str, list[str | None]] = {f: [] for f in fields}
     unknown: list[str] = []
@@ -126,6 +141,7 @@ def read_labels(
                     by_source.get(ref)
                     or by_source.get(str((p.parent / ref).resolve()))
                     or by_name.get(os.path.basename(ref))
+                    or _by_content(p.parent / ref, known)
                 )
         if sha is None:
             unknown.append(ref or "<empty>")
