@@ -1,24 +1,35 @@
 """Load benchmark of the REST API on loopback: concurrent clients at concurrency 1, 8 and 32.
 
-Scenarios (those whose routes the server has):
+Scenarios (those whose routes the server has; ``--scenarios`` picks):
 * search-by-id      GET  /api/v1/search?product_id=<random catalogued id>&limit=10
 * search-by-upload  POST /api/v1/search   (a catalogued photo re-encoded as new JPEG bytes, so it is embedded)
-* classify-upload   POST /api/v1/classify (when the classify routes exist), compared with a warm
-                    Python-API ``Catalog.classify`` (the CLI's code path) on the same files in the same run
+* classify-upload   POST /api/v1/classify (builtin classifier), compared on the same files with
+                    - the CLI: ``catalens classify --json FILES...`` as a subprocess, images/s with its
+                      start-up and without it ((N - 1) / (wall(N files) - wall(1 file)));
+                    - a warm Python process (``Catalog.classify``, the CLI's code path): one batched
+                      call over all files, as the CLI does, and one call per file.
 
 The catalogue home is copied to a temporary folder first (the server may write to it). Prints one
-JSON line per (scenario, concurrency): p50/p99 latency (ms), throughput (req/s), errors.
+JSON line per measurement (``"kind"``: env, result, baseline, summary), each with the 1-minute load
+average, so that figures from a busy machine can be read as such: latencies grow with the load,
+ratios measured in the same run much less. ``--json-out`` also writes every line to a file.
 
     python bench/api_load.py --home /work/bench-home --images /work/shared/data/myntra-dev/images
+
+A/B a server setting, e.g. without micro-batching of concurrent encodes:
+
+    python bench/api_load.py --scenarios classify-upload --server-env CATALENS_API_ENCODE_BATCH=1
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
 import json
 import os
+import platform
 import random
 import shutil
 import socket
@@ -27,10 +38,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 from PIL import Image
+
+SCENARIOS = ("search-by-id", "search-by-upload", "classify-upload")
+TARGET_P99_MS = 50.0  # search-by-id at concurrency 8
+TARGET_CLASSIFY_RATIO = 0.8  # classify-upload throughput / CLI images/s
+LINES: list[dict[str, Any]] = []
+
+
+def emit(kind: str, **fields: Any) -> None:
+    line = {"kind": kind, **fields, "loadavg_1m": round(os.getloadavg()[0], 2)}
+    LINES.append(line)
+    print(json.dumps(line), flush=True)
 
 
 def _free_port() -> int:
@@ -46,7 +69,21 @@ def _reencode(path: Path, quality: int) -> bytes:
     return buf.getvalue()
 
 
-async def _run(base: str, make_request, n_requests: int, concurrency: int) -> dict[str, float | int]:
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+async def _run(base: str, make_request: Any, n_requests: int, concurrency: int) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     statuses: dict[int, int] = {}
@@ -84,7 +121,7 @@ async def _run(base: str, make_request, n_requests: int, concurrency: int) -> di
 def _warm_python_images_per_s(home: Path, images: list[Path]) -> dict[str, float] | None:
     """Warm Python-API (= the CLI's code path without its start-up) classify images/s over the same
     images, in a child process started after the server is warm: one batched call over all files,
-    as ``catalens classify FILES...`` does, and one call per file, as the API does."""
+    as ``catalens classify FILES...`` does, and one call per file."""
     code = (
         "import json,sys,time;from catalens import Catalog;c=Catalog.open(sys.argv[1]);p=sys.argv[2:];"
         "c.classify(p[:8]);t=time.perf_counter();c.classify(p);b=time.perf_counter()-t;"
@@ -98,9 +135,47 @@ def _warm_python_images_per_s(home: Path, images: list[Path]) -> dict[str, float
         check=False,
     )
     if res.returncode != 0:
-        print(json.dumps({"python_classify_error": res.stderr[-500:]}), flush=True)
+        emit("error", what="warm python classify", stderr=res.stderr[-500:])
         return None
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _cli_images_per_s(home: Path, images: list[Path]) -> dict[str, float] | None:
+    """``catalens classify --json`` as a subprocess over all files and over one file: images/s with
+    the process start-up (model load included) and without it."""
+
+    def wall(files: list[Path]) -> float | None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "catalens.cli",
+            "--home",
+            str(home),
+            "classify",
+            "--json",
+            *map(str, files),
+        ]
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        took = time.perf_counter() - t0
+        if res.returncode != 0:
+            emit("error", what="cli classify", stderr=res.stderr[-500:])
+            return None
+        if len(json.loads(res.stdout)) != len(files):
+            emit("error", what="cli classify", stderr="wrong number of results")
+            return None
+        return took
+
+    wall(images[:1])  # warms the OS file cache and the exported model
+    one, all_ = wall(images[:1]), wall(images)
+    if one is None or all_ is None:
+        return None
+    n = len(images)
+    return {
+        "cli_with_startup": n / all_,
+        "cli_without_startup": (n - 1) / max(all_ - one, 1e-6),
+        "cli_startup_s": one,
+    }
 
 
 def main() -> None:
@@ -108,10 +183,23 @@ def main() -> None:
     ap.add_argument("--home", default="/work/bench-home")
     ap.add_argument("--images", default="/work/shared/data/myntra-dev/images")
     ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated subset of " + ", ".join(SCENARIOS)
+    )
     ap.add_argument("--id-requests", type=int, default=400)
     ap.add_argument("--upload-requests", type=int, default=120)
+    ap.add_argument(
+        "--server-env", action="append", default=[], metavar="KEY=VALUE", help="server setting (repeatable)"
+    )
+    ap.add_argument("--no-cli", action="store_true", help="skip the CLI / warm Python classify baselines")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json-out", type=Path, default=None, help="also write the JSON lines to this file")
     args = ap.parse_args()
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(wanted) - set(SCENARIOS)
+    if unknown:
+        ap.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    levels = [int(c) for c in args.concurrency.split(",")]
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="catalens-bench-api-"))
@@ -119,14 +207,31 @@ def main() -> None:
     shutil.copytree(args.home, home)
     port = _free_port()
     env = os.environ | {"CATALENS_API_RATE_PER_MINUTE": "100000000", "CATALENS_API_BURST": "1000000"}
+    env |= dict(kv.split("=", 1) for kv in args.server_env)
+    emit(
+        "env",
+        commit=_git_commit(),
+        cpus=os.cpu_count(),
+        affinity=len(os.sched_getaffinity(0)),
+        loadavg=[round(x, 2) for x in os.getloadavg()],
+        nice=os.nice(0),
+        python=platform.python_version(),
+        server_http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        server_loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        server_env=args.server_env,
+        home=args.home,
+        args={k: str(v) for k, v in vars(args).items()},
+    )
     server = subprocess.Popen(
         [sys.executable, "-m", "catalens.cli", "--home", str(home), "serve", "--port", str(port),
          "--log-level", "warning"],
         env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    baseline: dict[str, float] = {}
     try:
-        for _ in range(300):
+        for _ in range(600):
             try:
                 if httpx.get(base + "/health", timeout=1).status_code == 200:
                     break
@@ -141,7 +246,7 @@ def main() -> None:
         async def by_id(client: httpx.AsyncClient, i: int) -> httpx.Response:
             return await client.get("/api/v1/search", params={"product_id": ids[i % len(ids)], "limit": 10})
 
-        def upload_to(path: str):
+        def upload_to(path: str) -> Any:
             async def call(client: httpx.AsyncClient, i: int) -> httpx.Response:
                 files = {"file": (f"q{i}.jpg", uploads[i % len(uploads)], "image/jpeg")}
                 return await client.post(
@@ -150,41 +255,70 @@ def main() -> None:
 
             return call
 
-        scenarios = []
-        if "search" in features:
-            scenarios.append(("search-by-id", by_id, args.id_requests))
-            scenarios.append(("search-by-upload", upload_to("/api/v1/search"), args.upload_requests))
-        if "classify" in features:
-            scenarios.append(("classify-upload", upload_to("/api/v1/classify"), args.upload_requests))
-        else:
-            print(json.dumps({"scenario": "classify-upload", "skipped": "no classify routes on this server"}))
-        cache: dict[str, dict[str, float] | None] = {}
-        for name, fn, n in scenarios:
+        available = {
+            "search-by-id": ("search", by_id, args.id_requests),
+            "search-by-upload": ("search", upload_to("/api/v1/search"), args.upload_requests),
+            "classify-upload": ("classify", upload_to("/api/v1/classify"), args.upload_requests),
+        }
+        for name in wanted:
+            feature, fn, n = available[name]
+            if feature not in features:
+                emit("result", scenario=name, skipped=f"no {feature} routes on this server")
+                continue
             asyncio.run(_run(base, fn, min(20, n), 4))  # warm-up: models loaded, index open
-            for conc in (int(c) for c in args.concurrency.split(",")):
+            for conc in levels:
                 res = asyncio.run(_run(base, fn, n, conc))
-                print(json.dumps({"scenario": name, "concurrency": conc} | res), flush=True)
-                if name == "classify-upload":
-                    if "py" not in cache:  # measured while the server is idle, on the same re-encoded files
-                        qdir = work / "queries"
-                        qdir.mkdir(exist_ok=True)
-                        files = []
-                        for j, data in enumerate(uploads):
-                            (qdir / f"q{j}.jpg").write_bytes(data)
-                            files.append(qdir / f"q{j}.jpg")
-                        cache["py"] = _warm_python_images_per_s(home, files)
-                    py = cache["py"]
-                    if py:
-                        print(json.dumps({"scenario": name, "concurrency": conc,
-                                          "warm_python_batched_images_per_s": round(py["batched"], 2),
-                                          "warm_python_per_file_images_per_s": round(py["per_file"], 2),
-                                          "api_over_warm_batched": round(res["throughput_rps"] / py["batched"], 3),
-                                          "api_over_warm_per_file": round(res["throughput_rps"] / py["per_file"], 3)}),
-                              flush=True)  # fmt: skip
+                results[(name, conc)] = res
+                emit("result", scenario=name, concurrency=conc, **res)
+            if name == "classify-upload" and not args.no_cli:  # measured while the server is idle
+                qdir = work / "queries"
+                qdir.mkdir(exist_ok=True)
+                files = []
+                for j, data in enumerate(uploads):
+                    (qdir / f"q{j}.jpg").write_bytes(data)
+                    files.append(qdir / f"q{j}.jpg")
+                py = _warm_python_images_per_s(home, files) or {}
+                cli = _cli_images_per_s(home, files) or {}
+                baseline = {
+                    "warm_python_batched": py.get("batched", 0.0),
+                    "warm_python_per_file": py.get("per_file", 0.0),
+                    "cli_without_startup": cli.get("cli_without_startup", 0.0),
+                    "cli_with_startup": cli.get("cli_with_startup", 0.0),
+                }
+                emit(
+                    "baseline",
+                    scenario=name,
+                    images=len(files),
+                    images_per_s={k: round(v, 2) for k, v in baseline.items()},
+                    cli_startup_s=round(cli.get("cli_startup_s", 0.0), 2),
+                )
+                for conc in levels:
+                    rps = results[(name, conc)]["throughput_rps"]
+                    emit(
+                        "ratio",
+                        scenario=name,
+                        concurrency=conc,
+                        api_images_per_s=rps,
+                        **{f"api_over_{k}": round(rps / v, 3) for k, v in baseline.items() if v > 0},
+                    )
     finally:
         server.terminate()
         server.wait(20)
         shutil.rmtree(work, ignore_errors=True)
+
+    summary: dict[str, Any] = {"errors": sum(r["errors"] for r in results.values())}
+    if ("search-by-id", 8) in results:
+        p99 = results[("search-by-id", 8)]["p99_ms"]
+        summary |= {"search_by_id_p99_ms_c8": p99, "search_by_id_p99_target_met": p99 <= TARGET_P99_MS}
+    cls = [r["throughput_rps"] for (s, _), r in results.items() if s == "classify-upload"]
+    ref = baseline.get("cli_without_startup") or baseline.get("warm_python_batched")
+    if cls and ref:
+        best = max(cls) / ref
+        summary |= {"classify_best_api_over_cli_without_startup": round(best, 3),
+                    "classify_target_met": best >= TARGET_CLASSIFY_RATIO}  # fmt: skip
+    emit("summary", **summary)
+    if args.json_out:
+        args.json_out.write_text("".join(json.dumps(line) + "\n" for line in LINES))
 
 
 if __name__ == "__main__":

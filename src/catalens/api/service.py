@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from catalens.api import keys as _keys
+from catalens.api.batching import BatchingEncoder
 from catalens.api.catalogue import CatalogueMixin
 from catalens.api.insights import InsightsMixin
 from catalens.api.jobs import ApiJob, JobManager
@@ -29,6 +31,8 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         super().__init__(settings)
         self.api_settings = api_settings or ApiSettings()
         self.jobs = JobManager(on_finish=self._job_finished)
+        self._batching: dict[int, BatchingEncoder] = {}
+        self._wrap_lock = threading.Lock()
 
     @property
     def max_upload_bytes(self) -> int:
@@ -40,6 +44,18 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
             "max_upload_bytes": self.max_upload_bytes,
             "max_upload_files": self.api_settings.max_upload_files,
         }
+
+    def encoder(self, model: str | None = None, device: str | None = None) -> Any:
+        """The image encoder, wrapped so that concurrent requests' encodes run as one batch
+        (``encode_batch`` rows at most; see :mod:`catalens.api.batching`)."""
+        enc = super().encoder(model, device)
+        if self.api_settings.encode_batch < 2 or isinstance(enc, BatchingEncoder):
+            return enc
+        with self._wrap_lock:
+            key = id(enc)
+            if key not in self._batching:
+                self._batching[key] = BatchingEncoder(enc, self.api_settings.encode_batch)
+            return self._batching[key]
 
     # ---- keys ---------------------------------------------------------------------------------
     def create_key(self, role: str, name: str | None = None) -> tuple[str, _keys.KeyInfo]:

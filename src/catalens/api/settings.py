@@ -9,6 +9,7 @@
 | request_timeout_s | CATALENS_API_REQUEST_TIMEOUT_S | 60 |
 | max_upload_bytes | CATALENS_API_MAX_UPLOAD_BYTES | the catalog's max_file_bytes (50 MiB) |
 | max_upload_files | CATALENS_API_MAX_UPLOAD_FILES | 100 per ingest request |
+| encode_batch | CATALENS_API_ENCODE_BATCH | 16 (concurrent image encodes merged into one batch of up to this many; 1: off) |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ApiSettings:
     request_timeout_s: float = 60.0
     max_upload_bytes: int | None = None  # None: the catalog's max_file_bytes
     max_upload_files: int = 100
+    encode_batch: int = 16
 
     def with_(self, **changes: Any) -> ApiSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -61,4 +63,6 @@ def load_api_settings(**overrides: Any) -> ApiSettings:
     settings = ApiSettings(**values)
     if settings.rate_per_minute <= 0 or settings.burst < 1 or settings.request_timeout_s <= 0:
         raise ConfigError("rate_per_minute, burst and request_timeout_s must be positive")
+    if settings.encode_batch < 1:
+        raise ConfigError(f"{_ENV_PREFIX}ENCODE_BATCH must be at least 1")
     return settings
