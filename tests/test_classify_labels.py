@@ -1,4 +1,4 @@
-"""Labels CSV rows resolve to stored images, including byte-identical copies stored once."""
+"""Labels CSV rows resolve to stored images (byte-identical copies too); display colour naming."""
 
 from __future__ import annotations
 
@@ -29,3 +29,24 @@ def test_labels_row_naming_a_byte_identical_copy_resolves(tmp_path: Path, fake_e
     with pytest.raises(LabelsError, match="1 of 2 rows name images not in the catalog"):
         read_labels(cat.db, labels, ["kind"])
     cat.close()
+
+
+def test_colour_names_shades_and_ignores_the_model_wearing_it() -> None:
+    """A light-blue shirt on a model (skin-tone face and arms, dark trousers below) on white."""
+    from PIL import Image, ImageDraw
+
+    from catalens.classify.colour import dominant_colours
+
+    img = Image.new("RGB", (150, 200), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.ellipse([55, 5, 95, 45], fill=(224, 172, 140))  # face
+    d.rectangle([20, 50, 130, 60], fill=(224, 172, 140))  # arms
+    d.rectangle([40, 50, 110, 130], fill=(110, 160, 215))  # the shirt: a light blue
+    d.rectangle([45, 130, 105, 198], fill=(40, 45, 60))  # trousers
+    res = dominant_colours(img)
+    assert res.primary == "Blue", res.to_dict()
+    assert "skin" in res.method and all(n != "Peach" for n, _, _ in res.colours)
+    # without the model, a pale sky-blue product is still Blue (not Silver or Lavender)
+    sky = Image.new("RGB", (120, 160), (255, 255, 255))
+    sky.paste((160, 200, 235), (30, 30, 90, 130))
+    assert dominant_colours(sky).primary == "Blue"

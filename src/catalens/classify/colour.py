@@ -6,8 +6,11 @@
    user photo) OpenCV GrabCut runs from a centre rectangle. A mask under 3% of the image falls
    back to a centre ellipse.
 2. K-means (k=5) on the foreground pixels in CIELAB; each cluster is named by the nearest palette
-   colour (CIE76 distance); clusters with the same name merge; percentages are of the foreground.
-3. "Multi" when no colour reaches 45% and at least three colours hold 12% or more.
+   colour or shade of one (CIE76 distance; ``SHADES``); clusters with the same name merge;
+   percentages are of the foreground.
+   Skin-tone pixels are dropped when a model wears the product; percentages weight pixels
+   towards the centre of the frame.
+3. "Multi" when no colour reaches 35% and at least three colours hold 15% or more.
 
 :func:`colour_features` (palette histogram + Lab statistics of the foreground) feeds the learned
 calibration onto a catalogue's own colour labels (``--colour-features`` in training).
@@ -51,6 +54,34 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "Cream": (245, 235, 205),
     "Khaki": (180, 170, 120),
 }
+# Extra naming prototypes: a garment's colour spreads over shades (light, shadow) and a name like
+# "Blue" covers a region of CIELAB far larger than one point. Naming uses these with PALETTE;
+# the calibration descriptor (colour_calib.py) keeps one point per name.
+SHADES: list[tuple[str, tuple[int, int, int]]] = [
+    ("Black", (45, 45, 50)),
+    ("White", (225, 225, 228)),
+    ("Grey", (95, 95, 100)),
+    ("Grey", (165, 165, 168)),
+    ("Navy Blue", (40, 50, 90)),
+    ("Blue", (60, 130, 200)),
+    ("Blue", (110, 160, 215)),
+    ("Blue", (160, 200, 235)),
+    ("Blue", (70, 90, 150)),
+    ("Green", (20, 90, 50)),
+    ("Green", (90, 170, 100)),
+    ("Green", (150, 205, 160)),
+    ("Red", (220, 60, 60)),
+    ("Red", (160, 25, 35)),
+    ("Maroon", (90, 25, 40)),
+    ("Pink", (250, 190, 210)),
+    ("Pink", (225, 100, 140)),
+    ("Purple", (150, 100, 180)),
+    ("Brown", (75, 50, 35)),
+    ("Brown", (145, 100, 65)),
+    ("Yellow", (250, 230, 120)),
+    ("Orange", (250, 165, 90)),
+    ("Teal", (30, 100, 110)),
+]
 BG_DELTA_E = 12.0
 MULTI = "Multi"
 
@@ -67,6 +98,9 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 PALETTE_NAMES = list(PALETTE)
 PALETTE_LAB = rgb_to_lab(np.array([PALETTE[n] for n in PALETTE_NAMES], np.float64))
+_NAMING = [(n, PALETTE[n]) for n in PALETTE_NAMES] + SHADES
+_NAMING_LAB = rgb_to_lab(np.array([rgb for _, rgb in _NAMING], np.float64))
+_NAMING_INDEX = np.array([PALETTE_NAMES.index(n) for n, _ in _NAMING])
 
 
 @dataclass
@@ -148,36 +182,64 @@ def _kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 12) -> tuple[np.n
 
 
 def name_lab(lab: np.ndarray) -> np.ndarray:
-    """Index into :data:`PALETTE_NAMES` of the nearest palette colour of each Lab row."""
-    return np.linalg.norm(np.asarray(lab)[:, None, :] - PALETTE_LAB[None], axis=-1).argmin(1)
+    """Index into :data:`PALETTE_NAMES` of the nearest palette colour or shade of each Lab row."""
+    d = np.linalg.norm(np.asarray(lab)[:, None, :] - _NAMING_LAB[None], axis=-1)
+    return _NAMING_INDEX[d.argmin(1)]
+
+
+def _skin(rgb: np.ndarray) -> np.ndarray:
+    """Skin-tone pixels (the classic YCrCb box: 133 <= Cr <= 173, 77 <= Cb <= 127)."""
+    import cv2
+
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2YCrCb)[:, 0]
+    cr, cb = ycc[:, 1].astype(int), ycc[:, 2].astype(int)
+    return (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)
 
 
 def dominant_colours(img: Any, k: int = 5, max_pixels: int = 4000) -> ColourResult:
-    """The product's dominant colours (foreground only), named and with percentages."""
+    """The product's dominant colours (foreground only), named and with percentages.
+
+    Skin-tone pixels are left out when the rest holds at least 40% of the foreground (a model
+    wearing the product). Percentages weight pixels towards the centre of the frame (Gaussian,
+    sigma = 30% of each side), where the product sits in a catalogue photo and where other worn
+    items (trousers under a shirt, hair) are not. ``primary`` is "Multi" when no colour reaches
+    35% and at least three hold 15% or more.
+    """
     arr = _small(img)
     mask, method = foreground_mask(arr)
-    px = arr[mask].astype(np.float64)
+    h, w = mask.shape
+    yy, xx = np.nonzero(mask)
+    weight = np.exp(-(((xx - (w - 1) / 2) / (0.3 * w)) ** 2 + ((yy - (h - 1) / 2) / (0.3 * h)) ** 2) / 2)
+    px = arr[yy, xx]
+    skin = _skin(px)
+    if skin.any() and (~skin).sum() >= 0.4 * len(px):  # a model wearing the product: drop the skin
+        px, weight = px[~skin], weight[~skin]
+        method += "-skin"
+    px = px.astype(np.float64)
     if len(px) > max_pixels:
-        px = px[np.random.default_rng(0).choice(len(px), max_pixels, replace=False)]
+        pick = np.random.default_rng(0).choice(len(px), max_pixels, replace=False)
+        px, weight = px[pick], weight[pick]
     lab = rgb_to_lab(px)
     centres, assign = _kmeans(lab, k)
     names = name_lab(centres)
+    total = float(weight.sum()) or 1.0
     frac: dict[str, float] = {}
     rgb_sum: dict[str, np.ndarray] = {}
+    count: dict[str, int] = {}
     for j in range(len(centres)):
         sel = assign == j
         if not sel.any():
             continue
         n = PALETTE_NAMES[names[j]]
-        frac[n] = frac.get(n, 0.0) + sel.mean()
+        frac[n] = frac.get(n, 0.0) + float(weight[sel].sum()) / total
         rgb_sum[n] = rgb_sum.get(n, np.zeros(3)) + px[sel].sum(0)
-    total_px = {n: frac[n] * len(px) for n in frac}
+        count[n] = count.get(n, 0) + int(sel.sum())
     colours = sorted(
-        ((n, float(f), tuple(int(v) for v in rgb_sum[n] / max(total_px[n], 1))) for n, f in frac.items()),
+        ((n, float(f), tuple(int(v) for v in rgb_sum[n] / max(count[n], 1))) for n, f in frac.items()),
         key=lambda t: -t[1],
     )
-    big = [c for c in colours if c[1] >= 0.12]
-    primary = MULTI if colours[0][1] < 0.45 and len(big) >= 3 else colours[0][0]
+    big = [c for c in colours if c[1] >= 0.15]
+    primary = MULTI if colours[0][1] < 0.35 and len(big) >= 3 else colours[0][0]
     return ColourResult(colours, primary, float(mask.mean()), method)  # type: ignore[arg-type]
 
 
