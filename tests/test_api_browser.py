@@ -151,7 +151,12 @@ def test_product_page(page: object, server: dict) -> None:
     assert page.locator("[data-testid=main-image] img").count() == 1
     natural = page.eval_on_selector("[data-testid=main-image] img", "i => i.complete && i.naturalWidth")
     assert natural and natural > 0
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=tags]').innerText.includes('Classifying')"
+    )
     page.screenshot(path=str(server["shots"] / "product.png"), full_page=True)
+    text = page.inner_text("body")
+    assert "null" not in text and "undefined" not in text and "[object" not in text
     page.click("[data-testid=similar] [data-testid=result-card] >> nth=0")
     page.wait_for_url("**/#/product/*")
 

@@ -274,7 +274,7 @@ function tagsPanel(sha) {
     tabs.forEach((c) => seg.append(h("button", { "data-name": c.classifier, onclick: () => pick(c) }, c.classifier === "builtin" ? "Built-in taxonomy" : c.classifier)));
     pick(tabs.find((c) => c.classifier === chosen) || tabs[tabs.length - 1]);
     box.replaceChildren(h("div", { class: "row" }, h("h3", {}, "Predicted tags"), h("span", { class: "spacer" }), tabs.length > 1 ? seg : null), body,
-      loading ? h("div", { class: "muted small" }, "The built-in taxonomy is loading…") : null);
+      ...(loading ? [h("div", { class: "muted small" }, "The built-in taxonomy is loading…")] : []));
   }).catch((err) => box.replaceChildren(h("h3", {}, "Predicted tags"), h("div", { class: "muted small" }, err.message)));
   load(0);
   return box;
