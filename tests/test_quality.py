@@ -358,3 +358,37 @@ def test_soft_shading_with_a_sharp_outline_is_not_blur() -> None:
     assert run_one("blur", img).verdict == "pass"
     blurred = Image.fromarray(cv2.GaussianBlur(np.asarray(img), (0, 0), 4))
     assert run_one("blur", blurred).verdict != "pass"
+
+
+def test_long_motion_blur_is_read_by_edge_width() -> None:
+    """A long linear motion turns edges into ramps with sharp corners: the Laplacian alone reads them as
+    crisp, the edge width across the motion does not."""
+    img = np.asarray(product().resize((384, 512), Image.LANCZOS))  # working-copy size: exact smear length
+    k = np.zeros((13, 13), np.float32)
+    k[6, :] = 1 / 13
+    smeared = Image.fromarray(cv2.filter2D(img, -1, k))
+    res = run_one("blur", smeared)
+    assert res.verdict != "pass", res.reason
+    assert run_one("blur", smeared, width_k=None).verdict == "pass"  # the width term is what reads it
+    assert run_one("blur", Image.fromarray(img)).verdict == "pass"
+
+
+def test_promo_compounds_without_a_space() -> None:
+    from catalens.quality.checks.text import PROMO_WORDS, _promo
+
+    assert "deal" in _promo(["HOTDEAL"], PROMO_WORDS)
+    assert _promo(["FREESHIPPNG"], PROMO_WORDS)  # two words run together, one misread
+    assert _promo(["ideal", "freedom", "NIKEAIR", "superstar"], PROMO_WORDS) == []
+
+
+def test_watermark_words_with_ocr_misreads_and_fragmented_tiles() -> None:
+    from catalens.quality.checks.text import WATERMARK_WORDS, watermark_boxes
+
+    def why(texts: list[str], conf: float = 0.95):  # type: ignore[no-untyped-def]
+        return [w for _, w in watermark_boxes([_box(t, conf=conf) for t in texts], words=WATERMARK_WORDS)]
+
+    assert why(["AMPLE"]) == ["words"]  # the faint first letter lost
+    assert why(["PROOP"], conf=0.8) == ["words"]  # an uncertain misread of PROOF
+    assert why(["SIMPLE"], conf=0.99) == []  # a confident read of another word is not a misread
+    assert why(["OOF", "ROO", "OOF", "ROOF"]) == ["tiled"] * 4  # 4 tiles read only in fragments
+    assert why(["streetbasket ball"]) == []  # a 4-letter piece repeating by chance is not tiling

@@ -33,6 +33,23 @@ from catalens.quality.result import CheckResult, grade
 N_ORIENTATIONS = 4
 
 
+# pixel step across an edge for each gradient orientation bin (dy, dx): along x, the down-right
+# diagonal, along y, the other diagonal
+_ACROSS = ((0, 1), (1, 1), (1, 0), (1, -1))
+
+
+def _step_across(
+    gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, orientation: int, radius: int
+) -> np.ndarray:
+    """Luma step (max - min) over ``2 * radius + 1`` px through each pixel (``ys``, ``xs``) across an
+    edge of gradient orientation bin ``orientation`` (clamped at the image border)."""
+    dy, dx = _ACROSS[orientation]
+    h, w = gray.shape
+    t = np.arange(-radius, radius + 1)[:, None]
+    vals = gray[np.clip(ys[None, :] + t * dy, 0, h - 1), np.clip(xs[None, :] + t * dx, 0, w - 1)]
+    return (vals.max(axis=0) - vals.min(axis=0)).astype(np.float32)
+
+
 def edge_sharpness(
     gray: np.ndarray,
     *,
@@ -40,8 +57,17 @@ def edge_sharpness(
     top: float = 98.0,
     min_pixels: int = 30,
     min_keep: int = 10,
+    width_k: float | None = 2.4,
+    width_radius: int = 4,
 ) -> tuple[float | None, list[float]]:
-    """(worst-orientation sharpness, per-orientation values; nan where too few edges)."""
+    """(worst-orientation sharpness, per-orientation values; nan where too few edges).
+
+    Per orientation, the sharpness is the median |Laplacian| / |gradient| of the strongest edges,
+    capped by ``width_k`` / (their median edge width): width = the luma step across the edge (max -
+    min over ``2 * width_radius + 1`` px along the gradient) / its steepest slope (|Sobel| / 8), ~2 px
+    for a crisp edge. The width term is what reads motion blur: a linear motion smears an edge into
+    a ramp with sharp corners, where the Laplacian spikes as if the edge were crisp, but the ramp is
+    as wide as the motion. ``width_k=None`` turns it off."""
     import cv2
 
     g = gray.astype(np.float32)
@@ -60,15 +86,22 @@ def edge_sharpness(
     diag = ~(horiz | vert)
     same_sign = (sx * sy) > 0
     bins = [horiz, diag & same_sign, vert, diag & ~same_sign]
+    ys, xs = np.nonzero(strong)
     values: list[float] = []
-    for sel in bins:
+    for o, sel in enumerate(bins):
         if int(np.count_nonzero(sel)) < min_pixels:
             values.append(float("nan"))
             continue
         m = m_all[sel]
         k = min(m.size, max(min_keep, int(np.ceil(m.size * (100.0 - top) / 100.0))))
         keep = np.argpartition(m, m.size - k)[m.size - k :]  # the k strongest edges
-        values.append(float(np.median(l_all[sel][keep] / m[keep])))
+        value = float(np.median(l_all[sel][keep] / m[keep]))
+        if width_k is not None:
+            step = _step_across(g, ys[sel][keep], xs[sel][keep], o, width_radius)
+            diagonal = np.sqrt(2.0) if o in (1, 3) else 1.0  # a diagonal pixel step is sqrt(2) px long
+            width = float(np.median(step / (m[keep] / 8.0))) * diagonal
+            value = min(value, float(width_k) / max(width, 1e-6))
+        values.append(value)
     finite = [v for v in values if v == v]
     return (min(finite) if finite else None), values
 
@@ -157,10 +190,13 @@ class BlurCheck(Check):
 
     higher_is_worse = False
     unit = "edge sharpness (1/px)"
-    params = {"warn": 0.42, "fail": 0.33, "min_grad": 20.0, "cell": 48}
+    params = {"warn": 0.42, "fail": 0.33, "min_grad": 20.0, "cell": 48, "width_k": 2.4}
 
     def run(self, img: QCImage) -> CheckResult:
-        score, per = edge_sharpness(img.gray, min_grad=float(self.p["min_grad"]))
+        wk = self.p.get("width_k")
+        score, per = edge_sharpness(
+            img.gray, min_grad=float(self.p["min_grad"]), width_k=None if wk is None else float(wk)
+        )
         details = {"per_orientation": [round(v, 4) if v == v else None for v in per]}
         if score is None:
             return CheckResult(

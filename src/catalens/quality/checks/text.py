@@ -144,35 +144,65 @@ def read_text(img: QCImage) -> list[TextBox]:
 
 
 def _similar(a: str, b: str) -> bool:
-    """Equal, or one edit apart for words of 4+ letters (two for 7+)."""
+    """Equal, or one edit apart for words of 4+ letters (two for 7+); words under 6 letters only by a
+    substitution (an OCR misread), so that "ideal" is not "deal"."""
     if a == b:
         return True
-    if len(b) < 4 or abs(len(a) - len(b)) > 2:
+    if len(b) < 4 or abs(len(a) - len(b)) > 2 or (len(b) < 6 and len(a) != len(b)):
         return False
-    from difflib import SequenceMatcher
+    return _edit_distance(a, b) <= (2 if len(b) >= 7 else 1)
 
-    allowed = 2 if len(b) >= 7 else 1
-    m = SequenceMatcher(None, a, b)
-    edits = max(len(a), len(b)) - sum(block.size for block in m.get_matching_blocks())
-    return edits <= allowed
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions) of two short strings."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
 
 
 SUBSTRING_MIN = 5  # promo words this long also match inside a longer token ("BESTPRICE", "FREESHIPPING")
+# Words that open a promotional compound when OCR drops the space ("HOTDEAL", "BIGSALE", "MEGAOFFER").
+PROMO_MODIFIERS = ["hot", "big", "mega", "super", "flash", "best", "great", "top", "special", "free", "new"]
+
+
+def _compound(token: str, words: list[str]) -> str | None:
+    """The promo word in a run-together ``token`` made of two words where OCR dropped the space, one of
+    them a promo word and the other a promo word or a modifier ("HOTDEAL", "FREESHIPPNG" - each part
+    typo-tolerant), else None. Ordinary words that merely contain a short promo word ("freedom",
+    "ideal") are not split into two known words, so they do not match."""
+    if len(token) < 6:
+        return None
+    for cut in range(3, len(token) - 2):
+        head, tail = token[:cut], token[cut:]
+        for a, b in ((head, tail), (tail, head)):
+            hit = next((w for w in words if _similar(a, w)), None)
+            if hit and (any(_similar(b, w) for w in words) or b in PROMO_MODIFIERS):
+                return hit
+    return None
 
 
 def _promo(texts: list[str], words: list[str]) -> list[str]:
-    """Promotional words/patterns found in ``texts`` (OCR output, so matching is typo-tolerant, and
-    words of ``SUBSTRING_MIN``+ letters are also found inside tokens where OCR dropped a space)."""
+    """Promotional words/patterns found in ``texts`` (OCR output, so matching is typo-tolerant, words
+    of ``SUBSTRING_MIN``+ letters are also found inside tokens where OCR dropped a space, and two-word
+    compounds such as "HOTDEAL" are split, see :func:`_compound`)."""
     joined = " ".join(texts).lower()
     tokens = re.findall(r"[a-z]+", joined)
+    single = [w.lower() for w in words if w.isalpha()]
+    compounds = {c for t in tokens if (c := _compound(t, single))}
     found: list[str] = []
     for word in words:
         w = word.lower()
         if " " in w or not w.isalpha():
             if w in joined:
                 found.append(word)
-        elif any(_similar(t, w) for t in tokens) or (
-            len(w) >= SUBSTRING_MIN and any(w in t and len(t) > len(w) for t in tokens)
+        elif (
+            any(_similar(t, w) for t in tokens)
+            or (len(w) >= SUBSTRING_MIN and any(w in t and len(t) > len(w) for t in tokens))
+            or w in compounds
         ):
             found.append(word)
     found += [p for p in PROMO_PATTERNS if re.search(p, joined)]
@@ -266,6 +296,47 @@ def _shared(a: str, b: str) -> int:
     return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
 
 
+def _has_mark_word(text: str, words: list[str], *, fuzzy: bool = False) -> bool:
+    """A watermark word in ``text`` (lower case): as a substring; for alphabetic words of 6+ letters
+    also a token that is the word with its first or last letter lost (the ends of faint, see-through
+    strokes are what OCR drops: "AMPLE" for "SAMPLE"); with ``fuzzy`` (an uncertain read) also one
+    OCR misread away from a word of 5+ letters or from such a truncation ("PROOP", "AMPLC")."""
+    if any(w.lower() in text for w in words):
+        return True
+    tokens = re.findall(r"[a-z]+", text)
+    for w in (w.lower() for w in words if w.isalpha() and len(w) >= 5):
+        forms = [w] + ([w[1:], w[:-1]] if len(w) >= 6 else [])
+        for t in tokens:
+            if t in forms[1:] or (fuzzy and any(_similar(t, f) for f in forms)):
+                return True
+    return False
+
+
+def _fragment_groups(norm: list[str], k: int, min_size: int) -> set[int]:
+    """Indices of the tokens in groups of ``min_size``+ linked by shared ``k``-character pieces
+    (transitively: "ROO" - "ROOF" - "OOF"): the tiles of a faint watermark that OCR reads only in
+    fragments."""
+    parent = list(range(len(norm)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(norm):
+        for j in range(i + 1, len(norm)):
+            if len(a) >= k and len(norm[j]) >= k and _shared(a, norm[j]) >= k:
+                parent[root(i)] = root(j)
+    sizes: dict[int, int] = {}
+    for i in range(len(norm)):
+        sizes[root(i)] = sizes.get(root(i), 0) + 1
+    return {i for i in range(len(norm)) if sizes[root(i)] >= min_size}
+
+
+FUZZY_BELOW = 0.95  # OCR confidence under which a watermark word may be matched with a misread
+
+
 def watermark_boxes(
     boxes: list[TextBox],
     *,
@@ -275,21 +346,28 @@ def watermark_boxes(
     max_contrast: float | None = None,
     min_faint_area: float = 0.0,
 ) -> list[tuple[TextBox, str]]:
-    """The boxes that look like a watermark, each with why: ``tiled`` (a run-together token repeats
-    itself, or ``min_repeats``+ boxes share a ``repeat_chars``-character piece - OCR rarely reads
-    every tile identically, so pieces are compared, not whole strings; a pair of shoes showing the
-    same brand twice is not enough), ``words`` (copyright sign, URL, "sample", "proof"...), or
+    """The boxes that look like a watermark, each with why: ``tiled`` (a run-together token repeats a
+    ``repeat_chars + 1``-character piece of itself, ``min_repeats``+ boxes share a
+    ``repeat_chars``-character piece, or one more box than that shares a piece one character shorter -
+    OCR rarely reads every tile identically, so pieces are compared, not whole strings; a pair of
+    shoes showing the same brand twice is not enough), ``words`` (copyright sign, URL, "sample",
+    "proof"..., tolerant to OCR misreads on uncertain reads, see :func:`_has_mark_word`), or
     ``faint`` (stroke contrast under ``max_contrast`` over >= ``min_faint_area`` of the image)."""
     norm = [re.sub(r"[^a-z0-9]", "", b.text.lower()) for b in boxes]
+    fragments = _fragment_groups(norm, repeat_chars - 1, min_repeats + 1)
     out: list[tuple[TextBox, str]] = []
     for i, (b, t) in enumerate(zip(boxes, norm, strict=True)):
         why = ""
         if len(t) >= repeat_chars:
             shared = sum(_shared(t, u) >= repeat_chars for j, u in enumerate(norm) if j != i)
-            if shared + 1 >= min_repeats or (len(t) >= 2 * repeat_chars and _self_repeats(t, repeat_chars)):
+            if shared + 1 >= min_repeats or (
+                len(t) >= 2 * repeat_chars + 2 and _self_repeats(t, repeat_chars + 1)
+            ):
                 why = "tiled"
+        if not why and i in fragments:
+            why = "tiled"
         low = b.text.lower()
-        if not why and any(w.lower() in low for w in words):
+        if not why and _has_mark_word(low, words, fuzzy=b.confidence < FUZZY_BELOW):
             why = "words"
         if not why and max_contrast is not None and b.contrast < max_contrast and b.area >= min_faint_area:
             why = "faint"
