@@ -29,7 +29,7 @@ class GrayscaleCheck(Check):
         score = float(np.searchsorted(hist, hist[-1] * 0.99))
         verdict = grade(score, self.p["warn"], self.p["fail"], higher_is_worse=False)
         reason = (
-            f"grayscale / no colour (chroma p99 {score:.1f})"
+            f"grayscale / no colour (chroma p99 {score:.1f}): a grayscale photo, or a colourless product"
             if verdict != "pass"
             else f"colour image (chroma p99 {score:.1f})"
         )
