@@ -10,9 +10,11 @@ Scenarios (those whose routes the server has; ``--scenarios`` picks):
                       call over all files, as the CLI does, and one call per file.
 
 The catalogue home is copied to a temporary folder first (the server may write to it). Prints one
-JSON line per measurement (``"kind"``: env, result, baseline, summary), each with the 1-minute load
-average, so that figures from a busy machine can be read as such: latencies grow with the load,
-ratios measured in the same run much less. ``--json-out`` also writes every line to a file.
+JSON line per measurement (``"kind"``: env, result, baseline, ratio, summary), each with the 1-minute
+load average, so that figures from a busy machine can be read as such: latencies grow with the load,
+ratios measured in the same run much less. Each result also gives the CPU time the server process
+and the client spent per request (from /proc and ``time.process_time``), which a busy machine
+hardly changes. ``--json-out`` also writes every line to a file.
 
     python bench/api_load.py --home /work/bench-home --images /work/shared/data/myntra-dev/images
 
@@ -83,7 +85,18 @@ def _git_commit() -> str | None:
         return None
 
 
-async def _run(base: str, make_request: Any, n_requests: int, concurrency: int) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _run(
+    base: str, make_request: Any, n_requests: int, concurrency: int, server_pid: int | None = None
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     statuses: dict[int, int] = {}
@@ -104,18 +117,26 @@ async def _run(base: str, make_request: Any, n_requests: int, concurrency: int) 
                     errors += 1
                 latencies.append(time.perf_counter() - t0)
 
+        s0 = _cpu_seconds(server_pid) if server_pid else float("nan")
+        c0 = time.process_time()
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
+        client_cpu = time.process_time() - c0
+        server_cpu = (_cpu_seconds(server_pid) if server_pid else float("nan")) - s0
     lat = np.array(latencies) * 1000
-    return {
+    out = {
         "requests": n_requests,
         "p50_ms": round(float(np.percentile(lat, 50)), 2),
         "p99_ms": round(float(np.percentile(lat, 99)), 2),
         "throughput_rps": round(n_requests / wall, 2),
         "errors": errors,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "client_cpu_ms_per_req": round(client_cpu * 1000 / n_requests, 3),
     }
+    if server_pid:
+        out["server_cpu_ms_per_req"] = round(server_cpu * 1000 / n_requests, 3)
+    return out
 
 
 def _warm_python_images_per_s(home: Path, images: list[Path]) -> dict[str, float] | None:
@@ -237,8 +258,9 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        features = httpx.get(base + "/api/v1/features").json()["features"]
-        ids = [p["id"] for p in httpx.get(base + "/api/v1/products", params={"limit": 500}).json()["items"]]
+        features = httpx.get(base + "/api/v1/features", timeout=120).json()["features"]
+        page = httpx.get(base + "/api/v1/products", params={"limit": 500}, timeout=120).json()
+        ids = [p["id"] for p in page["items"]]
         photos = sorted(Path(args.images).glob("*.jpg"))
         rng.shuffle(photos)
         uploads = [_reencode(p, 90 + (i % 5)) for i, p in enumerate(photos[: args.upload_requests])]
@@ -267,7 +289,7 @@ def main() -> None:
                 continue
             asyncio.run(_run(base, fn, min(20, n), 4))  # warm-up: models loaded, index open
             for conc in levels:
-                res = asyncio.run(_run(base, fn, n, conc))
+                res = asyncio.run(_run(base, fn, n, conc, server.pid))
                 results[(name, conc)] = res
                 emit("result", scenario=name, concurrency=conc, **res)
             if name == "classify-upload" and not args.no_cli:  # measured while the server is idle
