@@ -201,4 +201,7 @@ def test_mobile_layout_has_no_horizontal_scroll(browser: object, server: dict) -
     pg.goto(server["url"] + "/#/browse")
     pg.wait_for_selector("[data-testid=result-card]")
     pg.screenshot(path=str(server["shots"] / "mobile-catalogue.png"))
+    for tab in pg.locator(".tabs a").all():  # every page is one tap away, none scrolled off
+        box = tab.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (tab.inner_text(), box)
     ctx.close()
