@@ -1,6 +1,6 @@
 """Vector index benchmark: recall@10 vs exact, p50/p99 single-query latency, build time, RAM.
 
-    python bench/search_index.py --sizes 100000 [1000000] [--stress 100000]
+    python bench/search_index.py --sizes 100000 [1000000] [--stress 100000] [--sweep 64:16 32:32]
 
 Data: the real dev embeddings (efficientnet-lite0 on myntra-dev, read from /work/bench-home's
 vector file) and synthetic catalogue-shaped vectors grown from them (see
@@ -37,10 +37,16 @@ def real_vectors() -> np.ndarray:
     return _BASE
 
 
+_PCA: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
 def _pca(x: np.ndarray, k: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mu = x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x - mu, full_matrices=False)
-    return mu, (s[:k] / np.sqrt(len(x))).astype(np.float32), vt[:k].astype(np.float32)
+    """(mean, singular values / sqrt(n), top-``k`` right singular vectors) of ``x``, cached per ``x``."""
+    if id(x) not in _PCA:
+        mu = x.mean(axis=0)
+        _, s, vt = np.linalg.svd(x - mu, full_matrices=False)
+        _PCA[id(x)] = (mu, (s[:k] / np.sqrt(len(x))).astype(np.float32), vt[:k].astype(np.float32))
+    return _PCA[id(x)]
 
 
 def realistic_vectors(n: int, seed: int = 0, chunk: int | None = None, *, with_parents: bool = False) -> Any:
@@ -62,18 +68,18 @@ def realistic_vectors(n: int, seed: int = 0, chunk: int | None = None, *, with_p
     while i < n:
         m = min(20000, n - i)
         pidx = rng.integers(0, len(base), m)
-        parents = base[pidx]
-        cnorm = np.linalg.norm(parents - mu, axis=1, keepdims=True)
-        noise = (rng.standard_normal((m, len(sd))).astype(np.float32) * sd) @ vt
+        cnorm = np.linalg.norm(base[pidx] - mu, axis=1, keepdims=True)
+        # noise is drawn in the PCA space; vt has orthonormal rows, so norms are taken there and
+        # product noise + variant noise go through a single projection to 1280-d
+        noise = rng.standard_normal((m, len(sd))).astype(np.float32) * sd
         noise *= 0.7 * cnorm / np.linalg.norm(noise, axis=1, keepdims=True)
-        prods = parents + noise
         reps = rng.integers(1, 5, m)
-        prods = np.repeat(prods, reps, axis=0)[:m]
-        parent_of[i : i + m] = np.repeat(pidx, reps)[:m]
-        product_of[i : i + m] = np.repeat(np.arange(i, i + m), reps)[:m]
-        vnoise = (rng.standard_normal((m, len(sd))).astype(np.float32) * sd) @ vt
-        vnoise *= 0.3 * cnorm[: len(vnoise)] / np.linalg.norm(vnoise, axis=1, keepdims=True)
-        v = prods + vnoise
+        rows = np.repeat(np.arange(m), reps)[:m]
+        parent_of[i : i + m] = pidx[rows]
+        product_of[i : i + m] = rows + i
+        vnoise = rng.standard_normal((m, len(sd))).astype(np.float32) * sd
+        vnoise *= 0.3 * cnorm / np.linalg.norm(vnoise, axis=1, keepdims=True)
+        v = base[pidx[rows]] + (noise[rows] + vnoise) @ vt
         out[i : i + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
         i += m
     return (out, parent_of, product_of) if with_parents else out
@@ -129,12 +135,15 @@ def run_streamed(
     q: np.ndarray,
     *,
     n_truth: int = 200,
+    sweep: list[tuple[int, int]] | None = None,
     **search: int,
 ) -> dict:
     """Build the index from ``n_chunks`` generated chunks (planned for the total size), then measure.
 
     The ground truth (exact top-10 of the first ``n_truth`` queries) is updated chunk by chunk, so
-    the raw vectors are never held at once (1M x 1280 float32 would be 5 GB).
+    the raw vectors are never held at once (1M x 1280 float32 would be 5 GB). The main figures
+    use the parameters the library picked (or ``search``); ``sweep`` adds (nprobe, k_factor)
+    variants measured on the same built index.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import faiss
@@ -147,6 +156,7 @@ def run_streamed(
     n = step * n_chunks
     truth = TopK(q[:n_truth])
     gen_s = 0.0
+    load_build = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         idx = FaissIndex.open(Path(tmp) / "i", dim=q.shape[1])
         idx.reserve(n)
@@ -162,17 +172,24 @@ def run_streamed(
             msg = {"progress": name, "chunk": c + 1, "of": n_chunks, "s": round(time.perf_counter() - t0)}
             print(json.dumps(msg), file=sys.stderr, flush=True)
         build = time.perf_counter() - t0 - gen_s
+        load_build.append(os.getloadavg()[0])
         ram = rss_mb() - before
         idx.save()
         disk = sum(f.stat().st_size for f in (Path(tmp) / "i").rglob("*") if f.is_file()) / 2**20
         faiss.omp_set_num_threads(int(os.environ.get("CATALENS_BENCH_SEARCH_THREADS", "1")))
-        got = idx.search(q[:n_truth], 10, **search).ids
-        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth.ids, strict=True)]))
-        lat = []
-        for i in range(min(len(q), 300)):
-            t = time.perf_counter()
-            idx.search(q[i : i + 1], 10, **search)
-            lat.append((time.perf_counter() - t) * 1000)
+        recall, lat = _measure(idx, q, truth.ids, n_truth, search)
+        variants = []
+        for nprobe, k_factor in sweep or []:
+            r, lt = _measure(idx, q, truth.ids, n_truth, {"nprobe": nprobe, "k_factor": k_factor})
+            variants.append(
+                {
+                    "nprobe": nprobe,
+                    "k_factor": k_factor,
+                    "recall_at_10": round(r, 4),
+                    "p50_ms": round(float(np.percentile(lt, 50)), 3),
+                    "p99_ms": round(float(np.percentile(lt, 99)), 3),
+                }
+            )
         info = idx.info()
         faiss.omp_set_num_threads(2)
     return {
@@ -191,7 +208,20 @@ def run_streamed(
         "index_ram_mb": round(ram, 1),
         "index_disk_mb": round(disk, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1),
-    }
+        "load_avg_1m_build_start_end": [round(v, 1) for v in load_build],
+    } | ({"sweep": variants} if variants else {})
+
+
+def _measure(idx: Any, q: np.ndarray, truth: np.ndarray, n_truth: int, search: dict) -> tuple[float, list]:
+    """(recall@10 of the first ``n_truth`` queries, single-query latencies in ms of up to 300 queries)."""
+    got = idx.search(q[:n_truth], 10, **search).ids
+    recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)]))
+    lat = []
+    for i in range(min(len(q), 300)):
+        t = time.perf_counter()
+        idx.search(q[i : i + 1], 10, **search)
+        lat.append((time.perf_counter() - t) * 1000)
+    return recall, lat
 
 
 def main() -> None:
@@ -204,14 +234,18 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--nprobe", type=int, default=0)
     ap.add_argument("--truth-queries", type=int, default=200, help="queries with exact ground truth")
+    ap.add_argument("--sweep", nargs="*", default=[], help="extra NPROBE:K_FACTOR settings, same index")
+    ap.add_argument("--no-real", action="store_true", help="skip the real dev embeddings row")
     args = ap.parse_args()
+    sweep = [(int(a), int(b)) for a, b in (v.split(":") for v in args.sweep)]
     faiss.omp_set_num_threads(2)
     os.environ["CATALENS_BENCH_SEARCH_THREADS"] = str(args.threads)
     extra = {"nprobe": args.nprobe} if args.nprobe else {}
     real = real_vectors()
     rng = np.random.default_rng(1)
     hold = rng.permutation(len(real))
-    print(json.dumps(run("real dev embeddings", real[hold[300:]], real[hold[:300]], **extra)), flush=True)
+    if not args.no_real:
+        print(json.dumps(run("real dev embeddings", real[hold[300:]], real[hold[:300]], **extra)), flush=True)
     q = realistic_vectors(args.queries, seed=99)
     for n in args.sizes:
         step = min(n, 100_000)  # generated and added in chunks; the index trains on the first
@@ -221,6 +255,7 @@ def main() -> None:
             max(1, n // step),
             q,
             n_truth=args.truth_queries,
+            sweep=sweep,
             **extra,
         )
         print(json.dumps(res), flush=True)
@@ -232,6 +267,7 @@ def main() -> None:
             1,
             x[: args.queries],
             n_truth=args.truth_queries,
+            sweep=sweep,
             **extra,
         )
         print(json.dumps(res), flush=True)

@@ -77,6 +77,9 @@ def approx_params(n: int, dim: int) -> dict[str, Any]:
     pca = max(pca, 8)
     nlist = int(2 ** round(math.log2(max(64, 4 * math.sqrt(n)))))
     nlist = min(nlist, max(64, n // 40))
+    # k-means is trained on at most TRAIN_SAMPLE vectors: keep >= 40 training points per list
+    # (FAISS warns below 39); this caps nlist at 2048, which also bounds build time at 1M
+    nlist = min(nlist, 2 ** int(math.log2(max(64, TRAIN_SAMPLE // 40))))
     return {
         "pca": pca,
         "nlist": nlist,
