@@ -46,7 +46,20 @@ def edit(img: Image.Image, kind: str, rng: random.Random) -> tuple[Image.Image, 
     return img, quality
 
 
-def make_planted(src: Path, out: Path, n_orig: int = 300, n_other: int = 600, seed: int = 0) -> dict:
+def make_planted(
+    src: Path,
+    out: Path,
+    n_orig: int = 300,
+    n_other: int = 600,
+    seed: int = 0,
+    base_size: tuple[int, int] | None = None,
+) -> dict:
+    """Originals (first ``n_orig`` of a seeded shuffle get 1-2 edited copies) plus ``n_other`` others.
+
+    ``base_size`` (w, h): originals are first shrunk to fit it (e.g. (60, 80) for small catalogue
+    thumbnails), so the copies are edits of the small photo. ``src/labels.csv`` needs an
+    ``image`` column (path relative to ``src``); ``id`` is optional.
+    """
     rng = random.Random(seed)
     rows = list(csv.DictReader(open(src / "labels.csv")))
     rng.shuffle(rows)
@@ -55,11 +68,15 @@ def make_planted(src: Path, out: Path, n_orig: int = 300, n_other: int = 600, se
     manifest = []
     for i, row in enumerate(rows[: n_orig + n_other]):
         img = Image.open(src / row["image"]).convert("RGB")
+        if base_size is not None:
+            img.thumbnail(base_size, Image.Resampling.LANCZOS)
         name = f"o{i:05d}.jpg"
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=95)
         (out / name).write_bytes(buf.getvalue())
-        manifest.append({"image": name, "id": f"o{i}", "orig_id": row["id"], "edit": "original"})
+        manifest.append(
+            {"image": name, "id": f"o{i}", "orig_id": row.get("id", row["image"]), "edit": "original"}
+        )
         if i < n_orig:
             group = [name]
             for j in range(rng.choice([1, 1, 2])):
@@ -68,7 +85,9 @@ def make_planted(src: Path, out: Path, n_orig: int = 300, n_other: int = 600, se
                 cname = f"c{i:05d}_{j}_{kind}.jpg"
                 copy.convert("RGB").save(out / cname, format="JPEG", quality=q)
                 group.append(cname)
-                manifest.append({"image": cname, "id": f"c{i}_{j}", "orig_id": row["id"], "edit": kind})
+                manifest.append(
+                    {"image": cname, "id": f"c{i}_{j}", "orig_id": row.get("id", row["image"]), "edit": kind}
+                )
             truth_groups.append(group)
     with open(out / "labels.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=["image", "id", "orig_id", "edit"])

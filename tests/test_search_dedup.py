@@ -23,7 +23,7 @@ def _check(a: Image.Image, b: Image.Image) -> tuple[float, float, float]:
     t = copyfeat.parse([copyfeat.describe(a), copyfeat.describe(b)])
     ia, ib = np.array([0]), np.array([1])
     co = copyfeat.coarse(t, ia, ib)
-    st, col = copyfeat.align(t, 0, 1, int(co.window[0]), bool(co.a_in_b[0]))
+    st, col, _ = copyfeat.align(t, 0, 1, int(co.window[0]), bool(co.a_in_b[0]))
     return float(co.structure[0]), st, col
 
 
@@ -66,3 +66,31 @@ def test_neighbour_pairs_approximate_path_finds_near_duplicates() -> None:
     planted = {(i, 1500 + i) for i in range(300)}
     assert planted <= exact and len(planted & approx) >= 0.97 * len(planted)
     assert np.all(a < b) and np.all(cos >= 0.9)
+
+
+def test_partial_recolour_fails_the_p90_colour_check_but_a_logo_passes(tmp_path: Path) -> None:
+    """Another colour of the lower garment of a model shot (a fifth of the frame) is no copy; a logo is."""
+    from PIL import ImageDraw
+
+    from catalens.search.dedup import DedupOptions
+
+    img = _scene(tmp_path, 5)
+    w, h = img.size
+    import cv2
+
+    lab = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2LAB).astype(np.float32)
+    lower = lab[4 * h // 5 :]  # the lower fifth (trousers of a model shot) in another hue, same lightness
+    a, b = lower[..., 1] - 128, lower[..., 2] - 128
+    lower[..., 1], lower[..., 2] = 128 - a, 128 - b
+    part = Image.fromarray(cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB))
+    logo = img.copy()
+    ImageDraw.Draw(logo).ellipse((w // 2, h // 5, w // 2 + w // 12, h // 5 + w // 12), fill=(200, 40, 160))
+    opts = DedupOptions()
+    t = copyfeat.parse([copyfeat.describe(x) for x in (img, part, logo)])
+    co = copyfeat.coarse(t, np.array([0, 0]), np.array([1, 2]))
+    st_p, c75_p, c90_p = copyfeat.align(t, 0, 1, int(co.window[0]), bool(co.a_in_b[0]))
+    st_l, c75_l, c90_l = copyfeat.align(t, 0, 2, int(co.window[1]), bool(co.a_in_b[1]))
+    assert st_l >= opts.min_structure and c75_l <= opts.max_colour and c90_l <= opts.max_colour_p90
+    # same structure and 75th-percentile colour as a copy: only the 90th percentile tells them apart
+    assert st_p >= opts.min_structure and c75_p <= opts.max_colour, (st_p, c75_p)
+    assert c90_p > opts.max_colour_p90, (st_p, c75_p, c90_p)

@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
             "A pair is a near-duplicate when embedding cosine >= --candidate-cosine (among --neighbours "
             "nearest), it passes the cheap gate (cosine >= --gate-cosine, or coarse structure and colour "
             "close), and after alignment copy-structure >= --min-structure and colour difference <= "
-            "--max-colour, or cosine >= --strong-cosine with looser checks (see catalens.search.dedup). "
+            "--max-colour (75th percentile of the cells) and <= --max-colour-p90 (90th), or cosine >= --strong-cosine with looser checks (see catalens.search.dedup). "
             "Exit status: 0, or 1 with --image when the image duplicates a catalog image."
         )
     )
@@ -144,6 +144,12 @@ def register(app: typer.Typer) -> None:
         max_colour: Annotated[
             float | None, typer.Option(help="Maximum aligned colour difference, Lab units (12).")
         ] = None,
+        max_colour_p90: Annotated[
+            float | None,
+            typer.Option(
+                help="Maximum aligned colour difference of the 90th-percentile cell, Lab units (15)."
+            ),
+        ] = None,
         strong_cosine: Annotated[
             float | None, typer.Option(help="Cosine above which looser copy checks apply (0.95).")
         ] = None,
@@ -159,6 +165,7 @@ def register(app: typer.Typer) -> None:
             "neighbours": neighbours,
             "min_structure": min_structure,
             "max_colour": max_colour,
+            "max_colour_p90": max_colour_p90,
             "strong_cosine": strong_cosine,
             "gate_cosine": gate_cosine,
         }

@@ -66,6 +66,7 @@ class DedupOptions:
     gate_colour: float = 15.0
     min_structure: float = 0.95
     max_colour: float = 12.0
+    max_colour_p90: float = 15.0
     strong_cosine: float = 0.95
     strong_min_structure: float = 0.90
     strong_max_colour: float = 25.0
@@ -77,7 +78,7 @@ class DedupOptions:
             raise ConfigError("neighbours must be at least 1")
         if not -1.0 <= self.min_structure <= 1.0:
             raise ConfigError("min_structure must be in [-1, 1]")
-        if self.max_colour < 0 or self.strong_max_colour < 0 or self.gate_colour < 0:
+        if min(self.max_colour, self.max_colour_p90, self.strong_max_colour, self.gate_colour) < 0:
             raise ConfigError("colour thresholds must be >= 0")
         if not -1.0 <= self.gate_structure <= 1.0:
             raise ConfigError("gate_structure must be in [-1, 1]")
@@ -91,10 +92,11 @@ class DupPair:
     cosine: float | None = None
     structure: float | None = None
     colour: float | None = None
+    colour_p90: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("cosine", "structure", "colour"):
+        for key in ("cosine", "structure", "colour", "colour_p90"):
             if d[key] is not None:
                 d[key] = round(float(d[key]), 4)
         return d
@@ -218,10 +220,10 @@ def _exact_pairs(catalog: Any, searcher: CatalogSearch) -> list[DupPair]:
     for px, sha in rows:
         by_px.setdefault(px, []).append(sha)
     for shas in by_px.values():
-        pairs.extend(DupPair(shas[0], other, "exact-pixels", 1.0, 1.0, 0.0) for other in shas[1:])
+        pairs.extend(DupPair(shas[0], other, "exact-pixels", 1.0, 1.0, 0.0, 0.0) for other in shas[1:])
     for sha, pids in searcher.links.items():
         if len(pids) > 1:
-            pairs.append(DupPair(sha, sha, "same-image", 1.0, 1.0, 0.0))
+            pairs.append(DupPair(sha, sha, "same-image", 1.0, 1.0, 0.0, 0.0))
     return pairs
 
 
@@ -246,7 +248,8 @@ class Verification:
     ok: np.ndarray  # both descriptors present
     gated: np.ndarray  # passed the cheap gate (was aligned)
     structure: np.ndarray  # ECC correlation when aligned, else the coarse structure
-    colour: np.ndarray  # aligned colour distance when aligned, else the coarse colour
+    colour: np.ndarray  # aligned colour distance (75th pct) when aligned, else the coarse colour
+    colour_p90: np.ndarray  # aligned colour distance, 90th percentile (999 when not aligned)
 
 
 def verify(
@@ -262,10 +265,11 @@ def verify(
     ok = np.array([h in descs and g in descs for h, g in zip(a_sha, b_sha, strict=True)], dtype=bool)
     struct = np.full(n, -1.0, dtype=np.float32)
     colour = np.full(n, 999.0, dtype=np.float32)
+    colour90 = np.full(n, 999.0, dtype=np.float32)
     gated = np.zeros(n, dtype=bool)
     idx_ok = np.flatnonzero(ok)
     if len(idx_ok) == 0:
-        return Verification(ok, gated, struct, colour)
+        return Verification(ok, gated, struct, colour, colour90)
     names = list(dict.fromkeys([a_sha[i] for i in idx_ok] + [b_sha[i] for i in idx_ok]))
     row = {h: i for i, h in enumerate(names)}
     thumbs = copyfeat.parse([descs[h] for h in names])
@@ -280,15 +284,15 @@ def verify(
     todo = np.flatnonzero(go)
     gated[idx_ok[todo]] = True
 
-    def run(j: int) -> tuple[float, float]:
+    def run(j: int) -> tuple[float, float, float]:
         return copyfeat.align(thumbs, int(ia[j]), int(ib[j]), int(co.window[j]), bool(co.a_in_b[j]))
 
     if len(todo):
         with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV releases the GIL
             res = list(pool.map(run, todo.tolist(), chunksize=256))
-        arr = np.asarray(res, dtype=np.float32).reshape(-1, 2)
-        struct[idx_ok[todo]], colour[idx_ok[todo]] = arr[:, 0], arr[:, 1]
-    return Verification(ok, gated, struct, colour)
+        arr = np.asarray(res, dtype=np.float32).reshape(-1, 3)
+        struct[idx_ok[todo]], colour[idx_ok[todo]], colour90[idx_ok[todo]] = arr[:, 0], arr[:, 1], arr[:, 2]
+    return Verification(ok, gated, struct, colour, colour90)
 
 
 def _is_copy(options: DedupOptions, cos: np.ndarray, v: Verification) -> np.ndarray:
@@ -297,6 +301,7 @@ def _is_copy(options: DedupOptions, cos: np.ndarray, v: Verification) -> np.ndar
         (cos >= options.candidate_cosine)
         & (v.structure >= options.min_structure)
         & (v.colour <= options.max_colour)
+        & (v.colour_p90 <= options.max_colour_p90)
     )
     strong = (
         (cos >= options.strong_cosine)
@@ -337,7 +342,15 @@ def find_duplicates(
     is_copy = _is_copy(opts, np.asarray(cos, dtype=np.float32), ver)
     t4 = time.perf_counter()
     near = [
-        DupPair(a_sha[i], b_sha[i], "near", float(cos[i]), float(ver.structure[i]), float(ver.colour[i]))
+        DupPair(
+            a_sha[i],
+            b_sha[i],
+            "near",
+            float(cos[i]),
+            float(ver.structure[i]),
+            float(ver.colour[i]),
+            float(ver.colour_p90[i]),
+        )
         for i in np.flatnonzero(is_copy)
     ]
     groups = build_groups(catalog, searcher, exact + near)
@@ -445,6 +458,7 @@ def check_image(
                         "cosine": round(float(s), 4),
                         "structure": round(float(ver.structure[i]), 4),
                         "colour": round(float(ver.colour[i]), 4),
+                        "colour_p90": round(float(ver.colour_p90[i]), 4),
                     }
                 )
     srcs = image_sources(catalog.db, [m["image_sha256"] for m in matches])

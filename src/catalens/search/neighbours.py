@@ -5,11 +5,13 @@ catalog's search index, which may be remote or compressed):
 
 * up to ``exact_max`` vectors (default 20,000): exact cosine with a flat FAISS index, queries in
   blocks (O(n^2 d) but BLAS-fast at this size);
-* above: a throw-away inverted file on a PCA projection (``PCA128 + IVF{nlist},Flat``, trained
-  on a sample of max(20k, 40 per list), ``nprobe`` lists per query), asked for ``2k`` neighbours, then
-  re-scored with the exact full-dimension cosine and cut to the ``k`` best. Near-duplicates
-  sit very close to each other, so a few probed lists find them; the measured pair recall
-  against exact search is printed by ``bench/search_dedup.py --scale``.
+* above: a throw-away inverted file on a PCA projection (``PCA128 + IVF{nlist},Flat``, nlist
+  about 4 sqrt(n); the PCA is fitted on 10k sampled vectors and the coarse k-means runs 10
+  iterations on 24 sampled points per list - training is a small part of the time; ``nprobe``
+  lists per query), asked for ``2k`` neighbours, then re-scored with the exact full-dimension
+  cosine and cut to the ``k`` best. Near-duplicates sit very close to each other, so a few
+  probed lists find them; the measured pair recall against exact search is printed by
+  ``bench/search_dedup_scale.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import numpy as np
 
 EXACT_MAX = 20_000
 PCA_DIM = 128
-TRAIN_SAMPLE = 20_000  # at least 40 points per inverted list are used
+PCA_SAMPLE = 10_000  # vectors the PCA is fitted on (a 1280 x 1280 covariance: cost grows with the sample)
+POINTS_PER_LIST = 24  # k-means training points per inverted list
+KMEANS_ITER = 10
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:
@@ -48,8 +52,14 @@ def neighbour_pairs(
     nprobe: int = 8,
     block: int = 4096,
     threads: int = 2,
+    timings: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row_a, row_b, cosine) with row_a < row_b: each row's ``k`` nearest rows with cosine >= ``min_cos``."""
+    """(row_a, row_b, cosine) with row_a < row_b: each row's ``k`` nearest rows with cosine >= ``min_cos``.
+
+    ``timings``, when given, receives the wall seconds of the stages (``train``, ``add``, ``search``).
+    """
+    import time
+
     import faiss
 
     n = len(vectors)
@@ -69,19 +79,24 @@ def neighbour_pairs(
             b_all.append(ids.reshape(-1))
             s_all.append(sims.reshape(-1))
         return _pairs(np.concatenate(a_all), np.concatenate(b_all), np.concatenate(s_all), min_cos)
+    t0 = time.perf_counter()
     dim = min(PCA_DIM, x.shape[1])
     rng = np.random.default_rng(0)
     nlist = int(2 ** round(math.log2(max(64, 4 * math.sqrt(n)))))
-    size = min(n, max(TRAIN_SAMPLE, 40 * nlist))
+    size = min(n, max(PCA_SAMPLE, POINTS_PER_LIST * nlist))
     sample = x[np.sort(rng.choice(n, size=size, replace=False))]
     pca = faiss.PCAMatrix(x.shape[1], dim)
-    pca.train(sample)
+    pca.train(sample[: min(len(sample), PCA_SAMPLE)])
     quantizer = faiss.IndexFlatL2(dim)
     ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
+    ivf.cp.niter = KMEANS_ITER
+    ivf.cp.min_points_per_centroid = 1  # 24 per list is enough for a coarse partition (no warning)
     ivf.train(pca.apply(sample))
+    t1 = time.perf_counter()
     for s in range(0, n, 50_000):
         ivf.add(pca.apply(x[s : s + 50_000]))
     ivf.nprobe = int(nprobe)
+    t2 = time.perf_counter()
     kk = min(2 * k + 1, n)
     qblock = max(1, block // 4)  # the candidates' full vectors are gathered per block
     for s in range(0, n, qblock):
@@ -97,4 +112,12 @@ def neighbour_pairs(
         a_all.append(np.repeat(np.arange(s, s + len(q)), top.shape[1]))
         b_all.append(np.take_along_axis(ids, top, axis=1).reshape(-1))
         s_all.append(np.take_along_axis(sims, top, axis=1).reshape(-1))
+    if timings is not None:
+        timings.update(
+            {
+                "train": round(t1 - t0, 2),
+                "add": round(t2 - t1, 2),
+                "search": round(time.perf_counter() - t2, 2),
+            }
+        )
     return _pairs(np.concatenate(a_all), np.concatenate(b_all), np.concatenate(s_all), min_cos)
