@@ -78,6 +78,38 @@ def prf(flag: dict[str, bool], pos: list[str], neg: list[str]) -> dict[str, floa
     }
 
 
+def install_ocr_cache(path: Path):  # type: ignore[no-untyped-def]
+    """Cache OCR boxes per file (sha256) in ``path`` (JSON), keyed also by a hash of the OCR code and
+    its side, so a re-run only re-reads images when the OCR itself changed. Returns the function that
+    saves the cache and un-installs it."""
+    import hashlib
+    import inspect
+    from dataclasses import asdict
+
+    import catalens.quality.checks.text as text_mod
+
+    version = hashlib.sha256(
+        (inspect.getsource(text_mod.read_text) + str(text_mod.OCR_SIDE)).encode()
+    ).hexdigest()[:12]
+    cache: dict[str, list[dict]] = json.loads(path.read_text()) if path.exists() else {}
+    original = text_mod.read_text
+
+    def cached(img):  # type: ignore[no-untyped-def]
+        key = f"{img.sha256}:{version}"
+        if key in cache:
+            return img.memo("ocr", lambda: [text_mod.TextBox(**d) for d in cache[key]])
+        boxes = original(img)
+        cache[key] = [asdict(b) for b in boxes]
+        return boxes
+
+    def finish() -> None:  # save, and un-install: the speed runs must really read text
+        path.write_text(json.dumps(cache))
+        text_mod.read_text = original
+
+    text_mod.read_text = cached
+    return finish
+
+
 def profile_with(checks: list[str]):  # type: ignore[no-untyped-def]
     prof = load_profile("general")
     prof.checks = {c: prof.checks.get(c, {}) for c in checks}
@@ -93,6 +125,11 @@ def main() -> None:
         "--ocr-originals", type=int, default=40, help="originals whose clean/text/watermark copies get OCR"
     )
     ap.add_argument("--no-cleanvision", action="store_true")
+    ap.add_argument(
+        "--ocr-cache",
+        default=None,
+        help="JSON file caching OCR boxes per image (default <out>/ocr_cache.json)",
+    )
     ap.add_argument(
         "--no-speed", action="store_true", help="skip the speed runs (see bench/quality_speed.py)"
     )
@@ -120,6 +157,7 @@ def main() -> None:
         for it in items
         if it.original in originals and it.planted in ("clean", "text_overlay", "watermark")
     ]
+    save_ocr = install_ocr_cache(Path(a.ocr_cache) if a.ocr_cache else out / "ocr_cache.json")
     rep_ocr = run_checks(
         [QCItem(it.path, Path(it.path)) for it in ocr_items],
         profile_with(["text", "watermark", "nsfw"]),
@@ -128,7 +166,13 @@ def main() -> None:
     for im in rep_ocr.images:
         for r in im.results:
             verdict[(im.source, r.check)] = r.verdict != "pass"
-    emit(kind="run", what="ocr+nsfw checks", images=len(ocr_items), seconds=round(rep_ocr.seconds, 2))
+    save_ocr()
+    emit(
+        kind="run",
+        what="ocr+nsfw checks (OCR cached per file)",
+        images=len(ocr_items),
+        seconds=round(rep_ocr.seconds, 2),
+    )
 
     # ---- cleanvision on the same images
     cv_flags: dict[str, dict[str, bool]] = {}

@@ -392,3 +392,24 @@ def test_watermark_words_with_ocr_misreads_and_fragmented_tiles() -> None:
     assert why(["SIMPLE"], conf=0.99) == []  # a confident read of another word is not a misread
     assert why(["OOF", "ROO", "OOF", "ROOF"]) == ["tiled"] * 4  # 4 tiles read only in fragments
     assert why(["streetbasket ball"]) == []  # a 4-letter piece repeating by chance is not tiling
+
+
+def test_big_print_on_the_product_is_not_an_overlay() -> None:
+    """General profile: large text printed on a garment (inside its silhouette, even in white letters)
+    does not count towards the text area; the same box on the white margin does."""
+    from catalens.quality.checks.text import TextBox
+
+    img = Image.new("RGB", (600, 800), "white")
+    d = ImageDraw.Draw(img)
+    d.rectangle([100, 80, 500, 760], fill=(20, 20, 25))  # a black shirt on a white backdrop
+    d.rectangle([160, 300, 440, 420], fill=(250, 250, 250))  # white print (near-white, not backdrop)
+    params = load_profile("general").checks["text"]
+
+    def verdict(box: list[float], **over: object) -> str:
+        q = QCImage.from_pil(img)
+        q.cache["ocr"] = [TextBox(box=box, text="MAKE", confidence=0.99, contrast=200, area=0.25)]
+        return get_check("text")(**{**params, **over}).run(q).verdict
+
+    assert verdict([150, 290, 450, 430]) == "pass"  # the print, inside the shirt
+    assert verdict([20, 10, 580, 75]) != "pass"  # same area above the shirt: an overlay
+    assert verdict([150, 290, 450, 430], exclude_print=False) != "pass"  # strict profiles count print

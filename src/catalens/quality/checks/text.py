@@ -216,10 +216,54 @@ def _usable(b: TextBox, min_conf: float, min_box: float) -> bool:
     return b.confidence >= min_conf and min_box <= b.area <= 0.5 and chars >= 2
 
 
+def product_silhouette(img: QCImage, min_backdrop: float = 0.6) -> np.ndarray | None:
+    """bool mask (working copy) of the main product of a white-backdrop photo: the largest connected
+    region that is not backdrop (near-white 4-connected to the image border), so white print inside
+    the product belongs to it. None when the photo's border is not mostly near-white (< ``min_backdrop``):
+    no backdrop, no silhouette to tell print from overlay."""
+    import cv2
+
+    def compute() -> np.ndarray | None:
+        nw = img.near_white
+        h, w = nw.shape
+        b = max(1, int(0.04 * min(h, w)))
+        border = np.concatenate([nw[:b].ravel(), nw[-b:].ravel(), nw[:, :b].ravel(), nw[:, -b:].ravel()])
+        if float(border.mean()) < min_backdrop:
+            return None
+        _, labels = cv2.connectedComponents(nw.astype(np.uint8), connectivity=4)
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        backdrop = np.isin(labels, edge[edge > 0])
+        n, comp, stats, _ = cv2.connectedComponentsWithStats((~backdrop).astype(np.uint8), connectivity=8)
+        if n <= 1:
+            return None
+        return comp == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+    return img.memo("product_silhouette", compute)
+
+
+def is_print(img: QCImage, box: list[float], *, min_inside: float = 0.9) -> bool:
+    """True when a text box (full-resolution px) is print on the product of a white-backdrop photo: at
+    least ``min_inside`` of the box lies inside the product's silhouette (see
+    :func:`product_silhouette`). Text on the white margin, across the product's outline, or on its own
+    banner apart from the product is not print. Photos without a white backdrop give no such
+    evidence: their text is never called print."""
+    sil = product_silhouette(img)
+    if sil is None:
+        return False
+    h, w = sil.shape
+    x0, y0, x1, y1 = (v / img.to_full for v in box)
+    ys = slice(max(0, int(y0)), min(h, int(np.ceil(y1))))
+    xs = slice(max(0, int(x0)), min(w, int(np.ceil(x1))))
+    inside = sil[ys, xs]
+    return inside.size > 0 and float(inside.mean()) >= min_inside
+
+
 @register_check("text")
 class TextCheck(Check):
-    """Score: share of the image covered by confident text (0..1). Fails on promotional words or text
-    over ``fail``; warns over ``warn``."""
+    """Score: share of the image covered by confident text (0..1); with ``exclude_print`` the text
+    printed on the product itself (see :func:`is_print`) is left out of the share (it is listed in
+    ``details``). Fails on promotional words (wherever they are) or text over ``fail``; warns over
+    ``warn``."""
 
     unit = "text area share (0..1)"
     scope = "model"
@@ -230,6 +274,7 @@ class TextCheck(Check):
         "fail": 0.02,
         "promo_words": PROMO_WORDS,
         "promo_verdict": "fail",
+        "exclude_print": False,
     }
 
     def setup(self) -> None:
@@ -243,7 +288,8 @@ class TextCheck(Check):
             and b.area >= float(self.p["min_box"])
             and len(b.text.strip()) >= 2
         ]
-        area = float(sum(b.area for b in boxes))
+        printed = [b for b in boxes if self.p["exclude_print"] and is_print(img, b.box)]
+        area = float(sum(b.area for b in boxes if b not in printed))
         texts = [b.text for b in boxes]
         promo = _promo(texts, list(self.p["promo_words"] or []))
         verdict = grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True)
@@ -254,6 +300,8 @@ class TextCheck(Check):
         else:
             shown = ", ".join(repr(t) for t in texts[:4]) + (" ..." if len(texts) > 4 else "")
             reason = f"text covers {area:.1%} of the image: {shown}"
+            if printed:
+                reason += f" ({len(printed)} printed on the product, not counted)"
             if promo:
                 reason += f"; promotional words: {', '.join(promo)}"
         return CheckResult(
@@ -263,7 +311,12 @@ class TextCheck(Check):
             verdict,
             reason,
             regions=[b.box for b in boxes],
-            details={"text": texts, "promo": promo, "confidence": [round(b.confidence, 3) for b in boxes]},
+            details={
+                "text": texts,
+                "promo": promo,
+                "confidence": [round(b.confidence, 3) for b in boxes],
+                "print": [b.text for b in printed],
+            },
         )
 
 
