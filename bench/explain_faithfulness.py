@@ -9,7 +9,9 @@ classifier, and for EfficientNet-Lite0 also the built-in e-commerce taxonomy (su
 Prints one JSON line per (model, target, method) plus a timing line and a ViT code-path line;
 ``--sheet`` writes the contact sheet PNG.
 
-    python bench/explain_faithfulness.py --n 32 --steps 10 --sheet docs/explain_contact_sheet.png
+    python bench/explain_faithfulness.py --n 40 --steps 16 --per-image --sheet docs/explain_contact_sheet.png
+    python bench/explain_faithfulness.py --models efficientnet-lite2 --start 12 --per-image > b.jsonl  # shard
+    python bench/explain_faithfulness.py --summarise a.jsonl b.jsonl --steps 16   # merge shards
     python bench/explain_faithfulness.py --timing-only --synthetic   # speed on any machine, no data
 """
 
@@ -127,6 +129,7 @@ def faithfulness_run(
     device: str = "cpu",
     per_image: bool = False,
     insertion_all: bool = True,
+    start_at: int = 0,
 ) -> None:
     """Deletion / insertion AUC of each method and of a random map on the method's own grid.
 
@@ -136,7 +139,9 @@ def faithfulness_run(
     map's with a paired bootstrap 95 % interval over images, the median per-image ratio and the
     share of images where the method's deletion AUC is below the random map's. With
     ``insertion_all=False`` only the first method and the random map get an insertion curve
-    (the others: deletion only, insertion reported as null).
+    (the others: deletion only, insertion reported as null). ``start_at`` skips the curves of
+    the first images (their random maps are still drawn, so a run split into shards draws the
+    same maps as one run; merge the per-image lines with ``--summarise``).
     """
     score = score_fn(ex, target, device)
     rng = np.random.default_rng(seed)
@@ -148,6 +153,10 @@ def faithfulness_run(
         index = None
         grid = None
         line: dict[str, object] = {}
+        if j < start_at:
+            e = ex.explain(pil, target, None, method=methods[0].partition(":smooth=")[0])
+            random_map(e.grid_map.shape, ex.spec.image_size, rng)
+            continue
         for k, m in enumerate(methods):
             name, _, opt = m.partition(":smooth=")
             e = ex.explain(pil, target, index, method=name, smooth=float(opt) if opt else None)
@@ -176,19 +185,32 @@ def faithfulness_run(
                 seconds=round(time.perf_counter() - start, 1),
                 **line,
             )
+    summarise(ex.model_id, tname, acc, steps, list(grid or ()), seed, time.perf_counter() - start)
+
+
+def summarise(
+    model: str,
+    tname: str,
+    acc: dict[str, list[tuple[float, float]]],
+    steps: int,
+    grid: list[int],
+    seed: int,
+    seconds: float = 0.0,
+) -> None:
+    """One summary line per method (and the random map) from per-image (deletion, insertion) AUCs."""
     rand = np.asarray(acc["random"])
     for m, vals in acc.items():
-        v = np.asarray(vals)
+        v = np.asarray(vals, dtype=np.float64)
         d, i = float(v[:, 0].mean()), float(v[:, 1].mean())
         ins = bool(np.isfinite(i))
         emit(
             bench="explain_faithfulness",
-            model=ex.model_id,
+            model=model,
             target=tname,
             method=m,
             n=len(v),
             steps=steps,
-            random_grid=list(grid or ()),
+            random_grid=grid,
             deletion_auc=round(d, 4),
             insertion_auc=round(i, 4) if ins else None,
             random_deletion_auc=round(float(rand[:, 0].mean()), 4),
@@ -200,8 +222,26 @@ def faithfulness_run(
             median_deletion_ratio=round(float(np.median(v[:, 0] / np.maximum(rand[:, 0], 1e-9))), 3),
             deletion_beats_random_share=round(float(np.mean(v[:, 0] < rand[:, 0])), 3),
             insertion_beats_random_share=round(float(np.mean(v[:, 1] > rand[:, 1])), 3) if ins else None,
-            seconds=round(time.perf_counter() - start, 1),
+            seconds=round(seconds, 1),
         )
+
+
+def summarise_files(paths: list[Path], steps: int, seed: int) -> None:
+    """Merge the per-image lines (``--per-image``) of one or more runs / shards and summarise them
+    per (model, target); an image seen twice (same index) counts once."""
+    groups: dict[tuple[str, str], dict[int, dict]] = {}
+    for path in paths:
+        for text in path.read_text().splitlines():
+            if '"explain_faithfulness_image"' not in text:
+                continue
+            row = json.loads(text)
+            groups.setdefault((row["model"], row["target"]), {})[int(row["i"])] = row
+    for (model, tname), by_index in groups.items():
+        rows = [by_index[i] for i in sorted(by_index)]
+        methods = [k for k, v in rows[0].items() if isinstance(v, list) and k != "grid"]
+        methods = [m for m in methods if m != "random"] + ["random"]
+        acc = {m: [(r[m][0], np.nan if r[m][1] is None else r[m][1]) for r in rows] for m in methods}
+        summarise(model, tname, acc, steps, rows[0]["grid"], seed)
 
 
 def vit_code_path() -> None:
@@ -262,6 +302,14 @@ def main() -> int:
     )
     ap.add_argument("--timing-repeats", type=int, default=15)
     ap.add_argument("--per-image", action="store_true", help="also print one line per image (AUCs)")
+    ap.add_argument("--start", type=int, default=0, help="skip the curves of the first START images (shards)")
+    ap.add_argument(
+        "--summarise",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="only merge the per-image lines of these output files (shards) and print the summary",
+    )
     ap.add_argument(
         "--insertion-first-only",
         action="store_true",
@@ -278,6 +326,9 @@ def main() -> int:
         "--device", default="cpu", help="where the perturbed batches of the AUC curves run (cpu, cuda)"
     )
     args = ap.parse_args()
+    if args.summarise:
+        summarise_files(args.summarise, args.steps, args.seed)
+        return 0
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -317,6 +368,7 @@ def main() -> int:
                 args.device,
                 args.per_image,
                 not args.insertion_first_only,
+                args.start,
             )
         if args.sheet is not None and k == 0 and not args.synthetic:
             rows = list(csv.DictReader(open(args.data / "labels.csv")))

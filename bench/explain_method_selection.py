@@ -11,6 +11,9 @@ Candidates (EfficientNet backbones; one forward + one backward per image gives e
 * ``gc+lc16``: the last-stage CAM plus a LayerCAM of the stride-16 stage;
 * ``gc_blurK``: Grad-CAM, upsampled, then Gaussian smoothing with sigma = K % of the input side
   (catalens.explain.maps.smooth; the library default is Explainer's DEFAULT_SMOOTH);
+* ``gcal`` / ``gcal_blur4``: Grad-CAM placed at the receptive-field centres of the feature cells
+  (``grid_placement``: TF "same" padding shifts EfficientNet-Lite's grid; plain bilinear
+  upsampling assumes the grid spans the input evenly), unsmoothed / smoothed;
 * ``random7`` / ``random14``: uniform noise on the last-stage (7x7 for Lite0) / stride-16 grid,
   upsampled bilinearly like a CAM -- the baselines (``random7_blur4``: the same noise smoothed
   like ``gc_blur4``, to show what smoothing alone does to a random map).
@@ -21,7 +24,8 @@ Every map is min-max normalised; the deletion procedure is catalens.explain.fait
 One JSON line per image (the AUC of every map; ``--start`` resumes), then one summary line per
 map: mean deletion AUC, its reduction against ``random7`` and the share of images where it wins.
 
-    python bench/explain_method_selection.py --model efficientnet-lite0 --n 32 --steps 16 --seed 1
+    python bench/explain_method_selection.py --model efficientnet-lite0 --n 24 --steps 16 --seed 1 \
+        --maps gc,gc_blur4,gc_blur8,gc+lc16,random7,random14
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from catalens.explain.maps import normalise, smooth, upsample  # noqa: E402
 from catalens.explain.targets import ImageNetTarget  # noqa: E402
 
 LAYERS = ["blocks.4", "bn2"]
+PLACE: dict[str, tuple[float, float]] = {}
 DEFAULT_MAPS = "gc,gc_blur2,gc_blur4,gc_blur8,xgc,lc,gc+lc16,random7,random7_blur4,random14"
 
 
@@ -89,6 +94,44 @@ def layercam(a: torch.Tensor, g: torch.Tensor) -> np.ndarray:
     return torch.relu((torch.relu(g) * a).sum(1))[0].numpy()
 
 
+def grid_placement(backbone: torch.nn.Module, size: int) -> tuple[float, float, int]:
+    """Receptive-field centres of the last feature grid: ``centre(o) = a * o + b`` input pixels,
+    from the strided convolutions in module order (TF "same" padding puts more padding after,
+    which shifts the grid); also the grid length it predicts (to check against the real one)."""
+    import math
+
+    a, b, n = 1.0, 0.0, size
+    for m in backbone.modules():
+        if not isinstance(m, torch.nn.Conv2d) or m.stride[0] == 1:
+            continue
+        k, s = m.kernel_size[0], m.stride[0]
+        if type(m).__name__ == "Conv2dSame":
+            out = math.ceil(n / s)
+            before = max((out - 1) * s + k - n, 0) // 2
+        else:
+            before = m.padding[0]
+            out = (n + 2 * before - k) // s + 1
+        b += a * (-before + (k - 1) / 2)
+        a *= s
+        n = out
+    return a, b, n
+
+
+def upsample_placed(grid: np.ndarray, size: tuple[int, int], place: tuple[float, float]) -> np.ndarray:
+    """Bilinear map at input pixel centres, the grid cell ``o`` sitting at ``a * o + b`` (edges clamped)."""
+    a, b = place
+    h, w = grid.shape
+    ys = np.clip((np.arange(size[0]) - b) / a, 0, h - 1)
+    xs = np.clip((np.arange(size[1]) - b) / a, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    g = np.asarray(grid, dtype=np.float32)
+    top = g[y0][:, x0] * (1 - fx) + g[y0][:, x1] * fx
+    bot = g[y1][:, x0] * (1 - fx) + g[y1][:, x1] * fx
+    return (top * (1 - fy) + bot * fy).astype(np.float32)
+
+
 def candidates(
     ag: dict, size: tuple[int, int], rng: np.random.Generator
 ) -> dict[str, Callable[[], np.ndarray]]:
@@ -101,6 +144,9 @@ def candidates(
         return normalise(smooth(m, pct / 100 * min(size)))
 
     base = up(gradcam(*ag["bn2"]))
+    raw = gradcam(*ag["bn2"])
+    place = PLACE.get("bn2")
+    aligned = normalise(upsample_placed(raw, size, place)) if place else base
     grid32, grid16 = tuple(ag["bn2"][0].shape[-2:]), tuple(ag["blocks.4"][0].shape[-2:])
     r7, r14 = random_map(grid32, size, rng), random_map(grid16, size, rng)  # always drawn: same stream
     s16 = up(gradcam(*ag["blocks.4"], positive=True))
@@ -115,6 +161,8 @@ def candidates(
         "gc_blur2": lambda: blur(base, 2),
         "gc_blur4": lambda: blur(base, 4),
         "gc_blur8": lambda: blur(base, 8),
+        "gcal": lambda: aligned,
+        "gcal_blur4": lambda: blur(aligned, 4),
         "random7": lambda: r7,
         "random7_blur4": lambda: blur(r7, 4),
         "random14": lambda: r14,
@@ -141,6 +189,9 @@ def main() -> int:
     target = ImageNetTarget(args.model)
     size = ex.spec.image_size
     names = args.maps.split(",")
+    a, b, n_pred = grid_placement(ex.tower.backbone, size[0])
+    PLACE["bn2"] = (a, b)
+    print(json.dumps({"placement": [a, b], "predicted_grid": n_pred}), flush=True)
 
     @torch.inference_mode()
     def score(batch: torch.Tensor) -> torch.Tensor:
