@@ -230,7 +230,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads for search (build uses 2)")
     ap.add_argument("--sizes", type=int, nargs="*", default=[100_000])
-    ap.add_argument("--stress", type=int, default=0)
+    ap.add_argument("--stress", type=int, default=0, help="size of the stress sets (0: none)")
+    ap.add_argument("--stress-kinds", nargs="+", default=["mixture"], choices=["mixture", "uniform"])
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--nprobe", type=int, default=0)
     ap.add_argument("--truth-queries", type=int, default=200, help="queries with exact ground truth")
@@ -259,11 +260,15 @@ def main() -> None:
             **extra,
         )
         print(json.dumps(res), flush=True)
-    if args.stress:
-        x = mixture_vectors(args.stress + args.queries, seed=3)
+    for kind in args.stress_kinds if args.stress else []:
+        if kind == "uniform":  # isotropic: uniform on the sphere, the hardest case
+            x = np.random.default_rng(4).standard_normal((args.stress + args.queries, 1280), dtype=np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+        else:
+            x = mixture_vectors(args.stress + args.queries, seed=3)
         res = run_streamed(
-            "stress: gaussian mixture",
-            lambda c: x[args.queries :],
+            "stress: uniform on the sphere" if kind == "uniform" else "stress: gaussian mixture",
+            lambda c, x=x: x[args.queries :],
             1,
             x[: args.queries],
             n_truth=args.truth_queries,
@@ -271,6 +276,7 @@ def main() -> None:
             **extra,
         )
         print(json.dumps(res), flush=True)
+        del x
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ Index kinds (``info()["kind"]``):
   vectors): a PCA to ``p <= 256`` dims, an inverted file, 4-bit fast-scan product codes for the
   candidate scan, then candidates (``k * k_factor``) re-ranked with 8-bit scalar-quantised
   full vectors. Memory per vector is ``dim + p/8 + 8`` bytes (about 1.3 kB at 1280-d) instead
-  of ``4 * dim``. ``nlist``, ``nprobe``, ``k_factor`` and ``p`` are recorded in ``params``.
+  of ``4 * dim``. ``nlist`` ~ 4 sqrt(n) (capped at 2,048: the k-means trains on a
+  ``TRAIN_SAMPLE`` of 100,000 vectors, and build time stays near-linear up to millions), ``nprobe``,
+  ``k_factor`` and ``p`` are recorded in ``params``. Vectors are added in 100,000-vector chunks.
 
 Deletes and replaced ids become tombstones excluded through an ID selector; the index is
 compacted (rebuilt from its stored vectors) when tombstones pass a quarter of it.
