@@ -8,6 +8,11 @@ mean), prototype on features centred with the mean of the unlabelled training-sp
 training data.
 
     python bench/classify_fewshot.py --home /tmp/bench-home-clothing-copy
+    python bench/classify_fewshot.py --home /tmp/clothing-l2 --ensemble-model efficientnet-lite2
+
+``--ensemble-model``: the home also holds that model's embeddings (``catalens embed --model ...``);
+adds the probability-averaging ensemble of the two prototype classifiers, trained and combined by
+the library (``train_on_matrix`` + ``Ensemble``, as ``catalens classify -c a+b``).
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ import json
 import numpy as np
 
 
-def run(home: str, model: str, seeds: int, shots: list[int]) -> None:
+def run(home: str, model: str, seeds: int, shots: list[int], ensemble_model: str | None = None) -> None:
     from catalens.classify.heads import fit_linear, fit_prototype
     from catalens.classify.labels import catalog_labels
-    from catalens.classify.train import image_matrix
+    from catalens.classify.predict import Ensemble
+    from catalens.classify.train import image_matrix, train_on_matrix
     from catalens.core import Catalog
 
     cat = Catalog.open(home)
     L = catalog_labels(cat.db, ["label", "split"])
     X, _ = image_matrix(cat, L.shas, model)
+    X2 = image_matrix(cat, L.shas, ensemble_model)[0] if ensemble_model else None
     classes = sorted({v for v in L.labels["label"] if v})
     col = {c: j for j, c in enumerate(classes)}
     y = np.array([col.get(v, -1) if v else -1 for v in L.labels["label"]])
@@ -44,6 +51,20 @@ def run(home: str, model: str, seeds: int, shots: list[int]) -> None:
         "prototype+centring": lambda idx: fit_prototype(X[idx], y[idx], len(classes), centre=centre),
         "linear": lambda idx: fit_linear(X[idx], y[idx], len(classes)),
     }
+
+    def ensemble_accuracy(idx: np.ndarray) -> float:
+        """Library path: two saved-style prototype classifiers averaged (``classify -c a+b``)."""
+        sub = L.subset(idx.tolist())
+        members = [
+            train_on_matrix(Xm[idx], sub, ["label"], "prototype", name=f"fs{j}", model=m, model_version=None)
+            for j, (Xm, m) in enumerate(((X, model), (X2, ensemble_model)))
+        ]
+        P = Ensemble(members).proba([X[te], X2[te]])["label"]  # type: ignore[index]
+        names = members[0].classes("label")
+        return float((np.array([col[names[j]] for j in P.argmax(1)]) == y[te]).mean())
+
+    if X2 is not None:
+        methods[f"prototype ensemble {model}+{ensemble_model}"] = ensemble_accuracy  # type: ignore[assignment]
     for k in shots:
         for name, fit in methods.items():
             accs = []
@@ -55,7 +76,8 @@ def run(home: str, model: str, seeds: int, shots: list[int]) -> None:
                         for c in range(len(classes))
                     ]
                 )
-                accs.append(accuracy(*fit(idx)))
+                r = fit(idx)
+                accs.append(r if isinstance(r, float) else accuracy(*r))
             print(
                 json.dumps(
                     {
@@ -69,9 +91,9 @@ def run(home: str, model: str, seeds: int, shots: list[int]) -> None:
                 flush=True,
             )
     for name, fit in methods.items():
-        print(
-            json.dumps({"shots": "all", "method": name, "accuracy": round(accuracy(*fit(tr)), 4)}), flush=True
-        )
+        r = fit(tr)
+        acc = r if isinstance(r, float) else accuracy(*r)
+        print(json.dumps({"shots": "all", "method": name, "accuracy": round(acc, 4)}), flush=True)
 
 
 if __name__ == "__main__":
@@ -80,5 +102,6 @@ if __name__ == "__main__":
     ap.add_argument("--model", default="efficientnet-lite0")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--shots", default="1,5,10,20")
+    ap.add_argument("--ensemble-model", default=None, help="second model (stored embeddings) to ensemble")
     a = ap.parse_args()
-    run(a.home, a.model, a.seeds, [int(s) for s in a.shots.split(",")])
+    run(a.home, a.model, a.seeds, [int(s) for s in a.shots.split(",")], a.ensemble_model)

@@ -3,7 +3,11 @@
 Fixed seeded 80/20 split by product id with no shared title and no duplicate image (pixel hash)
 across the split. Prints one JSON line per (method, field) and a speed line.
 
-    python bench/classify_myntra.py --home /work/bench-home [--colour] [--fused]
+    python bench/classify_myntra.py --home /work/bench-home [--colour] [--fused] [--only-fused]
+
+``--fused`` adds image+title inputs (linear heads, ``train.FUSED_LINEAR_OPTS``): MiniLM title
+embedding (``image+text``), hashed title words (``image+words``, :mod:`catalens.classify.text_features`)
+and both; ``--fused-inputs`` picks some of them.
 """
 
 from __future__ import annotations
@@ -54,7 +58,15 @@ def split(cat, labels, seed: int = 0, test_frac: float = 0.2) -> tuple[list[int]
     return [i for i in range(len(labels)) if i not in ts], sorted(test)
 
 
-def run(home: str, colour: bool, fused: bool) -> None:
+def run(
+    home: str,
+    colour: bool,
+    fused: bool,
+    only_fused: bool = False,
+    fused_inputs: tuple[str, ...] = ("image+text", "image+words", "image+text+words"),
+    calibration: str = "holdout",
+    image_methods: tuple[str, ...] = ("prototype", "linear"),
+) -> None:
     import torch
 
     torch.set_num_threads(2)
@@ -71,15 +83,25 @@ def run(home: str, colour: bool, fused: bool) -> None:
     Ximg, _ = image_matrix(cat, L.shas, "efficientnet-lite0")
     inputs = {"image": Ximg}
     if fused:
-        inputs["image+text"] = np.hstack([Ximg, text_matrix(L.titles, "minilm")])
+        from catalens.classify.text_features import word_features
+
+        T, Wd = text_matrix(L.titles, "minilm"), word_features(L.titles)
+        for name, parts in (("image+text", [T]), ("image+words", [Wd]), ("image+text+words", [T, Wd])):
+            if name in fused_inputs:
+                inputs[name] = np.hstack([Ximg, *parts])
     if colour:
         t0 = time.perf_counter()
         C = colour_matrix(cat, L.shas)
         print(json.dumps({"colour_features_s_per_image": (time.perf_counter() - t0) / len(L)}), flush=True)
         inputs["image+colour"] = np.hstack([Ximg, C])
     Ltr = L.subset(tr)
+    image_clf = train_on_matrix(
+        Ximg[tr], Ltr, FIELDS[:1], "prototype", name="b", model="m", model_version=None
+    )
+    if only_fused:
+        inputs.pop("image")
     for inp, X in inputs.items():
-        methods = ["prototype", "linear"] if inp == "image" else ["linear"]
+        methods = list(image_methods) if inp == "image" else ["linear"]
         fields = FIELDS if inp != "image+colour" else ["baseColour"]
         for method in methods:
             t0 = time.perf_counter()
@@ -93,7 +115,13 @@ def run(home: str, colour: bool, fused: bool) -> None:
                 model_version=None,
                 hierarchy=HIER,
                 drop_rare=True,
+                text_model="minilm" if "text" in inp else None,
+                title_words="words" in inp,
+                use_colour="colour" in inp,
+                calibration=calibration,
             )
+            if inp == "image":
+                image_clf = clf
             train_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             P = field_probas(clf, X[te])
@@ -115,6 +143,7 @@ def run(home: str, colour: bool, fused: bool) -> None:
                             {
                                 "input": inp,
                                 "method": method,
+                                "calibration": calibration,
                                 "hierarchy": mode,
                                 "field": f,
                                 **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
@@ -132,14 +161,7 @@ def run(home: str, colour: bool, fused: bool) -> None:
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        field_probas(
-            clf
-            if clf.input == "image"
-            else train_on_matrix(
-                Ximg[tr], Ltr, FIELDS[:1], "prototype", name="b", model="m", model_version=None
-            ),
-            big,
-        )
+        field_probas(image_clf, big)
         times.append(time.perf_counter() - t0)
     print(
         json.dumps(
@@ -157,5 +179,17 @@ if __name__ == "__main__":
     ap.add_argument("--home", default="/work/bench-home")
     ap.add_argument("--colour", action="store_true")
     ap.add_argument("--fused", action="store_true")
+    ap.add_argument("--only-fused", action="store_true", help="skip the image-only heads (implies --fused)")
+    ap.add_argument("--fused-inputs", default="image+text,image+words,image+text+words")
+    ap.add_argument("--calibration", default="holdout", help="holdout | crossfit | vector (train.fit_field)")
+    ap.add_argument("--methods", default="prototype,linear", help="heads on the image-only input")
     a = ap.parse_args()
-    run(a.home, a.colour, a.fused)
+    run(
+        a.home,
+        a.colour,
+        a.fused or a.only_fused,
+        a.only_fused,
+        tuple(a.fused_inputs.split(",")),
+        a.calibration,
+        tuple(a.methods.split(",")),
+    )

@@ -100,6 +100,12 @@ def train(
     text_model: Annotated[
         str | None, typer.Option(help="Fuse the title embedding of this text model (e.g. minilm).")
     ] = None,
+    title_words: Annotated[
+        bool,
+        typer.Option(
+            "--title-words", help="Fuse a hashed bag of title words (with or without --text-model)."
+        ),
+    ] = False,
     colour_features: Annotated[
         bool, typer.Option("--colour-features", help="Add foreground colour descriptors (colour fields).")
     ] = False,
@@ -114,6 +120,13 @@ def train(
     skip_unknown: Annotated[
         bool, typer.Option(help="Skip label rows whose image is not in the catalog.")
     ] = False,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="holdout | crossfit | vector, or per field 'gender=vector,articleType=crossfit' "
+            "(temperature on a 15% hold-out; on 5-fold out-of-fold logits; per-class vector scaling)."
+        ),
+    ] = "holdout",
     epochs: Annotated[int, typer.Option(help="finetune: maximum epochs.")] = 8,
     unfreeze_blocks: Annotated[
         int, typer.Option(min=0, help="finetune: train the last N backbone blocks (+ head conv).")
@@ -129,6 +142,8 @@ def train(
 ) -> None:
     """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone)."""
     opts: dict[str, Any] = {}
+    if calibration != "holdout":
+        opts["calibration"] = _parse_calibration(calibration)
     if method == "finetune":
         opts.update(epochs=epochs, unfreeze_blocks=unfreeze_blocks, full=full, device=ft_device)
         opts.update(batch_size=batch_size, progress=_finetune_progress(as_json))
@@ -151,6 +166,7 @@ def train(
                     drop_rare=drop_rare,
                     skip_unknown=skip_unknown,
                     use_colour=colour_features,
+                    title_words=title_words,
                     **opts,
                 )
     except CatalensError as exc:
@@ -186,6 +202,20 @@ def train(
             out.print(
                 f"  {f}: {h['classes']} classes, T={h['temperature']:.3f}, review below {h['threshold']:.2f}{acc}"
             )
+
+
+def _parse_calibration(text: str) -> str | dict[str, str]:
+    """``MODE`` or ``FIELD=MODE,...`` (unknown modes are reported by training)."""
+    if "=" not in text:
+        return text.strip()
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        f, sep, mode = part.partition("=")
+        if not sep or not f.strip():
+            err.print(f"error: --calibration: expected FIELD=MODE, got {part!r}")
+            raise typer.Exit(2)
+        out[f.strip()] = mode.strip()
+    return out
 
 
 def _finetune_progress(quiet: bool) -> Any:
@@ -312,7 +342,105 @@ def taxonomy(
         out.print(f"  {r['index']:4d} {r['imagenet'][:40]:40s} -> {r['node'] or 'none'}", highlight=False)
 
 
+brand_app = typer.Typer(
+    help="Brand tagging: OCR'd text matched against the brand list + a learned logo head.",
+    no_args_is_help=True,
+)
+
+
+@brand_app.command(
+    "train",
+    epilog=(
+        "Examples:\n\n  catalens brand train brands\n\n"
+        "  catalens brand train brands --min-examples 20 --model efficientnet-lite2 --json"
+    ),
+)
+def brand_train(
+    name: Annotated[str, typer.Argument(help="Brand tagger name (a new version is saved each time).")],
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: the catalog's).")] = None,
+    min_examples: Annotated[
+        int, typer.Option(min=2, help="Brands with fewer titled products get no logo class (OCR only).")
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Learn a brand tagger; brand labels are the title words before the gender word."""
+    try:
+        with _catalog() as cat:
+            clf = cat.train_brand_tagger(name, model=model, min_examples=min_examples)
+    except CatalensError as exc:
+        _fail(exc)
+    h = clf.head("brand")
+    data = {
+        "name": clf.name,
+        "version": clf.version,
+        "folder": str(clf.folder),
+        "model": clf.model,
+        "brands": len(h.classes),
+        "brands_seen": len(clf.extra["brand"]["all_brands"]),
+        "temperature": h.temperature,
+        "threshold": h.threshold,
+    }
+    if as_json:
+        print_json(data)
+    else:
+        out.print(
+            f"saved {clf.name} {clf.version} -> {clf.folder}: {data['brands']} brands learned "
+            f"(of {data['brands_seen']} seen), 'unknown' below {h.threshold:.2f}",
+            highlight=False,
+        )
+
+
+@brand_app.command(
+    "tag",
+    epilog=(
+        "Examples:\n\n  catalens brand tag photo.jpg -c brands\n\n"
+        "  catalens brand tag a.jpg b.jpg -c brands --no-ocr --json\n\n"
+        "  catalens brand tag --all -c brands   (stored as predictions, field 'brand')"
+    ),
+)
+def brand_tag(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Image files.")] = None,
+    classifier: Annotated[str, typer.Option("--classifier", "-c", help="Brand tagger name.")] = "brands",
+    all_: Annotated[bool, typer.Option("--all", help="Tag every stored image and store the result.")] = False,
+    ocr: Annotated[
+        bool | None,
+        typer.Option("--ocr/--no-ocr", help="Read text with OCR (default: on for files, off for --all)."),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Abstain threshold (default: the tagger's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Brand of product photos: a read brand name wins, else the logo head, else 'unknown'."""
+    if not all_ and not paths:
+        err.print("error: give image files, or --all to tag the whole catalog")
+        raise typer.Exit(2)
+    try:
+        with _catalog() as cat:
+            if all_:
+                res: Any = cat.brands_all(classifier, ocr=bool(ocr), threshold=threshold)
+            else:
+                res = cat.brands(
+                    [str(p) for p in paths or []], classifier, ocr=ocr is not False, threshold=threshold
+                )
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(res)
+    elif all_:
+        out.print(
+            f"{res['images']} images tagged by {res['classifier']} in {res['seconds']} s; "
+            f"{res['unknown']} unknown, {res['by_ocr']} read by OCR",
+            highlight=False,
+        )
+        out.print("  " + ", ".join(f"{k} {v}" for k, v in list(res["brands"].items())[:10]), highlight=False)
+    else:
+        for r in res:
+            out.print(f"{r['source']}: {r['brand']} ({r['prob']:.2f}, {r['by']})", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(brand_app, name="brand")
     app.command(
         "classify",
         epilog=(
@@ -329,7 +457,9 @@ def register(app: typer.Typer) -> None:
             "  catalens train tags --field masterCategory --field subCategory --field articleType "
             "--hierarchy 'masterCategory>subCategory>articleType' --drop-rare\n\n"
             "  catalens train colours --field baseColour --colour-features\n\n"
-            "  catalens train fused --field articleType --text-model minilm\n\n"
+            "  catalens train tags --field articleType --field gender --calibration vector\n\n"
+            "  catalens train fused --field articleType --text-model minilm --title-words   "
+            "(image + title; classify with --title)\n\n"
             "  catalens train ft --labels labels.csv --field articleType --field gender --method finetune "
             "--unfreeze-blocks 2 --epochs 6   (then: catalens classify --all -c ft)\n\n"
             "  catalens train zs --method zeroshot --model hf:/path/to/clip --taxonomy shop.yaml "

@@ -108,6 +108,27 @@ class ClassifyMixin:
 
         return load_classifier(self.settings.home, name, version)  # type: ignore[attr-defined]
 
+    def train_brand_tagger(self, name: str, **opts: Any) -> Any:
+        """Learn and save a brand tagger (labels: title words before the gender word; ``model=``,
+        ``min_examples=``)."""
+        from catalens.classify.brand_service import train_brands
+
+        return train_brands(self, name, **opts)
+
+    def brands(
+        self, paths: Sequence[str | Path], tagger: str = "brands", **opts: Any
+    ) -> list[dict[str, Any]]:
+        """Brand of image files (``ocr=True``: OCR'd brand names win; ``threshold=``)."""
+        from catalens.classify.brand_service import tag_files
+
+        return tag_files(self, paths, tagger, **opts)
+
+    def brands_all(self, tagger: str = "brands", **opts: Any) -> dict[str, Any]:
+        """Brand of every stored image, stored as predictions of field ``brand`` (``ocr=False`` by default)."""
+        from catalens.classify.brand_service import tag_all
+
+        return tag_all(self, tagger, **opts)
+
     def colours(self, path: str | Path, **opts: Any) -> dict[str, Any]:
         """Dominant product colours (foreground only) named against the retail palette, with percentages."""
         from catalens.classify.colour import dominant_colours

@@ -53,6 +53,7 @@ def fit_linear(
     max_iter: int = 50,
     init: tuple[np.ndarray, np.ndarray] | None = None,
     threads: int | None = None,
+    sd_floor: float = 0.0,
     **_: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression on standardised features (full-batch L-BFGS in torch).
@@ -63,14 +64,20 @@ def fit_linear(
     on the calibration split) warm-starts the optimiser. At most ``max_iter`` L-BFGS iterations
     (50 reach the held-out accuracy of a converged fit on Lite0 features; early stopping acts as
     extra regularisation). ``threads`` (default ``CATALENS_FIT_THREADS``, 1): torch threads for the
-    fit; one thread avoids the collapse of multi-threaded BLAS on busy shared cores.
+    fit; one thread avoids the collapse of multi-threaded BLAS on busy shared cores. ``sd_floor``:
+    column standard deviations below ``sd_floor * median(sd)`` are raised to it, so that sparse,
+    nearly constant columns (title words present in almost every training row) are not blown up
+    when a new row differs there.
     """
     import torch
 
     X = np.asarray(X, np.float32)
     n = len(X)
     mu = X.mean(axis=0)
-    sd = X.std(axis=0) + 1e-6
+    sd = X.std(axis=0)
+    if sd_floor > 0:
+        sd = np.maximum(sd, np.float32(sd_floor) * np.median(sd[sd > 0]) if (sd > 0).any() else sd)
+    sd = sd + 1e-6
     Z = torch.from_numpy((X - mu) / sd)
     t = torch.from_numpy(np.asarray(y, np.int64))
     present = np.unique(y)
@@ -140,6 +147,40 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
             d = a + g * (b - a)
             fd = nll(logits, y, np.exp(d))
     return float(np.exp((a + b) / 2))
+
+
+def fit_vector_scaling(
+    logits: np.ndarray, y: np.ndarray, *, reg: float = 0.01, max_iter: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vector scaling (Guo et al. 2017): per-class scales ``a`` and biases ``c`` minimising the NLL
+    of ``softmax(a * logits + c)`` on held-out logits, with an L2 penalty ``reg`` pulling the
+    log-scales and biases towards 0 (a = 1, c = 0) around one shared temperature. Affine, so it
+    folds into a head: ``W' = a[:, None] * W``, ``b' = a * b + c``."""
+    import torch
+
+    z = torch.from_numpy(np.asarray(logits, np.float32))
+    t = torch.from_numpy(np.asarray(y, np.int64))
+    n_classes = z.shape[1]
+    log_a = torch.zeros(n_classes, requires_grad=True)
+    c = torch.zeros(n_classes, requires_grad=True)
+    log_t = torch.zeros(1, requires_grad=True)  # shared temperature, not penalised
+    opt = torch.optim.LBFGS([log_a, c, log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        out = z * torch.exp(log_a - log_t) + c
+        loss = torch.nn.functional.cross_entropy(out, t) + reg * ((log_a**2).mean() + (c**2).mean())
+        loss.backward()
+        return loss
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, FIT_THREADS))
+    try:
+        opt.step(closure)
+    finally:
+        torch.set_num_threads(before)
+    a = torch.exp(log_a - log_t).detach().numpy().astype(np.float32)
+    return a, c.detach().numpy().astype(np.float32)
 
 
 def abstain_threshold(probs: np.ndarray, y: np.ndarray, target_precision: float = 0.9) -> float:

@@ -63,17 +63,20 @@ def probas_images(
     cat: Any, clf: Classifier | Ensemble, images: Sequence[Any], titles: Sequence[str | None] | None = None
 ) -> dict[str, np.ndarray]:
     """Probabilities for PIL images (runs each member's encoder; exact feature norms)."""
-    from catalens.classify.train import fuse, text_matrix
+    from catalens.classify.train import title_parts
 
     inputs, norms = [], []
     for m in _members(clf):
         enc = cat.encoder(m.model)
         raw = np.asarray(enc.encode(np.stack([enc.preprocess(im) for im in images])), np.float32)
         x = l2_normalize(raw)
-        if "text" in m.input.split("+"):
-            if titles is None or any(t is None for t in titles):
-                raise ClassifierError(f"classifier {m.name!r} is fused image+text: give a title (--title)")
-            x = fuse(x, text_matrix(list(titles), m.text_model or "minilm"))
+        kinds = m.input.split("+")
+        if "text" in kinds or "words" in kinds:
+            if titles is None or len(titles) != len(images) or any(t is None for t in titles):
+                raise ClassifierError(
+                    f"classifier {m.name!r} is fused image+title ({m.input}): give one title per image (--title)"
+                )
+            x = np.hstack([x, *title_parts(m.input, list(titles), m.text_model)])
         if "colour" in m.input.split("+"):
             from catalens.classify.colour_calib import colour_descriptor
 
@@ -126,7 +129,8 @@ def classify_all(
         if m.method == "finetune":  # its own fine-tuned model: embed the images that lack a vector
             cat.embed(m.model)
     hashes, vecs = cat.vectors(members[0].model)
-    titles = catalog_titles(cat, hashes) if any("text" in m.input for m in members) else None
+    uses_titles = any(k in m.input.split("+") for m in members for k in ("text", "words"))
+    titles = catalog_titles(cat, hashes) if uses_titles else None
     t0 = time.perf_counter()
     counts: dict[str, dict[str, int]] = {}
     review = 0

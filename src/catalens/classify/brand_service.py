@@ -1,0 +1,186 @@
+"""Brand tagging on a catalog: train a saved brand tagger, tag image files or every stored image.
+
+A brand tagger is saved as a classifier artefact (``<home>/classifiers/<name>/<version>/``,
+method ``brand``, one field ``brand``): the logo head (linear on the stored image embeddings, over
+the brands with at least ``min_examples`` examples), its temperature and abstain threshold, and in
+``extra["brand"]`` every brand seen in the titles (the list OCR text is matched against).
+Brand labels come from the catalog's product titles (:func:`catalens.classify.brand.brand_labels`).
+Tagging: a confident OCR match wins (``--no-ocr`` skips OCR), else the logo head's brand, or
+``unknown`` below the threshold. ``brand_all`` stores one ``classify_predictions`` row per image
+(field ``brand``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalens.classify.artifact import Classifier, FieldHead, check_name, load_classifier, save_classifier
+from catalens.classify.brand import UNKNOWN, BrandTagger, ocr_image, ocr_texts, train_brand_tagger
+from catalens.classify.errors import ClassifierError, LabelsError
+
+FIELD = "brand"
+
+
+def to_classifier(tagger: BrandTagger, name: str, model: str, model_version: str | None) -> Classifier:
+    head = FieldHead(
+        name=FIELD,
+        classes=list(tagger.brands),
+        W=tagger.W,
+        b=tagger.b,
+        kind="linear",
+        temperature=tagger.temperature,
+        threshold=tagger.threshold,
+    )
+    return Classifier(
+        name=name,
+        version="",
+        method="brand",
+        model=model,
+        model_version=model_version,
+        heads={FIELD: head},
+        data={"source": "catalog titles", "n": tagger.info.get("n")},
+        extra={"brand": {"all_brands": list(tagger.all_brands), **tagger.info}},
+    )
+
+
+def from_classifier(clf: Classifier) -> BrandTagger:
+    if clf.method != "brand" or FIELD not in clf.heads:
+        raise ClassifierError(
+            f"classifier {clf.name!r} is not a brand tagger (method {clf.method!r}); "
+            "train one with `catalens brand train NAME`"
+        )
+    h = clf.head(FIELD)
+    info = dict(clf.extra.get("brand", {}))
+    return BrandTagger(
+        brands=list(h.classes),
+        all_brands=list(info.pop("all_brands", h.classes)),
+        W=h.W,
+        b=h.b,
+        temperature=h.temperature,
+        threshold=h.threshold,
+        info=info,
+    )
+
+
+def train_brands(
+    cat: Any,
+    name: str,
+    *,
+    model: str | None = None,
+    min_examples: int = 10,
+    target_precision: float = 0.8,
+    save: bool = True,
+) -> Classifier:
+    """Learn a brand tagger from the catalog's titled products and their stored embeddings."""
+    from catalens.classify.labels import _catalog_maps
+    from catalens.classify.train import image_matrix
+
+    check_name(name)
+    model = model or cat.settings.default_model
+    _, _, _, owner = _catalog_maps(cat.db)
+    shas = [h for h, (_, title) in owner.items() if title]
+    if not shas:
+        raise LabelsError("no product in the catalog has a title: brand labels come from titles")
+    X, version = image_matrix(cat, shas, model)
+    tagger = train_brand_tagger(
+        X, [owner[h][1] for h in shas], min_examples=min_examples, target_precision=target_precision
+    )
+    clf = to_classifier(tagger, name, model, version)
+    if save:
+        save_classifier(cat.settings.home, clf)
+    return clf
+
+
+def tag_files(
+    cat: Any,
+    paths: Sequence[str | Path],
+    tagger_name: str,
+    *,
+    ocr: bool = True,
+    threshold: float | None = None,
+) -> list[dict[str, Any]]:
+    """Brand of each image file: ``{"source", "brand", "prob", "source_of_answer"}``."""
+    from catalens.imageio import open_image
+    from catalens.vectors import l2_normalize
+
+    clf = load_classifier(cat.settings.home, tagger_name)
+    tagger = from_classifier(clf)
+    images = [open_image(p).image for p in paths]
+    enc = cat.encoder(clf.model)
+    X = l2_normalize(np.asarray(enc.encode(np.stack([enc.preprocess(im) for im in images])), np.float32))
+    texts = [ocr_image(im) for im in images] if ocr else None
+    rows = tagger.predict(X, texts, threshold=threshold)
+    return [_row(str(p), r) for p, r in zip(paths, rows, strict=True)]
+
+
+def _row(source: str, r: dict[str, Any]) -> dict[str, Any]:
+    return {"source": source, "brand": r["brand"], "prob": round(r["prob"], 6), "by": r["source"]}
+
+
+def tag_all(
+    cat: Any,
+    tagger_name: str,
+    *,
+    ocr: bool = False,
+    threshold: float | None = None,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Brand of every stored image (logo head on stored embeddings; OCR, cached per image, when
+    ``ocr``); stored as predictions of field ``brand``."""
+    import time
+
+    clf = load_classifier(cat.settings.home, tagger_name)
+    tagger = from_classifier(clf)
+    t0 = time.perf_counter()
+    hashes, vecs = cat.vectors(clf.model)
+    texts = None
+    if ocr:
+        got = ocr_texts(cat, hashes)
+        texts = [got[h] for h in hashes]
+    rows = tagger.predict(np.asarray(vecs, np.float32), texts, threshold=threshold)
+    if store:
+        _store(cat, clf, hashes, rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["brand"]] = counts.get(r["brand"], 0) + 1
+    return {
+        "classifier": clf.name,
+        "images": len(hashes),
+        "unknown": counts.get(UNKNOWN, 0),
+        "by_ocr": sum(r["source"] == "ocr" for r in rows),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "stored": store,
+        "brands": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:20]),
+    }
+
+
+def _store(cat: Any, clf: Classifier, shas: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    from sqlalchemy import delete
+
+    from catalens.classify.tables import ClassPrediction
+
+    with cat.db.session() as s:
+        for i in range(0, len(shas), 900):
+            s.execute(
+                delete(ClassPrediction).where(
+                    ClassPrediction.classifier == clf.name,
+                    ClassPrediction.image_sha256.in_(list(shas[i : i + 900])),
+                )
+            )
+        s.add_all(
+            ClassPrediction(
+                image_sha256=h,
+                classifier=clf.name,
+                version=clf.version,
+                field=FIELD,
+                label=r["brand"],
+                prob=float(r["prob"]),
+                needs_review=r["brand"] == UNKNOWN,
+                top_k=[[r["brand"], float(r["prob"])]],
+            )
+            for h, r in zip(shas, rows, strict=True)
+        )
