@@ -1,7 +1,7 @@
 """Retrieval quality on myntra-dev: image-to-image mAP@10 (same articleType = relevant) and
 text-to-image Recall@10 (productDisplayName queries on held-out products).
 
-    python bench/search_quality.py [--home /work/bench-home] [--text-methods ridge krr] [--skip-image]
+    python bench/search_quality.py [--home /work/bench-home] [--text-methods ridge krr] [--skip-image] [--splits 5]
 
 The bench home is copied to a temporary folder first (it is read-only). Prints JSON lines.
 """
@@ -27,12 +27,48 @@ def ap_at_k(rel: list[bool], n_rel: int, k: int = 10) -> float:
     return s / min(k, n_rel) if n_rel else 0.0
 
 
+def split_check(cat, s, n_splits: int) -> dict:  # type: ignore[no-untyped-def]
+    """Recall@10 of fixed settings on ``n_splits`` random 20% product splits (no selection on them)."""
+    from catalens.search.text import _fit, _text_encoder, apply_projection, fit_krr, recall_at_k, titled_pairs
+    from catalens.vectors import l2_normalize
+
+    pids, titles, pos = titled_pairs(s)
+    t = l2_normalize(np.asarray(_text_encoder("minilm").encode(titles), dtype=np.float32))
+    x = l2_normalize(np.asarray(s.data.matrix()[pos]))
+    first = {p: i for i, p in reversed(list(enumerate(pids)))}
+    out: dict[str, list[float]] = {}
+    for split in range(n_splits):
+        prods = sorted(set(pids))
+        test_p = {
+            p
+            for p, r in zip(prods, np.random.default_rng(100 + split).random(len(prods)), strict=True)
+            if r < 0.2
+        }
+        te = np.array([p in test_p for p in pids])
+        q = np.array([first[p] for p in sorted(test_p)])
+        qp = [pids[i] for i in q]
+        for lam in (0.03, 0.3):
+            w, mu = _fit(t[~te], x[~te], lam)
+            r = recall_at_k(apply_projection(t[q], {"w": w, "mu_t": mu}), qp, x, pids)
+            out.setdefault(f"ridge lambda={lam}", []).append(round(r, 4))
+        for temp, lam in ((0.5, 0.01), (1.0, 0.01)):
+            art = fit_krr(t[~te], x[~te], temp, lam)
+            out.setdefault(f"krr T={temp},lambda={lam}", []).append(
+                round(recall_at_k(apply_projection(t[q], art), qp, x, pids), 4)
+            )
+    return {
+        "task": f"text-to-image Recall@10, fixed settings on {n_splits} random 20% product splits",
+        "recall_at_10": {k: {"mean": round(float(np.mean(v)), 4), "splits": v} for k, v in out.items()},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", type=Path, default=Path("/work/bench-home"))
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--text-methods", nargs="+", default=["ridge", "krr"], help="text projection methods")
     ap.add_argument("--skip-image", action="store_true", help="only the text-to-image task")
+    ap.add_argument("--splits", type=int, default=5, help="extra random product splits, fixed settings")
     args = ap.parse_args()
     import torch
 
@@ -95,6 +131,8 @@ def main() -> None:
             ),
             flush=True,
         )
+    if args.splits:
+        print(json.dumps(split_check(cat, s, args.splits)), flush=True)
     cat.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
