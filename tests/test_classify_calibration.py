@@ -67,3 +67,17 @@ def test_calibration_per_field_and_errors() -> None:
     with pytest.raises(ClassifierError, match="not trained"):
         train_on_matrix(X, labels, ["a"], "linear", name="t", model="m", model_version=None,
                         calibration={"zz": "vector"})  # fmt: skip
+
+
+def test_cli_calibration_option_parses_modes_and_field_maps() -> None:
+    import typer
+
+    from catalens.classify.cli import _parse_calibration
+
+    assert _parse_calibration("vector") == "vector"
+    assert _parse_calibration("gender=vector, articleType=crossfit") == {
+        "gender": "vector",
+        "articleType": "crossfit",
+    }
+    with pytest.raises(typer.Exit):
+        _parse_calibration("gender=vector,oops")
