@@ -48,3 +48,40 @@ def test_subset_of_regressors_close_to_exact() -> None:
 def test_unknown_method_rejected() -> None:
     with pytest.raises(ConfigError):
         train_projection(None, None, method="nope")  # type: ignore[arg-type]
+
+
+def test_recall_at_k_in_blocks_matches_brute_force() -> None:
+    rng = np.random.default_rng(5)
+    g = l2_normalize(rng.standard_normal((300, 16)).astype(np.float32))
+    q = l2_normalize(g[rng.integers(0, 300, 2500)] + 0.3 * rng.standard_normal((2500, 16)).astype(np.float32))
+    gp = [str(i // 2) for i in range(300)]  # two images per product
+    qp = [str(rng.integers(0, 150)) for _ in range(2500)]
+    top = np.argsort(-(q @ g.T), axis=1)
+    want = np.mean(
+        [p in list(dict.fromkeys(gp[j] for j in row))[:10] for p, row in zip(qp, top, strict=True)]
+    )
+    assert recall_at_k(q, qp, g, gp) == pytest.approx(want)
+
+
+def test_train_projection_large_catalog_path(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Above MAX_ANCHORS: sampled selection fits, subset-of-regressors refit, artefact round trip."""
+    from types import SimpleNamespace
+
+    import catalens.search.text as text
+
+    t, x = pairs(700, 2)
+    pids = [f"P{i}" for i in range(700)]
+    monkeypatch.setattr(text, "MAX_ANCHORS", 200)
+    monkeypatch.setattr(text, "SELECT_QUERIES", 50)
+    monkeypatch.setattr(text, "titled_pairs", lambda s: (pids, [f"t{i}" for i in range(700)], np.arange(700)))
+    monkeypatch.setattr(text, "_text_encoder", lambda name: SimpleNamespace(encode=lambda ts: t, version="1"))
+    data = SimpleNamespace(model_id="m", version="v", matrix=lambda: x)
+    searcher = SimpleNamespace(data=data, model="m")
+    catalog = SimpleNamespace(settings=SimpleNamespace(home=tmp_path))
+    meta = text.train_projection(catalog, searcher, holdout=0.2)  # type: ignore[arg-type]
+    assert meta["anchors"] == 200 and meta["heldout_queries"] == 50 and meta["method_key"] == "krr"
+    assert meta["heldout_recall_at_10"] > 0.5, meta
+    art, stored = text.load_projection(catalog, searcher)  # type: ignore[misc,arg-type]
+    assert stored["pairs"] == 700 and art["anchors"].shape == (200, 6)
+    q = text.apply_projection(t[:20], art)
+    assert np.mean((q @ x.T).argmax(axis=1) == np.arange(20)) > 0.5
