@@ -8,9 +8,9 @@ myntra-dev photos, assigned so that neighbours look like a real catalogue's neig
 
 * each product gets a random photo *of its parent's articleType* (so neighbouring products are
   look-alikes of the same kind, often on the same studio layout), mirrored at random;
-* its variants are colour variants (the product photo with its CIELAB hue rotated by 40-180
-  degrees: same structure, another colour - the hard negative that must be aligned) or
-  re-shoots (another photo of the same kind), half each;
+* its variants are colour variants (the product photo with the product cells given another
+  CIELAB chroma and lightness, see :func:`_recolour`: same structure, another colour - the hard
+  negative that must be aligned) or re-shoots (another photo of the same kind), half each;
 * ``--copies`` of the images get a planted copy (its vector = the source + noise, cosine about
   0.97; its descriptor = the source's, or the source's thumbnails cropped by 3-8% per axis).
 
@@ -106,17 +106,33 @@ def _mirror(blob: bytes) -> bytes:
     return t.gray[0][:, ::-1].tobytes() + t.lab[0][:, ::-1].tobytes()
 
 
-def _hue(blob: bytes, degrees: float) -> bytes:
-    """The descriptor of the photo with its hue rotated (CIELAB a/b rotated; structure kept)."""
+def _recolour(blob: bytes, rng: np.random.Generator) -> bytes:
+    """The descriptor of the same photo with the product in another colour (structure kept).
+
+    Product cells (not the near-white background) get a new chroma (a random CIELAB a/b offset
+    of 20-45) and a lightness shift of 8-30 (up or down); the grey thumbnail follows the
+    lightness shift, so a dark garment made light changes the grey image too, as in a real
+    colour variant.
+    """
     from catalens.search import copyfeat
 
     t = copyfeat.parse([blob])
     lab = t.lab[0].astype(np.float32)
-    a, b = lab[..., 1] - 128, lab[..., 2] - 128
-    r = np.deg2rad(degrees)
-    lab[..., 1] = np.clip(128 + a * np.cos(r) - b * np.sin(r), 0, 255)
-    lab[..., 2] = np.clip(128 + a * np.sin(r) + b * np.cos(r), 0, 255)
-    return t.gray[0].tobytes() + np.round(lab).astype(np.uint8).tobytes()
+    gray = t.gray[0].astype(np.float32)
+    dl = float(rng.uniform(8, 30)) * (1 if rng.random() < 0.5 else -1) * 2.55  # OpenCV L is 0-255
+    ang = rng.uniform(0, 2 * np.pi)
+    da, db = rng.uniform(20, 45) * np.cos(ang), rng.uniform(20, 45) * np.sin(ang)
+    chroma = np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
+    mask = ~((lab[..., 0] > 235) & (chroma < 6))
+    lab[mask, 0] += dl
+    lab[mask, 1] += da
+    lab[mask, 2] += db
+    gmask = gray < 235
+    gray[gmask] += dl
+    return (
+        np.clip(np.round(gray), 0, 255).astype(np.uint8).tobytes()
+        + np.clip(np.round(lab), 0, 255).astype(np.uint8).tobytes()
+    )
 
 
 def _crop(blob: bytes, rng: np.random.Generator) -> bytes:
@@ -185,7 +201,7 @@ def build(n: int, copies: float, seed: int = 5) -> dict[str, Any]:
             first_of[p] = i
             descs.append(prod_photo[p])
         elif rng.random() < 0.5:
-            descs.append(_hue(prod_photo[p], float(rng.uniform(40, 180))))
+            descs.append(_recolour(prod_photo[p], rng))
             kind[i], base_of[i] = 1, first_of[p]
         else:
             descs.append(pool["plain"][int(rng.choice(cands))])
