@@ -6,15 +6,16 @@ Layout (format ``catalens.classifier/1``)::
       LATEST                 the newest version (a text file)
       <version>/
         classifier.json      metadata: name, version, method, model (id + version), input
-                             ("image" or "image+text"), fields (classes, parent field, head kind,
+                             ("image", or "image" + "+text", "+words", "+colour" parts in that
+                             order: fused title / colour inputs), fields (classes, parent field, head kind,
                              temperature, abstain threshold), hierarchy paths, data, metrics
         heads.npz            per field ``<field>.W`` (C, D) and ``<field>.b`` (C,)
 
 Every head is affine on the L2-normalised embedding: ``logits = e @ W.T + b``. A linear probe
 folds its feature standardisation into ``W``/``b``; a prototype head stores the L2-normalised
 class means times a scale (cosine similarity * scale). Calibrated probabilities are
-``softmax(logits / temperature)``. For a fused (image+text) classifier ``e`` is the concatenation
-of the image and text embeddings.
+``softmax(logits / temperature)``. For a fused classifier ``e`` is the concatenation of the image
+embedding and its ``input`` parts (MiniLM title embedding, hashed title words, colour descriptor).
 
 :func:`load_classifier` is the entry point; ``Classifier.torch_head(field)`` returns an
 ``nn.Linear`` so gradients can flow from the logits back through the backbone (explanations).
