@@ -35,7 +35,6 @@ from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 
 N_ORIENTATIONS = 4
-WIDTH_SAMPLE = 256  # edge pixels per orientation whose width is measured
 
 
 # pixel step across an edge for each gradient orientation bin (dy, dx): along x, the down-right
@@ -102,11 +101,10 @@ def edge_sharpness(
         keep = np.argpartition(m, m.size - k)[m.size - k :]  # the k strongest edges
         value = float(np.median(l_all[sel][keep] / m[keep]))
         if width_k is not None:
-            sub = keep[:WIDTH_SAMPLE]  # any WIDTH_SAMPLE of the strongest edges: a stable median, cheap
-            ys, xs = np.divmod(idx[sel][sub], g.shape[1])
+            ys, xs = np.divmod(idx[sel][keep], g.shape[1])
             step = _step_across(g, ys, xs, o, width_radius)
             diagonal = np.sqrt(2.0) if o in (1, 3) else 1.0  # a diagonal pixel step is sqrt(2) px long
-            width = float(np.median(step / (m[sub] / 8.0))) * diagonal
+            width = float(np.median(step / (m[keep] / 8.0))) * diagonal
             value = min(value, float(width_k) / max(width, 1e-6))
         values.append(value)
     finite = [v for v in values if v == v]
