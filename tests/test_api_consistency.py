@@ -143,3 +143,14 @@ def test_rows_read_during_a_write_are_not_cached(home: Path, fake_encoder: objec
     finally:
         c.close()
         cat.close()
+
+
+def test_search_inline_off_uses_the_thread_pool(home: Path, fake_encoder: object) -> None:
+    cat, c = _build(home, fake_encoder, search_inline=False)
+    try:
+        r = c.get("/api/v1/search", params={"product_id": "P3", "limit": 5})
+        assert r.status_code == 200 and len(r.json()["results"]) == 5
+        assert cat.searcher() is not None and not cat.search_in_memory()
+    finally:
+        c.close()
+        cat.close()

@@ -159,7 +159,10 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
     # ---- search -------------------------------------------------------------------------------
     def search_in_memory(self, model: str | None = None, where: str | None = None) -> bool:
         """Whether a search by product id with ``model`` and ``where`` is answered from memory by
-        an engine that is already open (so a route may run it on the event loop)."""
+        an engine that is already open (so a route may run it on the event loop); always False
+        with ``search_inline`` off."""
+        if not self.api_settings.search_inline:
+            return False
         engines = self.__dict__.get("_searchers") or {}
         engine = engines.get((model or self.settings.default_model, ()))  # key as in SearchMixin.searcher
         return engine is not None and engine.answers_from_memory(where)
