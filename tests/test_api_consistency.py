@@ -90,7 +90,7 @@ def test_ingested_upload_becomes_searchable(home: Path, fake_encoder: object) ->
 def test_search_by_id_from_memory_matches_the_database(home: Path, fake_encoder: object) -> None:
     """The event-loop fast path answers only from an open engine; its page equals the one the
     thread-pool path gives, field for field, and a title edit shows through it at once."""
-    cat, c = _build(home, fake_encoder)
+    cat, c = _build(home, fake_encoder, search_inline=True)
     try:
         assert not cat.search_in_memory()  # no engine open yet: the first query runs in the pool
         slow = c.get("/api/v1/search", params={"product_id": "P3", "limit": 5}).json()

@@ -9,7 +9,7 @@
 | request_timeout_s | CATALENS_API_REQUEST_TIMEOUT_S | 60 |
 | max_upload_bytes | CATALENS_API_MAX_UPLOAD_BYTES | the catalog's max_file_bytes (50 MiB) |
 | max_upload_files | CATALENS_API_MAX_UPLOAD_FILES | 100 per ingest request |
-| search_inline | CATALENS_API_SEARCH_INLINE | true (search by id from memory runs on the event loop; false: in the thread pool) |
+| search_inline | CATALENS_API_SEARCH_INLINE | false (true: search by id from memory runs on the event loop instead of the thread pool) |
 | encode_batch | CATALENS_API_ENCODE_BATCH | 16 (concurrent image encodes merged into one batch of up to this many; 1: off) |
 """
 
@@ -34,7 +34,7 @@ class ApiSettings:
     max_upload_bytes: int | None = None  # None: the catalog's max_file_bytes
     max_upload_files: int = 100
     encode_batch: int = 16
-    search_inline: bool = True
+    search_inline: bool = False  # measured: the thread pool gave more req/s and a lower p99 at concurrency 8
 
     def with_(self, **changes: Any) -> ApiSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

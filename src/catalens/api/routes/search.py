@@ -1,10 +1,11 @@
 """Visual search: by uploaded image, by product id ("more like this") or by text; filters and paging.
 
-Search by product id is the hot path: when the catalog's search engine is open and the query needs
-nothing but memory (no filter, or one already evaluated), it runs on the event loop (about a
-millisecond: no thread-pool hops, no GIL hand-offs between threads) and the page is encoded
-once with orjson. Anything else (opening the engine, a new filter, text queries, uploads) runs in
-the thread pool.
+Search by product id is the hot path: one thread-pool hop (the search itself; FAISS releases the
+GIL) and the page encoded once with orjson, without response-model validation (which FastAPI runs
+in a second hop for sync routes). With ``CATALENS_API_SEARCH_INLINE=true``, a query that needs
+nothing but memory (engine open; no filter, or one already evaluated) runs on the event loop
+instead: no hop at all, but no overlap of FAISS with other requests' Python either; on a busy
+2-core machine the thread pool gave more requests/s and a lower p99 at concurrency 8.
 """
 
 from __future__ import annotations
