@@ -6,8 +6,7 @@ catalog's search index, which may be remote or compressed):
 * up to ``exact_max`` vectors (default 20,000): exact cosine with a flat FAISS index, queries in
   blocks (O(n^2 d) but BLAS-fast at this size);
 * above: a throw-away inverted file on a PCA projection (``PCA128 + IVF{nlist},Flat``, nlist
-  about 4 sqrt(n); the PCA is fitted on 10k sampled vectors and the coarse k-means runs 10
-  iterations on 24 sampled points per list - training is a small part of the time; ``nprobe``
+  about 4 sqrt(n), trained on a sample of max(20k, 40 per list); ``nprobe``
   lists per query), asked for ``2k`` neighbours, then re-scored with the exact full-dimension
   cosine and cut to the ``k`` best. Near-duplicates sit very close to each other, so a few
   probed lists find them; the measured pair recall against exact search is printed by
@@ -22,9 +21,7 @@ import numpy as np
 
 EXACT_MAX = 20_000
 PCA_DIM = 128
-PCA_SAMPLE = 10_000  # vectors the PCA is fitted on (a 1280 x 1280 covariance: cost grows with the sample)
-POINTS_PER_LIST = 24  # k-means training points per inverted list
-KMEANS_ITER = 10
+TRAIN_SAMPLE = 20_000  # at least 40 points per inverted list are used
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:
@@ -83,14 +80,12 @@ def neighbour_pairs(
     dim = min(PCA_DIM, x.shape[1])
     rng = np.random.default_rng(0)
     nlist = int(2 ** round(math.log2(max(64, 4 * math.sqrt(n)))))
-    size = min(n, max(PCA_SAMPLE, POINTS_PER_LIST * nlist))
+    size = min(n, max(TRAIN_SAMPLE, 40 * nlist))
     sample = x[np.sort(rng.choice(n, size=size, replace=False))]
     pca = faiss.PCAMatrix(x.shape[1], dim)
-    pca.train(sample[: min(len(sample), PCA_SAMPLE)])
+    pca.train(sample)
     quantizer = faiss.IndexFlatL2(dim)
     ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
-    ivf.cp.niter = KMEANS_ITER
-    ivf.cp.min_points_per_centroid = 1  # 24 per list is enough for a coarse partition (no warning)
     ivf.train(pca.apply(sample))
     t1 = time.perf_counter()
     for s in range(0, n, 50_000):
