@@ -638,7 +638,9 @@ def finetune_classifier(
 
     check_name(name)
     if options.pop("text_model", None) or options.pop("use_colour", False):
-        raise ClassifierError("--method finetune trains on images only (no --text-model / --colour-features)")
+        raise ClassifierError(
+            "--method finetune trains on images only (no --text-model / --title-words / --colour-features)"
+        )
     cfg = config or FinetuneConfig()
     if options.pop("full", False):
         cfg.unfreeze_blocks = None
