@@ -413,3 +413,18 @@ def test_big_print_on_the_product_is_not_an_overlay() -> None:
     assert verdict([150, 290, 450, 430]) == "pass"  # the print, inside the shirt
     assert verdict([20, 10, 580, 75]) != "pass"  # same area above the shirt: an overlay
     assert verdict([150, 290, 450, 430], exclude_print=False) != "pass"  # strict profiles count print
+
+
+def test_even_pad_is_a_border_even_where_the_photo_edge_matches_its_colour() -> None:
+    """A grey pad around a photo whose own edges are a similar grey: the transition test alone misses
+    it; four strips of one width and colour do not happen by chance. Even white margins around a
+    studio product stay a background."""
+    rng = np.random.default_rng(3)
+    photo = np.clip(rng.normal(95, 10, (400, 300, 3)), 0, 255).astype(np.uint8)  # a dark grey floor
+    photo[120:300, 80:220] = (200, 60, 50)  # the garment
+    pad = Image.new("RGB", (300 + 2 * 12, 400 + 2 * 12), (90, 90, 90))
+    pad.paste(Image.fromarray(photo), (12, 12))
+    assert run_one("border", pad).verdict != "pass"
+    white = Image.new("RGB", (500, 500), "white")
+    ImageDraw.Draw(white).rectangle([60, 60, 440, 440], fill=(30, 60, 120))  # equal 60 px margins
+    assert run_one("border", white).verdict == "pass"

@@ -6,7 +6,9 @@ edge colour; the strip counts when it is at least ``min_width`` of the short sid
 and the first row past it differs from the strip colour over most of its length (a sharp, straight
 transition: a plain studio backdrop fades into the product instead). A white strip must end in a
 near-total change (else it is just a white background). A border is >= 3 such sides of the same colour, or 2 opposite sides of the
-same width (letterbox). Score: mean strip width as a fraction of the short side (0 = none).
+same width (letterbox), or >= 3 strips of one colour and one width even where the photo's edge is
+too close in colour for the transition test (a pad; white pads also need 2 sharp sides). Score: mean
+strip width as a fraction of the short side (0 = none).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class BorderCheck(Check):
             "right": rgb.transpose(1, 0, 2)[::-1],
         }
         sides: dict[str, tuple[int, np.ndarray]] = {}
+        strips: dict[str, tuple[int, np.ndarray, bool, bool]] = {}  # every strip: width, colour, white, sharp
         for side, lines in views.items():
             width, colour = _strip(lines, tol, int(0.3 * len(lines)))
             if width < min_w or width >= int(0.3 * len(lines)):
@@ -63,10 +66,13 @@ class BorderCheck(Check):
             differs = float((np.abs(inner - colour).max(axis=1) > tol).mean())
             white = colour.min() >= 235 and (colour.max() - colour.min()) <= 14
             # a white strip on a white-background shot is just background: demand a near-total change
-            if differs < (0.85 if white else float(self.p["transition"])):
-                continue
-            sides[side] = (width, colour)
-        found = self._frame(sides)
+            sharp = differs >= (0.85 if white else float(self.p["transition"]))
+            strips[side] = (width, colour, white, sharp)
+            if sharp:
+                sides[side] = (width, colour)
+        found = self._frame(sides) or self._even_frame(strips)
+        if found:
+            sides = {s: (strips[s][0], strips[s][1]) for s in found}
         if not found:
             return CheckResult("border", 0.0, self.unit, "pass", "no border or frame")
         widths = [sides[s][0] for s in found]
@@ -99,6 +105,28 @@ class BorderCheck(Check):
             regions=[[round(v) for v in r] for r in regions],
             details={"sides": found, "colour": [round(float(c)) for c in colour]},
         )
+
+    @staticmethod
+    def _even_frame(strips: dict[str, tuple[int, np.ndarray, bool, bool]]) -> list[str]:
+        """3+ strips of one colour and one width (+-1 px, 5%): a pad added around the photo, even where
+        the photo's edge is close to the pad's colour so that the transition test fails. A backdrop
+        walked up to the product gives strips of different widths. White strips (a white margin is
+        what an evenly padded studio shot has) also need two sides with a sharp transition."""
+        if len(strips) < 3:
+            return []
+        widths = np.array([w for w, _, _, _ in strips.values()], dtype=float)
+        cols = np.array([c for _, c, _, _ in strips.values()], dtype=float)
+        mid, col = float(np.median(widths)), np.median(cols, axis=0)
+        same = [
+            s
+            for s, (w, c, _, _) in strips.items()
+            if abs(w - mid) <= 1 + 0.05 * mid and np.abs(c - col).max() <= 30
+        ]
+        if len(same) < 3:
+            return []
+        if all(strips[s][2] for s in same) and sum(strips[s][3] for s in same) < 2:
+            return []
+        return same
 
     @staticmethod
     def _frame(sides: dict[str, tuple[int, np.ndarray]]) -> list[str]:
