@@ -344,6 +344,10 @@ def taxonomy(
 
 brand_app = typer.Typer(
     help="Brand tagging: OCR'd text matched against the brand list + a learned logo head.",
+    epilog=(
+        "Examples:\n\n  catalens brand train brands\n\n  catalens brand tag photo.jpg -c brands\n\n"
+        "  catalens brand tag --all -c brands --json"
+    ),
     no_args_is_help=True,
 )
 
