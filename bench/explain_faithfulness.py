@@ -1,13 +1,16 @@
 """Faithfulness and speed of catalens explanations (deletion / insertion AUC vs random maps).
 
 For a seeded sample of myntra-dev images and each backbone, explain the predicted class with
-Grad-CAM and Grad-CAM++ and with a random map of the same smoothness (uniform noise on the
-feature grid, upsampled like a CAM), then measure deletion and insertion AUC of the explained
-class's probability (see catalens.explain.faithfulness). Targets: the backbone's ImageNet-1k
+the library's methods (default settings, i.e. the smoothed Grad-CAM; ``METHOD:smooth=S`` overrides
+the smoothing) and with a random map on the same grid as the CAM (uniform noise on the feature
+grid, bilinearly upsampled like the CAM, not smoothed), then measure deletion and insertion AUC
+of the explained class's probability (see catalens.explain.faithfulness). Targets: the backbone's ImageNet-1k
 classifier, and for EfficientNet-Lite0 also the built-in e-commerce taxonomy (subcategory).
 
-Prints one JSON line per (model, target, method) plus a timing line and a ViT code-path line;
-``--sheet`` writes the contact sheet PNG.
+Prints one JSON line per (model, target, method) -- mean AUCs, the reduction against the random
+map with a paired bootstrap 95 % interval, median per-image ratio, win shares -- plus a timing line
+and a ViT code-path line; ``--per-image`` adds one line per image (mergeable across shards with
+``--summarise``); ``--sheet`` writes the contact sheet PNG.
 
     python bench/explain_faithfulness.py --n 40 --steps 16 --per-image --sheet docs/explain_contact_sheet.png
     python bench/explain_faithfulness.py --models efficientnet-lite2 --start 12 --per-image > b.jsonl  # shard
