@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ MAX_ANCHORS = 4096
 SELECT_QUERIES = 2000  # held-out queries scored per setting (sampled above)
 _TEXT_ENCODERS: dict[str, Any] = {}
 _LOADED: dict[Path, tuple[int, dict[str, np.ndarray], dict[str, Any]]] = {}
+# titled-pair count per searcher, valid while its metadata generation and link count hold: the
+# retraining check of every text query must not re-read all products
+_TITLED: weakref.WeakKeyDictionary[CatalogSearch, tuple[int, int, int]] = weakref.WeakKeyDictionary()
 
 
 def _text_encoder(name: str) -> Any:
@@ -87,6 +91,17 @@ def titled_pairs(searcher: CatalogSearch) -> tuple[list[str], list[str], np.ndar
                 pos.append(p)
                 break
     return pids, titles, np.array(pos, dtype=np.int64)
+
+
+def titled_count(searcher: CatalogSearch) -> int:
+    """``len(titled_pairs(searcher)[0])``, cached until the searcher's metadata or links change."""
+    key = (getattr(searcher, "_generation", 0), len(searcher.links))
+    hit = _TITLED.get(searcher)
+    if hit is not None and hit[:2] == key:
+        return hit[2]
+    n = len(titled_pairs(searcher)[0])
+    _TITLED[searcher] = (*key, n)
+    return n
 
 
 def _heldout(pid: str, frac: float) -> bool:
@@ -324,7 +339,7 @@ def text_query_vector(catalog: Any, searcher: CatalogSearch, text: str) -> np.nd
             "run `catalens search-train-text` first (it learns one from the catalog's product titles)"
         )
     art, meta = proj
-    n_now = len(titled_pairs(searcher)[0])
+    n_now = titled_count(searcher)
     if n_now > int(meta.get("pairs", 0)) * (1 + RETRAIN_GROWTH):
         method = meta.get("method_key") or ("krr" if "anchors" in art else "ridge")
         train_projection(catalog, searcher, text_model=meta.get("text_model", TEXT_MODEL), method=method)
