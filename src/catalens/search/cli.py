@@ -79,10 +79,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command(
         "search-train-text",
-        epilog="Examples:\n\n  catalens search-train-text\n\n  catalens search-train-text --model efficientnet-lite2 --json",
+        epilog=(
+            "Examples:\n\n  catalens search-train-text\n\n"
+            "  catalens search-train-text --model efficientnet-lite2 --json\n\n"
+            "  catalens search-train-text --method ridge"
+        ),
     )
     def search_train_text(
         model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+        method: Annotated[
+            str,
+            typer.Option(
+                help="krr: kernel ridge on the MiniLM title vectors (default, better); "
+                "ridge: linear ridge (smaller, faster to train)."
+            ),
+        ] = "krr",
         holdout: Annotated[
             float, typer.Option(help="Share of products held out to pick and report quality.")
         ] = 0.2,
@@ -90,15 +101,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """(Re)train the catalog-aligned text projection (titles -> image space) used by `search --text`."""
         try:
-            meta = _catalog().train_text_projection(model, holdout=holdout)
+            meta = _catalog().train_text_projection(model, holdout=holdout, method=method)
         except CatalensError as exc:
             _fail(exc)
         if as_json:
             print_json(meta)
         else:
             out.print(
-                f"trained on {meta['pairs']} pairs / {meta['products']} products; "
-                f"held-out Recall@10 = {meta['heldout_recall_at_10']} (lambda {meta['lambda']})"
+                f"trained {meta['method_key']} on {meta['pairs']} pairs / {meta['products']} products; "
+                f"held-out Recall@10 = {meta['heldout_recall_at_10']} (setting {meta['picked']})"
             )
 
     @app.command(
