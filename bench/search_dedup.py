@@ -3,7 +3,8 @@
     python bench/search_dedup.py [--n-orig 300 --n-other 600] [--seed 1] [--scale 100000] [--scale-only]
 
 Prints JSON lines: one per method with precision / recall / F1 over pairs and seconds; with
---scale N also times catalens dedup on N synthetic catalogue vectors (given the embeddings).
+--scale N also times catalens dedup on N synthetic catalogue vectors (given the embeddings and
+descriptors; see bench/search_dedup_scale.py, which can also be run on its own).
 """
 
 from __future__ import annotations
@@ -155,133 +156,11 @@ def run_imagededup(folder: Path, truth: set[frozenset[str]]) -> list[dict]:
     return out
 
 
-def descriptor_pool(cache: Path) -> tuple[list[bytes], float]:
-    """Copy descriptors of the dev photos in 4 versions each (as is, two hue rotations, a 6% crop).
-
-    Returns the pool (row = 4 * photo + version) and the measured seconds per descriptor
-    (file decode + describe, one thread), cached in ``cache``.
-    """
-    import pickle
-
-    import numpy as np
-    from PIL import Image
-
-    from catalens.search import copyfeat
-
-    if cache.exists():
-        return pickle.loads(cache.read_bytes())
-    files = sorted((DATA / "images").glob("*.jpg"))
-    pool: list[bytes] = []
-    t0 = time.perf_counter()
-    for f in files:
-        im = Image.open(f)
-        im.draft("RGB", (160, 160))
-        rgb = im.convert("RGB")
-        hsv = np.asarray(rgb.convert("HSV")).copy()
-        versions = [rgb]
-        for shift in (60, 140):
-            h = hsv.copy()
-            h[..., 0] = (h[..., 0].astype(np.int16) + shift) % 256
-            versions.append(Image.fromarray(h, "HSV").convert("RGB"))
-        w, hgt = rgb.size
-        versions.append(rgb.crop((int(w * 0.06), 0, w, int(hgt * 0.94))))
-        pool.extend(copyfeat.describe(v) for v in versions)
-    per = (time.perf_counter() - t0) / len(pool)
-    cache.write_bytes(pickle.dumps((pool, per)))
-    return pool, per
-
-
-def describe_cost(n_files: int = 300) -> float:
-    """Seconds per image of the one-pass descriptor computation (read + decode + describe), one thread."""
-    from catalens.imageio import decode_image, read_bytes
-    from catalens.search import copyfeat
-
-    files = sorted((DATA / "images").glob("*.jpg"))[:n_files]
-    t0 = time.perf_counter()
-    for f in files:
-        dec = decode_image(read_bytes(f), str(f), draft_to=160)
-        copyfeat.describe(dec.image)
-    return (time.perf_counter() - t0) / len(files)
-
-
 def scale_run(n: int) -> dict:
-    """catalens dedup on n synthetic catalogue vectors, given the embeddings and the descriptors.
+    """The scale benchmark of ``bench/search_dedup_scale.py`` (realistic look-alikes, 2% planted copies)."""
+    from search_dedup_scale import run
 
-    Vectors: the realistic generator of bench/search_index.py (products grown from the real dev
-    embeddings, 1-4 variants each). Descriptors: real copy descriptors of the dev photos; a
-    vector gets one of 4 versions (as is, two hue rotations, a 6% crop) of its parent's photo,
-    picked at random - so neighbours grown from one parent are either the same photo in another
-    colour (the hard look-alike case: same structure, cosine often >= 0.88, so it is aligned)
-    or copies (same or cropped version), and the alignment stage gets a realistic-to-heavy load.
-    """
-    import os
-
-    import numpy as np
-
-    from catalens.search import dedup
-    from catalens.search.neighbours import neighbour_pairs
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from search_index import realistic_vectors
-
-    x, parent, _ = realistic_vectors(n, seed=5, with_parents=True)
-    pool, pool_per = descriptor_pool(Path(tempfile.gettempdir()) / "catalens-dedup-pool-v4.pkl")
-    version = np.random.default_rng(7).integers(0, 4, n)
-    descs = {str(i): pool[int(4 * parent[i] + version[i]) % len(pool)] for i in range(n)}
-    opts = dedup.DedupOptions()
-    t0 = time.perf_counter()
-    a, b, cos = neighbour_pairs(x, opts.neighbours, opts.candidate_cosine)
-    t_knn = time.perf_counter() - t0
-    # candidate-pair recall of the approximate neighbour search vs exact, on 500 sampled images
-    rng = np.random.default_rng(0)
-    qs = rng.choice(n, 500, replace=False)
-    sims = x[qs] @ x.T
-    sims[np.arange(len(qs)), qs] = -1
-    top = np.argpartition(-sims, opts.neighbours - 1, axis=1)[:, : opts.neighbours]
-    exact = {
-        (int(q), int(t))
-        for q, row, srow in zip(qs, top, sims, strict=True)
-        for t in row
-        if srow[t] >= opts.candidate_cosine
-    }
-    found = {(int(p), int(q)) for p, q in zip(a, b, strict=True)}
-    found |= {(q, p) for p, q in found}
-    pair_recall = sum(e in found for e in exact) / max(1, len(exact))
-    close = {e for e in exact if float(x[e[0]] @ x[e[1]]) >= 0.9}
-    close_recall = sum(e in found for e in close) / max(1, len(close))
-    del sims
-    t1 = time.perf_counter()
-    a_sha = [str(int(i)) for i in a]
-    b_sha = [str(int(i)) for i in b]
-    ver = dedup.verify(descs, a_sha, b_sha, cos, opts, workers=2)
-    is_copy = dedup._is_copy(opts, cos, ver)
-    t_verify = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    uf = dedup._UnionFind()
-    for i in np.flatnonzero(is_copy):
-        uf.union(a_sha[i], b_sha[i])
-    groups = len({uf.find(h) for h in list(uf.parent)})
-    t_groups = time.perf_counter() - t2
-    per_image = describe_cost()
-    total = t_knn + t_verify + t_groups
-    return {
-        "method": "catalens dedup scale (given embeddings + descriptors)",
-        "n": n,
-        "load_avg_1m": round(os.getloadavg()[0], 1),
-        "candidate_pairs": int(len(a)),
-        "candidate_pair_recall_vs_exact": round(pair_recall, 4),
-        "candidate_pair_recall_vs_exact_cos_ge_0.9": round(close_recall, 4),
-        "aligned_pairs": int(ver.gated.sum()),
-        "copy_pairs": int(is_copy.sum()),
-        "groups": groups,
-        "seconds_neighbours": round(t_knn, 1),
-        "seconds_gate_and_align": round(t_verify, 1),
-        "seconds_groups": round(t_groups, 1),
-        "seconds_total": round(total, 1),
-        "descriptor_ms_per_image_one_thread": round(per_image * 1000, 2),
-        "seconds_descriptor_pass_estimate_2_threads": round(per_image * n / 2, 1),
-        "seconds_total_with_descriptor_pass": round(total + per_image * n / 2, 1),
-    }
+    return run(n, 0.02, 2)
 
 
 def main() -> None:
