@@ -36,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,14 +48,14 @@ from explain_faithfulness import DATA, sample  # noqa: E402
 from catalens.explain.explainer import Explainer, frozen, load_image  # noqa: E402
 from catalens.explain.faithfulness import auc, curve, random_map  # noqa: E402
 from catalens.explain.maps import normalise, smooth, upsample  # noqa: E402
-from catalens.explain.targets import ImageNetTarget  # noqa: E402
+from catalens.explain.targets import ImageNetTarget, classifier_target  # noqa: E402
 
 LAYERS = ["blocks.4", "bn2"]
 PLACE: dict[str, tuple[float, float]] = {}
 DEFAULT_MAPS = "gc,gc_blur2,gc_blur4,gc_blur8,xgc,lc,gc+lc16,random7,random7_blur4,random14"
 
 
-def activations_and_grads(ex: Explainer, target: ImageNetTarget, x: torch.Tensor) -> tuple[dict, int]:
+def activations_and_grads(ex: Explainer, target: Any, x: torch.Tensor) -> tuple[dict, int]:
     """Activations and gradients of the top class at every layer of LAYERS (one backward pass)."""
     backbone = ex.tower.backbone
     store: dict[str, torch.Tensor] = {}
@@ -153,6 +154,7 @@ def candidates(
     return {
         "gc": lambda: base,
         "gc_pos": lambda: up(gradcam(*ag["bn2"], positive=True)),
+        "gcpos_blur4": lambda: blur(up(gradcam(*ag["bn2"], positive=True)), 4),
         "xgc": lambda: up(xgradcam(*ag["bn2"])),
         "lc": lambda: up(layercam(*ag["bn2"])),
         "gcpos_s16": lambda: s16,
@@ -176,6 +178,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--target", default="imagenet", help="imagenet, or builtin (the e-commerce taxonomy head, Lite0)"
+    )
     ap.add_argument("--maps", default=DEFAULT_MAPS, help="comma-separated candidate maps (see above)")
     ap.add_argument(
         "--start",
@@ -186,7 +191,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ex = Explainer(args.model)
-    target = ImageNetTarget(args.model)
+    target = ImageNetTarget(args.model) if args.target == "imagenet" else classifier_target(None, args.target)
     size = ex.spec.image_size
     names = args.maps.split(",")
     a, b, n_pred = grid_placement(ex.tower.backbone, size[0])
@@ -220,6 +225,7 @@ def main() -> int:
         out = {
             "bench": "explain_method_selection",
             "model": args.model,
+            "target": args.target,
             "split": "select",
             "n": len(v),
             "steps": args.steps,
