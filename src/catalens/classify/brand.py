@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,30 +76,12 @@ def brand_labels(titles: Sequence[str | None]) -> list[str | None]:
 
 # ---------------------------------------------------------------- OCR
 
-_lock = threading.Lock()
-_engine: list[Any] = []
-
 
 def ocr_engine() -> Any:
     """RapidOCR without the angle classifier, 1 ONNX Runtime thread per op (cheap on 2 cores)."""
-    if not _engine:
-        with _lock:
-            if not _engine:
-                from rapidocr import RapidOCR
+    from catalens.ocr import ocr_engine as shared
 
-                _engine.append(
-                    RapidOCR(
-                        params={
-                            "Global.log_level": "error",
-                            "Global.use_cls": False,
-                            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
-                            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                            "Det.limit_side_len": OCR_SIDE,
-                            "Det.limit_type": "min",
-                        }
-                    )
-                )
-    return _engine[0]
+    return shared(limit_type="min", side=OCR_SIDE, threads=1)
 
 
 def ocr_image(img: Any) -> list[tuple[str, float]]:

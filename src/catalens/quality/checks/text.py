@@ -18,7 +18,6 @@ on a product photo (>= ~2% of its height) stays >= ~13 px tall at 640 px.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,30 +53,12 @@ PROMO_WORDS = [
 ]
 PROMO_PATTERNS = [r"\d+\s*%", r"\bbuy\s*\d", r"\bget\s*\d", r"\b\d+\s*off\b", r"% ?off", r"\bflat\s*\d"]
 
-_lock = threading.Lock()
-_engine: list[Any] = []
-
 
 def ocr_engine() -> Any:
     """The shared RapidOCR engine (loaded once; 2 ONNX Runtime threads)."""
-    if not _engine:
-        with _lock:
-            if not _engine:
-                from rapidocr import RapidOCR
+    from catalens.ocr import ocr_engine as shared
 
-                _engine.append(
-                    RapidOCR(
-                        params={
-                            "Global.log_level": "error",
-                            "Global.use_cls": False,
-                            "EngineConfig.onnxruntime.intra_op_num_threads": 2,
-                            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                            "Det.limit_type": "max",
-                            "Det.limit_side_len": OCR_SIDE,
-                        }
-                    )
-                )
-    return _engine[0]
+    return shared(limit_type="max", side=OCR_SIDE, threads=2)
 
 
 @dataclass
