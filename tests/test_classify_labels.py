@@ -50,3 +50,22 @@ def test_colour_names_shades_and_ignores_the_model_wearing_it() -> None:
     sky = Image.new("RGB", (120, 160), (255, 255, 255))
     sky.paste((160, 200, 235), (30, 30, 90, 130))
     assert dominant_colours(sky).primary == "Blue"
+
+
+def test_labels_rows_fall_back_to_the_product_id(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    """A labels CSV copied away from its images (paths no longer resolve) still matches by id."""
+    imgs = tmp_path / "shop"
+    imgs.mkdir()
+    for i in range(3):
+        make_product_image(imgs / f"{i}.jpg", 10 + i)
+    (imgs / "labels.csv").write_text("image,id,kind\n0.jpg,P0,shirt\n1.jpg,P1,shoe\n2.jpg,P2,shoe\n")
+    cat = Catalog.open(tmp_path / "home")
+    cat.ingest(imgs / "labels.csv", id_col="id")
+    copied = tmp_path / "elsewhere" / "labels.csv"
+    copied.parent.mkdir()
+    copied.write_text("image,id,kind\nimages/0.jpg,P0,shirt\nimages/x.jpg,P1,shoe\nimages/y.jpg,NOPE,shoe\n")
+    with pytest.raises(LabelsError, match=r"1 of 3 rows .*images/y.jpg"):
+        read_labels(cat.db, copied, ["kind"])
+    got = read_labels(cat.db, copied, ["kind"], skip_unknown=True)
+    assert len(got.shas) == 2
+    cat.close()

@@ -142,6 +142,8 @@ def read_labels(
                     or by_source.get(str((p.parent / ref).resolve()))
                     or by_name.get(os.path.basename(ref))
                     or _by_content(p.parent / ref, known)
+                    # the file moved or the CSV was copied elsewhere: the row's product id, if any
+                    or (by_pid.get(_clean(row.get("id")) or "") if "id" in header else None)
                 )
         if sha is None:
             unknown.append(ref or "<empty>")

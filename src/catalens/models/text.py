@@ -90,7 +90,9 @@ class SentenceTextEncoder(_TextBase):
 
     def __init__(self, spec: ModelSpec, folder: str | Path, device: str = "cpu") -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # a local folder loads in a blink: no "Loading weights" bar
         folder = Path(folder)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
