@@ -78,3 +78,17 @@ def test_explain_quality_draws_blur_regions(tmp_path) -> None:
     data = json.loads(r.output)
     blur = next(x for x in data["results"] if x["check"] == "blur")
     assert blur["verdict"] != "pass" and blur["regions"] and "blur" in data["drawn"]
+
+
+def test_blur_regions_find_motion_blur_by_edge_width() -> None:
+    """A horizontally smeared half is boxed, the sharp half is not (the cells are measured like the
+    whole image, edge width included)."""
+    gray = _textured(seed=3)
+    kernel = np.zeros((1, 15), np.float32)
+    kernel[0, :] = 1 / 15  # 15 px horizontal motion
+    moved = cv2.filter2D(gray, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    gray[:, :200] = moved[:, :200]
+    boxes = blur_regions(gray, None, limit=0.42, cell=50)
+    assert boxes
+    for x0, _, x1, _ in boxes:
+        assert x0 == 0 and x1 <= 250  # the moved half (one cell of slack)

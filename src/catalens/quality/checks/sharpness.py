@@ -21,7 +21,7 @@ Higher is sharper: ~0.6-1.0 crisp, < 0.42 soft, < 0.33 clearly blurred (threshol
 
 Regions (only for warn / fail verdicts): the working copy is cut into a grid of cells (about
 ``cell`` px); a cell with enough strong edges gets the same worst-orientation sharpness, read on
-its own edges; cells under the warn threshold are merged (8-connected) into boxes in
+its own edges (the stronger half, edge width included); cells under the warn threshold are merged (8-connected) into boxes in
 full-resolution pixels. When no cell has enough edges to judge (a uniformly soft photo), the box
 around the edges / foreground is returned, so a blur verdict always points at something.
 """
@@ -111,36 +111,6 @@ def edge_sharpness(
     return (min(finite) if finite else None), values
 
 
-def _cell_sharpness(gray: np.ndarray, min_grad: float, min_pixels: int = 12) -> tuple[float | None, float]:
-    """Worst-orientation median of |Laplacian| / |gradient| over a cell's edge pixels (top half of its
-    strong gradients); ``(None, edge share)`` when the cell has too few edges."""
-    import cv2
-
-    g = gray.astype(np.float32)
-    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
-    mag = cv2.magnitude(gx, gy)
-    strong = mag >= min_grad
-    share = float(np.count_nonzero(strong)) / max(1, strong.size)
-    if int(np.count_nonzero(strong)) < min_pixels:
-        return None, share
-    lap = cv2.dilate(np.abs(cv2.Laplacian(g, cv2.CV_32F, ksize=3)), np.ones((3, 3), np.uint8))
-    sx, sy, m_all, l_all = gx[strong], gy[strong], mag[strong], lap[strong]
-    ax, ay = np.abs(sx), np.abs(sy)
-    horiz = ay <= 0.4142 * ax
-    vert = ax <= 0.4142 * ay
-    diag = ~(horiz | vert)
-    same_sign = (sx * sy) > 0
-    values = []
-    for sel in (horiz, diag & same_sign, vert, diag & ~same_sign):
-        if int(np.count_nonzero(sel)) < min_pixels:
-            continue
-        m = m_all[sel]
-        keep = m >= np.median(m)
-        values.append(float(np.median(l_all[sel][keep] / m[keep])))
-    return (min(values) if values else None), share
-
-
 def blur_regions(
     gray: np.ndarray,
     foreground: np.ndarray | None,
@@ -149,9 +119,12 @@ def blur_regions(
     min_grad: float = 20.0,
     cell: int = 48,
     scale: float = 1.0,
+    width_k: float | None = 2.4,
 ) -> list[list[float]]:
     """Boxes ``[x0, y0, x1, y1]`` (working-copy px times ``scale``) of the grid cells whose edge
-    sharpness is <= ``limit``, 8-connected cells merged; see the module doc."""
+    sharpness is <= ``limit``, 8-connected cells merged; see the module doc. Each cell is measured
+    like the whole image (:func:`edge_sharpness`, edge width included) over the stronger half of its
+    edges."""
     from scipy import ndimage
 
     h, w = gray.shape
@@ -162,14 +135,17 @@ def blur_regions(
     judged = False
     for i in range(ny):
         for j in range(nx):
-            # a 2 px margin so that Sobel / Laplacian see the cell's own edges, not the padding
+            # a margin so that Sobel / Laplacian and the step across an edge (4 px each side) see
+            # the cell's own edges, not the crop border
             y0, y1, x0, x1 = (
-                max(0, ys[i] - 2),
-                min(h, ys[i + 1] + 2),
-                max(0, xs[j] - 2),
-                min(w, xs[j + 1] + 2),
+                max(0, ys[i] - 6),
+                min(h, ys[i + 1] + 6),
+                max(0, xs[j] - 6),
+                min(w, xs[j + 1] + 6),
             )
-            value, _ = _cell_sharpness(gray[y0:y1, x0:x1], min_grad)
+            value, _ = edge_sharpness(
+                gray[y0:y1, x0:x1], min_grad=min_grad, top=50.0, min_pixels=12, width_k=width_k
+            )
             if value is None:
                 continue
             judged = True
@@ -223,6 +199,7 @@ class BlurCheck(Check):
                 min_grad=float(self.p["min_grad"]),
                 cell=int(self.p.get("cell", 48)),
                 scale=img.to_full,
+                width_k=None if wk is None else float(wk),
             )
         return CheckResult(
             "blur",
