@@ -8,9 +8,9 @@ positions, so any backend can enforce them) and groups hits by product.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import func, select
@@ -24,6 +24,8 @@ from catalens.index import VectorIndex
 from catalens.search.filters import Filter, parse_where
 from catalens.search.index_sync import IndexedVectors, committed_vectors, sync_index
 from catalens.vectors import l2_normalize
+
+V = TypeVar("V")
 
 # catalogues up to this many products have every title, attribute set and image source read into
 # memory when an engine opens (one query each), so queries never wait on the database
@@ -136,6 +138,19 @@ def resolve_model_id(db: CatalogDB, name: str, *, explicit: bool) -> str:
         return name
 
 
+def _cached(cache: Mapping[str, V], keys: Sequence[str]) -> tuple[dict[str, V], list[str]]:
+    """(the entries of ``keys`` found in ``cache``, the keys that are not)."""
+    found: dict[str, V] = {}
+    missing: list[str] = []
+    for key in keys:
+        value = cache.get(key)
+        if value is None:
+            missing.append(key)
+        else:
+            found[key] = value
+    return found, missing
+
+
 class CatalogSearch:
     """Search one model's embeddings of a catalog. Open once, query many times."""
 
@@ -211,22 +226,8 @@ class CatalogSearch:
     def _metadata(self, ids: Sequence[str], shas: Sequence[str]) -> tuple[Rows, dict[str, str]]:
         """(product rows of ``ids``, sources of ``shas``): from memory, the missing ones read from
         the database in one session (and cached unless a write happened meanwhile)."""
-        rows: Rows = {}
-        srcs: dict[str, str] = {}
-        miss_p: list[str] = []
-        miss_s: list[str] = []
-        for pid in ids:
-            r = self._rows.get(pid)
-            if r is None:
-                miss_p.append(pid)
-            else:
-                rows[pid] = r
-        for sha in shas:
-            src = self._sources.get(sha)
-            if src is None:
-                miss_s.append(sha)
-            else:
-                srcs[sha] = src
+        rows, miss_p = _cached(self._rows, ids)
+        srcs, miss_s = _cached(self._sources, shas)
         if miss_p or miss_s:
             generation = self._generation
             got_p, got_s = result_metadata(self.db, list(dict.fromkeys(miss_p)), list(dict.fromkeys(miss_s)))
