@@ -16,13 +16,12 @@ R = TypeVar("R")
 def _lower_priority(nice: int) -> Callable[[], None]:
     """A thread initializer that raises the calling thread's nice value by ``nice``.
 
-    Linux gives every thread its own nice value. On a machine with few cores, decode threads
-    at the same priority pre-empt ONNX Runtime's intra-op threads, and every parallel
-    operator then waits for its slowest thread; a small nice (the default 3: about half a
-    core's share under contention) lets inference run first while the decode threads still
-    keep up (10 starved them once inference ran one stream per core: bench/RESULTS.md). SCHED_IDLE was tried before and rejected: any other busy process on the
-    machine, even at nice 15, starved the decode threads (end-to-end ingest fell from 71 to 8
-    images/s in bench/embed_throughput.py).
+    Linux gives every thread its own nice value. While a model runs, the decode threads compete
+    with the inference threads for the cores; a small nice (the default 3, about half the CPU
+    share of a nice-0 thread under contention) lets inference run first while decoding keeps up.
+    Measured with bench/embed_throughput.py (bench/RESULTS.md): nice +10 cost ~9% end-to-end
+    under background load (88.9 vs 97.4 images/s); SCHED_IDLE, tried before, starved the decode
+    threads whenever any other process was busy, even at nice 15 (7.6 vs 71 images/s).
     """
 
     def init() -> None:
