@@ -187,7 +187,7 @@ def name_lab(lab: np.ndarray) -> np.ndarray:
     return _NAMING_INDEX[d.argmin(1)]
 
 
-def _skin(rgb: np.ndarray) -> np.ndarray:
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """Skin-tone pixels (the classic YCrCb box: 133 <= Cr <= 173, 77 <= Cb <= 127)."""
     import cv2
 
@@ -211,7 +211,7 @@ def dominant_colours(img: Any, k: int = 5, max_pixels: int = 4000) -> ColourResu
     yy, xx = np.nonzero(mask)
     weight = np.exp(-(((xx - (w - 1) / 2) / (0.3 * w)) ** 2 + ((yy - (h - 1) / 2) / (0.3 * h)) ** 2) / 2)
     px = arr[yy, xx]
-    skin = _skin(px)
+    skin = skin_mask(px)
     if skin.any() and (~skin).sum() >= 0.4 * len(px):  # a model wearing the product: drop the skin
         px, weight = px[~skin], weight[~skin]
         method += "-skin"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.colour import PALETTE_LAB, _kmeans, foreground_mask, rgb_to_lab
+from catalens.classify.colour import PALETTE_LAB, _kmeans, foreground_mask, rgb_to_lab, skin_mask
 
 DESCRIPTOR_KIND = "colour-v2"
 SIDE = 128
@@ -51,15 +51,6 @@ def _palette_hist(lab: np.ndarray) -> np.ndarray:
     w = np.exp(-((d - d.min(1, keepdims=True)) ** 2) / (2 * 8.0**2))
     w /= w.sum(1, keepdims=True)
     return w.mean(0).astype(np.float32)
-
-
-def skin_mask(rgb: np.ndarray) -> np.ndarray:
-    """Skin-tone pixels (the classic YCrCb box: 133 <= Cr <= 173, 77 <= Cb <= 127)."""
-    import cv2
-
-    ycc = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2YCrCb)[:, 0]
-    cr, cb = ycc[:, 1].astype(int), ycc[:, 2].astype(int)
-    return (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)
 
 
 def colour_descriptor(img: Any) -> np.ndarray:
