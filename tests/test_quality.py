@@ -428,3 +428,13 @@ def test_even_pad_is_a_border_even_where_the_photo_edge_matches_its_colour() -> 
     white = Image.new("RGB", (500, 500), "white")
     ImageDraw.Draw(white).rectangle([60, 60, 440, 440], fill=(30, 60, 120))  # equal 60 px margins
     assert run_one("border", white).verdict == "pass"
+
+
+def test_builtin_profiles_only_warn_on_grayscale() -> None:
+    """A colour photo of a white / grey / silver product has no chroma either: warn, never fail."""
+    from catalens.quality.profiles import load_profile
+
+    gray = product().convert("L").convert("RGB")
+    for name in ("general", "marketplace-main-image"):
+        check = next(c for c in load_profile(name).instantiate() if c.name == "grayscale")
+        assert check.run(QCImage.from_pil(gray)).verdict == "warn", name
