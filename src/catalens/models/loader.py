@@ -40,9 +40,17 @@ def wrap_tower(spec: ModelSpec, backbone: Any, *, with_classifier: bool = False)
     """Wrap a backend model in the matching :class:`~catalens.models.tower.ImageTower`."""
     import torch
 
-    from catalens.models.tower import HfTower, OpenClipTower, TimmTower
+    from catalens.models.features import feature_config
+    from catalens.models.tower import HfTower, HypercolumnTower, OpenClipTower, TimmTower
 
-    if spec.source in ("packaged", "timm", "file"):
+    features = feature_config(spec)
+    if features.kind == "hypercolumn":
+        if spec.source not in ("packaged", "timm", "file"):
+            raise ModelError(
+                f"model {spec.name!r}: hypercolumn features need a timm EfficientNet-style model"
+            )
+        tower = HypercolumnTower(backbone, features.stages, features.part_weight)
+    elif spec.source in ("packaged", "timm", "file"):
         tower = TimmTower(backbone)
     elif spec.source == "open_clip":
         tower = OpenClipTower(backbone)

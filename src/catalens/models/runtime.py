@@ -205,7 +205,10 @@ class TorchImageEncoder(_EncoderBase):
 
 
 def onnx_cache_path(spec: ModelSpec, digest: str, cache_dir: str | Path) -> Path:
-    return Path(cache_dir) / "onnx" / f"{safe_id(spec.name)}-{digest[:16]}.onnx"
+    from catalens.models.features import feature_tag
+
+    tag = feature_tag(spec)  # "" for plain embeddings: their cached exports keep their names
+    return Path(cache_dir) / "onnx" / f"{safe_id(spec.name)}-{digest[:16]}{'-' + tag if tag else ''}.onnx"
 
 
 def _open_cached(path: Path, spec: ModelSpec, version: str) -> OnnxImageEncoder | None:

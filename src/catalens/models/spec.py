@@ -162,9 +162,14 @@ def preprocess_tag(spec: ModelSpec) -> str:
 
 
 def make_version(weights_digest: str, spec: ModelSpec, *, text: bool = False) -> str:
-    """``<weights hash[:16]>-<preprocessing tag>`` (``-t<rev>`` for text towers)."""
-    tail = f"t{EMBEDDING_REVISION}" if text else preprocess_tag(spec)
-    return f"{weights_digest[:16]}-{tail}"
+    """``<weights hash[:16]>-<preprocessing tag>`` (``-t<rev>`` for text towers), plus
+    ``-<feature tag>`` for towers with non-default features (:func:`catalens.models.features.feature_tag`)."""
+    if text:
+        return f"{weights_digest[:16]}-t{EMBEDDING_REVISION}"
+    from catalens.models.features import feature_tag
+
+    tag = feature_tag(spec)
+    return f"{weights_digest[:16]}-{preprocess_tag(spec)}" + (f"-{tag}" if tag else "")
 
 
 @lru_cache(maxsize=64)

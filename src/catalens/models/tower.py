@@ -12,6 +12,8 @@
 For timm models the embedding is the pooled pre-logits feature,
 ``forward_head(forward_features(x), pre_logits=True)`` (1280-d for EfficientNet-Lite0), and the
 logits are ``forward_head(forward_features(x))`` (ImageNet-1k for the packaged models).
+:class:`HypercolumnTower` (specs with ``features=hypercolumn``, :mod:`catalens.models.features`)
+appends the pooled outputs of intermediate stages to that embedding.
 """
 
 from __future__ import annotations
@@ -86,6 +88,61 @@ class TimmTower(ImageTower):
             last = info[-1] if isinstance(info, list) else info.get_dicts()[-1]
             return model.get_submodule(last["module"])
         raise ModelError(f"no Grad-CAM layer known for {type(model).__name__}")
+
+
+class HypercolumnTower(TimmTower):
+    """An EfficientNet-style timm model whose embedding adds pooled intermediate stages.
+
+    ``embed(x)`` = ``[l2(final) | w * l2(mean(stage)) for each stage]`` (see
+    :mod:`catalens.models.features`); the final part is the plain pooled pre-logits embedding, and
+    the logits are the model's own classifier on it. Needs ``conv_stem``, ``bn1``, ``blocks``,
+    ``conv_head``, ``bn2`` (EfficientNet / EfficientNet-Lite); other models raise ModelError.
+    """
+
+    _PARTS = ("conv_stem", "bn1", "blocks", "conv_head", "bn2")
+
+    def __init__(self, backbone: nn.Module, stages: tuple[int, ...], part_weight: float, **kw: bool) -> None:
+        super().__init__(backbone, **kw)
+        missing = [n for n in self._PARTS if not hasattr(backbone, n)]
+        blocks = getattr(backbone, "blocks", None)
+        if missing or not isinstance(blocks, nn.Sequential):
+            raise ModelError(
+                f"hypercolumn features need an EfficientNet-style timm model ({', '.join(self._PARTS)}); "
+                f"{type(backbone).__name__} lacks {', '.join(missing) or 'a blocks Sequential'}"
+            )
+        if max(stages) >= len(blocks):
+            raise ModelError(
+                f"hypercolumn stages {list(stages)}: the model has {len(blocks)} blocks (0..{len(blocks) - 1})"
+            )
+        self.stages = tuple(stages)
+        self.part_weight = float(part_weight)
+
+    @staticmethod
+    def _l2(x: torch.Tensor) -> torch.Tensor:
+        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        m = self.backbone
+        x = m.bn1(m.conv_stem(x))
+        pooled = []
+        for i, stage in enumerate(m.blocks):
+            x = stage(x)
+            if i in self.stages:
+                pooled.append(x.mean(dim=(2, 3)))
+        final = m.forward_head(m.bn2(m.conv_head(x)), pre_logits=True)
+        return final, pooled
+
+    def _combine(self, final: torch.Tensor, pooled: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self._l2(final), *(self._l2(p) * self.part_weight for p in pooled)], dim=1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self._combine(*self._forward(x))
+
+    def embed_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.has_classifier:
+            raise ModelError("this model was built without a classifier (num_classes=0)")
+        final, pooled = self._forward(x)
+        return self._combine(final, pooled), self.backbone.get_classifier()(final)
 
 
 class OpenClipTower(ImageTower):
