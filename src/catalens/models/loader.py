@@ -49,7 +49,7 @@ def wrap_tower(spec: ModelSpec, backbone: Any, *, with_classifier: bool = False)
             raise ModelError(
                 f"model {spec.name!r}: hypercolumn features need a timm EfficientNet-style model"
             )
-        tower = HypercolumnTower(backbone, features.stages, features.part_weight)
+        tower = HypercolumnTower(backbone, features.stages, features.part_weight, features.regions)
     elif spec.source in ("packaged", "timm", "file"):
         tower = TimmTower(backbone)
     elif spec.source == "open_clip":

@@ -93,7 +93,7 @@ class TimmTower(ImageTower):
 class HypercolumnTower(TimmTower):
     """An EfficientNet-style timm model whose embedding adds pooled intermediate stages.
 
-    ``embed(x)`` = ``[l2(final) | w * l2(mean(stage)) for each stage]`` (see
+    ``embed(x)`` = ``[l2(final) | w * l2(mean_region(stage)) for each region, for each stage]`` (see
     :mod:`catalens.models.features`); the final part is the plain pooled pre-logits embedding, and
     the logits are the model's own classifier on it. Needs ``conv_stem``, ``bn1``, ``blocks``,
     ``conv_head``, ``bn2`` (EfficientNet / EfficientNet-Lite); other models raise ModelError.
@@ -101,7 +101,14 @@ class HypercolumnTower(TimmTower):
 
     _PARTS = ("conv_stem", "bn1", "blocks", "conv_head", "bn2")
 
-    def __init__(self, backbone: nn.Module, stages: tuple[int, ...], part_weight: float, **kw: bool) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        stages: tuple[int, ...],
+        part_weight: float,
+        regions: tuple[str, ...] = ("whole",),
+        **kw: bool,
+    ) -> None:
         super().__init__(backbone, **kw)
         missing = [n for n in self._PARTS if not hasattr(backbone, n)]
         blocks = getattr(backbone, "blocks", None)
@@ -116,6 +123,7 @@ class HypercolumnTower(TimmTower):
             )
         self.stages = tuple(stages)
         self.part_weight = float(part_weight)
+        self.regions = tuple(regions)
 
     @staticmethod
     def _l2(x: torch.Tensor) -> torch.Tensor:
@@ -124,13 +132,21 @@ class HypercolumnTower(TimmTower):
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         m = self.backbone
         x = m.bn1(m.conv_stem(x))
-        pooled = []
+        pooled: dict[str, list[torch.Tensor]] = {r: [] for r in self.regions}
         for i, stage in enumerate(m.blocks):
             x = stage(x)
             if i in self.stages:
-                pooled.append(x.mean(dim=(2, 3)))
+                for region in self.regions:
+                    pooled[region].append(self._pool(x, region))
         final = m.forward_head(m.bn2(m.conv_head(x)), pre_logits=True)
-        return final, pooled
+        return final, [p for region in self.regions for p in pooled[region]]
+
+    @staticmethod
+    def _pool(x: torch.Tensor, region: str) -> torch.Tensor:
+        if region == "centre":  # the central box: half the height, half the width (at least 1 cell)
+            h, w = x.shape[-2], x.shape[-1]
+            x = x[:, :, h // 4 : h - h // 4, w // 4 : w - w // 4]
+        return x.mean(dim=(2, 3))
 
     def _combine(self, final: torch.Tensor, pooled: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([self._l2(final), *(self._l2(p) * self.part_weight for p in pooled)], dim=1)
