@@ -2,9 +2,10 @@
 
 * ``underexposed``: score = the 99th-percentile luma (the highlights). A correctly exposed photo has
   something near white - a white studio background always does; an under-exposed one does not.
-* ``overexposed``: score = share of the content (not the white background) with a clipped channel;
-  also flagged when the content's own highlights (luma p99 of the non-background pixels) are almost
-  white: over-exposure bleaches the bright parts of the product into pale, near-white tints.
+* ``overexposed``: score = probability from a small learned model (trees on tonal features, trained
+  on synthetic exposure changes of catalogue photos: ``catalens.quality.train_exposure``). One rule on
+  one cue - clipped channels, pale highlights, lifted blacks - either misses +2 EV copies of light
+  products or flags correctly exposed pale ones; the model weighs them together.
 * ``low_contrast``: score = luma range p99.9 - p0.1 (the extremes, not p1..p99): a contrast-reduced
   photo has neither a true black nor a true white, while a clean one - even a white product on a
   white background, or a flat pastel shot - keeps a real white and some deep shadow.
@@ -14,6 +15,8 @@ range threshold 128 is half of the full luma scale.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -48,37 +51,56 @@ class UnderexposedCheck(Check):
 
 @register_check("overexposed")
 class OverexposedCheck(Check):
-    """Score: share (0..1) of the content (pixels that are not near-white background) with a blown,
-    clipped channel (>= 253): highlights burnt out into flat white. An image that is almost all
-    near-white (a product bleached into the background) scores 1. Independently, the content's
-    highlights (luma p99 of the content) at or above ``highlight_warn`` warn: bright parts washed out
-    into pale near-white tints (``None`` turns this off)."""
+    """Score: probability (0..1) that the photo is over-exposed, from the packaged learned model
+    (``model``: gradient-boosted trees on tonal features - clipped channels, lifted blacks, blown
+    areas inside the product, the content's tone histogram; see
+    :mod:`catalens.quality.exposure_features`). An image that is almost all near-white (a product
+    bleached into the background) scores 1. ``details`` keep the readable cues: the share of the
+    content with a clipped channel, the content's highlight (luma p99) and the darkest tone (p1)."""
 
-    unit = "blown share of content (0..1)"
-    params = {"warn": 0.15, "fail": 0.3, "min_content": 0.01, "highlight_warn": 249.0}
+    unit = "over-exposure probability (0..1)"
+    params = {"warn": 0.3, "fail": 0.85, "min_content": 0.01, "model": "overexposure"}
+
+    def setup(self) -> None:
+        self._model()
+
+    def _model(self) -> Any:
+        from catalens.quality.exposure_features import FEATURE_VERSION
+        from catalens.quality.learned import load_learned
+
+        return load_learned(str(self.p["model"]), feature_version=FEATURE_VERSION)
 
     def run(self, img: QCImage) -> CheckResult:
+        from catalens.quality.exposure_features import exposure_features
+
         content = ~img.near_white
         share = float(content.mean())
-        highlight: float | None = None
+        details: dict[str, Any] = {"content_share": round(share, 4)}
         if share < float(self.p["min_content"]):
             score = 1.0
+            reason = (
+                "over-exposed: the whole photo is near-white (the product is bleached into the background)"
+            )
         else:
-            score = float((img.channel_range[1][content] >= 253).mean())
+            score = float(self._model().predict(exposure_features(img))[0])
+            blown = float((img.channel_range[1][content] >= 253).mean())
             hist = np.bincount(img.gray[content], minlength=256).cumsum()
             highlight = float(np.searchsorted(hist, hist[-1] * 0.99))
+            dark = img.gray_percentile(1)
+            details.update(
+                {
+                    "blown_share_of_content": round(blown, 4),
+                    "content_highlight_p99": highlight,
+                    "luma_p1": dark,
+                }
+            )
+            cues = f"{blown:.0%} of the product clipped, highlights at luma {highlight:.0f}, darkest tones at {dark:.0f}"
+            reason = (
+                f"over-exposed (score {score:.2f}): {cues}"
+                if score >= float(self.p["warn"])
+                else f"exposure fine (score {score:.2f}; {cues})"
+            )
         verdict = grade(score, self.p["warn"], self.p["fail"], higher_is_worse=True)
-        limit = self.p["highlight_warn"]
-        washed = limit is not None and highlight is not None and highlight >= float(limit)
-        if washed and verdict == "pass":
-            verdict = "warn"
-        if score >= float(self.p["warn"]) or share < float(self.p["min_content"]):
-            reason = f"over-exposed: {score:.0%} of the content is blown out to white"
-        elif washed:
-            reason = f"over-exposed / washed out: the product's highlights reach luma {highlight:.0f}/255"
-        else:
-            reason = f"highlights fine ({score:.0%} of the content clipped)"
-        details = {"content_share": round(share, 4), "content_highlight_p99": highlight}
         return CheckResult("overexposed", score, self.unit, verdict, reason, details=details)
 
 
