@@ -80,33 +80,56 @@ def prf(flag: dict[str, bool], pos: list[str], neg: list[str]) -> dict[str, floa
 
 def install_ocr_cache(path: Path):  # type: ignore[no-untyped-def]
     """Cache OCR boxes per file (sha256) in ``path`` (JSON), keyed also by a hash of the OCR code and
-    its side, so a re-run only re-reads images when the OCR itself changed. Returns the function that
-    saves the cache and un-installs it."""
+    its side, so a re-run only re-reads images when the OCR itself changed; the watermark check's
+    second-look views are cached the same way, per view. Returns the function that saves the cache and
+    un-installs it."""
     import hashlib
     import inspect
     from dataclasses import asdict
 
     import catalens.quality.checks.text as text_mod
 
-    version = hashlib.sha256(
-        (inspect.getsource(text_mod.read_text) + str(text_mod.OCR_SIDE)).encode()
-    ).hexdigest()[:12]
+    first = "".join(
+        inspect.getsource(f)
+        for f in (
+            text_mod.read_text,
+            text_mod.ocr_copy,
+            text_mod._boxes,
+            text_mod._clahe,
+            text_mod._stroke_contrast,
+        )
+    )
+    version = hashlib.sha256((first + str(text_mod.OCR_SIDE)).encode()).hexdigest()[:12]
+    module = inspect.getsource(text_mod)
+    second = module[module.index("# ---- a second look") : module.index("def _similar(")]
+    mark_version = hashlib.sha256((first + second).encode()).hexdigest()[:12]
     cache: dict[str, list[dict]] = json.loads(path.read_text()) if path.exists() else {}
-    original = text_mod.read_text
+    original, original_mark = text_mod.read_text, text_mod.read_mark_view
+
+    def load(key: str) -> list:  # type: ignore[type-arg]
+        return [text_mod.TextBox(**d) for d in cache[key]]
 
     def cached(img):  # type: ignore[no-untyped-def]
         key = f"{img.sha256}:{version}"
         if key in cache:
-            return img.memo("ocr", lambda: [text_mod.TextBox(**d) for d in cache[key]])
+            return img.memo("ocr", lambda: load(key))
         boxes = original(img)
+        cache[key] = [asdict(b) for b in boxes]
+        return boxes
+
+    def cached_mark(img, view):  # type: ignore[no-untyped-def]
+        key = f"{img.sha256}:{view}:{mark_version}"
+        if key in cache:
+            return img.memo(f"ocr_mark:{view}", lambda: load(key))
+        boxes = original_mark(img, view)
         cache[key] = [asdict(b) for b in boxes]
         return boxes
 
     def finish() -> None:  # save, and un-install: the speed runs must really read text
         path.write_text(json.dumps(cache))
-        text_mod.read_text = original
+        text_mod.read_text, text_mod.read_mark_view = original, original_mark
 
-    text_mod.read_text = cached
+    text_mod.read_text, text_mod.read_mark_view = cached, cached_mark
     return finish
 
 
@@ -133,7 +156,14 @@ def main() -> None:
     ap.add_argument(
         "--no-speed", action="store_true", help="skip the speed runs (see bench/quality_speed.py)"
     )
+    ap.add_argument(
+        "--ocr-only",
+        action="store_true",
+        help="only the OCR rows (text, watermark): no pixel checks, cleanvision or speed runs",
+    )
     a = ap.parse_args()
+    if a.ocr_only:
+        a.no_cleanvision = a.no_speed = True
     out = Path(a.out)
     items = load_items(out) if (out / "items.jsonl").exists() else build(out, Path(a.data))
     items = [it for it in items if it.split == a.split]
@@ -141,9 +171,12 @@ def main() -> None:
     by_path = {it.path: it for it in items}
 
     # ---- pixel checks on every image of the split
-    rep = run_checks([QCItem(it.path, Path(it.path)) for it in items], profile_with(PIXEL_CHECKS), settings)
+    pixel_checks = [] if a.ocr_only else PIXEL_CHECKS
+    rep = run_checks(
+        [QCItem(it.path, Path(it.path)) for it in items if pixel_checks], profile_with(pixel_checks), settings
+    )
     verdict = {(im.source, r.check): r.verdict != "pass" for im in rep.images for r in im.results}
-    emit(kind="run", what="pixel checks", images=len(items), seconds=round(rep.seconds, 2))
+    emit(kind="run", what="pixel checks", images=len(rep.images), seconds=round(rep.seconds, 2))
 
     # ---- OCR checks on a subset (clean + text + watermark copies of the first N originals)
     per_ds = a.ocr_originals // 2  # half from each dataset
@@ -211,6 +244,8 @@ def main() -> None:
     # ---- metrics per planted type
     for ptype in PLANTED_TYPES:
         check = CHECK_FOR[ptype]
+        if a.ocr_only and check not in ("text", "watermark"):
+            continue
         pool = items if check not in ("text", "watermark") else ocr_items
         if ptype == "busy_background":  # planted only on white-background sources: compare with those
             pool = [it for it in pool if it.white_bg]
@@ -223,6 +258,8 @@ def main() -> None:
             row["cleanvision_issue"] = cvi
             row["cleanvision"] = prf({p: cv_flags[cvi].get(p, False) for p in pos + neg}, pos, neg)
         print(json.dumps(row), flush=True)
+    if a.ocr_only:
+        return
     clean_white = [it.path for it in items if it.planted == "clean" and it.white_bg]
     fp = sum(verdict.get((p, "blur"), False) for p in clean_white)
     row = {

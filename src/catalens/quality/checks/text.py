@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from catalens.errors import ConfigError
 from catalens.quality.context import QCImage
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
@@ -68,6 +69,7 @@ class TextBox:
     confidence: float
     contrast: float  # stroke vs surrounding luma difference in the original
     area: float  # share of the image
+    quad: list[list[float]] | None = None  # the detector's 4 corners, full-resolution px (angle, length)
 
 
 def _stroke_contrast(gray: np.ndarray) -> float:
@@ -83,10 +85,10 @@ def _stroke_contrast(gray: np.ndarray) -> float:
     return float(np.median(hi) - np.median(lo))
 
 
-def read_text(img: QCImage) -> list[TextBox]:
-    """OCR the image once (cached): boxes with text, confidence, stroke contrast and area share."""
+def ocr_copy(img: QCImage) -> np.ndarray:
+    """The RGB copy that OCR reads (cached): long side ``OCR_SIDE`` px (small photos upscaled)."""
 
-    def compute() -> list[TextBox]:
+    def compute() -> np.ndarray:
         import cv2
 
         assert img.decoded is not None
@@ -96,32 +98,159 @@ def read_text(img: QCImage) -> list[TextBox]:
         if f != 1:
             interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC  # small photos: upscale the text
             rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=interp)
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        enhanced = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
-        out = ocr_engine()(cv2.cvtColor(enhanced, cv2.COLOR_GRAY2BGR))
-        boxes: list[TextBox] = []
-        if out is None or getattr(out, "boxes", None) is None:
-            return boxes
-        to_full = (img.width or w) / gray.shape[1]
-        for quad, text, conf in zip(out.boxes, out.txts, out.scores, strict=False):
-            q = np.asarray(quad, np.float32)
-            x0, y0 = np.clip(q.min(axis=0), 0, None)
-            x1, y1 = q.max(axis=0)
-            x1, y1 = min(x1, gray.shape[1]), min(y1, gray.shape[0])
-            patch = gray[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))]
-            area = float((x1 - x0) * (y1 - y0)) / gray.size
-            boxes.append(
-                TextBox(
-                    box=[round(float(v) * to_full, 1) for v in (x0, y0, x1, y1)],
-                    text=str(text),
-                    confidence=float(conf),
-                    contrast=_stroke_contrast(patch),
-                    area=area,
-                )
-            )
+        return np.ascontiguousarray(rgb)
+
+    return img.memo("ocr_rgb", compute)
+
+
+def _boxes(out: Any, gray: np.ndarray, to_full: float, back: np.ndarray | None = None) -> list[TextBox]:
+    """RapidOCR output as :class:`TextBox` es. ``gray`` is the OCR copy's luma (contrast, area); ``back``
+    (2x3 affine) maps the coordinates of a rotated view back onto it."""
+    boxes: list[TextBox] = []
+    if out is None or getattr(out, "boxes", None) is None:
         return boxes
+    for quad, text, conf in zip(out.boxes, out.txts, out.scores, strict=False):
+        q = np.asarray(quad, np.float32)
+        if back is not None:
+            q = q @ back[:, :2].T + back[:, 2]
+        x0, y0 = np.clip(q.min(axis=0), 0, None)
+        x1, y1 = q.max(axis=0)
+        x1, y1 = min(x1, gray.shape[1]), min(y1, gray.shape[0])
+        patch = gray[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))]
+        area = float(max(0.0, x1 - x0) * max(0.0, y1 - y0)) / gray.size
+        boxes.append(
+            TextBox(
+                box=[round(float(v) * to_full, 1) for v in (x0, y0, x1, y1)],
+                text=str(text),
+                confidence=float(conf),
+                contrast=_stroke_contrast(patch),
+                area=area,
+                quad=[[round(float(x) * to_full, 1), round(float(y) * to_full, 1)] for x, y in q],
+            )
+        )
+    return boxes
+
+
+def _clahe(gray: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
+
+
+def read_text(img: QCImage) -> list[TextBox]:
+    """OCR the image once (cached): boxes with text, confidence, stroke contrast and area share."""
+
+    def compute() -> list[TextBox]:
+        import cv2
+
+        rgb = ocr_copy(img)
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        out = ocr_engine()(cv2.cvtColor(_clahe(gray), cv2.COLOR_GRAY2BGR))
+        return _boxes(out, gray, (img.width or gray.shape[1]) / gray.shape[1])
 
     return img.memo("ocr", compute)
+
+
+# ---- a second look for see-through marks (the watermark check only) ----------------------------------
+# A semi-transparent overlay of colour c with opacity a turns a pixel I into (1 - a) I + a c: it moves
+# every channel the same way, by an amount that depends on the pixel, so over a busy or saturated
+# product the step can all but vanish in CLAHE-enhanced luma (the OCR copy above). These views bring
+# such a mark out; the watermark check reads them, in order, only while no mark has been found.
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def _highpass(gray: np.ndarray) -> np.ndarray:
+    """Luma minus its median over ~5% of the long side, x3 around mid-grey: the product's own shading
+    and large flat areas go, the thin strokes of an overlay stay."""
+    import cv2
+
+    k = max(3, int(0.05 * max(gray.shape)) | 1)
+    d = gray.astype(np.float32) - cv2.medianBlur(gray, k).astype(np.float32)
+    return np.clip(128.0 + 3.0 * d, 0, 255).astype(np.uint8)
+
+
+def _rotate(gray: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """``gray`` rotated by ``angle`` degrees (counter-clockwise, canvas grown to fit, edges replicated)
+    and the 2x3 affine that maps the rotated canvas back."""
+    import cv2
+
+    h, w = gray.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(h * s + w * c), int(h * c + w * s)
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    out = cv2.warpAffine(gray, m, (nw, nh), borderMode=cv2.BORDER_REPLICATE)
+    return out, cv2.invertAffineTransform(m)
+
+
+@dataclass(frozen=True)
+class MarkView:
+    """One way of looking at the OCR copy: ``make(rgb) -> (gray view, 2x3 affine back or None)``, read
+    with the detector capped at ``det_side`` px (a mark meant to be seen is large text: the level views
+    need less than the shared read's ``OCR_SIDE``)."""
+
+    make: Any
+    det_side: int
+    doc: str
+
+
+MARK_VIEWS: dict[str, MarkView] = {
+    "max_channel": MarkView(
+        lambda rgb: (_clahe(np.ascontiguousarray(rgb.max(axis=2))), None),
+        480,
+        "CLAHE on the brightest channel: a dark mark scales every channel down, and over a saturated "
+        "product the brightest channel (2-3x the luma) keeps 2-3x the step",
+    ),
+    "highpass_level30": MarkView(
+        lambda rgb: _rotate(_highpass(_gray(rgb)), -30.0),
+        OCR_SIDE,
+        "the luma high-pass turned 30 degrees clockwise: a rising diagonal mark reads level (the "
+        "detector finds level text far more readily than slanted) and the product's shading is gone",
+    ),
+    "min_channel": MarkView(
+        lambda rgb: (_clahe(np.ascontiguousarray(rgb.min(axis=2))), None),
+        480,
+        "CLAHE on the darkest channel: a light mark raises every channel (not on by default: on the dev "
+        "half it found nothing the other views missed)",
+    ),
+    "highpass": MarkView(
+        lambda rgb: (_highpass(_gray(rgb)), None),
+        480,
+        "the level luma high-pass: a mark over shading or a patterned backdrop (not on by default)",
+    ),
+}
+SECOND_LOOK = ["max_channel", "highpass_level30"]  # the watermark check's default views, in order
+
+
+def mark_engine(side: int) -> Any:
+    """The shared RapidOCR engine of the second look (detector capped at ``side`` px)."""
+    from catalens.ocr import ocr_engine as shared
+
+    return shared(limit_type="max", side=int(side), threads=2)
+
+
+def read_mark_view(img: QCImage, view: str) -> list[TextBox]:
+    """OCR one :data:`MARK_VIEWS` view of the OCR copy (cached per view); boxes in image coordinates."""
+    if view not in MARK_VIEWS:
+        raise ValueError(f"unknown watermark view {view!r}; known: {', '.join(MARK_VIEWS)}")
+
+    def compute() -> list[TextBox]:
+        import cv2
+
+        rgb = ocr_copy(img)
+        gray = _gray(rgb)
+        spec = MARK_VIEWS[view]
+        shown, back = spec.make(rgb)
+        out = mark_engine(spec.det_side)(cv2.cvtColor(shown, cv2.COLOR_GRAY2BGR))
+        return _boxes(out, gray, (img.width or gray.shape[1]) / gray.shape[1], back)
+
+    return img.memo(f"ocr_mark:{view}", compute)
 
 
 def _similar(a: str, b: str) -> bool:
@@ -371,6 +500,53 @@ def _fragment_groups(norm: list[str], k: int, min_size: int) -> set[int]:
 FUZZY_BELOW = 0.95  # OCR confidence under which a watermark word may be matched with a misread
 
 
+def _texture_read(text: str) -> bool:
+    """A read of 4+ letters/digits that is one character repeated ("wwwwww", "IIII"): what OCR makes of
+    a periodic texture (knit, mesh, stripes), not text."""
+    chars = [c for c in text.lower() if c.isalnum()]
+    return len(chars) >= 4 and len(set(chars)) == 1
+
+
+def _oblique_lines(
+    boxes: list[TextBox],
+    short_side: float,
+    *,
+    min_span: float,
+    angles: tuple[float, float],
+    min_chars: int = 5,
+) -> list[TextBox]:
+    """Boxes on a slanted line of text (``angles`` degrees off the horizontal, either way) that runs
+    over ``min_span``+ of the image's short side and holds ``min_chars``+ letters/digits, counting the
+    pieces OCR splits one line into (boxes at the same slant on the same line). A diagonal band of text
+    across the photo is how a mark is laid so that it cannot be cropped away; print on a product stays
+    level or short (a logo on a tilted shoe covers a sixth of the frame, not half; a 4-letter brand is
+    not enough text either way)."""
+    segs = []
+    for b in boxes:
+        if b.quad is None or sum(c.isalnum() for c in b.text) < 3:
+            continue
+        q = np.asarray(b.quad, np.float64)
+        along, across = q[1] - q[0], q[3] - q[0]
+        length, height = float(np.hypot(*along)), float(np.hypot(*across))
+        if length <= max(height, 1e-6):
+            continue  # not a line (or vertical text)
+        angle = float(np.degrees(np.arctan2(-along[1], along[0])))
+        if angles[0] <= abs(angle) <= angles[1]:
+            segs.append((angle, q.mean(axis=0), along / length, length, height, b))
+    out: list[TextBox] = []
+    for angle, centre, d, length, height, b in segs:
+        lo, hi, chars = -length / 2, length / 2, 0
+        normal = np.array([-d[1], d[0]])
+        for angle2, centre2, _, length2, height2, b2 in segs:
+            off = centre2 - centre
+            if abs(angle - angle2) <= 6 and abs(float(off @ normal)) < 0.5 * max(height, height2):
+                lo, hi = min(lo, float(off @ d) - length2 / 2), max(hi, float(off @ d) + length2 / 2)
+                chars += sum(c.isalnum() for c in b2.text)  # (b itself included: offset 0)
+        if (hi - lo) >= min_span * short_side and chars >= min_chars:
+            out.append(b)
+    return out
+
+
 def watermark_boxes(
     boxes: list[TextBox],
     *,
@@ -379,16 +555,27 @@ def watermark_boxes(
     min_repeats: int = 3,
     max_contrast: float | None = None,
     min_faint_area: float = 0.0,
+    short_side: float | None = None,
+    oblique_span: float | None = 0.4,
+    oblique_angles: tuple[float, float] = (12.0, 78.0),
 ) -> list[tuple[TextBox, str]]:
     """The boxes that look like a watermark, each with why: ``tiled`` (a run-together token repeats a
     ``repeat_chars + 1``-character piece of itself, ``min_repeats``+ boxes share a
     ``repeat_chars``-character piece, or one more box than that shares a piece one character shorter -
     OCR rarely reads every tile identically, so pieces are compared, not whole strings; a pair of
     shoes showing the same brand twice is not enough), ``words`` (copyright sign, URL, "sample",
-    "proof"..., tolerant to OCR misreads on uncertain reads, see :func:`_has_mark_word`), or
-    ``faint`` (stroke contrast under ``max_contrast`` over >= ``min_faint_area`` of the image)."""
+    "proof"..., tolerant to OCR misreads on uncertain reads, see :func:`_has_mark_word`), ``oblique``
+    (a slanted line of text over ``oblique_span``+ of the ``short_side``, see :func:`_oblique_lines`;
+    needs the boxes' quads) or ``faint`` (stroke contrast under ``max_contrast`` over >=
+    ``min_faint_area`` of the image). Reads of one repeated character are texture and are ignored."""
+    boxes = [b for b in boxes if not _texture_read(b.text)]
     norm = [re.sub(r"[^a-z0-9]", "", b.text.lower()) for b in boxes]
     fragments = _fragment_groups(norm, repeat_chars - 1, min_repeats + 1)
+    oblique = (
+        {id(b) for b in _oblique_lines(boxes, short_side, min_span=oblique_span, angles=oblique_angles)}
+        if short_side and oblique_span
+        else set()
+    )
     out: list[tuple[TextBox, str]] = []
     for i, (b, t) in enumerate(zip(boxes, norm, strict=True)):
         why = ""
@@ -403,6 +590,8 @@ def watermark_boxes(
         low = b.text.lower()
         if not why and _has_mark_word(low, words, fuzzy=b.confidence < FUZZY_BELOW):
             why = "words"
+        if not why and id(b) in oblique:
+            why = "oblique"
         if not why and max_contrast is not None and b.contrast < max_contrast and b.area >= min_faint_area:
             why = "faint"
         if why:
@@ -413,8 +602,10 @@ def watermark_boxes(
 @register_check("watermark")
 class WatermarkCheck(Check):
     """Score: share of the image covered by watermark-like text (0..1): tiled / repeated text,
-    watermark words, or (when ``max_contrast`` is set) large see-through text; see
-    :func:`watermark_boxes`."""
+    watermark words, a slanted line of text across the photo, or (when ``max_contrast`` is set) large
+    see-through text; see :func:`watermark_boxes`. When the shared OCR read finds none of it, the
+    ``second_look`` views (:data:`MARK_VIEWS`, in order, until one scores) are read too; the score is
+    the best view's."""
 
     unit = "watermark area share (0..1)"
     scope = "model"
@@ -426,31 +617,57 @@ class WatermarkCheck(Check):
         "repeat_chars": 4,
         "min_repeats": 3,
         "watermark_words": WATERMARK_WORDS,
+        "oblique_span": 0.4,
+        "second_look": SECOND_LOOK,
         "warn": 0.0005,
         "fail": 0.003,
     }
 
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__(**overrides)
+        unknown = [v for v in self.p["second_look"] or [] if v not in MARK_VIEWS]
+        if unknown:
+            raise ConfigError(
+                f"check 'watermark': unknown second_look view(s) {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(MARK_VIEWS)}"
+            )
+
     def setup(self) -> None:
         ocr_engine()
+        for view in self.p["second_look"] or []:
+            mark_engine(MARK_VIEWS[view].det_side)
 
-    def run(self, img: QCImage) -> CheckResult:
-        boxes = [
+    def _marks(self, img: QCImage, boxes: list[TextBox]) -> list[tuple[TextBox, str]]:
+        usable = [
             b
-            for b in read_text(img)
+            for b in boxes
             if b.confidence >= float(self.p["min_confidence"])
             and b.area >= float(self.p["min_box"])
             and len(b.text.strip()) >= 2
         ]
-        mc = self.p["max_contrast"]
-        marks = watermark_boxes(
-            boxes,
+        mc, span = self.p["max_contrast"], self.p["oblique_span"]
+        return watermark_boxes(
+            usable,
             words=list(self.p["watermark_words"] or []),
             repeat_chars=int(self.p["repeat_chars"]),
             min_repeats=int(self.p["min_repeats"]),
             max_contrast=None if mc is None else float(mc),
             min_faint_area=float(self.p["min_faint_area"]),
+            short_side=float(min(img.width or 0, img.height or 0)) or None,
+            oblique_span=None if span is None else float(span),
         )
+
+    def run(self, img: QCImage) -> CheckResult:
+        marks = self._marks(img, read_text(img))
         area = float(sum(b.area for b, _ in marks))
+        view = "ocr"
+        for name in self.p["second_look"] or []:
+            if grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True) != "pass":
+                break
+            more = self._marks(img, read_mark_view(img, str(name)))
+            more_area = float(sum(b.area for b, _ in more))
+            if more_area > area:
+                marks, area, view = more, more_area, str(name)
         verdict = grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True)
         if not marks:
             reason = "no watermark"
@@ -459,6 +676,8 @@ class WatermarkCheck(Check):
             reason = f"watermark-like text ({', '.join(kinds)}): " + ", ".join(
                 repr(b.text) for b, _ in marks[:4]
             )
+            if view != "ocr":
+                reason += f" (read on the {view.replace('_', ' ')} view)"
         return CheckResult(
             "watermark",
             area,
@@ -470,5 +689,6 @@ class WatermarkCheck(Check):
                 "text": [b.text for b, _ in marks],
                 "why": [why for _, why in marks],
                 "contrast": [round(b.contrast) for b, _ in marks],
+                "view": view,
             },
         )
