@@ -81,7 +81,7 @@ def test_overexposed_copies_score_higher_than_originals() -> None:
     assert sum(r.verdict == "pass" for r in clean) >= 5, [r.reason for r in clean]
     assert sum(r.verdict != "pass" for r in over) >= 4, [r.reason for r in over]
     assert np.mean([r.score for r in over]) > np.mean([r.score for r in clean]) + 0.3
-    assert "luma" in over[0].reason and "blown_share_of_content" in over[0].details
+    assert "luma" in over[0].reason and "clipped_share_of_content" in over[0].details
     white = run_one("overexposed", Image.new("RGB", (300, 400), "white"))
     assert white.score == 1.0 and white.verdict == "fail"
     assert run_one("overexposed", product()).verdict == "pass"

@@ -18,7 +18,7 @@ import numpy as np
 
 from catalens.quality.context import QCImage
 
-FEATURE_VERSION = "exposure-f2"
+FEATURE_VERSION = "exposure-f3"
 _DARK = (20, 35, 50, 70, 90)
 _CONTENT_P = (0.5, 2, 10, 25, 50, 75, 90, 98)
 _GLOBAL_P = (0.1, 1, 5, 50, 95)
@@ -71,68 +71,82 @@ def _enclosed_white(near_white: np.ndarray) -> float:
     return float(area[inside].sum()) / near_white.size
 
 
-def _colour_cues(img: QCImage, content: np.ndarray) -> list[float]:
+def _colour_cues(rgb: np.ndarray, g: np.ndarray, spread: np.ndarray) -> list[float]:
     """Colour of the extremes: lifted blacks keep their hue (a navy garment at +3 EV is a saturated
-    mid-blue, a real shadow is near-neutral), blown highlights lose it; over-exposed skin turns pale."""
+    mid-blue, a real shadow is near-neutral), blown highlights lose it; over-exposed skin turns pale.
+    ``rgb``, ``g`` and ``spread`` (channel max - min) are the content pixels."""
     from catalens.classify.colour import skin_mask
 
-    g = img.gray[content]
-    if g.size <= 50:
-        return [0.0, 0.0, 0.0, 0.0, 1.0]
-    lo, hi = img.channel_range
-    spread = (hi[content].astype(np.float32) - lo[content]) / 255.0
     dark = g <= np.percentile(g, 5)
     bright = g >= 200
-    skin = skin_mask(img.rgb[content])
+    skin = skin_mask(rgb)
     ns = int(skin.sum())
     return [
-        float(spread[dark].mean()),
-        float(spread[bright].mean()) if bright.any() else 0.0,
+        float(spread[dark].mean()) / 255.0,
+        float(spread[bright].mean()) / 255.0 if bright.any() else 0.0,
         ns / g.size,
         float((g[skin] >= 200).mean()) if ns else 0.0,
         float(np.median(g[skin])) / 255.0 if ns else 1.0,
     ]
 
 
+def _clipped_channels(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel, how many of R, G, B are clipped (>= 253): uint8 0..3."""
+    import cv2
+
+    r, g, b = (cv2.threshold(c, 252, 1, cv2.THRESH_BINARY)[1] for c in cv2.split(rgb))
+    return cv2.add(cv2.add(r, g), b)
+
+
 def exposure_features(img: QCImage) -> np.ndarray:
-    """The feature vector (float32, ``len(FEATURE_NAMES)``) of a decoded :class:`QCImage`."""
+    """The feature vector (float32, ``len(FEATURE_NAMES)``) of a decoded :class:`QCImage`.
+
+    The whole-photo luma histogram is read on the working copy; every per-pixel statistic of the
+    content on every other pixel in each direction (a quarter of the pixels: the same statistics,
+    4x cheaper)."""
 
     def compute() -> np.ndarray:
-        g = img.gray
+        full = img.gray
+        ghist = np.bincount(full.ravel(), minlength=256).astype(np.float64)
+        n_full = full.size
+        f: list[float] = list(ghist.reshape(32, 8).sum(1) / n_full)
+        g = np.ascontiguousarray(full[::2, ::2])
         n = g.size
-        lo, hi = img.channel_range
-        near_white = img.near_white
+        rgb = np.ascontiguousarray(img.rgb[::2, ::2])
+        lo, hi = (np.ascontiguousarray(a[::2, ::2]) for a in img.channel_range)
+        near_white = img.near_white[::2, ::2]
         content = ~near_white
-        ghist = np.bincount(g.ravel(), minlength=256).astype(np.float64)
-        f: list[float] = list(ghist.reshape(32, 8).sum(1) / n)
-        clipped = (img.rgb >= 253).sum(2, dtype=np.uint8)
+        clipped = _clipped_channels(rgb)
         counts = np.bincount(clipped.ravel(), minlength=4) / n
         f += [float(counts[1]), float(counts[2]), float(counts[3])]
-        cs = int(content.sum())
+        idx = np.flatnonzero(content)
+        cs = int(idx.size)
         f.append(cs / n)
         cum = ghist.cumsum()
-        f += [float(cum[t - 1]) / n for t in _DARK]
+        f += [float(cum[t - 1]) / n_full for t in _DARK]
+        colour = [0.0, 0.0, 0.0, 0.0, 1.0]
         if cs > 50:
-            gc = g[content]
+            gc = g.ravel()[idx]
             chist = np.bincount(gc, minlength=256).astype(np.float64)
             f += list(chist.reshape(16, 16).sum(1) / cs)
             f += _percentiles(chist, _CONTENT_P)
-            hic = hi[content].astype(np.float32)
-            sat = (hic - lo[content]) / np.maximum(hic, 1.0)
+            hic = hi.ravel()[idx]
+            spread = hic - lo.ravel()[idx]  # uint8, hi >= lo
+            sat = spread.astype(np.float32) / np.maximum(hic, 1).astype(np.float32)
             f += [float(sat.mean()), float(np.percentile(sat, 90))]
-            kc = clipped[content]
-            f.append(float(((kc == 1) | (kc == 2)).mean()))
-            grad = img.grad
-            gr = grad[content]
+            kc = clipped.ravel()[idx]
+            f.append(float(np.count_nonzero((kc == 1) | (kc == 2))) / cs)
+            gr = np.ascontiguousarray(img.grad[::2, ::2]).ravel()[idx]
             f += [float(np.log1p(gr.mean())), float(np.log1p(np.percentile(gr, 90)))]
-            bright = content & (g >= 200)
-            nb = int(bright.sum())
-            f += [nb / cs, float((grad[bright] < 8).mean()) if nb else 0.0]
+            bright = gc >= 200
+            nb = int(np.count_nonzero(bright))
+            f += [nb / cs, float(np.count_nonzero(gr[bright] < 8)) / nb if nb else 0.0]
+            colour = _colour_cues(rgb.reshape(-1, 3)[idx], gc, spread)
         else:  # (almost) nothing but near-white
             f += [0.0] * 16 + [1.0] * len(_CONTENT_P) + [0.0] * 5 + [1.0, 1.0]
         f += [_enclosed_white(near_white), float(near_white.mean())]
         f += _percentiles(ghist, _GLOBAL_P)
-        f += _colour_cues(img, content)
+        f += colour
         return np.asarray(f, np.float32)
 
     return img.memo(FEATURE_VERSION, compute)  # type: ignore[no-any-return]

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from catalens.quality.context import QCImage
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
@@ -56,7 +54,7 @@ class OverexposedCheck(Check):
     areas inside the product, the content's tone histogram; see
     :mod:`catalens.quality.exposure_features`). An image that is almost all near-white (a product
     bleached into the background) scores 1. ``details`` keep the readable cues: the share of the
-    content with a clipped channel, the content's highlight (luma p99) and the darkest tone (p1)."""
+    content with a clipped channel, the content's highlight (luma p98) and the darkest tone (p1)."""
 
     unit = "over-exposure probability (0..1)"
     params = {"warn": 0.3, "fail": 0.85, "min_content": 0.01, "model": "overexposure"}
@@ -71,10 +69,11 @@ class OverexposedCheck(Check):
         return load_learned(str(self.p["model"]), feature_version=FEATURE_VERSION)
 
     def run(self, img: QCImage) -> CheckResult:
-        from catalens.quality.exposure_features import exposure_features
+        from catalens.quality.exposure_features import FEATURE_NAMES, exposure_features
 
-        content = ~img.near_white
-        share = float(content.mean())
+        feats = exposure_features(img)
+        cue = dict(zip(FEATURE_NAMES, feats.tolist(), strict=True))
+        share = cue["content_share"]
         details: dict[str, Any] = {"content_share": round(share, 4)}
         if share < float(self.p["min_content"]):
             score = 1.0
@@ -82,19 +81,20 @@ class OverexposedCheck(Check):
                 "over-exposed: the whole photo is near-white (the product is bleached into the background)"
             )
         else:
-            score = float(self._model().predict(exposure_features(img))[0])
-            blown = float((img.channel_range[1][content] >= 253).mean())
-            hist = np.bincount(img.gray[content], minlength=256).cumsum()
-            highlight = float(np.searchsorted(hist, hist[-1] * 0.99))
-            dark = img.gray_percentile(1)
+            score = float(self._model().predict(feats)[0])
+            clipped = cue["content_partly_clipped"]  # (fully clipped pixels are background white)
+            highlight, dark = 255 * cue["content_luma_p98"], 255 * cue["luma_p1"]
             details.update(
                 {
-                    "blown_share_of_content": round(blown, 4),
-                    "content_highlight_p99": highlight,
-                    "luma_p1": dark,
+                    "clipped_share_of_content": round(clipped, 4),
+                    "content_highlight_p98": round(highlight),
+                    "luma_p1": round(dark),
                 }
             )
-            cues = f"{blown:.0%} of the product clipped, highlights at luma {highlight:.0f}, darkest tones at {dark:.0f}"
+            cues = (
+                f"{clipped:.0%} of the product clipped, highlights at luma {highlight:.0f}, "
+                f"darkest tones at {dark:.0f}"
+            )
             reason = (
                 f"over-exposed (score {score:.2f}): {cues}"
                 if score >= float(self.p["warn"])
