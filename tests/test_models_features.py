@@ -1,5 +1,5 @@
 """Hypercolumn image features (catalens.models.features, HypercolumnTower) and the built-in
-``efficientnet-lite0-hc`` variant. CPU only, tiny random models
+``efficientnet-lite0-hc`` / ``efficientnet-lite2-hc`` variants. CPU only, tiny random models
 except where the packaged Lite0 weights are used."""
 
 from __future__ import annotations
@@ -129,7 +129,10 @@ def test_hypercolumn_onnx_matches_torch_and_is_cached_apart(tmp_path):
 
 
 def test_builtin_hc_specs():
-    for name, base, dim in (("efficientnet-lite0-hc", "efficientnet-lite0", 1280 + 2 * 784),):
+    for name, base, dim in (
+        ("efficientnet-lite0-hc", "efficientnet-lite0", 1280 + 2 * 784),
+        ("efficientnet-lite2-hc", "efficientnet-lite2", 1280 + 2 * 856),
+    ):
         spec = get_spec(name)
         plain = get_spec(base)
         assert spec.arch == plain.arch and spec.weights == plain.weights and spec.dim == dim
@@ -198,3 +201,16 @@ def test_lite0_hc_embed_train_classify_cli(tmp_path):
         "--model", "efficientnet-lite0-hc", "--json")  # fmt: skip
     out = run("classify", str(root / "p1.jpg"), "-c", "hc", "--json")
     assert "red" in json.dumps(out)
+
+
+def test_artifact_from_hypercolumn_tower_is_plain(tmp_path):
+    """Fine-tuning saves the backbone; the artefact's embedding is the plain pooled one."""
+    from catalens.models.artifact import save_artifact
+    from catalens.models.loader import build_image_tower
+
+    base = get_spec(TINY)
+    spec = hypercolumn_spec(base, "tiny-hc-ft", stages=(1,))
+    tower, _ = build_image_tower(spec)
+    plain, _ = build_image_tower(base)
+    saved = save_artifact(tower, tmp_path / "m", name="tiny-ft", base=spec)
+    assert saved.options == () and saved.dim == plain.dim and feature_tag(saved) == ""

@@ -197,6 +197,8 @@ def save_artifact(
         weights_name = "weights.pt"
         _atomic_write(folder / weights_name, lambda p: torch.save(state, str(p)))
     dim = getattr(model, "dim", None) or None
+    if getattr(model, "stages", None) is not None:  # a HypercolumnTower: the artefact keeps the plain
+        dim = int(getattr(backbone, "num_features", 0) or 0) or None  # embedding (options dropped)
     spec = replace(
         base,
         name=name,
