@@ -47,6 +47,8 @@ def test_a_slanted_line_across_the_photo_is_a_mark_a_tilted_logo_is_not() -> Non
     assert _why([_line("SHOPNAME", 300, 400, 360, 60, 88)]) == []  # vertical text (a sleeve)
     assert _why([_line("SHOPNAME", 300, 400, 360, 60, 30)], oblique_span=None) == []  # switched off
     assert _why([_line("PUMA", 300, 400, 300, 90, 25)]) == []  # a big 4-letter logo: too little text
+    assert _why([_line("the Skn", 300, 400, 300, 90, -15)]) == []  # print on a garment laid askew
+    assert _why([_line("SHOPNAME", 300, 400, 360, 60, 30, conf=0.6)]) == []  # an uncertain read
     # one slanted line that OCR split into two pieces: their span together is what counts
     d = np.array([math.cos(math.radians(28)), -math.sin(math.radians(28))]) * 85
     pieces = [
