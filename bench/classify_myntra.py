@@ -66,6 +66,7 @@ def run(
     fused_inputs: tuple[str, ...] = ("image+text", "image+words", "image+text+words"),
     calibration: str = "holdout",
     image_methods: tuple[str, ...] = ("prototype", "linear"),
+    model: str = "efficientnet-lite0",
 ) -> None:
     import torch
 
@@ -80,7 +81,7 @@ def run(
     L = catalog_labels(cat.db, FIELDS)
     tr, te = split(cat, L)
     print(json.dumps({"split": {"train": len(tr), "test": len(te)}}), flush=True)
-    Ximg, _ = image_matrix(cat, L.shas, "efficientnet-lite0")
+    Ximg, _ = image_matrix(cat, L.shas, model)
     inputs = {"image": Ximg}
     if fused:
         from catalens.classify.text_features import word_features
@@ -111,7 +112,7 @@ def run(
                 fields,
                 method,
                 name="bench",
-                model="efficientnet-lite0",
+                model=model,
                 model_version=None,
                 hierarchy=HIER,
                 drop_rare=True,
@@ -183,6 +184,7 @@ if __name__ == "__main__":
     ap.add_argument("--fused-inputs", default="image+text,image+words,image+text+words")
     ap.add_argument("--calibration", default="holdout", help="holdout | crossfit | vector (train.fit_field)")
     ap.add_argument("--methods", default="prototype,linear", help="heads on the image-only input")
+    ap.add_argument("--model", default="efficientnet-lite0", help="stored image embeddings to use")
     a = ap.parse_args()
     run(
         a.home,
@@ -192,4 +194,5 @@ if __name__ == "__main__":
         tuple(a.fused_inputs.split(",")),
         a.calibration,
         tuple(a.methods.split(",")),
+        a.model,
     )
