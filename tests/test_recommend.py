@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def shop(tmp_path: Path, home: Path, fake_encoder: object) -> Catalog:
     for kind in KINDS:
         for n in range(10):
             pid = f"{kind}-{n}"
-            _draw(tmp_path / "img" / f"{pid}.png", kind, hash(pid) % 1000)
+            _draw(tmp_path / "img" / f"{pid}.png", kind, zlib.crc32(pid.encode()) % 1000)
             rows.append(
                 {
                     "image": f"img/{pid}.png",
