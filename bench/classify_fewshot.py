@@ -23,8 +23,16 @@ import json
 import numpy as np
 
 
-def run(home: str, model: str, seeds: int, shots: list[int], ensemble_model: str | None = None) -> None:
-    from catalens.classify.heads import fit_linear, fit_prototype
+def run(
+    home: str,
+    model: str,
+    seeds: int,
+    shots: list[int],
+    ensemble_model: str | None = None,
+    methods_only: list[str] | None = None,
+    first_seed: int = 0,
+) -> None:
+    from catalens.classify.heads import fit_linear, fit_prototype, fit_prototype_lr
     from catalens.classify.labels import catalog_labels
     from catalens.classify.predict import Ensemble
     from catalens.classify.train import image_matrix, train_on_matrix
@@ -49,14 +57,15 @@ def run(home: str, model: str, seeds: int, shots: list[int], ensemble_model: str
     methods = {
         "prototype": lambda idx: fit_prototype(X[idx], y[idx], len(classes)),
         "prototype+centring": lambda idx: fit_prototype(X[idx], y[idx], len(classes), centre=centre),
+        "prototype-lr": lambda idx: fit_prototype_lr(X[idx], y[idx], len(classes)),
         "linear": lambda idx: fit_linear(X[idx], y[idx], len(classes)),
     }
 
-    def ensemble_accuracy(idx: np.ndarray) -> float:
-        """Library path: two saved-style prototype classifiers averaged (``classify -c a+b``)."""
+    def ensemble_accuracy(idx: np.ndarray, method: str = "prototype") -> float:
+        """Library path: two saved-style classifiers averaged (``classify -c a+b``)."""
         sub = L.subset(idx.tolist())
         members = [
-            train_on_matrix(Xm[idx], sub, ["label"], "prototype", name=f"fs{j}", model=m, model_version=None)
+            train_on_matrix(Xm[idx], sub, ["label"], method, name=f"fs{j}", model=m, model_version=None)
             for j, (Xm, m) in enumerate(((X, model), (X2, ensemble_model)))
         ]
         P = Ensemble(members).proba([X[te], X2[te]])["label"]  # type: ignore[index]
@@ -65,11 +74,16 @@ def run(home: str, model: str, seeds: int, shots: list[int], ensemble_model: str
 
     if X2 is not None:
         methods[f"prototype ensemble {model}+{ensemble_model}"] = ensemble_accuracy  # type: ignore[assignment]
+        methods[f"prototype-lr ensemble {model}+{ensemble_model}"] = lambda idx: ensemble_accuracy(  # type: ignore[assignment]
+            idx, "prototype-lr"
+        )
+    if methods_only:
+        methods = {k: v for k, v in methods.items() if any(k.startswith(m) for m in methods_only)}
     for k in shots:
         for name, fit in methods.items():
             accs = []
             for seed in range(seeds):
-                rng = np.random.default_rng(seed)
+                rng = np.random.default_rng(first_seed + seed)
                 idx = np.concatenate(
                     [
                         rng.choice(tr[y[tr] == c], min(k, int((y[tr] == c).sum())), replace=False)
@@ -103,5 +117,13 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--shots", default="1,5,10,20")
     ap.add_argument("--ensemble-model", default=None, help="second model (stored embeddings) to ensemble")
+    ap.add_argument("--methods", nargs="*", default=None, help="only methods whose name starts so")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds first..first+seeds-1 (tune settings on others than 0-4)",
+    )
     a = ap.parse_args()
-    run(a.home, a.model, a.seeds, [int(s) for s in a.shots.split(",")], a.ensemble_model)
+    shots = [int(s) for s in a.shots.split(",")]
+    run(a.home, a.model, a.seeds, shots, a.ensemble_model, a.methods, a.first_seed)

@@ -94,7 +94,10 @@ def train(
         typer.Option(help="Labels CSV (image|id|sha256 + field columns); default: catalog attributes."),
     ] = None,
     method: Annotated[
-        str, typer.Option(help="prototype | linear | finetune | zeroshot (CLIP-type --model, no labels)")
+        str,
+        typer.Option(
+            help="prototype | prototype-lr (few-shot) | linear | finetune | zeroshot (CLIP --model, no labels)"
+        ),
     ] = "linear",
     model: Annotated[str | None, typer.Option(help="Embedding model (default: the catalog's).")] = None,
     text_model: Annotated[

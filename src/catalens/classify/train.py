@@ -28,7 +28,7 @@ from catalens.classify.labels import LabelSet
 from catalens.classify.metrics import ece
 from catalens.classify.taxonomy import Taxonomy
 
-METHODS = ("prototype", "linear", "finetune")
+METHODS = ("prototype", "prototype-lr", "linear", "finetune")
 CALIBRATIONS = ("holdout", "crossfit", "vector")
 CROSSFIT_FOLDS = 5
 # linear heads on fused image+title inputs (~5.8k columns): weaker regularisation, more L-BFGS
