@@ -12,7 +12,9 @@ training data.
 
 ``--ensemble-model``: the home also holds that model's embeddings (``catalens embed --model ...``);
 adds the probability-averaging ensemble of the two prototype classifiers, trained and combined by
-the library (``train_on_matrix`` + ``Ensemble``, as ``catalens classify -c a+b``).
+the library (``train_on_matrix`` + ``Ensemble``, as ``catalens classify -c a+b``), and the same
+ensemble of two ``prototype-lr`` classifiers. ``--methods NAME...`` keeps the methods whose name
+starts so; ``--first-seed N`` draws with seeds N..N+seeds-1 (choose settings on draws other than 0-4).
 """
 
 from __future__ import annotations
