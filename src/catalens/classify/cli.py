@@ -464,6 +464,8 @@ def register(app: typer.Typer) -> None:
             "  catalens train tags --field masterCategory --field subCategory --field articleType "
             "--hierarchy 'masterCategory>subCategory>articleType' --drop-rare\n\n"
             "  catalens train colours --field baseColour --colour-features\n\n"
+            "  catalens train few0 --labels ten_per_class.csv --field label --method prototype-lr; "
+            "catalens train few2 ... --model efficientnet-lite2   (few examples; classify -c few0+few2)\n\n"
             "  catalens train tags --field articleType --field gender --calibration vector\n\n"
             "  catalens train fused --field articleType --text-model minilm --title-words   "
             "(image + title; classify with --title)\n\n"
