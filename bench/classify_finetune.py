@@ -212,7 +212,9 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--lr", type=float, default=None, help="backbone learning rate (default: FinetuneConfig's)")
+    ap.add_argument(
+        "--lr", type=float, default=None, help="backbone learning rate (default: FinetuneConfig's)"
+    )
     ap.add_argument("--balance", type=float, default=0.5, help="class-balanced sampling power (0: off)")
     ap.add_argument("--tag", default="", help="suffix of the result name")
     ap.add_argument("--members", nargs="*", default=[])

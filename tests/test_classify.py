@@ -58,7 +58,9 @@ def test_temperature_scaling_reduces_ece() -> None:
 
 def _labelset(y_master: list[str], y_sub: list[str]) -> LabelSet:
     n = len(y_master)
-    return LabelSet([f"s{i}" for i in range(n)], [None] * n, [None] * n, {"m": list(y_master), "s": list(y_sub)}, "t")
+    return LabelSet(
+        [f"s{i}" for i in range(n)], [None] * n, [None] * n, {"m": list(y_master), "s": list(y_sub)}, "t"
+    )
 
 
 def test_train_save_load_and_torch_head(tmp_path) -> None:
@@ -66,16 +68,32 @@ def test_train_save_load_and_torch_head(tmp_path) -> None:
     X, y = _blobs(20, 4)
     master = ["A" if c < 2 else "B" for c in y]
     sub = [f"s{c}" for c in y]
-    clf = train_on_matrix(X, _labelset(master, sub), ["m", "s"], "linear", name="t1", model="fake", model_version="v", hierarchy=["m", "s"])
+    clf = train_on_matrix(
+        X,
+        _labelset(master, sub),
+        ["m", "s"],
+        "linear",
+        name="t1",
+        model="fake",
+        model_version="v",
+        hierarchy=["m", "s"],
+    )
     save_classifier(tmp_path, clf)
     back = load_classifier(tmp_path, "t1")
     assert back.fields == ["m", "s"] and back.classes("s") == ["s0", "s1", "s2", "s3"]
-    assert back.head("s").parent == "m" and sorted(map(tuple, back.paths)) == [("A", "s0"), ("A", "s1"), ("B", "s2"), ("B", "s3")]
+    assert back.head("s").parent == "m" and sorted(map(tuple, back.paths)) == [
+        ("A", "s0"),
+        ("A", "s1"),
+        ("B", "s2"),
+        ("B", "s3"),
+    ]
     head = back.torch_head("s")
     x = torch.from_numpy(X[:5]).requires_grad_(True)
     logits = head(x)
     logits[:, 0].sum().backward()
-    assert x.grad is not None and np.allclose(logits.detach().numpy(), back.head("s").logits(X[:5]), atol=1e-4)
+    assert x.grad is not None and np.allclose(
+        logits.detach().numpy(), back.head("s").logits(X[:5]), atol=1e-4
+    )
     rows = predict_rows(back, field_probas(back, X))
     acc = np.mean([r["s"].label == s for r, s in zip(rows, sub, strict=True)])
     assert acc > 0.9
@@ -101,7 +119,9 @@ def test_joint_decoding_keeps_hierarchy_consistent() -> None:
 
 
 def test_taxonomy_contradictions() -> None:
-    ok = parse_taxonomy({"hierarchy": ["a", "b"], "tree": {"X": ["x1", "x2"], "Y": ["y1"]}, "attributes": {"g": ["M", "W"]}})
+    ok = parse_taxonomy(
+        {"hierarchy": ["a", "b"], "tree": {"X": ["x1", "x2"], "Y": ["y1"]}, "attributes": {"g": ["M", "W"]}}
+    )
     assert ok.values("b") == ["x1", "x2", "y1"] and ok.parent_of("b") == "a"
     bad = [
         {"hierarchy": ["a", "b"], "tree": {"X": ["x1"], "Y": ["x1"]}},  # two parents
@@ -118,9 +138,27 @@ def test_taxonomy_contradictions() -> None:
 
 def test_builtin_taxonomy_covers_required_categories() -> None:
     tax = load_taxonomy("builtin")
-    required = {"apparel", "footwear", "bags", "accessories", "jewellery", "watches", "eyewear", "electronics", "home",
-                "kitchen", "furniture", "toys", "sports", "beauty and personal care", "food and grocery",
-                "books and media", "tools", "automotive", "pet"}
+    required = {
+        "apparel",
+        "footwear",
+        "bags",
+        "accessories",
+        "jewellery",
+        "watches",
+        "eyewear",
+        "electronics",
+        "home",
+        "kitchen",
+        "furniture",
+        "toys",
+        "sports",
+        "beauty and personal care",
+        "food and grocery",
+        "books and media",
+        "tools",
+        "automotive",
+        "pet",
+    }
     assert required <= set(tax.values("category"))
 
 
