@@ -54,7 +54,7 @@ class OverexposedCheck(Check):
     areas inside the product, the content's tone histogram; see
     :mod:`catalens.quality.exposure_features`). An image that is almost all near-white (a product
     bleached into the background) scores 1. ``details`` keep the readable cues: the share of the
-    content with a clipped channel, the content's highlight (luma p98) and the darkest tone (p1)."""
+    content with a clipped channel, the content's highlight (luma p98) and darkest tone (p0.5)."""
 
     unit = "over-exposure probability (0..1)"
     params = {"warn": 0.3, "fail": 0.85, "min_content": 0.01, "model": "overexposure"}
@@ -83,12 +83,12 @@ class OverexposedCheck(Check):
         else:
             score = float(self._model().predict(feats)[0])
             clipped = cue["content_partly_clipped"]  # (fully clipped pixels are background white)
-            highlight, dark = 255 * cue["content_luma_p98"], 255 * cue["luma_p1"]
+            highlight, dark = 255 * cue["content_luma_p98"], 255 * cue["content_luma_p0.5"]
             details.update(
                 {
                     "clipped_share_of_content": round(clipped, 4),
                     "content_highlight_p98": round(highlight),
-                    "luma_p1": round(dark),
+                    "content_darkest_p0_5": round(dark),
                 }
             )
             cues = (
