@@ -44,6 +44,29 @@ def add_prototype(W: np.ndarray, X: np.ndarray) -> np.ndarray:
 FIT_THREADS = int(os.environ.get("CATALENS_FIT_THREADS", "1"))
 
 
+def _minimise(
+    params: list[Any], loss: Callable[[], Any], *, max_iter: int, threads: int | None, **opts: Any
+) -> None:
+    """Minimise ``loss()`` over the torch tensors ``params`` with L-BFGS (strong Wolfe line search)
+    on ``threads`` torch threads (default ``CATALENS_FIT_THREADS``), restoring the thread count."""
+    import torch
+
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe", **opts)
+
+    def closure() -> Any:
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads or FIT_THREADS))
+    try:
+        opt.step(closure)
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit_linear(
     X: np.ndarray,
     y: np.ndarray,
@@ -92,23 +115,12 @@ def fit_linear(
     mask = torch.full((n_classes,), -30.0)
     mask[torch.from_numpy(present)] = 0.0
     lam = 1.0 / (2.0 * C * n)
-    opt = torch.optim.LBFGS(
-        [Wt, bt], lr=1.0, max_iter=max_iter, tolerance_grad=1e-6, line_search_fn="strong_wolfe"
-    )
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
+    def loss() -> Any:
         logits = Z @ Wt.T + bt + mask
-        loss = torch.nn.functional.cross_entropy(logits, t) + lam * (Wt * Wt).sum()
-        loss.backward()
-        return loss
+        return torch.nn.functional.cross_entropy(logits, t) + lam * (Wt * Wt).sum()
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads or FIT_THREADS))
-    try:
-        opt.step(closure)
-    finally:
-        torch.set_num_threads(before)
+    _minimise([Wt, bt], loss, max_iter=max_iter, threads=threads, tolerance_grad=1e-6)
     Wp = Wt.detach().numpy() / sd[None, :]
     bp = bt.detach().numpy() + mask.numpy() - Wp @ mu
     return Wp.astype(np.float32), bp.astype(np.float32)
@@ -148,20 +160,11 @@ def fit_prototype_lr(
     W0t = torch.from_numpy(W0)
     Wt = W0t.clone().requires_grad_(True)
     mt = torch.from_numpy(mask)
-    opt = torch.optim.LBFGS([Wt], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(scale * Xt @ Wt.T + mt, t) + anchor * ((Wt - W0t) ** 2).sum()
-        loss.backward()
-        return loss
+    def loss() -> Any:
+        return torch.nn.functional.cross_entropy(scale * Xt @ Wt.T + mt, t) + anchor * ((Wt - W0t) ** 2).sum()
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads or FIT_THREADS))
-    try:
-        opt.step(closure)
-    finally:
-        torch.set_num_threads(before)
+    _minimise([Wt], loss, max_iter=max_iter, threads=threads)
     return (scale * Wt.detach().numpy()).astype(np.float32), mask
 
 
