@@ -62,10 +62,6 @@ class LearnedModel:
     meta: dict[str, Any]
     trees: dict[str, np.ndarray]
 
-    @property
-    def feature_version(self) -> str:
-        return str(self.meta["feature_version"])
-
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Positive-class probabilities for a (n, d) or (d,) feature array."""
         x = np.atleast_2d(np.asarray(features, np.float64))

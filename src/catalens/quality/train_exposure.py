@@ -119,13 +119,13 @@ def choose_threshold(scores: np.ndarray, ev: np.ndarray, target_fpr: float) -> f
 
 
 def collect(dirs: Sequence[Path], exclude: set[str]) -> list[Path]:
-    paths = [
+    """Image files under ``dirs`` (recursively), minus those whose stem is in ``exclude``."""
+    return [
         p
         for d in dirs
         for p in sorted(Path(d).rglob("*"))
         if p.suffix.lower() in EXTENSIONS and p.stem not in exclude
     ]
-    return paths
 
 
 def train(
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "dirs", nargs="+", type=Path, help="folders of correctly exposed photos (searched recursively)"
     )
-    ap.add_argument("--out", type=Path, required=True, help="where to write overexposure.onnx and .json")
+    ap.add_argument("--out", type=Path, required=True, help="where to write overexposure.npz and .json")
     ap.add_argument("--exclude", type=Path, help="text file of file stems to leave out (one per line)")
     ap.add_argument("--limit", type=int, default=0, help="use at most this many photos (random sample)")
     ap.add_argument("--seed", type=int, default=0)
