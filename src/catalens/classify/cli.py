@@ -53,9 +53,7 @@ def classify(
     """Classify images into a taxonomy with calibrated probabilities (no training needed for 'builtin')."""
     if zero_shot:
         classifier = f"zeroshot:{zero_shot}"
-    if not all_ and not paths:
-        err.print("error: give image files, or --all to classify the whole catalog")
-        raise typer.Exit(2)
+    _need_inputs(all_, paths, "classify")
     try:
         with _catalog() as cat:
             if all_:
@@ -419,9 +417,7 @@ def brand_tag(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Brand of product photos: a read brand name wins, else the logo head, else 'unknown'."""
-    if not all_ and not paths:
-        err.print("error: give image files, or --all to tag the whole catalog")
-        raise typer.Exit(2)
+    _need_inputs(all_, paths, "tag")
     try:
         with _catalog() as cat:
             if all_:
@@ -444,6 +440,13 @@ def brand_tag(
     else:
         for r in res:
             out.print(f"{r['source']}: {r['brand']} ({r['prob']:.2f}, {r['by']})", highlight=False)
+
+
+def _need_inputs(all_: bool, paths: list[Path] | None, verb: str) -> None:
+    """Exit 2 with a message when neither image files nor ``--all`` were given."""
+    if not all_ and not paths:
+        err.print(f"error: give image files, or --all to {verb} the whole catalog")
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:

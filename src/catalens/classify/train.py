@@ -203,14 +203,7 @@ def fit_field(
     head = FieldHead(
         name=field, classes=classes, W=W, b=b, kind=method, temperature=temperature, threshold=threshold
     )
-    info = {
-        "n_train": len(rows),
-        "classes": len(classes),
-        "dropped_rare": dropped,
-        "held_out": held,
-        "class_counts": {c: int(counts[c]) for c in classes},
-    }
-    return head, info
+    return head, _field_info(len(rows), classes, dropped, held, counts)
 
 
 def _fit_crossfit(
@@ -260,14 +253,20 @@ def _fit_crossfit(
         temperature=temperature,
         threshold=abstain_threshold(p, y),
     )
-    info = {
-        "n_train": len(y),
+    return head, _field_info(len(y), classes, dropped, held, counts)
+
+
+def _field_info(
+    n_train: int, classes: list[str], dropped: list[str], held: dict[str, Any], counts: Counter[str | None]
+) -> dict[str, Any]:
+    """The training metadata stored with a field's head."""
+    return {
+        "n_train": n_train,
         "classes": len(classes),
         "dropped_rare": dropped,
         "held_out": held,
-        "class_counts": {cl: int(counts[cl]) for cl in classes},
+        "class_counts": {c: int(counts[c]) for c in classes},
     }
-    return head, info
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
