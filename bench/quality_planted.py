@@ -31,7 +31,7 @@ from catalens.quality.runner import QCItem, run_checks  # noqa: E402
 
 CHECK_FOR = {
     "blur_gaussian": "blur", "blur_motion": "blur", "underexposed": "underexposed", "overexposed": "overexposed",
-    "low_contrast": "low_contrast", "downscaled": "resolution", "text_overlay": "text", "watermark": "watermark",
+    "low_contrast": "low_contrast", "downscaled": "resolution", "text_overlay": "text", "watermark": "watermark+watermark_visual",
     "border": "border", "busy_background": "background", "grayscale": "grayscale",
 }  # fmt: skip
 CLEANVISION_FOR = {
@@ -193,7 +193,7 @@ def main() -> None:
     save_ocr = install_ocr_cache(Path(a.ocr_cache) if a.ocr_cache else out / "ocr_cache.json")
     rep_ocr = run_checks(
         [QCItem(it.path, Path(it.path)) for it in ocr_items],
-        profile_with(["text", "watermark", "nsfw"]),
+        profile_with(["text", "watermark", "watermark_visual", "nsfw"]),
         settings,
     )
     for im in rep_ocr.images:
@@ -205,6 +205,19 @@ def main() -> None:
         what="ocr+nsfw checks (OCR cached per file)",
         images=len(ocr_items),
         seconds=round(rep_ocr.seconds, 2),
+    )
+
+    # ---- the overlay detector alone on every clean and watermarked image of the split (it is cheap)
+    visual_items = [it for it in items if it.planted in ("clean", "watermark")]
+    rep_vis = run_checks(
+        [QCItem(it.path, Path(it.path)) for it in visual_items], profile_with(["watermark_visual"]), settings
+    )
+    visual = {im.source: any(r.verdict != "pass" for r in im.results) for im in rep_vis.images}
+    emit(
+        kind="run",
+        what="watermark_visual on all",
+        images=len(visual_items),
+        seconds=round(rep_vis.seconds, 2),
     )
 
     # ---- cleanvision on the same images
@@ -244,20 +257,34 @@ def main() -> None:
     # ---- metrics per planted type
     for ptype in PLANTED_TYPES:
         check = CHECK_FOR[ptype]
-        if a.ocr_only and check not in ("text", "watermark"):
+        parts = check.split("+")
+        ocr_row = any(c in ("text", "watermark") for c in parts)
+        if a.ocr_only and not ocr_row:
             continue
-        pool = items if check not in ("text", "watermark") else ocr_items
+        pool = ocr_items if ocr_row else items
         if ptype == "busy_background":  # planted only on white-background sources: compare with those
             pool = [it for it in pool if it.white_bg]
         pos = [it.path for it in pool if it.planted == ptype]
         neg = [it.path for it in pool if it.planted == "clean"]
-        flag = {p: verdict.get((p, check), False) for p in pos + neg}
+        flag = {p: any(verdict.get((p, c), False) for c in parts) for p in pos + neg}
         row = {"kind": "metric", "planted": ptype, "check": check, "catalens": prf(flag, pos, neg)}
+        if len(parts) > 1:  # each part alone too
+            row["alone"] = {
+                c: prf({p: verdict.get((p, c), False) for p in pos + neg}, pos, neg) for c in parts
+            }
         cvi = CLEANVISION_FOR.get(ptype)
         if cvi and cv_flags:
             row["cleanvision_issue"] = cvi
             row["cleanvision"] = prf({p: cv_flags[cvi].get(p, False) for p in pos + neg}, pos, neg)
         print(json.dumps(row), flush=True)
+    pos = [it.path for it in visual_items if it.planted == "watermark"]
+    neg = [it.path for it in visual_items if it.planted == "clean"]
+    emit(
+        kind="metric",
+        planted="watermark",
+        check="watermark_visual, every original of the split",
+        catalens=prf({p: visual.get(p, False) for p in pos + neg}, pos, neg),
+    )
     if a.ocr_only:
         return
     clean_white = [it.path for it in items if it.planted == "clean" and it.white_bg]
@@ -304,7 +331,9 @@ def main() -> None:
         runs=[round(x, 1) for x in rates],
     )
     sub = full[:40]
-    r = run_checks(sub, profile_with(PIXEL_CHECKS + ["text", "watermark", "nsfw"]), settings)
+    r = run_checks(
+        sub, profile_with(PIXEL_CHECKS + ["text", "watermark", "watermark_visual", "nsfw"]), settings
+    )
     emit(
         kind="speed",
         what="pixel + OCR + NSFW, 900x1200 JPEG, 2 workers",

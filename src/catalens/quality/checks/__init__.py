@@ -9,6 +9,7 @@ from catalens.quality.checks import (  # noqa: F401
     geometry,
     lowcontent,
     nsfw,
+    overlay,
     sharpness,
     text,
 )

@@ -604,7 +604,9 @@ class WatermarkCheck(Check):
     watermark words, a slanted line of text across the photo, or (when ``max_contrast`` is set) large
     see-through text; see :func:`watermark_boxes`. When the shared OCR read finds none of it, the
     ``second_look`` views (:data:`MARK_VIEWS`, in order, until one scores) are read too; the score is
-    the best view's."""
+    the best view's. With ``second_look_gate`` set, the second look is taken only on photos whose
+    see-through overlay probability (the ``watermark_visual`` detector, ~20 ms) reaches it: the extra
+    OCR reads cost about as much as the first, and a clean photo rarely needs them."""
 
     unit = "watermark area share (0..1)"
     scope = "model"
@@ -618,6 +620,7 @@ class WatermarkCheck(Check):
         "watermark_words": WATERMARK_WORDS,
         "oblique_span": 0.4,
         "second_look": SECOND_LOOK,
+        "second_look_gate": None,
         "warn": 0.0005,
         "fail": 0.003,
     }
@@ -635,6 +638,10 @@ class WatermarkCheck(Check):
         ocr_engine()
         for view in self.p["second_look"] or []:
             mark_engine(MARK_VIEWS[view].det_side)
+        if self.p["second_look_gate"] is not None and self.p["second_look"]:
+            from catalens.quality.overlay_net import load_detector
+
+            load_detector()
 
     def _marks(self, img: QCImage, boxes: list[TextBox]) -> list[tuple[TextBox, str]]:
         usable = [
@@ -660,7 +667,14 @@ class WatermarkCheck(Check):
         marks = self._marks(img, read_text(img))
         area = float(sum(b.area for b, _ in marks))
         view = "ocr"
-        for name in self.p["second_look"] or []:
+        views = list(self.p["second_look"] or [])
+        gate = self.p["second_look_gate"]
+        gated = False
+        if views and gate is not None and not marks:
+            from catalens.quality.overlay_net import overlay_probability
+
+            gated = overlay_probability(img) < float(gate)
+        for name in [] if gated else views:
             if grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True) != "pass":
                 break
             more = self._marks(img, read_mark_view(img, str(name)))
@@ -689,5 +703,6 @@ class WatermarkCheck(Check):
                 "why": [why for _, why in marks],
                 "contrast": [round(b.contrast) for b, _ in marks],
                 "view": view,
+                **({"second_look": "skipped: overlay probability below the gate"} if gated else {}),
             },
         )
