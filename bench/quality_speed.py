@@ -61,13 +61,17 @@ def main() -> None:
     )
     if a.models:
         sub = items[: a.models]
-        # the watermark check's second look (extra OCR views, read only when the shared read finds no
-        # mark) with and without, in the same run: the OCR-on rate change it costs
+        # the general profile's model checks (OCR text + watermark, the overlay detector, NSFW); the
+        # watermark check's second look (extra OCR views when the shared read finds no mark) as the
+        # profile gates it, ungated and off, in the same run: what it costs
+        general = load_profile("general").checks
+        models = {c: general[c] for c in ("text", "watermark", "watermark_visual", "nsfw")}
         for label, watermark in (
-            ("pixel + OCR + NSFW", {}),
-            ("pixel + OCR + NSFW, watermark without the second look", {"second_look": []}),
+            ("pixel + OCR + overlay detector + NSFW (general profile: second look gated)", {}),
+            ("same, second look not gated", {"second_look_gate": None}),
+            ("same, no second look", {"second_look": []}),
         ):
-            prof.checks = {**pixel, "text": {}, "watermark": watermark, "nsfw": {}}
+            prof.checks = {**pixel, **models, "watermark": {**models["watermark"], **watermark}}
             run_checks(sub[:2], prof, settings)  # load the models
             rep = run_checks(sub, prof, settings)
             print(
