@@ -168,7 +168,7 @@ def test_profiles_load_and_validate(tmp_path: Path) -> None:
     assert {"general", "marketplace-main-image", "marketplace-secondary"} <= set(builtin_profiles())
     main = load_profile("marketplace-main-image")
     assert main.checks["framing"]["min_fill_warn"] == 0.85 and "blur" in main.checks  # inherited
-    assert set(main.needs_models) == {"text", "watermark", "nsfw"}
+    assert set(main.needs_models) == {"text", "watermark", "watermark_visual", "nsfw"}
     bad = tmp_path / "bad.yaml"
     bad.write_text("checks:\n  blurr: {}\n")
     with pytest.raises(ConfigError, match="unknown check 'blurr'"):
