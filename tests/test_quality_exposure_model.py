@@ -19,8 +19,8 @@ from catalens.quality.train_exposure import change_exposure, choose_threshold
 
 
 def photo(seed: int, w: int = 480, h: int = 640) -> Image.Image:
-    """A shaded garment-like shape with folds and dark seams on white (closer to a real packshot
-    than flat fills: smooth tones from shadow to highlight)."""
+    """A shaded garment-like shape with folds and dark seams on white, with sensor noise (closer to a
+    real packshot than flat fills: smooth tones from shadow to highlight)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     base = rng.uniform(40, 200, 3).astype(np.float32)
@@ -34,7 +34,9 @@ def photo(seed: int, w: int = 480, h: int = 640) -> Image.Image:
     for _ in range(4):
         x = int(rng.uniform(0.25, 0.75) * w)
         d.line([x, int(0.12 * h), x + int(rng.uniform(-20, 20)), int(0.9 * h)], fill=(15, 15, 20), width=3)
-    return img
+    # sensor noise: a photograph is never noise-free (the exposure CNN knows photographs only)
+    noisy = np.asarray(img, np.float32) + rng.normal(0.0, 4.0, (h, w, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
 def test_change_exposure_is_linear_light_with_clipping() -> None:
@@ -137,3 +139,47 @@ def test_real_photos_and_their_overexposed_copies() -> None:
         over.append(run_one("overexposed", Image.fromarray(change_exposure(arr, 2.5))).verdict != "pass")
     assert sum(over) >= 0.8 * len(paths), f"{sum(over)}/{len(paths)} over-exposed copies flagged"
     assert sum(clean) <= 2, f"{sum(clean)}/{len(paths)} originals flagged"
+
+
+def test_overexposed_averages_the_trees_and_the_cnn_in_log_odds() -> None:
+    from catalens.quality.checks.exposure import _mean_log_odds
+
+    img = photo(11)
+    both = run_one("overexposed", img)
+    trees_only = run_one("overexposed", img, cnn=False)
+    assert "cnn" in both.details and "cnn" not in trees_only.details
+    assert trees_only.score == pytest.approx(both.details["trees"], abs=1e-4)
+    assert both.score == pytest.approx(_mean_log_odds(both.details["trees"], both.details["cnn"]), abs=1e-3)
+    assert _mean_log_odds(0.5, 0.5) == pytest.approx(0.5) and _mean_log_odds(0.9, 0.1) == pytest.approx(0.5)
+    assert _mean_log_odds(1.0, 0.0) == pytest.approx(0.5)  # clipped, no infinities
+
+
+def test_exposure_cnn_scores_overexposed_copies_higher() -> None:
+    from catalens.quality.pixel_net import NETS, load_net, probability
+
+    _, meta = load_net("exposure")
+    assert meta["version"] == NETS["exposure"].version
+    clean, over = [], []
+    for seed in range(4):
+        arr = np.asarray(photo(seed))
+        clean.append(probability(QCImage.from_pil(Image.fromarray(arr)), "exposure"))
+        over.append(probability(QCImage.from_pil(Image.fromarray(change_exposure(arr, 2.5))), "exposure"))
+    assert np.mean(over) > np.mean(clean) + 0.3
+
+
+def test_exposure_cnn_trainer_makes_three_examples_per_photo(tmp_path: Path) -> None:
+    from catalens.quality.pixel_net import probability
+    from catalens.quality.pixel_train import train
+    from catalens.quality.train_exposure_net import SPEC, examples_from
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        photo(i, 240, 320).save(photos / f"p{i}.jpg", quality=92)
+    made = examples_from(photos / "p0.jpg", np.random.default_rng(0))
+    assert [k for k, _ in made] == ["clean", "mild", "over"] and made[2][1].mean() > made[0][1].mean()
+    meta = train(
+        SPEC, sorted(photos.iterdir()), tmp_path / "m", examples_from, positive="over", task="t", epochs=1
+    )
+    assert meta["training"]["examples"] == 12 and meta["onnx_max_abs_error"] < 1e-3
+    assert 0.0 <= probability(QCImage.from_pil(photo(9)), "exposure", tmp_path / "m") <= 1.0

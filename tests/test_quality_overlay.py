@@ -15,13 +15,13 @@ from test_quality import product
 from catalens.errors import ConfigError
 from catalens.quality.checks.text import TextBox
 from catalens.quality.context import QCImage
-from catalens.quality.overlay_net import (
+from catalens.quality.pixel_net import (
     LANDSCAPE,
+    NETS,
     PORTRAIT,
-    VERSION,
     data_dir,
     input_size,
-    load_detector,
+    load_net,
     overlay_probability,
     prepare,
 )
@@ -54,8 +54,8 @@ def test_input_size_follows_orientation_and_scales_to_unit_range() -> None:
 
 
 def test_packaged_detector_scores_a_tiled_see_through_mark_above_the_clean_photo() -> None:
-    _, meta = load_detector()
-    assert meta["version"] == VERSION and 0 < meta["threshold"] < 1
+    _, meta = load_net("overlay")
+    assert meta["version"] == NETS["overlay"].version and 0 < meta["threshold"] < 1
     from PIL import ImageDraw, ImageFont
 
     img = product(600, 800, seed=5)
@@ -105,16 +105,17 @@ def test_the_gate_skips_the_second_look_on_photos_the_detector_finds_clean() -> 
 
 def test_detector_refuses_another_version_and_names_missing_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="overlay.onnx"):
-        load_detector(tmp_path)
+        load_net("overlay", tmp_path)
     shutil.copy(data_dir() / "overlay.onnx", tmp_path / "overlay.onnx")
     meta = json.loads((data_dir() / "overlay.json").read_text())
     (tmp_path / "overlay.json").write_text(json.dumps({**meta, "version": "overlay-v0"}))
     with pytest.raises(ConfigError, match="retrain"):
-        load_detector(tmp_path)
+        load_net("overlay", tmp_path)
 
 
 def test_trainer_writes_a_detector_that_loads_and_scores(tmp_path: Path) -> None:
-    from catalens.quality.train_overlay import train
+    from catalens.quality.pixel_train import train
+    from catalens.quality.train_overlay import SPEC, examples_from
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -123,14 +124,27 @@ def test_trainer_writes_a_detector_that_loads_and_scores(tmp_path: Path) -> None
     Image.new("RGB", (400, 300), (120, 160, 200)).save(photos / "landscape.jpg")
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     paths = sorted(photos.iterdir())
-    meta = train(paths, tmp_path / "model", epochs=1, cache=tmp_path / "maps.npz")
+
+    def fit(paths: list[Path], out: str):  # type: ignore[no-untyped-def]
+        return train(
+            SPEC,
+            paths,
+            tmp_path / out,
+            examples_from,
+            positive="mark",
+            task="t",
+            epochs=1,
+            cache=tmp_path / "maps.npz",
+        )
+
+    meta = fit(paths, "model")
     assert meta["training"]["photos"] == len(paths) and meta["training"]["examples"] == 18  # 6 readable x 3
     assert meta["onnx_max_abs_error"] < 1e-3 and (tmp_path / "maps.npz").is_file()
     q = QCImage.from_pil(product(300, 400))
     p = overlay_probability(q, tmp_path / "model")
     assert 0.0 <= p <= 1.0
     # a second fit reads the cached maps; a cache of other photos is refused
-    again = train(paths, tmp_path / "model2", epochs=1, cache=tmp_path / "maps.npz")
+    again = fit(paths, "model2")
     assert again["seconds"]["maps"] < meta["seconds"]["maps"]
     with pytest.raises(SystemExit, match="other photos"):
-        train(paths[:-1], tmp_path / "model3", epochs=1, cache=tmp_path / "maps.npz")
+        fit(paths[:-1], "model3")

@@ -2,10 +2,11 @@
 
 * ``underexposed``: score = the 99th-percentile luma (the highlights). A correctly exposed photo has
   something near white - a white studio background always does; an under-exposed one does not.
-* ``overexposed``: score = probability from a small learned model (trees on tonal features, trained
-  on synthetic exposure changes of catalogue photos: ``catalens.quality.train_exposure``). One rule on
-  one cue - clipped channels, pale highlights, lifted blacks - either misses +2 EV copies of light
-  products or flags correctly exposed pale ones; the model weighs them together.
+* ``overexposed``: score = probability from two small learned models, averaged in log-odds: trees on
+  tonal features and a pixel CNN, both trained on synthetic exposure changes of catalogue photos
+  (``catalens.quality.train_exposure``, ``catalens.quality.train_exposure_net``). One rule on one cue -
+  clipped channels, pale highlights, lifted blacks - either misses +2 EV copies of light products or
+  flags correctly exposed pale ones; the trees weigh the cues together, the CNN sees where they are.
 * ``low_contrast``: score = luma range p99.9 - p0.1 (the extremes, not p1..p99): a contrast-reduced
   photo has neither a true black nor a true white, while a clean one - even a white product on a
   white background, or a flat pastel shot - keeps a real white and some deep shadow.
@@ -16,6 +17,7 @@ range threshold 128 is half of the full luma scale.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from catalens.quality.context import QCImage
@@ -47,20 +49,57 @@ class UnderexposedCheck(Check):
         return CheckResult("underexposed", score, self.unit, verdict, reason, details={"median": p[50]})
 
 
+def _mean_log_odds(*probs: float) -> float:
+    """The probability whose log-odds are the mean of those of ``probs`` (each clipped to 1e-6)."""
+    logits = [math.log(min(max(p, 1e-6), 1 - 1e-6) / (1 - min(max(p, 1e-6), 1 - 1e-6))) for p in probs]
+    return 1.0 / (1.0 + math.exp(-sum(logits) / len(logits)))
+
+
+def _flat_content_share(img: QCImage) -> float:
+    """Share of the non-white content whose 3x3 neighbourhood is one exact colour: near 0 for a
+    photograph (sensor noise), high for a flat graphic or render."""
+    import cv2
+    import numpy as np
+
+    assert img.decoded is not None
+    rgb = np.asarray(img.decoded.image.convert("RGB"))
+    content = rgb.min(axis=2) < 235
+    n = int(content.sum())
+    if n < 100:
+        return 1.0
+    total = rgb.astype(np.float32).sum(axis=2)
+    kernel = np.ones((3, 3), np.uint8)
+    flat = cv2.dilate(total, kernel) == cv2.erode(total, kernel)
+    return float((flat & content).sum() / n)
+
+
 @register_check("overexposed")
 class OverexposedCheck(Check):
-    """Score: probability (0..1) that the photo is over-exposed, from the packaged learned model
-    (``model``: gradient-boosted trees on tonal features - clipped channels, lifted blacks, blown
+    """Score: probability (0..1) that the photo is over-exposed, from the packaged learned models:
+    ``model`` (gradient-boosted trees on tonal features - clipped channels, lifted blacks, blown
     areas inside the product, the content's tone histogram; see
-    :mod:`catalens.quality.exposure_features`). An image that is almost all near-white (a product
-    bleached into the background) scores 1. ``details`` keep the readable cues: the share of the
-    content with a clipped channel, the content's highlight (luma p98) and darkest tone (p0.5)."""
+    :mod:`catalens.quality.exposure_features`) and, with ``cnn`` on, the exposure CNN
+    (:mod:`catalens.quality.pixel_net`), their log-odds averaged. An image that is almost all
+    near-white (a product bleached into the background) scores 1. ``details`` keep both models'
+    probabilities and the readable cues: the share of the content with a clipped channel, the
+    content's highlight (luma p98) and darkest tone (p0.5)."""
 
     unit = "over-exposure probability (0..1)"
-    params = {"warn": 0.3, "fail": 0.85, "min_content": 0.01, "model": "overexposure"}
+    params = {
+        "warn": 0.3,
+        "fail": 0.85,
+        "min_content": 0.01,
+        "model": "overexposure",
+        "cnn": True,
+        "cnn_max_flat": 0.7,
+    }
 
     def setup(self) -> None:
         self._model()
+        if self.p["cnn"]:
+            from catalens.quality.pixel_net import load_net
+
+            load_net("exposure")
 
     def _model(self) -> Any:
         from catalens.quality.exposure_features import FEATURE_VERSION
@@ -81,7 +120,17 @@ class OverexposedCheck(Check):
                 "over-exposed: the whole photo is near-white (the product is bleached into the background)"
             )
         else:
-            score = float(self._model().predict(feats)[0])
+            score = trees = float(self._model().predict(feats)[0])
+            details["trees"] = round(trees, 4)
+            flat = _flat_content_share(img)
+            if self.p["cnn"] and flat < float(self.p["cnn_max_flat"]):
+                from catalens.quality.pixel_net import probability
+
+                cnn = probability(img, "exposure")
+                details["cnn"] = round(cnn, 4)
+                score = _mean_log_odds(trees, cnn)
+            elif self.p["cnn"]:  # a graphic or render: the CNN only knows photographs
+                details["cnn"] = f"not used: {flat:.0%} of the content is noise-free flat colour"
             clipped = cue["content_partly_clipped"]  # (fully clipped pixels are background white)
             highlight, dark = 255 * cue["content_luma_p98"], 255 * cue["content_luma_p0.5"]
             details.update(

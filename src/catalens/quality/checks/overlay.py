@@ -1,5 +1,5 @@
 """``watermark_visual``: probability (0..1) that a see-through overlay (a watermark) lies on the
-photo, from the packaged overlay detector (:mod:`catalens.quality.overlay_net`), which looks at the
+photo, from the packaged overlay detector (:mod:`catalens.quality.pixel_net`), which looks at the
 pixels rather than at text that OCR read. It complements ``watermark`` (OCR): it finds large marks
 at 25-45% opacity that OCR cannot box, and it does not read what the mark says. Opaque text (a
 print on the product, a promo banner) is not what it looks for: ``text`` covers that."""
@@ -7,7 +7,7 @@ print on the product, a promo banner) is not what it looks for: ``text`` covers 
 from __future__ import annotations
 
 from catalens.quality.context import QCImage
-from catalens.quality.overlay_net import load_detector, overlay_probability
+from catalens.quality.pixel_net import load_net, overlay_probability
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 
@@ -21,7 +21,7 @@ class WatermarkVisualCheck(Check):
     params = {"warn": 0.9, "fail": 0.97}
 
     def setup(self) -> None:
-        load_detector()
+        load_net("overlay")
 
     def run(self, img: QCImage) -> CheckResult:
         score = overlay_probability(img)

@@ -639,9 +639,9 @@ class WatermarkCheck(Check):
         for view in self.p["second_look"] or []:
             mark_engine(MARK_VIEWS[view].det_side)
         if self.p["second_look_gate"] is not None and self.p["second_look"]:
-            from catalens.quality.overlay_net import load_detector
+            from catalens.quality.pixel_net import load_net
 
-            load_detector()
+            load_net("overlay")
 
     def _marks(self, img: QCImage, boxes: list[TextBox]) -> list[tuple[TextBox, str]]:
         usable = [
@@ -671,7 +671,7 @@ class WatermarkCheck(Check):
         gate = self.p["second_look_gate"]
         gated = False
         if views and gate is not None and not marks:
-            from catalens.quality.overlay_net import overlay_probability
+            from catalens.quality.pixel_net import overlay_probability
 
             gated = overlay_probability(img) < float(gate)
         for name in [] if gated else views:

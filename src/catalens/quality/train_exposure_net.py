@@ -1,0 +1,106 @@
+"""Train the packaged over-exposure CNN (``quality/data/exposure.onnx``) from folders of correctly
+exposed photos. It sees the same examples as the tonal tree model (:mod:`train_exposure`): each
+photo gives itself and a -1/+0.5/+1 EV change (negatives) and a +1.5..+3.5 EV copy (positive),
+changed in linear light with clipping, rescaled, JPEG-encoded and decoded as the quality checks
+decode a photo; the frozen Lite0 front to stage 2 still sees absolute tones, and the head learns
+where the highlights are blown and what a lifted black looks like
+(:mod:`catalens.quality.pixel_train` does the rest).
+
+    python -m catalens.quality.train_exposure_net IMAGE_DIR [IMAGE_DIR ...] --out DIR [--exclude STEMS.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from catalens.quality.context import QCImage
+from catalens.quality.pixel_net import NETS
+from catalens.quality.pixel_train import train
+from catalens.quality.train_exposure import (
+    JPEG_QUALITY,
+    MAX_LONG_SIDE,
+    MILD_EV,
+    MIN_LONG_SIDE,
+    POSITIVE_EV,
+    SCALES,
+    change_exposure,
+    collect,
+)
+
+SPEC = NETS["exposure"]
+
+
+def examples_from(path: Path, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """("clean" | "mild" | "over", the QC working copy) for one photo."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        img = im.convert("RGB")
+    scale = float(rng.choice(SCALES))
+    scale = min(max(scale, MIN_LONG_SIDE / max(img.size)), MAX_LONG_SIDE / max(img.size))
+    if abs(scale - 1.0) > 0.01:
+        img = img.resize(
+            (max(16, round(img.width * scale)), max(16, round(img.height * scale))), Image.LANCZOS
+        )
+    arr = np.asarray(img)
+    out = []
+    for kind, ev in (
+        ("clean", 0.0),
+        ("mild", float(rng.choice(MILD_EV))),
+        ("over", float(rng.choice(POSITIVE_EV))),
+    ):
+        changed = arr if ev == 0.0 else change_exposure(arr, ev)
+        buf = io.BytesIO()
+        Image.fromarray(changed).save(buf, "JPEG", quality=int(rng.choice(JPEG_QUALITY)))
+        qc = QCImage.from_bytes(buf.getvalue(), str(path))
+        if qc.decoded is None:
+            raise ValueError(f"could not decode a copy of {path}")
+        out.append((kind, np.asarray(qc.decoded.image.convert("RGB"))))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "dirs", nargs="+", type=Path, help="folders of correctly exposed photos (searched recursively)"
+    )
+    ap.add_argument("--out", type=Path, required=True, help="where to write exposure.onnx and exposure.json")
+    ap.add_argument("--exclude", type=Path, help="text file of file stems to leave out (one per line)")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target-fpr", type=float, default=0.01)
+    ap.add_argument("--cache", type=Path, help="npz file keeping the computed maps between runs")
+    args = ap.parse_args(argv)
+    exclude = set(args.exclude.read_text().split()) if args.exclude else set()
+    paths = collect(args.dirs, exclude)
+    if not paths:
+        raise SystemExit("no photos found")
+    command = "python -m catalens.quality.train_exposure_net " + " ".join(
+        [*(d.name for d in args.dirs), "--out", str(args.out)]
+        + (["--exclude", args.exclude.name] if args.exclude else [])
+        + [f"--epochs={args.epochs}", f"--seed={args.seed}", f"--target-fpr={args.target_fpr}"]
+    )
+    meta = train(
+        SPEC,
+        paths,
+        args.out,
+        examples_from,
+        positive="over",
+        task="over-exposed (>= +1.5 EV) vs correctly exposed photo",
+        epochs=args.epochs,
+        seed=args.seed,
+        target_fpr=args.target_fpr,
+        command=command,
+        cache=args.cache,
+    )
+    print(json.dumps({k: meta[k] for k in ("threshold", "held_out", "seconds")}))
+
+
+if __name__ == "__main__":
+    main()
