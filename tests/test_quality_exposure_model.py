@@ -145,13 +145,19 @@ def test_overexposed_averages_the_trees_and_the_cnn_in_log_odds() -> None:
     from catalens.quality.checks.exposure import _mean_log_odds
 
     img = photo(11)
-    both = run_one("overexposed", img)
+    both = run_one("overexposed", img, cnn_from=0.0)
     trees_only = run_one("overexposed", img, cnn=False)
     assert "cnn" in both.details and "cnn" not in trees_only.details
     assert trees_only.score == pytest.approx(both.details["trees"], abs=1e-4)
     assert both.score == pytest.approx(_mean_log_odds(both.details["trees"], both.details["cnn"]), abs=1e-3)
     assert _mean_log_odds(0.5, 0.5) == pytest.approx(0.5) and _mean_log_odds(0.9, 0.1) == pytest.approx(0.5)
     assert _mean_log_odds(1.0, 0.0) == pytest.approx(0.5)  # clipped, no infinities
+    # clearly fine by the trees: the CNN is not run; a flat graphic: not used
+    assert "not needed" in run_one("overexposed", img, cnn_from=0.99).details["cnn"]
+    flat = run_one("overexposed", product(), cnn_from=0.0)
+    assert "flat colour" in flat.details["cnn"] and flat.score == pytest.approx(
+        flat.details["trees"], abs=1e-4
+    )
 
 
 def test_exposure_cnn_scores_overexposed_copies_higher() -> None:

@@ -104,7 +104,9 @@ def load_net(name: str, folder: Path | None = None) -> tuple[Any, dict[str, Any]
             import onnxruntime as ort
 
             opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 2
+            # one thread per call: the QC runner already runs one image per worker thread, and two
+            # sessions' thread pools spinning on two cores cost ~1.4x
+            opts.intra_op_num_threads = 1
             opts.inter_op_num_threads = 1
             session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
             got = _sessions[key] = (session, meta)
