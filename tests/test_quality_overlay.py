@@ -148,3 +148,11 @@ def test_trainer_writes_a_detector_that_loads_and_scores(tmp_path: Path) -> None
     assert again["seconds"]["maps"] < meta["seconds"]["maps"]
     with pytest.raises(SystemExit, match="other photos"):
         fit(paths[:-1], "model3")
+
+
+def test_trainer_command_lines_refuse_an_empty_folder(tmp_path: Path) -> None:
+    from catalens.quality import train_exposure_net, train_overlay
+
+    for trainer in (train_overlay, train_exposure_net):
+        with pytest.raises(SystemExit, match="no photos"):
+            trainer.main([str(tmp_path), "--out", str(tmp_path / "out")])

@@ -11,6 +11,7 @@ of held-out figures and the command.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import time
@@ -30,7 +31,7 @@ from catalens.quality.pixel_net import (
     build_head,
     prepare,
 )
-from catalens.quality.train_exposure import choose_threshold
+from catalens.quality.train_exposure import choose_threshold, collect
 
 Examples = Callable[[Path, np.random.Generator], list[tuple[str, np.ndarray]]]
 
@@ -268,3 +269,52 @@ def train(
     }
     (out / f"{spec.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def cli(
+    spec: NetSpec,
+    examples: Examples,
+    *,
+    positive: str,
+    task: str,
+    doc: str | None,
+    module: str,
+    photos: str,
+    epochs: int,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """The command line of a pixel-net trainer: ``python -m MODULE DIR... --out DIR [options]``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dirs", nargs="+", type=Path, help=f"folders of {photos} (searched recursively)")
+    ap.add_argument(
+        "--out", type=Path, required=True, help=f"where to write {spec.name}.onnx and {spec.name}.json"
+    )
+    ap.add_argument("--exclude", type=Path, help="text file of file stems to leave out (one per line)")
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target-fpr", type=float, default=0.01)
+    ap.add_argument("--cache", type=Path, help="npz file keeping the computed maps between runs")
+    args = ap.parse_args(argv)
+    exclude = set(args.exclude.read_text().split()) if args.exclude else set()
+    paths = collect(args.dirs, exclude)
+    if not paths:
+        raise SystemExit("no photos found")
+    command = f"python -m {module} " + " ".join(
+        [*(d.name for d in args.dirs), "--out", str(args.out)]
+        + (["--exclude", args.exclude.name] if args.exclude else [])
+        + [f"--epochs={args.epochs}", f"--seed={args.seed}", f"--target-fpr={args.target_fpr}"]
+    )
+    meta = train(
+        spec,
+        paths,
+        args.out,
+        examples,
+        positive=positive,
+        task=task,
+        epochs=args.epochs,
+        seed=args.seed,
+        target_fpr=args.target_fpr,
+        command=command,
+        cache=args.cache,
+    )
+    print(json.dumps({k: meta[k] for k in ("threshold", "held_out", "seconds")}))

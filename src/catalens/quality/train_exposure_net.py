@@ -11,9 +11,7 @@ where the highlights are blown and what a lifted black looks like
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import numpy as np
 
 from catalens.quality.context import QCImage
 from catalens.quality.pixel_net import NETS
-from catalens.quality.pixel_train import train
+from catalens.quality.pixel_train import cli
 from catalens.quality.train_exposure import (
     JPEG_QUALITY,
     MAX_LONG_SIDE,
@@ -30,7 +28,6 @@ from catalens.quality.train_exposure import (
     POSITIVE_EV,
     SCALES,
     change_exposure,
-    collect,
 )
 
 SPEC = NETS["exposure"]
@@ -66,40 +63,17 @@ def examples_from(path: Path, rng: np.random.Generator) -> list[tuple[str, np.nd
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "dirs", nargs="+", type=Path, help="folders of correctly exposed photos (searched recursively)"
-    )
-    ap.add_argument("--out", type=Path, required=True, help="where to write exposure.onnx and exposure.json")
-    ap.add_argument("--exclude", type=Path, help="text file of file stems to leave out (one per line)")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-fpr", type=float, default=0.01)
-    ap.add_argument("--cache", type=Path, help="npz file keeping the computed maps between runs")
-    args = ap.parse_args(argv)
-    exclude = set(args.exclude.read_text().split()) if args.exclude else set()
-    paths = collect(args.dirs, exclude)
-    if not paths:
-        raise SystemExit("no photos found")
-    command = "python -m catalens.quality.train_exposure_net " + " ".join(
-        [*(d.name for d in args.dirs), "--out", str(args.out)]
-        + (["--exclude", args.exclude.name] if args.exclude else [])
-        + [f"--epochs={args.epochs}", f"--seed={args.seed}", f"--target-fpr={args.target_fpr}"]
-    )
-    meta = train(
+    cli(
         SPEC,
-        paths,
-        args.out,
         examples_from,
         positive="over",
         task="over-exposed (>= +1.5 EV) vs correctly exposed photo",
-        epochs=args.epochs,
-        seed=args.seed,
-        target_fpr=args.target_fpr,
-        command=command,
-        cache=args.cache,
+        doc=__doc__,
+        module="catalens.quality.train_exposure_net",
+        photos="correctly exposed photos",
+        epochs=8,
+        argv=argv,
     )
-    print(json.dumps({k: meta[k] for k in ("threshold", "held_out", "seconds")}))
 
 
 if __name__ == "__main__":

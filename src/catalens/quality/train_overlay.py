@@ -14,17 +14,14 @@ picks the threshold on held-out photos, refits and exports ``overlay.onnx`` + ``
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from catalens.quality.pixel_net import NETS
-from catalens.quality.pixel_train import jpeg_roundtrip, train
+from catalens.quality.pixel_train import cli, jpeg_roundtrip
 from catalens.quality.synth_marks import fonts, opaque_print, see_through_mark
-from catalens.quality.train_exposure import collect
 
 SPEC = NETS["overlay"]
 JPEG_QUALITY = (70, 96)
@@ -51,40 +48,17 @@ def examples_from(path: Path, rng: np.random.Generator) -> list[tuple[str, np.nd
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "dirs", nargs="+", type=Path, help="folders of photos without marks (searched recursively)"
-    )
-    ap.add_argument("--out", type=Path, required=True, help="where to write overlay.onnx and overlay.json")
-    ap.add_argument("--exclude", type=Path, help="text file of file stems to leave out (one per line)")
-    ap.add_argument("--epochs", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-fpr", type=float, default=0.01)
-    ap.add_argument("--cache", type=Path, help="npz file keeping the computed maps between runs")
-    args = ap.parse_args(argv)
-    exclude = set(args.exclude.read_text().split()) if args.exclude else set()
-    paths = collect(args.dirs, exclude)
-    if not paths:
-        raise SystemExit("no photos found")
-    command = "python -m catalens.quality.train_overlay " + " ".join(
-        [*(d.name for d in args.dirs), "--out", str(args.out)]
-        + (["--exclude", args.exclude.name] if args.exclude else [])
-        + [f"--epochs={args.epochs}", f"--seed={args.seed}", f"--target-fpr={args.target_fpr}"]
-    )
-    meta = train(
+    cli(
         SPEC,
-        paths,
-        args.out,
         examples_from,
         positive="mark",
         task="a semi-transparent overlay (watermark) on the photo vs none or an opaque print",
-        epochs=args.epochs,
-        seed=args.seed,
-        target_fpr=args.target_fpr,
-        command=command,
-        cache=args.cache,
+        doc=__doc__,
+        module="catalens.quality.train_overlay",
+        photos="photos without marks",
+        epochs=16,
+        argv=argv,
     )
-    print(json.dumps({k: meta[k] for k in ("threshold", "held_out", "seconds")}))
 
 
 if __name__ == "__main__":
