@@ -30,8 +30,15 @@ from catalens.quality.registry import get_check
 from catalens.quality.synth_marks import BENCH_FONTS, fonts, opaque_print, see_through_mark
 
 
+def _faces() -> list[str]:
+    try:
+        return fonts()
+    except RuntimeError as exc:  # a machine without TrueType fonts (.ci/run installs them)
+        pytest.skip(str(exc))
+
+
 def test_synthetic_marks_are_visible_seeded_and_avoid_the_benchmark_fonts() -> None:
-    faces = fonts()
+    faces = _faces()
     assert faces and not any(f.rsplit("/", 1)[-1] in BENCH_FONTS for f in faces)
     img = product(300, 400, seed=3)
     a, how = see_through_mark(img, np.random.default_rng(7), faces)
@@ -61,7 +68,7 @@ def test_packaged_detector_scores_a_tiled_see_through_mark_above_the_clean_photo
     img = product(600, 800, seed=5)
     layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
-    font = ImageFont.truetype(fonts()[0], 40)
+    font = ImageFont.truetype(_faces()[0], 40)
     for y in range(40, 800, 110):
         for x in range(-60, 600, 260):
             d.text((x + (y // 110) * 40, y), "PREVIEW", font=font, fill=(90, 90, 90, 120))
@@ -117,6 +124,7 @@ def test_trainer_writes_a_detector_that_loads_and_scores(tmp_path: Path) -> None
     from catalens.quality.pixel_train import train
     from catalens.quality.train_overlay import SPEC, examples_from
 
+    _faces()
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(5):
