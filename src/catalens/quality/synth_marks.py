@@ -13,6 +13,7 @@ The words, fonts and layouts deliberately differ from those of the planted-issue
 
 from __future__ import annotations
 
+import functools
 import glob
 from typing import Any
 
@@ -45,10 +46,15 @@ LAYOUTS = ("centre", "centre", "random", "tiled", "tiled", "diagonal", "corner")
 MIN_VISIBLE_STEP = 12.0  # grey levels: a mark that moves its pixels less than this is drawn again
 
 
+@functools.cache
+def _font_files() -> tuple[str, ...]:
+    found = sorted({f for g in FONT_GLOBS for f in glob.glob(g) if f.rsplit("/", 1)[-1] not in BENCH_FONTS})
+    return tuple(f for f in found if "Math" not in f)
+
+
 def fonts() -> list[str]:
     """TrueType faces on this machine, minus the benchmark's; a clear error when there are none."""
-    found = sorted({f for g in FONT_GLOBS for f in glob.glob(g) if f.rsplit("/", 1)[-1] not in BENCH_FONTS})
-    found = [f for f in found if "Math" not in f]
+    found = list(_font_files())  # globbed once per process
     if not found:
         raise RuntimeError(
             "no TrueType fonts found (looked in " + ", ".join(FONT_GLOBS) + "); install fonts-dejavu "

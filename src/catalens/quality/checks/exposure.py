@@ -51,7 +51,8 @@ class UnderexposedCheck(Check):
 
 def _mean_log_odds(*probs: float) -> float:
     """The probability whose log-odds are the mean of those of ``probs`` (each clipped to 1e-6)."""
-    logits = [math.log(min(max(p, 1e-6), 1 - 1e-6) / (1 - min(max(p, 1e-6), 1 - 1e-6))) for p in probs]
+    clipped = [min(max(p, 1e-6), 1 - 1e-6) for p in probs]
+    logits = [math.log(p / (1 - p)) for p in clipped]
     return 1.0 / (1.0 + math.exp(-sum(logits) / len(logits)))
 
 
