@@ -132,7 +132,10 @@ class InsightsMixin:
         keep, mat = self._embedded(clf, shas)
         if not keep:
             return clf, {}
-        rows = predict_rows(clf, field_probas(clf, mat), top_k=top_k)
+        from catalens.classify.service import has_small_heads, image_sizes
+
+        sizes = image_sizes(self, keep) if has_small_heads(clf) else None
+        rows = predict_rows(clf, field_probas(clf, mat, sizes=sizes), top_k=top_k)
         return clf, {h: {f: fp.to_dict() for f, fp in r.items()} for h, r in zip(keep, rows, strict=True)}
 
     def image_tags(self, sha: str, classifiers: list[str] | None = None, top_k: int = 3) -> dict[str, Any]:

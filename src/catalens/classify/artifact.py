@@ -66,6 +66,8 @@ class FieldHead:
     extra: dict[str, Any] = field(default_factory=dict)
     aggregate: np.ndarray | None = None  # (K, C): sums K base-class probabilities into C classes
     input_scale: float = 1.0  # multiplies the L2-normalised input (heads trained on raw features)
+    # the head used for small photos (thumbnails; see catalens.classify.views), same classes
+    small: FieldHead | None = None
 
     def logits(self, emb: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
         """Base logits; ``scale`` (per row or scalar) replaces ``input_scale`` (e.g. true feature norms)."""
@@ -95,6 +97,16 @@ class FieldHead:
             "parent": self.parent,
             "extra": self.extra,
             "input_scale": float(self.input_scale),
+            **(
+                {
+                    "small": {
+                        "temperature": float(self.small.temperature),
+                        "threshold": float(self.small.threshold),
+                    }
+                }
+                if self.small is not None
+                else {}
+            ),
         }
 
 
@@ -236,6 +248,9 @@ def save_classifier(home: str | os.PathLike[str], clf: Classifier) -> Path:
         arrays[f"{name}.b"] = np.asarray(h.b, np.float32)
         if h.aggregate is not None:
             arrays[f"{name}.M"] = np.asarray(h.aggregate, np.float32)
+        if h.small is not None:
+            arrays[f"{name}.small.W"] = np.asarray(h.small.W, np.float32)
+            arrays[f"{name}.small.b"] = np.asarray(h.small.b, np.float32)
     _atomic(folder / HEADS_FILE, lambda p: np.savez(open(p, "wb"), **arrays))
     _atomic(folder / META_FILE, lambda p: p.write_text(json.dumps(clf.to_meta(), indent=2, default=_json)))
     _atomic(root / "LATEST", lambda p: p.write_text(clf.version))
@@ -357,6 +372,16 @@ def read_folder(folder: Path) -> Classifier:
             aggregate=arrays[f"{fname}.M"] if f"{fname}.M" in arrays.files else None,
             input_scale=float(fm.get("input_scale", 1.0)),
         )
+        if "small" in fm and f"{fname}.small.W" in arrays.files:
+            heads[fname].small = FieldHead(
+                name=fname,
+                classes=list(fm["classes"]),
+                W=arrays[f"{fname}.small.W"],
+                b=arrays[f"{fname}.small.b"],
+                kind=fm.get("kind", "linear"),
+                temperature=float(fm["small"].get("temperature", 1.0)),
+                threshold=float(fm["small"].get("threshold", 0.5)),
+            )
     return Classifier(
         name=meta["name"],
         version=meta["version"],

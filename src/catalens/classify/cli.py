@@ -139,10 +139,19 @@ def train(
     batch_size: Annotated[
         int | None, typer.Option(min=2, help="finetune: batch size (default: GPU largest that fits; CPU 64).")
     ] = None,
+    views: Annotated[
+        str,
+        typer.Option(
+            help="Extra training views of each image: auto (linear: thumb) | none | thumb (the photo "
+            "shrunk to 60x80, so that thumbnails are classified as well as full photos; computed once, cached)."
+        ),
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone)."""
     opts: dict[str, Any] = {}
+    if method not in ("finetune", "zeroshot"):
+        opts.update(views=views, view_progress=_view_progress(as_json))
     if calibration != "holdout":
         opts["calibration"] = _parse_calibration(calibration)
     if method == "finetune":
@@ -184,6 +193,8 @@ def train(
             for f, h in clf.heads.items()
         },
         "held_out": clf.metrics.get("held_out", {}),
+        "views": clf.extra.get("views", []),
+        "view_problems": clf.extra.get("view_problems", {}),
     }
     if as_json:
         print_json(data)
@@ -196,6 +207,13 @@ def train(
                 f"  new model: {clf.model}\n  embed with it: catalens embed --model '{clf.model}' "
                 "(classify --all embeds missing images itself)",
                 highlight=False,
+            )
+        if data["views"]:
+            out.print(f"  trained on views: stored + {', '.join(data['views'])}", highlight=False)
+        vp = data["view_problems"]
+        if vp:
+            err.print(
+                f"warning: {vp['count']} image(s) had no view (stored embedding used): {vp['first'][:3]}"
             )
         for f, h in data["fields"].items():
             ho = data["held_out"].get(f) or {}
@@ -217,6 +235,16 @@ def _parse_calibration(text: str) -> str | dict[str, str]:
             raise typer.Exit(2)
         out[f.strip()] = mode.strip()
     return out
+
+
+def _view_progress(quiet: bool) -> Any:
+    """One stderr line per 512 view embeddings computed (nothing with --json; cached ones are free)."""
+
+    def show(done: int, total: int) -> None:
+        if not quiet and (done == total or done % 512 < 32):
+            err.print(f"view embeddings: {done}/{total}", highlight=False)
+
+    return show
 
 
 def _finetune_progress(quiet: bool) -> Any:

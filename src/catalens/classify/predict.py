@@ -61,15 +61,20 @@ class Ensemble:
     def classes(self, field: str) -> list[str]:
         return self.members[0].classes(field)
 
-    def proba(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """``inputs[i]`` are the embeddings for member ``i``; returns averaged probabilities."""
+    def proba(self, inputs: Sequence[np.ndarray], sizes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``inputs[i]`` are the embeddings for member ``i``; returns averaged probabilities.
+        ``sizes``: (N, 2) photo widths and heights (small photos get a member's small heads)."""
         total = float(sum(self.weights))
         out: dict[str, np.ndarray] = {}
+        masks = [small_rows(m, sizes) for m in self.members]
         for f in self.fields:
             order = self.members[0].classes(f)
             acc = None
-            for m, x, w in zip(self.members, inputs, self.weights, strict=True):
-                p = m.head(f).proba(x)
+            for m, x, w, small in zip(self.members, inputs, self.weights, masks, strict=True):
+                h = m.head(f)
+                p = h.proba(x)
+                if small is not None and h.small is not None:
+                    p[small] = h.small.proba(x[small])
                 idx = [m.classes(f).index(c) for c in order]
                 p = p[:, idx] * (w / total)
                 acc = p if acc is None else acc + p
@@ -77,15 +82,36 @@ class Ensemble:
         return out
 
 
+def small_rows(clf: Classifier, sizes: np.ndarray | Sequence[tuple[int, int]] | None) -> np.ndarray | None:
+    """Rows whose photo is small enough for the classifier's small heads (thumbnail-trained,
+    :mod:`catalens.classify.views`): shorter side at most ``SMALL_FACTOR`` x the view's; ``None``
+    when there are no such heads, sizes or rows. Unknown sizes (0) count as large."""
+    from catalens.classify.views import SMALL_FACTOR, VIEWS
+
+    view = VIEWS.get(str(clf.extra.get("small_view") or ""))
+    if view is None or sizes is None or len(sizes) == 0:
+        return None
+    wh = np.asarray(sizes, np.int64).reshape(-1, 2)
+    short = wh.min(axis=1)
+    mask = (short > 0) & (short <= SMALL_FACTOR * view.box[0])
+    return mask if mask.any() else None
+
+
 def field_probas(
-    clf: Classifier, emb: np.ndarray, *, scale: np.ndarray | None = None, fields: Sequence[str] | None = None
+    clf: Classifier,
+    emb: np.ndarray,
+    *,
+    scale: np.ndarray | None = None,
+    fields: Sequence[str] | None = None,
+    sizes: np.ndarray | Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Calibrated probabilities per field for (N, dim) inputs (L2-normalised image embeddings,
     or the fused input for image+text classifiers).
 
     The plain affine heads of all fields are scored with one matrix multiply (their ``W`` stacked
     once per classifier and cached); heads sharing one ``W`` (the built-in taxonomy levels) are
-    scored once.
+    scored once. ``sizes`` ((N, 2) widths and heights of the photos): rows of small photos are
+    scored by the fields' small heads where the classifier has them (:func:`small_rows`).
     """
     x = np.ascontiguousarray(emb, np.float32)
     if x.ndim != 2 or x.shape[1] != clf.dim:
@@ -119,6 +145,12 @@ def field_probas(
         z = shared[key] * np.float32(1.0 / max(h.temperature, 1e-6))
         p = softmax(z, inplace=True)
         out[f] = p if h.aggregate is None else p @ h.aggregate
+    small = small_rows(clf, sizes)
+    if small is not None:
+        for f in use:
+            h = clf.head(f)
+            if h.small is not None:
+                out[f][small] = h.small.proba(x[small])
     return {f: out[f] for f in use}
 
 

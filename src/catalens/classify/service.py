@@ -49,14 +49,38 @@ def stored_inputs(
     )[0]
 
 
+def has_small_heads(clf: Classifier | Ensemble) -> bool:
+    return any(m.extra.get("small_view") for m in _members(clf))
+
+
+def image_sizes(cat: Any, shas: Sequence[str]) -> np.ndarray:
+    """(N, 2) stored widths and heights of catalogued images (0 where unknown)."""
+    from sqlalchemy import select
+
+    from catalens.catalog.schema import ImageRecord
+
+    found: dict[str, tuple[int, int]] = {}
+    want = list(dict.fromkeys(shas))
+    with cat.db.session() as s:
+        for i in range(0, len(want), 900):
+            rows = s.execute(
+                select(ImageRecord.sha256, ImageRecord.width, ImageRecord.height).where(
+                    ImageRecord.sha256.in_(want[i : i + 900])
+                )
+            ).all()
+            found.update({h: (w or 0, ht or 0) for h, w, ht in rows})
+    return np.array([found.get(h, (0, 0)) for h in shas], np.int64).reshape(-1, 2)
+
+
 def probas_stored(
     cat: Any, clf: Classifier | Ensemble, shas: Sequence[str], titles: Sequence[str | None] | None = None
 ) -> dict[str, np.ndarray]:
     members = _members(clf)
     inputs = [stored_inputs(cat, m, shas, titles) for m in members]
+    sizes = image_sizes(cat, shas) if has_small_heads(clf) else None
     if isinstance(clf, Ensemble):
-        return clf.proba(inputs)
-    return field_probas(clf, inputs[0])
+        return clf.proba(inputs, sizes=sizes)
+    return field_probas(clf, inputs[0], sizes=sizes)
 
 
 def probas_images(
@@ -83,9 +107,10 @@ def probas_images(
             x = np.hstack([x, np.stack([colour_descriptor(im) for im in images])])
         inputs.append(x)
         norms.append(np.linalg.norm(raw, axis=1))
+    sizes = np.array([im.size for im in images], np.int64).reshape(-1, 2)
     if isinstance(clf, Ensemble):
-        return clf.proba(inputs)
-    return field_probas(clf, inputs[0], scale=norms[0])
+        return clf.proba(inputs, sizes=sizes)
+    return field_probas(clf, inputs[0], scale=norms[0], sizes=sizes)
 
 
 def classify_files(
@@ -140,7 +165,8 @@ def classify_all(
     for start in range(0, len(hashes), batch):
         part = hashes[start : start + batch]
         if direct:
-            probs = field_probas(clf, vecs[start : start + batch])  # type: ignore[arg-type]
+            sizes = image_sizes(cat, part) if has_small_heads(clf) else None
+            probs = field_probas(clf, vecs[start : start + batch], sizes=sizes)  # type: ignore[arg-type]
         else:
             probs = probas_stored(cat, clf, part, titles[start : start + batch] if titles else None)
         arrays = predict_arrays(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold)

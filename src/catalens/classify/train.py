@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -142,8 +143,14 @@ def fit_field(
     allowed: list[str] | None = None,
     opts: dict[str, Any] | None = None,
     calibration: str = "holdout",
+    views: Sequence[np.ndarray] = (),
 ) -> tuple[FieldHead, dict[str, Any]]:
     """One calibrated head for one field.
+
+    ``views``: other embeddings of the same images (rows aligned with ``X``, e.g. thumbnails,
+    :mod:`catalens.classify.views`), trained on with the same labels. Every split (calibration
+    hold-out, cross-fit folds) is by image, so no view of a held-out image is fitted on, and the
+    temperature is fitted on all views of the held-out images.
 
     ``calibration``: ``holdout`` fits the temperature (and the abstain threshold) on a seeded
     ``calib_frac`` part held out from a first fit; ``crossfit`` on the out-of-fold logits of
@@ -180,35 +187,51 @@ def fit_field(
     if len(classes) < 2:
         raise LabelsError(f"field {field!r}: needs at least 2 classes with enough examples, got {classes}")
     col = {c: j for j, c in enumerate(classes)}
-    Xf = X[rows]
     y = np.array([col[values[i]] for i in rows], np.int64)  # type: ignore[index]
+    stack = _Stack([X[rows], *(v[rows] for v in views)], y)
     opts = opts or {}
     if calibration != "holdout" and len(y) >= 4 * CROSSFIT_FOLDS:
-        return _fit_crossfit(Xf, y, classes, field, method, calibration, seed, opts, counts, dropped)
+        return _fit_crossfit(stack, classes, field, method, calibration, seed, opts, counts, dropped)
     tr, va = _split(y, calib_frac, seed)
     temperature, threshold, held = 1.0, 0.5, {}
     if len(va) >= 5:
-        W, b = fitter(Xf[tr], y[tr], len(classes), **opts)
-        logits = Xf[va] @ W.T + b
-        temperature = fit_temperature(logits, y[va])
+        W, b = fitter(*stack.rows(tr), len(classes), **opts)
+        Xv, yv = stack.rows(va)
+        logits = Xv @ W.T + b
+        temperature = fit_temperature(logits, yv)
         p = _softmax(logits / temperature)
-        threshold = abstain_threshold(p, y[va])
+        threshold = abstain_threshold(p, yv)
         held = {
             "n": int(len(va)),
-            "accuracy": float((p.argmax(1) == y[va]).mean()),
-            "ece": ece(p, y[va]),
-            "ece_uncalibrated": ece(_softmax(logits), y[va]),
+            "accuracy": float((p.argmax(1) == yv).mean()),
+            "ece": ece(p, yv),
+            "ece_uncalibrated": ece(_softmax(logits), yv),
         }
-    W, b = fitter(Xf, y, len(classes), **({"init": (W, b)} if len(va) >= 5 else {}), **opts)
+        if views:
+            held["n_rows"] = int(len(yv))
+    W, b = fitter(*stack.rows(), len(classes), **({"init": (W, b)} if len(va) >= 5 else {}), **opts)
     head = FieldHead(
         name=field, classes=classes, W=W, b=b, kind=method, temperature=temperature, threshold=threshold
     )
     return head, _field_info(len(rows), classes, dropped, held, counts)
 
 
+class _Stack:
+    """Training rows of one field: the images' embeddings and their views (same labels)."""
+
+    def __init__(self, parts: list[np.ndarray], y: np.ndarray) -> None:
+        self.parts, self.y = parts, y
+
+    def rows(self, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) of the images ``idx`` (all by default), every view of each."""
+        if len(self.parts) == 1:
+            return (self.parts[0], self.y) if idx is None else (self.parts[0][idx], self.y[idx])
+        sel = slice(None) if idx is None else idx
+        return np.concatenate([p[sel] for p in self.parts]), np.tile(self.y[sel], len(self.parts))
+
+
 def _fit_crossfit(
-    X: np.ndarray,
-    y: np.ndarray,
+    stack: _Stack,
     classes: list[str],
     field: str,
     method: str,
@@ -220,15 +243,18 @@ def _fit_crossfit(
 ) -> tuple[FieldHead, dict[str, Any]]:
     """Calibration on out-of-fold logits of every row (``crossfit`` / ``vector``), then one fit on all."""
     fitter = HEAD_FITTERS[method]
-    folds = np.random.default_rng(seed).permutation(len(y)) % CROSSFIT_FOLDS
-    oof = np.zeros((len(y), len(classes)), np.float32)
+    n_images = len(stack.y)
+    folds = np.random.default_rng(seed).permutation(n_images) % CROSSFIT_FOLDS
+    oofs, ys = [], []
     init = None
     for k in range(CROSSFIT_FOLDS):
-        fit_rows, held_rows = folds != k, folds == k
-        W, b = fitter(X[fit_rows], y[fit_rows], len(classes), **opts)
-        oof[held_rows] = X[held_rows] @ W.T + b
+        W, b = fitter(*stack.rows(np.flatnonzero(folds != k)), len(classes), **opts)
+        Xh, yh = stack.rows(np.flatnonzero(folds == k))
+        oofs.append(Xh @ W.T + b)
+        ys.append(yh)
         init = (W, b)
-    W, b = fitter(X, y, len(classes), init=init, **opts)
+    oof, y = np.concatenate(oofs).astype(np.float32), np.concatenate(ys)
+    W, b = fitter(*stack.rows(), len(classes), init=init, **opts)
     temperature = 1.0
     if calibration == "vector":
         a, c = fit_vector_scaling(oof, y)
@@ -238,7 +264,7 @@ def _fit_crossfit(
         temperature = fit_temperature(oof, y)
         p = _softmax(oof / temperature)
     held = {
-        "n": int(len(y)),
+        "n": int(n_images),
         "calibration": calibration,
         "accuracy": float((p.argmax(1) == y).mean()),
         "ece": ece(p, y),
@@ -253,7 +279,7 @@ def _fit_crossfit(
         temperature=temperature,
         threshold=abstain_threshold(p, y),
     )
-    return head, _field_info(len(y), classes, dropped, held, counts)
+    return head, _field_info(n_images, classes, dropped, held, counts)
 
 
 def _field_info(
@@ -294,13 +320,19 @@ def train_on_matrix(
     seed: int = 0,
     opts: dict[str, Any] | None = None,
     calibration: str | dict[str, str] = "holdout",
+    views: dict[str, np.ndarray] | None = None,
 ) -> Classifier:
     """Fit one head per field on the rows of ``X`` (aligned with ``labels``).
 
     ``calibration`` (see :func:`fit_field`): one mode for every field, or a ``{field: mode}`` map
-    (fields not in it: ``holdout``)."""
+    (fields not in it: ``holdout``). ``views``: ``{view name: matrix}``, other inputs of the same
+    images (rows aligned with ``X``, e.g. thumbnails). With views, each field gets a second head,
+    ``small``, fitted on the stored rows and the views together (see :func:`fit_field`), which
+    scores small photos (:func:`catalens.classify.predict.small_rows`); the main head is fitted
+    on the stored rows only, so photos of the stored size are scored as without views."""
     check_name(name)
-    if len(X) != len(labels):
+    views = views or {}
+    if len(X) != len(labels) or any(v.shape != X.shape for v in views.values()):
         raise ClassifierError("embeddings and labels are not aligned")
     if not fields:
         raise LabelsError("no field to train")
@@ -318,11 +350,7 @@ def train_on_matrix(
         if f not in labels.labels:
             raise LabelsError(f"no labels for field {f!r}")
         allowed = taxonomy.values(f) if taxonomy and f in taxonomy.fields else None
-        heads[f], info[f] = fit_field(
-            X,
-            labels.labels[f],
-            f,
-            method,
+        common: dict[str, Any] = dict(
             drop_rare=drop_rare,
             calib_frac=calib_frac,
             seed=seed,
@@ -330,6 +358,13 @@ def train_on_matrix(
             opts=opts,
             calibration=calibration if isinstance(calibration, str) else calibration.get(f, "holdout"),
         )
+        heads[f], info[f] = fit_field(X, labels.labels[f], f, method, **common)
+        if views:
+            small, small_info = fit_field(
+                X, labels.labels[f], f, method, views=list(views.values()), **common
+            )
+            heads[f].small = small
+            info[f]["small_held_out"] = small_info["held_out"]
     for i, f in enumerate(hier):
         heads[f].parent = hier[i - 1] if i else None
     paths: list[list[str]] = []
@@ -358,7 +393,14 @@ def train_on_matrix(
         paths=paths,
         data={"source": labels.source, "n": len(labels), "images_sha256": digest, "seed": seed},
         metrics={"held_out": {f: info[f]["held_out"] for f in fields}},
-        extra={"hierarchy": hier, "fields_info": info, "options": opts or {}, "calibration": calibration},
+        extra={
+            "hierarchy": hier,
+            "fields_info": info,
+            "options": opts or {},
+            "calibration": calibration,
+            "views": list(views),
+            "small_view": next(iter(views), None),
+        },
     )
 
 
@@ -374,9 +416,17 @@ def train_classifier(
     title_words: bool = False,
     use_colour: bool = False,
     save: bool = True,
+    views: str | Sequence[str] | None = None,
+    view_progress: Callable[[int, int], None] | None = None,
     **kwargs: Any,
 ) -> Classifier:
     """Train on the catalog's stored embeddings and save a new version under ``<home>/classifiers``.
+
+    ``views`` (:mod:`catalens.classify.views`): ``None``/``"auto"`` = the method's default (linear
+    heads also train on 60x80 thumbnails of the images), ``"none"``, or view names. View
+    embeddings are computed once per image and model and cached in the catalog; an image whose
+    file cannot be read keeps its stored embedding and is listed in ``extra["view_problems"]``.
+    The colour descriptor and title parts of a view row are the image's own.
 
     Fused image+title inputs: ``text_model`` (e.g. ``minilm``) adds the title's sentence embedding,
     ``title_words`` a hashed bag of title words (:mod:`catalens.classify.text_features`); titles are
@@ -401,16 +451,28 @@ def train_classifier(
             use_colour=use_colour,
             **kwargs,
         )
+    from catalens.classify.views import parse_views, view_matrix
+
+    view_names = parse_views(views, method)
     X, version = image_matrix(cat, labels.shas, model)
+    view_X: dict[str, np.ndarray] = {}
+    problems: list[str] = []
+    for v in view_names:
+        view_X[v], bad = view_matrix(cat, labels.shas, model, version, X, v, progress=view_progress)
+        problems += bad
     clf_input = input_name(text_model, title_words, use_colour)
+    extra: list[np.ndarray] = []
     if text_model or title_words:
         if not any(labels.titles):
             raise LabelsError(
                 "a fused image+title classifier needs product titles: none of the images has one"
             )
-        X = np.hstack([X, *title_parts(clf_input, labels.titles, text_model)])
+        extra += title_parts(clf_input, labels.titles, text_model)
     if use_colour:
-        X = np.hstack([X, colour_matrix(cat, labels.shas)])
+        extra.append(colour_matrix(cat, labels.shas))
+    if extra:
+        X = np.hstack([X, *extra])
+        view_X = {v: np.hstack([m, *extra]) for v, m in view_X.items()}
     clf = train_on_matrix(
         X,
         labels,
@@ -422,8 +484,11 @@ def train_classifier(
         text_model=text_model,
         title_words=title_words,
         use_colour=use_colour,
+        views=view_X,
         **kwargs,
     )
+    if problems:
+        clf.extra["view_problems"] = {"count": len(problems), "first": problems[:20]}
     if save:
         save_classifier(cat.settings.home, clf)
     return clf
