@@ -145,6 +145,10 @@ def test_train_computes_views_once_and_survives_a_missing_file(shop: Path, home:
         assert fake_encoder.calls == calls  # cached: nothing encoded again
         clf = cat.train_classifier("p", ["kind"], labels=shop, model="fake-encoder", method="prototype")
         assert clf.extra["views"] == [] and clf.head("kind").small is None
+        with pytest.raises(ClassifierError, match="finetune"):
+            cat.train_classifier(
+                "f", ["kind"], labels=shop, model="fake-encoder", method="finetune", train_views="thumb"
+            )
     # a file gone after ingest: training goes on, the file is named, stored views stay
     gone = shop.parent / "imgs" / "p3.png"
     gone.unlink()

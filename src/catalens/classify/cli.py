@@ -151,7 +151,7 @@ def train(
     """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone)."""
     opts: dict[str, Any] = {}
     if method not in ("finetune", "zeroshot"):
-        opts.update(views=views, view_progress=_view_progress(as_json))
+        opts.update(train_views=views, view_progress=_view_progress(as_json))
     if calibration != "holdout":
         opts["calibration"] = _parse_calibration(calibration)
     if method == "finetune":

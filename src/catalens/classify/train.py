@@ -416,13 +416,13 @@ def train_classifier(
     title_words: bool = False,
     use_colour: bool = False,
     save: bool = True,
-    views: str | Sequence[str] | None = None,
+    train_views: str | Sequence[str] | None = None,
     view_progress: Callable[[int, int], None] | None = None,
     **kwargs: Any,
 ) -> Classifier:
     """Train on the catalog's stored embeddings and save a new version under ``<home>/classifiers``.
 
-    ``views`` (:mod:`catalens.classify.views`): ``None``/``"auto"`` = the method's default (linear
+    ``train_views`` (:mod:`catalens.classify.views`): ``None``/``"auto"`` = the method's default (linear
     heads also train on 60x80 thumbnails of the images), ``"none"``, or view names. View
     embeddings are computed once per image and model and cached in the catalog; an image whose
     file cannot be read keeps its stored embedding and is listed in ``extra["view_problems"]``.
@@ -438,6 +438,10 @@ def train_classifier(
         raise ClassifierError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     model = model or cat.settings.default_model
     if method == "finetune":
+        if train_views not in (None, "auto", "none"):
+            raise ClassifierError(
+                "training views (--views) apply to heads on stored embeddings; --method finetune has its own augmentations"
+            )
         from catalens.classify.finetune import finetune_classifier
 
         return finetune_classifier(
@@ -453,7 +457,7 @@ def train_classifier(
         )
     from catalens.classify.views import parse_views, view_matrix
 
-    view_names = parse_views(views, method)
+    view_names = parse_views(train_views, method)
     X, version = image_matrix(cat, labels.shas, model)
     view_X: dict[str, np.ndarray] = {}
     problems: list[str] = []
