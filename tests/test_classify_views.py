@@ -131,6 +131,14 @@ def test_small_heads_score_small_photos_only_and_survive_save_load(tmp_path: Pat
     assert small_rows(plain, sizes) is None
     ens = Ensemble([back, back])
     assert ens.proba([x, x], sizes=sizes)["f"].argmax(1).tolist() == [1, 0, 1, 0]
+    # needs-review: small rows use the small head's threshold
+    from catalens.classify.predict import predict_arrays
+
+    back.head("f").small.threshold = 1.5  # nothing reaches it
+    probs = field_probas(back, x, sizes=sizes)
+    assert predict_arrays(back, probs, sizes=sizes)["f"].review.tolist() == [True, False, True, False]
+    assert predict_arrays(back, probs)["f"].review.tolist() == [False] * 4
+    assert predict_arrays(back, probs, sizes=sizes, threshold=0.5)["f"].review.tolist() == [False] * 4
 
 
 def test_train_computes_views_once_and_survives_a_missing_file(shop: Path, home: Path, fake_encoder) -> None:

@@ -135,7 +135,7 @@ class InsightsMixin:
         from catalens.classify.service import has_small_heads, image_sizes
 
         sizes = image_sizes(self, keep) if has_small_heads(clf) else None
-        rows = predict_rows(clf, field_probas(clf, mat, sizes=sizes), top_k=top_k)
+        rows = predict_rows(clf, field_probas(clf, mat, sizes=sizes), top_k=top_k, sizes=sizes)
         return clf, {h: {f: fp.to_dict() for f, fp in r.items()} for h, r in zip(keep, rows, strict=True)}
 
     def image_tags(self, sha: str, classifiers: list[str] | None = None, top_k: int = 3) -> dict[str, Any]:
@@ -165,8 +165,9 @@ class InsightsMixin:
         if "+" in classifier or "@" in classifier:  # ensembles and pinned versions: the general path
             return dict(self.classify([path], classifier, top_k=top_k)[0])  # type: ignore[attr-defined]
         clf = self._classifier(classifier)
-        probs = probas_images(self, clf, [open_image(path).image])
-        row = predict_rows(clf, probs, top_k=top_k)[0]
+        image = open_image(path).image
+        probs = probas_images(self, clf, [image])
+        row = predict_rows(clf, probs, top_k=top_k, sizes=[image.size])[0]
         return {
             "source": str(path),
             "classifier": clf.name,

@@ -272,15 +272,23 @@ def predict_arrays(
     top_k: int = 3,
     hierarchy: str = "joint",
     threshold: float | None = None,
+    sizes: np.ndarray | Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, FieldArrays]:
-    """Hierarchy decoding, top-k and abstain flags for all rows at once (no per-row Python)."""
+    """Hierarchy decoding, top-k and abstain flags for all rows at once (no per-row Python).
+
+    The abstain threshold is the field head's (``threshold`` overrides it); with ``sizes``, rows of
+    small photos use the small head's (see :func:`small_rows`)."""
     base = clf.members[0] if isinstance(clf, Ensemble) else clf
     classes = {f: clf.classes(f) for f in probs}
     chosen = decode(probs, classes, hierarchy_fields(clf), base.paths, hierarchy)
     unknown_label = base.extra.get("unknown_label")
+    small = small_rows(base, sizes) if threshold is None else None
     out = {}
     for f, p in probs.items():
-        thr = base.head(f).threshold if threshold is None else threshold
+        h = base.head(f)
+        thr: float | np.ndarray = h.threshold if threshold is None else threshold
+        if small is not None and h.small is not None:
+            thr = np.where(small, np.float32(h.small.threshold), np.float32(h.threshold))
         lab = np.asarray(chosen[f], np.int64)
         prob = np.take_along_axis(p, lab[:, None], axis=1)[:, 0]
         ti, tp = topk(p, top_k)
@@ -313,10 +321,13 @@ def predict_rows(
     top_k: int = 3,
     hierarchy: str = "joint",
     threshold: float | None = None,
+    sizes: np.ndarray | Sequence[tuple[int, int]] | None = None,
 ) -> list[dict[str, FieldPrediction]]:
     """Per row, per field: label, calibrated probability, top-k and the needs-review flag.
 
     A prediction whose probability is below the field's abstain threshold (``threshold`` overrides
-    it) is flagged ``needs_review``; the built-in taxonomy answers ``"unknown"`` instead.
+    it; small photos: the small head's, given ``sizes``) is flagged ``needs_review``; the built-in
+    taxonomy answers ``"unknown"`` instead.
     """
-    return rows_from_arrays(predict_arrays(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold))
+    arrays = predict_arrays(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes)
+    return rows_from_arrays(arrays)

@@ -73,11 +73,18 @@ def image_sizes(cat: Any, shas: Sequence[str]) -> np.ndarray:
 
 
 def probas_stored(
-    cat: Any, clf: Classifier | Ensemble, shas: Sequence[str], titles: Sequence[str | None] | None = None
+    cat: Any,
+    clf: Classifier | Ensemble,
+    shas: Sequence[str],
+    titles: Sequence[str | None] | None = None,
+    sizes: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
+    """Probabilities for catalogued images from their stored embeddings (``sizes``: their stored
+    widths and heights, looked up when the classifier has small heads and none are given)."""
     members = _members(clf)
     inputs = [stored_inputs(cat, m, shas, titles) for m in members]
-    sizes = image_sizes(cat, shas) if has_small_heads(clf) else None
+    if sizes is None and has_small_heads(clf):
+        sizes = image_sizes(cat, shas)
     if isinstance(clf, Ensemble):
         return clf.proba(inputs, sizes=sizes)
     return field_probas(clf, inputs[0], sizes=sizes)
@@ -128,7 +135,8 @@ def classify_files(
     clf = resolve(cat, classifier)
     images = [open_image(p).image for p in paths]
     probs = probas_images(cat, clf, images, titles)
-    rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold)
+    sizes = [im.size for im in images]
+    rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes)
     return [
         {"source": str(p), "classifier": clf.name, "fields": {f: fp.to_dict() for f, fp in r.items()}}
         for p, r in zip(paths, rows, strict=True)
@@ -164,12 +172,14 @@ def classify_all(
     direct = not isinstance(clf, Ensemble) and clf.input == "image"
     for start in range(0, len(hashes), batch):
         part = hashes[start : start + batch]
+        sizes = image_sizes(cat, part) if has_small_heads(clf) else None
         if direct:
-            sizes = image_sizes(cat, part) if has_small_heads(clf) else None
             probs = field_probas(clf, vecs[start : start + batch], sizes=sizes)  # type: ignore[arg-type]
         else:
-            probs = probas_stored(cat, clf, part, titles[start : start + batch] if titles else None)
-        arrays = predict_arrays(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold)
+            probs = probas_stored(cat, clf, part, titles[start : start + batch] if titles else None, sizes)
+        arrays = predict_arrays(
+            clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes
+        )
         if store:
             store_predictions(cat, clf.name, version, part, arrays)
         flagged = np.zeros(len(part), bool)
