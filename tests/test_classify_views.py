@@ -214,3 +214,17 @@ def test_small_photos_are_routed_to_the_small_head(shop: Path, home: Path, tmp_p
             pred = dict(s.execute(select(ClassPrediction.image_sha256, ClassPrediction.label)).all())
             sha = dict(s.execute(select(ProductImage.product_id, ProductImage.image_sha256)).all())
         assert pred[sha["P15"]] == "Tshirts" and pred[sha["P1"]] == "Shoes"
+
+
+def test_explanations_of_small_photos_use_the_small_head(shop: Path, home: Path) -> None:
+    pytest.importorskip("torch")
+    from catalens.explain.targets import classifier_target
+
+    with Catalog.open(home) as cat:
+        clf = cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder")
+    small = classifier_target(home, "k", "kind", image_size=(60, 80))
+    big = classifier_target(home, "k", "kind", image_size=(240, 320))
+    plain = classifier_target(home, "k", "kind")
+    assert "small-photo head" in small.name and "small" not in big.name and "small" not in plain.name
+    assert np.allclose(small.head.weight.detach().numpy(), clf.head("kind").small.W, atol=1e-6)
+    assert np.allclose(big.head.weight.detach().numpy(), clf.head("kind").W, atol=1e-6)

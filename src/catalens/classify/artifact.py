@@ -159,12 +159,13 @@ class Classifier:
     def dim(self) -> int:
         return int(next(iter(self.heads.values())).W.shape[1])
 
-    def torch_head(self, field_name: str) -> Any:
+    def torch_head(self, field_name: str, *, small: bool = False) -> Any:
         """``nn.Module`` mapping (N, dim) L2-normalised embeddings to (uncalibrated) logits.
 
         An ``nn.Linear`` for linear and prototype heads: divide the logits by
         ``head(field).temperature`` for calibrated probabilities. For aggregated heads (the built-in
         ImageNet-mapped taxonomy) the module returns log-probabilities of the taxonomy nodes.
+        ``small``: the field's small-photo head where it has one (see ``FieldHead.small``).
         """
         import torch
         from torch import nn
@@ -174,6 +175,8 @@ class Classifier:
                 f"classifier {self.name!r} takes {self.input} input; a torch head needs an image-only classifier"
             )
         h = self.head(field_name)
+        if small and h.small is not None:
+            h = h.small
         layer = nn.Linear(h.W.shape[1], h.W.shape[0])
         with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(h.W, np.float32)))

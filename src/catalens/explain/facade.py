@@ -36,8 +36,10 @@ class ExplainMixin:
         *,
         imagenet: bool = False,
         model: str | None = None,
+        image_size: tuple[int, int] | None = None,
     ) -> tuple[Any, str]:
-        """``(target, model name)``: a trained classifier's field, or the model's ImageNet classifier."""
+        """``(target, model name)``: a trained classifier's field, or the model's ImageNet classifier
+        (``image_size``: a small photo gets the classifier's small-photo head, where it has one)."""
         from catalens.explain.targets import default_target
 
         return default_target(
@@ -46,6 +48,7 @@ class ExplainMixin:
             field=field,
             imagenet=imagenet,
             model=model or self.settings.default_model,  # type: ignore[attr-defined]
+            image_size=image_size,
         )
 
     def explain_label(
@@ -68,8 +71,10 @@ class ExplainMixin:
         """
         from catalens.explain.refs import resolve_image_ref
 
-        target, model_name = self.explain_target(classifier, field, imagenet=imagenet, model=model)
         path = resolve_image_ref(self.db, image)  # type: ignore[attr-defined]
+        target, model_name = self.explain_target(
+            classifier, field, imagenet=imagenet, model=model, image_size=_header_size(path)
+        )
         return self.explainer(model_name).explain(
             path, target, label, method=method, threshold=threshold, top_k=top_k, smooth=smooth
         )
@@ -112,3 +117,15 @@ class ExplainMixin:
         pil, _ = load_image(path)
         shown = [r for r in qc.results if r.regions and (include_pass or r.verdict != "pass")]
         return qc, draw_regions(pil, shown)
+
+
+def _header_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the image header, or None when it cannot be read (the explainer then
+    reports the problem with the file)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None

@@ -111,11 +111,15 @@ class HeadTarget:
         return out
 
 
-def classifier_target(home: str | Path, name: str, field: str | None = None) -> HeadTarget:
+def classifier_target(
+    home: str | Path, name: str, field: str | None = None, *, image_size: tuple[int, int] | None = None
+) -> HeadTarget:
     """A trained catalens classifier (``catalens.classify.artifact.load_classifier``) as a target.
 
-    ``field`` may be left out when the classifier predicts one field. Raises NotFoundError for
-    an unknown classifier or field, NoGradientPathError when its head has no torch form.
+    ``field`` may be left out when the classifier predicts one field. ``image_size`` (width,
+    height of the photo to explain): a small photo is explained with the field's small-photo head
+    when the classifier has one, as ``catalens classify`` scores it. Raises NotFoundError for an
+    unknown classifier or field, NoGradientPathError when its head has no torch form.
     """
     try:
         from catalens.classify.artifact import load_classifier  # type: ignore[import-not-found]
@@ -140,8 +144,13 @@ def classifier_target(home: str | Path, name: str, field: str | None = None) -> 
     elif fields and field not in fields:
         raise NotFoundError(f"classifier {name!r} has no field {field!r}; its fields: {', '.join(fields)}")
     labels = [str(c) for c in clf.classes(field)]
+    small = False
+    if image_size is not None:
+        from catalens.classify.predict import small_rows
+
+        small = small_rows(clf, [image_size]) is not None
     try:
-        head = clf.torch_head(field)
+        head = clf.torch_head(field, small=small) if small else clf.torch_head(field)
     except (NotImplementedError, ClassifierError) as exc:
         raise NoGradientPathError(f"classifier {name!r} ({field}) has no torch form: {exc}") from exc
     if head is None or not callable(head):
@@ -151,7 +160,10 @@ def classifier_target(home: str | Path, name: str, field: str | None = None) -> 
     model = getattr(clf, "model", None)
     model_name = getattr(model, "name", model)
     return HeadTarget(
-        head=head, labels=labels, name=f"{name}/{field}", model=str(model_name) if model_name else None
+        head=head,
+        labels=labels,
+        name=f"{name}/{field}" + (" (small-photo head)" if small else ""),
+        model=str(model_name) if model_name else None,
     )
 
 
@@ -197,6 +209,7 @@ def default_target(
     field: str | None = None,
     imagenet: bool = False,
     model: str | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> tuple[Any, str | None]:
     """``(target, model name)`` for the CLI / Catalog: ``classifier`` (a trained catalens
     classifier, on the model it was trained on), ``imagenet`` (the model's own ImageNet-1k
@@ -205,7 +218,7 @@ def default_target(
     if classifier and imagenet:
         raise ConfigError("pick one target: --classifier NAME or --imagenet")
     if classifier:
-        target = classifier_target(home, classifier, field)
+        target = classifier_target(home, classifier, field, image_size=image_size)
         return target, target.model or model
     if imagenet:
         if field:
