@@ -6,7 +6,7 @@ about photos through the library's file path (``service.probas_images``: decode,
 preprocessing, encode), at several sizes:
 
 - ``dev-test``: the 588 myntra-dev test-split photos (225x300 as stored), and the same photos
-  shrunk to fit 60x80 (JPEG round trip, as a thumbnail file would be);
+  shrunk to fit 60x80 (80x60 for a landscape photo; JPEG round trip, as a thumbnail file would be);
 - ``fullres``: myntra-fullres-dev (200 other products, up to 1200 px; none shares an id or a title
   with myntra-dev), as they are, shrunk to fit 225x300 and to fit 60x80;
 - ``clothing-val`` (with ``--clothing-home``): clothing-dev user photos (10 classes), heads trained
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import sys
 import time
@@ -49,17 +48,11 @@ def emit(obj: dict) -> None:
 
 
 def shrink(im, box: tuple[int, int]):
-    """``im`` shrunk to fit ``box`` (aspect kept, never enlarged), through a JPEG file at quality 90."""
-    from PIL import Image
+    """``im`` as a thumbnail file of ``box`` (short side, long side), oriented like the photo: the
+    library's own view (``catalens.classify.views.view_image``: LANCZOS, JPEG round trip at 90)."""
+    from catalens.classify.views import ViewSpec, view_image
 
-    im = im.copy()
-    im.thumbnail(box, Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90)
-    buf.seek(0)
-    out = Image.open(buf)
-    out.load()
-    return out
+    return view_image(im, ViewSpec(f"{box[0]}x{box[1]}", box))
 
 
 def scores_for(

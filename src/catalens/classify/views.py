@@ -51,7 +51,8 @@ VIEWS: dict[str, ViewSpec] = {"thumb": ViewSpec("thumb", (60, 80))}
 # articleType 0.771 vs 0.755, gender 0.815 vs 0.798; at 225x300 it is no better)
 SMALL_FACTOR = 2.0
 # the methods that train on views unless told otherwise: on prototypes (class means) the thumbnail
-# views cost gender 0.04 at both sizes on myntra-dev, so they stay opt-in there
+# views cost gender at both sizes on myntra-dev (Lite0-hc: 0.04 at 225x300, 0.03 at 60x80), so they
+# stay opt-in there
 DEFAULT_VIEWS: dict[str, tuple[str, ...]] = {"linear": ("thumb",)}
 
 
@@ -118,7 +119,7 @@ def view_matrix(
     for s, b in have.items():
         out[row_of[s]] = decode_vector(b)
     problems: list[str] = []
-    todo: list[str] = []
+    todo: list[tuple[str, str]] = []  # (sha, file)
     for s in row_of:
         if s in have:
             continue
@@ -128,14 +129,12 @@ def view_matrix(
         elif rec.width and rec.height and fits(rec.width, rec.height, view):
             continue  # already thumbnail-sized: the stored embedding is the view
         else:
-            todo.append(s)
+            todo.append((s, rec.stored_path or rec.source))
     enc = cat.encoder(model) if todo else None
     done = 0
     for start in range(0, len(todo), batch):
         part, images = [], []
-        for s in todo[start : start + batch]:
-            rec = cat.db.image(s)
-            path = rec.stored_path or rec.source
+        for s, path in todo[start : start + batch]:
             try:
                 images.append(view_image(open_image(path, draft_to=2 * view.box[1]).image, view))
                 part.append(s)
