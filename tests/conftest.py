@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+# fixtures of the servers the tests run against (tests/services/)
+pytest_plugins = ["services.postgres"]
+
 SHARED_DATA = Path(
     os.environ.get("CATALENS_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 )

@@ -10,6 +10,8 @@ from conftest import FakeEncoder, make_product_image
 from catalens import Catalog
 from catalens.errors import ManifestError
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")
+
 
 def _folder(tmp_path: Path, n: int) -> Path:
     root = tmp_path / "photos"
@@ -241,3 +243,9 @@ def test_prefetch_map_keeps_order_and_lowers_worker_priority() -> None:
     # the caller's own priority is untouched
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
     assert {p for _, p in prefetch_map(work, range(5), nice=0)} == {base}
+
+
+def test_catalogue_lives_on_the_parametrised_backend(catalog_backend: str, home: Path) -> None:
+    with Catalog.open(home) as cat:
+        assert cat.db.engine.dialect.name == catalog_backend
+        assert cat.info()["database"].startswith("sqlite:///" if catalog_backend == "sqlite" else "postgresql")

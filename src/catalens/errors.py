@@ -106,3 +106,13 @@ class NoGradientPathError(ModelError):
 
 class UnknownLabelError(NotFoundError):
     """A label (class) the classifier does not have; the message lists the known ones."""
+
+
+class DatabaseUnavailableError(CatalensError):
+    """The catalogue database cannot be reached or dropped the connection (server down, restarted,
+    refused the login). ``database`` names it (password hidden); what was committed before is kept."""
+
+    def __init__(self, database: str, reason: str) -> None:
+        self.database = database
+        self.reason = reason
+        super().__init__(f"database {database}: {reason}")
