@@ -34,6 +34,33 @@ def _session_model_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ign
         os.environ["CATALENS_CACHE_DIR"] = old
 
 
+CLI_TEST_WIDTH = 1000
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fixed_width_consoles():  # type: ignore[no-untyped-def]
+    """Human CLI output in tests is rendered on consoles of one fixed, wide width, so that no
+    result depends on ``COLUMNS``, the terminal or the length of a temporary path (Rich wraps
+    at the console width). Scripts' output (``--json``) never wraps anyway."""
+    from catalens import cli_common
+
+    saved = [(c, c._width) for c in (cli_common.out, cli_common.err)]
+    for console, _ in saved:
+        console.width = CLI_TEST_WIDTH
+    try:  # Typer's own usage errors and help panels make their consoles from this width
+        import typer.rich_utils as typer_rich
+    except ImportError:  # pragma: no cover - typer without rich
+        typer_rich = None
+    old_max = getattr(typer_rich, "MAX_WIDTH", None)
+    if typer_rich is not None:
+        typer_rich.MAX_WIDTH = CLI_TEST_WIDTH
+    yield
+    for console, width in saved:
+        console._width = width
+    if typer_rich is not None:
+        typer_rich.MAX_WIDTH = old_max
+
+
 def shared_dataset(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.exists():

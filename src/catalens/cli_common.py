@@ -36,8 +36,26 @@ def _catalog() -> Any:
 
 
 def _fail(exc: CatalensError) -> NoReturn:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    # one logical line, never broken by Rich: the terminal wraps it, and logs and scripts can
+    # grep the whole message whatever the terminal width or the length of the paths in it
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
+
+
+RAY_HELP = (
+    "Run on a Ray cluster (pip install 'catalens[ray]'): --ray alone (or auto) joins the running "
+    "cluster (ray start --head), or give its address: --ray HOST:6379 | ray://HOST:10001."
+)
+
+
+def ray_flag_argv(argv: list[str]) -> list[str]:
+    """A bare ``--ray`` (last, or followed by another option) means ``--ray auto``."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("auto")
+    return out
 
 
 def print_json(data: Any) -> None:
