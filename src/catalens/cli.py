@@ -28,7 +28,7 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-from catalens.cli_common import _catalog, _fail, err, out, state  # noqa: E402
+from catalens.cli_common import RAY_HELP, _catalog, _fail, err, out, state  # noqa: E402
 
 
 @app.callback()
@@ -133,6 +133,7 @@ def ingest(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)] = None,
 ) -> None:
     """Add images to the catalog (idempotent by content hash; resumable) and embed them.
 
@@ -147,7 +148,7 @@ def ingest(
         with rich_progress(err, enabled=not quiet and not as_json) as progress:
             report = cat.ingest(
                 sources, image_col=image_col, id_col=id_col, text_col=text_col, label_cols=label_col,
-                embed=embed, model=model, progress=progress,
+                embed=embed, model=model, progress=progress, ray=ray,
             )  # fmt: skip
     except CatalensError as exc:
         _fail(exc)
@@ -167,6 +168,7 @@ def embed(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)] = None,
 ) -> None:
     """Embed every stored image that has no vector for the model yet (resumable)."""
     from catalens.progress import rich_progress
@@ -174,7 +176,7 @@ def embed(
     try:
         cat = _catalog()
         with rich_progress(err, enabled=not quiet and not as_json) as progress:
-            report = cat.embed(model, progress=progress)
+            report = cat.embed(model, progress=progress, ray=ray)
     except CatalensError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -279,8 +281,10 @@ _register_features()
 
 
 def main() -> None:
+    from catalens.cli_common import ray_flag_argv
+
     try:
-        app()
+        app(args=ray_flag_argv(sys.argv[1:]))
     except CatalensError as exc:  # pragma: no cover - commands catch their own
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(exc.exit_code)

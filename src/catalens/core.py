@@ -73,8 +73,11 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
         embed: bool = True,
         model: str | None = None,
         progress: ProgressFactory | None = None,
+        ray: str | None = None,
     ) -> JobReport:
-        """Ingest a folder, manifest, URL list or URL(s); embed new images unless ``embed=False``."""
+        """Ingest a folder, manifest, URL list or URL(s); embed new images unless ``embed=False``.
+
+        ``ray``: run the per-image work on the Ray cluster at that address ("auto": the running one)."""
         sources = [source] if isinstance(source, str | Path) else list(source)
         cols = ManifestColumns(image=image_col, id=id_col, text=text_col, labels=label_cols)
         items: list[SourceItem] = [it for src in sources for it in iter_source(src, cols)]
@@ -94,12 +97,15 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
             kind="ingest",
             source=" ".join(map(str, sources)),
             encoder=encoder,
-            options=options | {"model": getattr(encoder, "model_id", None)},
+            options=options | {"model": getattr(encoder, "model_id", None)} | _ray_option(ray),
             on_progress=tick,
+            prepare_with=_ray_engine(ray, self.settings),
         )
 
-    def embed(self, model: str | None = None, *, progress: ProgressFactory | None = None) -> JobReport:
-        """Embed every stored image that has no vector for ``model`` yet."""
+    def embed(
+        self, model: str | None = None, *, progress: ProgressFactory | None = None, ray: str | None = None
+    ) -> JobReport:
+        """Embed every stored image that has no vector for ``model`` yet (``ray``: on that Ray cluster)."""
         encoder = self.encoder(model)
         done = self.db.embedded_shas(encoder.model_id, encoder.version)
         todo = [img for img in self.db.ok_images() if img.sha256 not in done]
@@ -112,8 +118,9 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
             kind="embed",
             source=None,
             encoder=encoder,
-            options={"model": encoder.model_id},
+            options={"model": encoder.model_id} | _ray_option(ray),
             on_progress=tick,
+            prepare_with=_ray_engine(ray, self.settings),
         )
 
     @staticmethod
@@ -139,3 +146,16 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
         data["database"] = self.settings.database_url
         data["schema_version"] = self.db.schema_version
         return data
+
+
+def _ray_option(ray: str | None) -> dict[str, Any]:
+    return {} if ray is None else {"ray": ray or "auto"}
+
+
+def _ray_engine(ray: str | None, settings: Settings) -> Any:
+    """The Ray engine of a job when ``ray`` is given (None: the local engine). Ray is imported only then."""
+    if ray is None:
+        return None
+    from catalens.pipeline.ray_engine import RayEngine
+
+    return RayEngine(address=ray or "auto", device=settings.device)

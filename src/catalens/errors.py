@@ -92,6 +92,10 @@ class IndexCorruptError(CatalensError):
     """A vector index on disk is damaged or does not match its data (it is rebuilt from the vectors)."""
 
 
+class IndexUnavailableError(CatalensError):
+    """A vector index server (Milvus) cannot be reached or does not answer in time; the message names its URI."""
+
+
 class FilterSyntaxError(CatalensError):
     """A malformed ``--where`` filter expression; the message points at the position."""
 
@@ -116,3 +120,8 @@ class DatabaseUnavailableError(CatalensError):
         self.database = database
         self.reason = reason
         super().__init__(f"database {database}: {reason}")
+
+
+class ClusterError(CatalensError):
+    """The Ray cluster cannot be reached, or lost every worker of a job; the message names the address.
+    What was committed before is kept: run the same command again to resume."""

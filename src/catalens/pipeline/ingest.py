@@ -82,41 +82,29 @@ class _Prepared:
     image: NewImage | None = None
     tensor: np.ndarray | None = None
     failure: Failure | None = None
+    # an L2-normalised embedding computed elsewhere (a Ray worker); stored as is, not re-encoded
+    vector: np.ndarray | None = None
+
+    @property
+    def wants_vector(self) -> bool:
+        return self.tensor is not None or self.vector is not None
 
 
-class IngestRunner:
-    """Runs one job over source items. ``encoder`` is None for an ingest without embedding."""
+def draft_side(encoder: Any | None) -> int:
+    """The short side JPEGs are draft-decoded to: one policy whatever the model and whether or not
+    we embed, so that the pixel hash of an image does not depend on how it was ingested."""
+    model_side = int(encoder.preprocess.target_short_side) if encoder is not None else 0
+    return max(DRAFT_SHORT_SIDE, model_side)
 
-    def __init__(
-        self,
-        db: CatalogDB,
-        settings: Settings,
-        *,
-        encoder: Any | None,
-        job_id: int | None,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> None:
-        self.db, self.settings, self.encoder, self.job_id = db, settings, encoder, job_id
-        self.on_progress = on_progress
-        self.known = db.known_image_shas()
-        self.links = db.product_links()
-        self.embedded: set[str] = set()
-        self.vectors: VectorFile | None = None
-        self.next_row = 0
-        self.model_rec = None
-        if encoder is not None:
-            spec = getattr(encoder, "spec", None)
-            spec_dict = spec.to_dict() if hasattr(spec, "to_dict") else {}
-            self.model_rec = db.model_record(encoder.model_id, encoder.version, encoder.dim, spec_dict)
-            self.vectors = VectorFile(
-                settings.home / "vectors", encoder.model_id, encoder.version, encoder.dim
-            )
-            self.next_row = self.vectors.reconcile(db)
-            self.embedded = db.embedded_shas(encoder.model_id, encoder.version)
-        # One draft policy whatever the model and whether or not we embed, so that the
-        # pixel hash of an image does not depend on how it was ingested.
-        model_side = int(encoder.preprocess.target_short_side) if encoder is not None else 0
-        self.draft_to = max(DRAFT_SHORT_SIDE, model_side)
+
+class ItemPreparer:
+    """The per-item side of a job: read, hash, decode, pixel-hash, preprocess. It needs no database:
+    ``known``/``embedded`` are the image hashes already stored / already embedded for the model.
+    The local engine runs it on threads (:class:`IngestRunner`), the Ray engine on workers."""
+
+    def __init__(self, settings: Settings, encoder: Any | None, known: set[str], embedded: set[str]) -> None:
+        self.settings, self.encoder, self.known, self.embedded = settings, encoder, known, embedded
+        self.draft_to = draft_side(encoder)
         self.blob_root = settings.home / "blobs"
 
     # ---- worker side (threads) ----------------------------------------------------------------
@@ -178,10 +166,47 @@ class IngestRunner:
         except Exception as exc:  # a bug or an unforeseen library error: keep the batch going
             return _Prepared(item, failure=Failure(item.source, "error", f"{type(exc).__name__}: {exc}"))
 
+
+class IngestRunner(ItemPreparer):
+    """Runs one job over source items. ``encoder`` is None for an ingest without embedding."""
+
+    def __init__(
+        self,
+        db: CatalogDB,
+        settings: Settings,
+        *,
+        encoder: Any | None,
+        job_id: int | None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.db, self.settings, self.encoder, self.job_id = db, settings, encoder, job_id
+        self.on_progress = on_progress
+        self.known = db.known_image_shas()
+        self.links = db.product_links()
+        self.embedded: set[str] = set()
+        self.vectors: VectorFile | None = None
+        self.next_row = 0
+        self.model_rec = None
+        if encoder is not None:
+            spec = getattr(encoder, "spec", None)
+            spec_dict = spec.to_dict() if hasattr(spec, "to_dict") else {}
+            self.model_rec = db.model_record(encoder.model_id, encoder.version, encoder.dim, spec_dict)
+            self.vectors = VectorFile(
+                settings.home / "vectors", encoder.model_id, encoder.version, encoder.dim
+            )
+            self.next_row = self.vectors.reconcile(db)
+            self.embedded = db.embedded_shas(encoder.model_id, encoder.version)
+        ItemPreparer.__init__(self, settings, encoder, self.known, self.embedded)
+
     # ---- main thread --------------------------------------------------------------------------
-    def run(self, items: Iterable[SourceItem], report: JobReport) -> JobReport:
+    def run(
+        self, items: Iterable[SourceItem], report: JobReport, prepared: Iterable[_Prepared] | None = None
+    ) -> JobReport:
         """Prepare items in worker threads, infer batches here, and store each batch on a writer
-        thread while the next batch is inferred (at most one write in flight, in batch order)."""
+        thread while the next batch is inferred (at most one write in flight, in batch order).
+
+        ``prepared``: items already prepared elsewhere (the Ray engine's workers, vectors included),
+        in any order, instead of preparing ``items`` here; they are stored the same way."""
         batch_size = max(1, self.settings.batch_size)
         pending: list[_Prepared] = []
         n_tensors = 0
@@ -198,23 +223,26 @@ class IngestRunner:
                 self._account(done, report)
 
         try:
-            for prep in prefetch_map(
-                self.prepare,
-                items,
-                workers=self.settings.workers,
-                ahead=4 * batch_size,
-                nice=self.settings.prefetch_nice if self.encoder is not None else 0,
-            ):
+            stream = prepared
+            if stream is None:
+                stream = prefetch_map(
+                    self.prepare,
+                    items,
+                    workers=self.settings.workers,
+                    ahead=4 * batch_size,
+                    nice=self.settings.prefetch_nice if self.encoder is not None else 0,
+                )
+            for prep in stream:
                 report.seen += 1
                 if prep.sha is not None:
                     # a second reference to one image (in this batch, or stored since it was prepared)
                     if prep.sha in pending_shas or prep.sha in self.embedded:
-                        prep.tensor = None
+                        prep.tensor = prep.vector = None
                     if prep.sha in pending_shas or prep.sha in self.known:
                         prep.image = None
                     pending_shas.add(prep.sha)
                 pending.append(prep)
-                if prep.tensor is not None:
+                if prep.wants_vector:
                     n_tensors += 1
                 if n_tensors >= batch_size or len(pending) >= 8 * batch_size:
                     staged = self._stage(pending)
@@ -237,12 +265,11 @@ class IngestRunner:
     def _stage(self, batch: list[_Prepared]) -> _Batch:
         """Infer the batch's tensors and assemble its rows (main thread). The in-memory sets are
         updated now, so that the next batches see these images while this one is being written."""
-        with_tensor = [p for p in batch if p.tensor is not None]
+        with_tensor = [p for p in batch if p.wants_vector]
         vecs: np.ndarray | None = None
         embeddings: list[tuple[str, int]] = []
         if with_tensor and self.encoder is not None and self.vectors is not None:
-            x = np.stack([p.tensor for p in with_tensor]).astype(np.float32, copy=False)
-            vecs = l2_normalize(self.encoder.encode(x))
+            vecs = self._infer(with_tensor)
             embeddings = [(p.sha, self.next_row + i) for i, p in enumerate(with_tensor)]  # type: ignore[misc]
         start_row = self.next_row
         images = [p.image for p in batch if p.image is not None and p.sha not in self.known]
@@ -262,6 +289,20 @@ class IngestRunner:
         self.known.update(img.sha256 for img in images)  # type: ignore[union-attr]
         self.links.update(links)
         return _Batch(batch, vecs, start_row, embeddings, images, list(products.values()), links, failures)  # type: ignore[arg-type]
+
+    def _infer(self, items: list[_Prepared]) -> np.ndarray:
+        """(N, dim) L2-normalised vectors of ``items``: encoded here from their tensors in one batch,
+        or as a worker computed them (``_Prepared.vector``)."""
+        todo = [p for p in items if p.vector is None]
+        if todo:
+            assert self.encoder is not None
+            x = np.stack([p.tensor for p in todo]).astype(np.float32, copy=False)
+            encoded = l2_normalize(self.encoder.encode(x))
+            if len(todo) == len(items):
+                return encoded
+            for p, v in zip(todo, encoded, strict=True):
+                p.vector = v
+        return np.stack([p.vector for p in items]).astype(np.float32, copy=False)  # type: ignore[misc]
 
     def _write(self, b: _Batch) -> None:
         """Vectors appended and fsynced, then one database transaction (writer thread)."""
@@ -312,13 +353,16 @@ def run_job(
     encoder: Any | None,
     options: dict[str, Any],
     on_progress: Callable[[int], None] | None = None,
+    prepare_with: Callable[[IngestRunner, Iterable[SourceItem]], Iterable[_Prepared]] | None = None,
 ) -> JobReport:
+    """Run one job over ``items``. ``prepare_with(runner, items)``: where items are prepared and
+    embedded (the Ray engine); default: threads here, with batched inference in this process."""
     job_id = db.start_job(kind, source, options)
     report = JobReport(job_id=job_id, model=encoder.model_id if encoder is not None else None)
     start = time.perf_counter()
     runner = IngestRunner(db, settings, encoder=encoder, job_id=job_id, on_progress=on_progress)
     try:
-        runner.run(items, report)
+        runner.run(items, report, prepare_with(runner, items) if prepare_with is not None else None)
     except KeyboardInterrupt:
         report.status = "interrupted"
         raise
