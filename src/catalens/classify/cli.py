@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from catalens.classify.errors import ClassifierError
-from catalens.cli_common import _catalog, _fail, err, out, print_json
+from catalens.cli_common import RAY_HELP, _catalog, _fail, err, out, print_json
 from catalens.errors import CatalensError
 
 
@@ -49,6 +49,9 @@ def classify(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ray: Annotated[
+        str | None, typer.Option("--ray", metavar="[ADDRESS]", help="With --all: " + RAY_HELP)
+    ] = None,
 ) -> None:
     """Classify images into a taxonomy with calibrated probabilities (no training needed for 'builtin')."""
     if zero_shot:
@@ -57,7 +60,9 @@ def classify(
     try:
         with _catalog() as cat:
             if all_:
-                res: Any = cat.classify_all(classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k)
+                res: Any = cat.classify_all(
+                    classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k, ray=ray
+                )
             else:
                 res = cat.classify(
                     [str(p) for p in paths or []],

@@ -152,15 +152,19 @@ def classify_all(
     top_k: int = 3,
     store: bool = True,
     batch: int = 4096,
+    ray: str | None = None,
 ) -> dict[str, Any]:
-    """Classify every stored embedding and store the predictions (one row per image and field)."""
+    """Classify every stored embedding and store the predictions (one row per image and field).
+
+    ``ray``: score on the Ray cluster at that address ("auto": the running one), and embed the
+    images a fine-tuned member lacks there too; inputs are read and predictions stored here."""
     import time
 
     clf = resolve(cat, classifier)
     members = _members(clf)
     for m in members:
         if m.method == "finetune":  # its own fine-tuned model: embed the images that lack a vector
-            cat.embed(m.model)
+            cat.embed(m.model, ray=ray)
     hashes, vecs = cat.vectors(members[0].model)
     uses_titles = any(k in m.input.split("+") for m in members for k in ("text", "words"))
     titles = catalog_titles(cat, hashes) if uses_titles else None
@@ -170,16 +174,26 @@ def classify_all(
     version = "+".join(getattr(m, "version", "") for m in members)[:64]
     # image-only single classifier: score the stored matrix directly (no per-batch lookups)
     direct = not isinstance(clf, Ensemble) and clf.input == "image"
-    for start in range(0, len(hashes), batch):
-        part = hashes[start : start + batch]
-        sizes = image_sizes(cat, part) if has_small_heads(clf) else None
-        if direct:
-            probs = field_probas(clf, vecs[start : start + batch], sizes=sizes)  # type: ignore[arg-type]
-        else:
-            probs = probas_stored(cat, clf, part, titles[start : start + batch] if titles else None, sizes)
-        arrays = predict_arrays(
-            clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes
-        )
+    opts = {"top_k": top_k, "hierarchy": hierarchy, "threshold": threshold}
+
+    def batches() -> Any:
+        for start in range(0, len(hashes), batch):
+            part = hashes[start : start + batch]
+            sizes = image_sizes(cat, part) if has_small_heads(clf) else None
+            if direct:
+                inputs = [vecs[start : start + batch]]
+            else:
+                part_titles = titles[start : start + batch] if titles else None
+                inputs = [stored_inputs(cat, m, part, part_titles) for m in members]
+            yield part, (inputs, sizes)
+
+    if ray is None:
+        scored: Any = ((part, score_inputs(clf, *work, **opts)) for part, work in batches())
+    else:
+        from catalens.classify.ray_scoring import ray_score
+
+        scored = ray_score(ray or "auto", clf, batches(), opts)
+    for part, arrays in scored:
         if store:
             store_predictions(cat, clf.name, version, part, arrays)
         flagged = np.zeros(len(part), bool)
@@ -198,6 +212,24 @@ def classify_all(
         "stored": store,
         "labels": {f: dict(sorted(c.items(), key=lambda kv: -kv[1])[:20]) for f, c in counts.items()},
     }
+
+
+def score_inputs(
+    clf: Classifier | Ensemble,
+    inputs: list[np.ndarray],
+    sizes: np.ndarray | None,
+    *,
+    top_k: int,
+    hierarchy: str,
+    threshold: float | None,
+) -> dict[str, FieldArrays]:
+    """Predictions of one batch from its inputs (one matrix per member) and stored sizes: pure, so
+    that it runs here or on a Ray worker alike."""
+    if isinstance(clf, Ensemble):
+        probs = clf.proba(inputs, sizes=sizes)
+    else:
+        probs = field_probas(clf, inputs[0], sizes=sizes)
+    return predict_arrays(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes)
 
 
 def store_predictions(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalens.cli_common import _catalog, _fail, err, out, print_json
+from catalens.cli_common import RAY_HELP, _catalog, _fail, err, out, print_json
 from catalens.errors import CatalensError, ConfigError
 
 EPILOG = (
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         ] = True,
         list_checks: Annotated[bool, typer.Option("--list-checks", help="List the checks and exit.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+        ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)] = None,
     ) -> None:
         """Check photos for blur, exposure, size, background, borders, text, watermarks, NSFW,
         duplicates and file problems, with reasons, against a policy profile."""
@@ -60,8 +61,9 @@ def register(app: typer.Typer) -> None:
             cat = _catalog()
             with rich_progress(err, enabled=not quiet and not as_json) as progress:
                 rep = cat.qc(
-                    paths or [], all_images=all_images, profile=profile, store=store, progress=progress
-                )
+                    paths or [], all_images=all_images, profile=profile, store=store, progress=progress,
+                    ray=ray,
+                )  # fmt: skip
             from catalens.quality.report import write_csv, write_html
 
             if csv_path:

@@ -25,11 +25,13 @@ class QualityMixin:
         store: bool = True,
         progress: ProgressFactory | None = None,
         workers: int | None = None,
+        ray: str | None = None,
     ) -> Any:
         """Check files/folders (``paths``) and/or every catalogue image (``all_images``) against a profile.
 
         Returns a :class:`catalens.quality.runner.QCReport`; results are stored in the catalogue
-        (table ``quality_results``) unless ``store=False``.
+        (table ``quality_results``) unless ``store=False``. ``ray``: decode and check on the Ray
+        cluster at that address ("auto": the running one); the batch checks and storing run here.
 
         >>> report = cat.qc(["photos/"], profile="marketplace-main-image")
         >>> report.exit_code("error"), report.counts
@@ -42,7 +44,14 @@ class QualityMixin:
         prof = load_profile(profile, self.settings.home)  # type: ignore[attr-defined]
         items, failed = collect_items(self.db, paths or [], all_images)  # type: ignore[attr-defined]
         tick = progress("qc", len(items)) if progress else None
-        report = run_checks(items, prof, self.settings, on_progress=tick, workers=workers)  # type: ignore[attr-defined]
+        map_items = None
+        if ray is not None:
+            from catalens.quality.ray_qc import ray_items_map
+
+            map_items = ray_items_map(ray or "auto", prof, self.settings)  # type: ignore[attr-defined]
+        report = run_checks(
+            items, prof, self.settings, on_progress=tick, workers=workers, map_items=map_items  # type: ignore[attr-defined]
+        )
         if (
             all_images
             and "duplicates" in prof.checks

@@ -108,6 +108,25 @@ def check_image(img: QCImage, checks: Sequence[Check], profile: str = "") -> tup
     return qc, prints
 
 
+def check_item(
+    item: QCItem, checks: Sequence[Check], profile: str, settings: Settings
+) -> tuple[ImageQC, dict[str, Any]]:
+    """Decode one item and run the per-image checks on it (a thread here, or a Ray worker)."""
+    img = QCImage.load(
+        item.path,
+        max_bytes=settings.max_file_bytes,
+        max_pixels=settings.max_pixels,
+        max_side=settings.max_side,
+        source=item.source,
+    )
+    if img.sha256 is None and item.sha256:
+        img.sha256 = item.sha256
+    return check_image(img, checks, profile)
+
+
+ItemsMap = Callable[[list[QCItem], Callable[[int], None] | None], list[tuple[ImageQC, dict[str, Any]]]]
+
+
 def run_checks(
     items: Iterable[QCItem],
     profile: Profile,
@@ -115,26 +134,20 @@ def run_checks(
     *,
     on_progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    map_items: ItemsMap | None = None,
 ) -> QCReport:
-    """Check every item with ``profile``; results keep the input order."""
+    """Check every item with ``profile``; results keep the input order. ``map_items(items, tick)``
+    runs :func:`check_item` elsewhere (the Ray engine), in input order; the batch checks run here."""
     items = list(items)
     checks = profile.instantiate()
     for c in checks:
-        c.setup()  # load OCR / NSFW models once, before the threads start
+        if map_items is None or c.scope == "batch":
+            c.setup()  # load OCR / NSFW models once, before the threads start
     started = time.perf_counter()
 
     def one(item: QCItem) -> tuple[ImageQC, dict[str, Any]]:
-        img = QCImage.load(
-            item.path,
-            max_bytes=settings.max_file_bytes,
-            max_pixels=settings.max_pixels,
-            max_side=settings.max_side,
-            source=item.source,
-        )
-        if img.sha256 is None and item.sha256:
-            img.sha256 = item.sha256
         try:
-            return check_image(img, checks, profile.name)
+            return check_item(item, checks, profile.name, settings)
         finally:
             if on_progress:
                 on_progress(1)
@@ -143,7 +156,9 @@ def run_checks(
     import cv2
 
     cv2.setNumThreads(1)
-    if n_workers == 1:
+    if map_items is not None:
+        done = map_items(items, on_progress)
+    elif n_workers == 1:
         done = [one(it) for it in items]
     else:
         with ThreadPoolExecutor(n_workers) as pool:
