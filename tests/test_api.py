@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
 

@@ -59,6 +59,7 @@ def test_large_batches_bypass_and_errors_reach_the_caller() -> None:
         BatchingEncoder(inner, max_rows=1)
 
 
+@pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 def test_service_wraps_its_encoder_once(home, fake_encoder) -> None:
     pytest.importorskip("fastapi")
     from catalens.api.service import ServiceCatalog

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 pytest.importorskip("fastapi")
 
 from catalens.api.service import ServiceCatalog  # noqa: E402

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 pytest.importorskip("fastapi")
 
 from tests.test_api import _build, _err, _png  # noqa: E402

@@ -13,6 +13,8 @@ from catalens.cli import app
 from catalens.core import Catalog
 from tests.conftest import make_product_image
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 N = 30
 runner = CliRunner()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from catalens.classify.artifact import Classifier, FieldHead, softmax
@@ -138,11 +139,13 @@ def test_colour_descriptor_separates_colours_and_drops_skin() -> None:
     assert np.abs(with_face[n : 2 * n] - blue[n : 2 * n]).sum() < np.abs(with_face[:n] - blue[:n]).sum()
 
 
+@pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 def test_feature_cache_computes_once(tmp_path) -> None:
     from catalens.catalog.db import CatalogDB
     from catalens.classify.cache import cached, decode_vector, encode_vector
+    from catalens.config import Settings
 
-    db = CatalogDB(f"sqlite:///{tmp_path / 'c.db'}")
+    db = CatalogDB(Settings(home=tmp_path).database_url)
     calls: list[str] = []
 
     def compute(sha: str) -> bytes:

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 

@@ -12,6 +12,8 @@ from catalens import Catalog
 from catalens.classify.errors import LabelsError
 from catalens.classify.labels import read_labels
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 
 def test_labels_row_naming_a_byte_identical_copy_resolves(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
     imgs = tmp_path / "imgs"

@@ -13,6 +13,8 @@ from catalens.classify.zeroshot import prompt_name, templates_for, zeroshot_clas
 from catalens.cli import app
 from tests.conftest import make_product_image
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 TAX = parse_taxonomy(
     {
         "name": "tiny-shop",

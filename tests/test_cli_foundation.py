@@ -39,6 +39,7 @@ def test_every_command_has_help_with_examples() -> None:
         assert "Example" in res.output, f"`catalens {' '.join(path)} --help` has no example"
 
 
+@pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 def test_ingest_cli_exit_status_and_info(tmp_path: Path, fake_encoder: object) -> None:
     from badcorpus import make_bad_corpus
 
@@ -60,6 +61,7 @@ def test_ingest_cli_exit_status_and_info(tmp_path: Path, fake_encoder: object) -
     assert res.exit_code == 2 and "no such file" in res.output
 
 
+@pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 @pytest.mark.integration
 def test_real_manifest_ingest_with_packaged_model(tmp_path: Path) -> None:
     data = shared_dataset("myntra-dev")

@@ -204,6 +204,7 @@ def test_bad_corpus_gets_file_verdicts_and_batch_goes_on(tmp_path: Path) -> None
     assert not by[good.name].file_error and by[good.name].result("blur") is not None
 
 
+@pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 def test_cli_qc_gate_json_csv_report(tmp_path: Path) -> None:
     from catalens.cli import app
 
@@ -248,6 +249,7 @@ def test_cli_qc_gate_json_csv_report(tmp_path: Path) -> None:
     assert {Path(r["source"]).name for r in stored} == {"ok.jpg", "blurry.jpg"}
 
 
+@pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 def test_qc_all_uses_catalogue_dedup(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
     from catalens.core import Catalog
 

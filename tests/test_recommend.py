@@ -21,6 +21,8 @@ from catalens.recommend.events import EmptyEventsError, Event, EventArrays, pars
 from catalens.recommend.items import ItemSpace, brand_from_title, build_facets, is_out_of_stock
 from catalens.recommend.recommenders import list_recommenders
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 T0 = 1_700_000_000  # seconds
 KINDS = {"shoe": ("rect", (200, 30, 30)), "watch": ("ellipse", (30, 30, 200)), "bag": ("tri", (30, 160, 30))}
 

@@ -16,6 +16,8 @@ from catalens.core import Catalog
 from catalens.errors import EmptyCatalogError, FilterSyntaxError, NotFoundError, TextSearchUnavailableError
 from tests.conftest import make_product_image
 
+pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
+
 N = 24
 
 
