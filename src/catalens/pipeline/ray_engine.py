@@ -14,6 +14,7 @@ bytes of URL images come back with the result, and the driver writes them into t
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,8 @@ from catalens.vectors import l2_normalize
 
 if TYPE_CHECKING:
     from catalens.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -173,6 +176,12 @@ class RayEngine:
                     failure = Failure(item.source, failure.kind, failure.reason)
                 vector = out.vectors[vec_of[i]] if i in vec_of and out.vectors is not None else None
                 yield _Prepared(item, sha=out.shas[i], image=image, failure=failure, vector=vector)
+        if self.pool.lost:
+            log.warning(
+                "%d Ray worker(s) lost during the job; %d batch(es) ran again on the others",
+                self.pool.lost,
+                self.pool.retried,
+            )
 
 
 def _chunks(items: Iterable[SourceItem], size: int) -> Iterator[tuple[list[SourceItem], list[SourceItem]]]:
