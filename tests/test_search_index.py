@@ -1,4 +1,5 @@
-"""Vector index protocol: FAISS (exact, approximate, persistence, crashes) and Milvus Lite."""
+"""Vector index protocol: one contract run on every backend (FAISS, Milvus Lite, a real Milvus
+server), then what only FAISS does (approximate switch, atomic saves, crashes) and the registry."""
 
 from __future__ import annotations
 
@@ -34,21 +35,67 @@ def test_uri_parsing() -> None:
         parse_index_uri("milvus://")
 
 
-def test_exact_search_matches_brute_force(tmp_path: Path) -> None:
+# ---- the contract every backend keeps: FAISS, Milvus Lite and a real Milvus server ------------
+BACKENDS = ["faiss", "milvus-lite", "milvus-server"]
+
+
+class Backend:
+    """Opens (and re-opens) one index of the backend under test; removes what it made."""
+
+    def __init__(self, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.kind, self.opened = kind, []
+        if kind == "faiss":
+            self.uri = f"faiss://{tmp_path / 'faiss'}"
+        elif kind == "milvus-lite":
+            pytest.importorskip("pymilvus")
+            pytest.importorskip("milvus_lite")
+            self.uri = f"milvus://{tmp_path / 'm.db'}"
+        else:
+            self.uri = request.getfixturevalue("milvus_server")
+        # collections on a shared server never collide: a name of this test only
+        self.name = (
+            request.getfixturevalue("milvus_collection") if kind == "milvus-server" else "cat-model-v1"
+        )
+
+    def open(self, dim: int) -> VectorIndex:
+        idx = open_index(self.uri, dim=dim, name=self.name)
+        self.opened.append(idx)
+        return idx
+
+    def cleanup(self) -> None:
+        if self.kind == "milvus-server" and self.opened:
+            idx = self.opened[-1]
+            for name in (idx.collection, idx.state_collection):  # type: ignore[attr-defined]
+                idx._client.drop_collection(name)  # type: ignore[attr-defined]
+        for idx in self.opened:
+            idx.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    b = Backend(request.param, tmp_path, request)
+    yield b
+    b.cleanup()
+
+
+def test_exact_search_matches_brute_force(backend: Backend) -> None:
     x = unit(500, 32)
-    idx = open_index("faiss", dim=32, name="t", default_dir=tmp_path / "i")
+    idx = backend.open(32)
     assert isinstance(idx, VectorIndex)
     idx.upsert(np.arange(1000, 1500), x)
+    assert idx.count() == 500
     hits = idx.search(x[:7], 5)
     assert isinstance(hits, SearchHits)
     assert (hits.ids == exact_topk(x, x[:7], 5) + 1000).all()
+    assert np.allclose(hits.scores, np.sort(x[:7] @ x.T, axis=1)[:, ::-1][:, :5], atol=1e-4)
     assert np.allclose(hits.scores[:, 0], 1.0, atol=1e-5)
-    assert idx.info()["kind"] == "exact"
+    if backend.kind == "faiss":
+        assert idx.info()["kind"] == "exact"
 
 
-def test_filter_delete_upsert_and_metadata(tmp_path: Path) -> None:
+def test_filter_delete_upsert_and_metadata(backend: Backend) -> None:
     x = unit(300, 16, 1)
-    idx = FaissIndex.open(tmp_path / "i", dim=16)
+    idx = backend.open(16)
     meta = [{"colour": "red" if i % 3 == 0 else "blue"} for i in range(300)]
     idx.upsert(np.arange(300), x, meta)
     allowed = np.arange(0, 300, 3)
@@ -62,11 +109,38 @@ def test_filter_delete_upsert_and_metadata(tmp_path: Path) -> None:
     assert 0 not in idx.search(x[:1], 10).ids
     # replacing a vector moves the id
     idx.upsert([5], x[[200]])
+    assert idx.count() == 298
     assert idx.search(x[[200]], 2).ids[0].tolist() in ([200, 5], [5, 200])
     assert idx.get_metadata([6, 5]) == [{"colour": "red"}, {}]
     # fewer allowed than k: padded with -1
     few = idx.search(x[:1], 10, [1, 2])
     assert sorted(few.ids[0][:2].tolist()) == [1, 2] and (few.ids[0][2:] == -1).all()
+
+
+def test_save_reopen_and_drop(backend: Backend) -> None:
+    x = unit(200, 16, 4)
+    idx = backend.open(16)
+    idx.upsert(np.arange(200), x)
+    idx.delete([0, 1])
+    idx.manifest = {"n": 198}  # type: ignore[attr-defined]
+    idx.save()
+    again = backend.open(16)
+    assert again.count() == 198 and again.manifest == {"n": 198}  # type: ignore[attr-defined]
+    assert again.ids().tolist() == list(range(2, 200))
+    assert (again.search(x[2:5], 3).ids == exact_topk(x[2:], x[2:5], 3, np.arange(2, 200))).all()
+    again.drop()
+    assert again.count() == 0 and (again.search(x[:1], 3).ids == -1).all()
+
+
+def test_bad_arguments(backend: Backend) -> None:
+    idx = backend.open(8)
+    with pytest.raises(ConfigError):
+        idx.upsert([1, 2], unit(3, 8))
+    with pytest.raises(ConfigError):
+        idx.search(unit(1, 9), 3)
+    with pytest.raises(ConfigError):
+        idx.search(unit(1, 8), 0)
+    assert (idx.search(unit(1, 8), 3).ids == -1).all()
 
 
 def test_switches_to_approximate_past_threshold_with_good_recall(tmp_path: Path) -> None:
@@ -123,17 +197,10 @@ def test_save_is_atomic_and_corruption_detected(tmp_path: Path) -> None:
         FaissIndex.open(folder, dim=8)
 
 
-def test_bad_arguments(tmp_path: Path) -> None:
+def test_faiss_rejects_duplicate_ids(tmp_path: Path) -> None:
     idx = FaissIndex.open(tmp_path / "i", dim=8)
     with pytest.raises(ConfigError):
-        idx.upsert([1, 2], unit(3, 8))
-    with pytest.raises(ConfigError):
         idx.upsert([1, 1], unit(2, 8))
-    with pytest.raises(ConfigError):
-        idx.search(unit(1, 9), 3)
-    with pytest.raises(ConfigError):
-        idx.search(unit(1, 8), 0)
-    assert (idx.search(unit(1, 8), 3).ids == -1).all()
 
 
 def test_registry_accepts_custom_backend(tmp_path: Path) -> None:
@@ -150,32 +217,3 @@ def test_registry_accepts_custom_backend(tmp_path: Path) -> None:
         register_index_backend("mine", lambda *a, **k: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(ConfigError):
         open_index("nosuch://x", dim=4, name="x")
-
-
-def test_milvus_lite_backend(tmp_path: Path) -> None:
-    pytest.importorskip("pymilvus")
-    pytest.importorskip("milvus_lite")
-    x = unit(200, 16, 4)
-    idx = open_index(f"milvus://{tmp_path / 'm.db'}", dim=16, name="cat-model-v1")
-    try:
-        idx.upsert(np.arange(200), x, [{"colour": "red" if i % 2 else "blue"} for i in range(200)])
-        assert idx.count() == 200
-        hits = idx.search(x[:3], 5)
-        assert (hits.ids == exact_topk(x, x[:3], 5)).all()
-        odd = idx.search(x[:3], 5, np.arange(1, 200, 2))
-        assert set(odd.ids.ravel()) <= set(range(1, 200, 2))
-        pred = idx.search(x[:3], 5, lambda m: m.get("colour") == "red")
-        assert (pred.ids == odd.ids).all()
-        assert idx.delete([0, 1, 5000]) == 2 and idx.count() == 198
-        idx.upsert([2], x[[150]])  # upsert replaces
-        assert idx.count() == 198
-        idx.manifest = {"n": 198}
-        idx.save()
-    finally:
-        idx.close()
-    again = open_index(f"milvus://{tmp_path / 'm.db'}", dim=16, name="cat-model-v1")
-    try:
-        assert again.count() == 198 and again.manifest == {"n": 198}
-        assert len(again.ids()) == 198
-    finally:
-        again.close()

@@ -59,6 +59,7 @@ _OPTIONAL = {  # errors other packages add; mapped when they exist
     "FilterSyntaxError": (400, "bad-filter"),
     "TextSearchUnavailableError": (409, "text-search-unavailable"),
     "IndexCorruptError": (503, "index-corrupt"),
+    "IndexUnavailableError": (503, "index-unavailable"),
     "EmptyEventsError": (409, "no-events"),
 }
 HTTP_CODES = {

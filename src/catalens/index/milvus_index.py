@@ -4,6 +4,12 @@
 ``http(s)://host:port`` connects to a server (token from ``CATALENS_MILVUS_TOKEN`` if set).
 Install with ``pip install 'catalens[milvus]'`` (pymilvus + milvus-lite).
 
+Every call to the server has a deadline (``CATALENS_MILVUS_TIMEOUT`` seconds, default 10): a
+server that is down, unreachable or does not answer in time raises
+:class:`~catalens.errors.IndexUnavailableError` naming the URI, never a long hang. Collections are
+created with ``Strong`` consistency and every read asks for it, so a search sees every upsert
+that returned before it (a Milvus server's default, ``Bounded``, may miss the latest writes).
+
 One collection per index name holds ``id`` (INT64 primary key), ``vector`` (FLOAT_VECTOR, IP
 metric) and ``meta`` (JSON). A second small collection ``<name>__state`` keeps the manifest
 (what the index was built from) next to the data, so a server-side index and its manifest
@@ -15,6 +21,7 @@ Milvus; id lists become ``id in [...]``; other predicates are evaluated on fetch
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,10 +30,80 @@ from typing import Any
 
 import numpy as np
 
-from catalens.errors import ConfigError, IndexCorruptError
+from catalens.errors import CatalensError, ConfigError, IndexCorruptError, IndexUnavailableError
 from catalens.index.base import IndexFilter, Metadata, SearchHits
 
 _BATCH = 2000
+_STRONG = "Strong"
+_DEFAULT_TIMEOUT_S = 10.0
+# pymilvus error texts (any version) that mean the server is not there or did not answer in time
+_UNREACHABLE = re.compile(
+    r"unavailable|fail(ed)? connecting|connection refused|deadline|timed? ?out|"
+    r"connect(ion)? (is )?(closed|reset|failed)|not ready|socket closed",
+    re.I,
+)
+
+
+def milvus_timeout() -> float:
+    """Seconds each call to a Milvus server may take (``CATALENS_MILVUS_TIMEOUT``, default 10)."""
+    raw = os.environ.get("CATALENS_MILVUS_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else _DEFAULT_TIMEOUT_S
+    except ValueError as exc:
+        raise ConfigError(f"CATALENS_MILVUS_TIMEOUT: cannot read {raw!r} as seconds") from exc
+    if value <= 0:
+        raise ConfigError("CATALENS_MILVUS_TIMEOUT must be positive")
+    return value
+
+
+def unreachable_message(uri: str, timeout: float, detail: str) -> str:
+    detail = " ".join(detail.split())
+    return f"Milvus at {uri} is unreachable (nothing answers there within {timeout:g} s; {detail[:300]})"
+
+
+def _quiet_pymilvus() -> None:
+    """pymilvus logs each failed call with its traceback on stderr; catalens reports those
+    failures itself (as one typed error), so its loggers only show critical messages."""
+    if os.environ.get("CATALENS_MILVUS_DEBUG"):
+        return
+    for name in ("pymilvus", "pymilvus.milvus_client"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    code = getattr(exc, "code", None)
+    if callable(code):  # a grpc.RpcError: code() is a StatusCode
+        code = getattr(code(), "name", code)
+    if code in (2, "UNAVAILABLE", "DEADLINE_EXCEEDED"):  # pymilvus 2 = cannot connect
+        return True
+    return bool(_UNREACHABLE.search(f"{type(exc).__name__} {exc}"))
+
+
+class _Guarded:
+    """The pymilvus client with a deadline on every call and its connection failures reported
+    as :class:`IndexUnavailableError` naming the URI (other errors pass through unchanged)."""
+
+    def __init__(self, client: Any, uri: str, timeout: float) -> None:
+        self._client, self._uri, self._timeout = client, uri, timeout
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._client, name)
+        if not callable(fn) or name == "close":
+            return fn
+        uri, timeout = self._uri, self._timeout
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", timeout)
+            try:
+                return fn(*args, **kwargs)
+            except CatalensError:
+                raise
+            except Exception as exc:  # pymilvus and grpc raise many types
+                if _unreachable(exc):
+                    raise IndexUnavailableError(unreachable_message(uri, timeout, f"{name}: {exc}")) from exc
+                raise
+
+        return call
 
 
 def collection_name(name: str) -> str:
@@ -54,11 +131,21 @@ class MilvusIndex:
         self.state_collection = self.collection + "__state"
         self.location = location
         self.uri = self._uri(location)
+        # the URI as the user wrote it (errors name it): milvus://host:port, http(s)://..., a file
+        self.shown_uri = location if "://" in location else f"milvus://{location}"
+        _quiet_pymilvus()
         token = os.environ.get("CATALENS_MILVUS_TOKEN", "")
+        self.timeout = milvus_timeout()
+        auth = {"token": token} if token else {}
         try:
-            self._client = MilvusClient(uri=self.uri, token=token) if token else MilvusClient(uri=self.uri)
+            client = MilvusClient(uri=self.uri, timeout=self.timeout, **auth)
         except Exception as exc:  # pymilvus raises many types; report them uniformly
+            if self.is_server and _unreachable(exc):
+                raise IndexUnavailableError(
+                    unreachable_message(self.shown_uri, self.timeout, str(exc))
+                ) from exc
             raise ConfigError(f"cannot open Milvus at {self.uri!r}: {exc}") from exc
+        self._client = _Guarded(client, self.shown_uri, self.timeout)
         self._dt = DataType
         self.index_type = index_type
         self.kind = f"milvus-{index_type.lower()}"
@@ -68,6 +155,11 @@ class MilvusIndex:
     @classmethod
     def open(cls, location: str, *, dim: int, name: str = "catalens", **options: Any) -> MilvusIndex:
         return cls(location, dim, name=name, **options)
+
+    @property
+    def is_server(self) -> bool:
+        """A Milvus server (``http(s)://``), not a Milvus Lite file."""
+        return self.uri.startswith(("http://", "https://", "tcp://"))
 
     @staticmethod
     def _uri(location: str) -> str:
@@ -97,7 +189,7 @@ class MilvusIndex:
             schema.add_field("meta", dt.JSON)
             ip = c.prepare_index_params()
             ip.add_index(field_name="vector", index_type=self.index_type, metric_type="IP")
-            c.create_collection(self.collection, schema=schema, index_params=ip)
+            c.create_collection(self.collection, schema=schema, index_params=ip, consistency_level=_STRONG)
         if not c.has_collection(self.state_collection):
             schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("id", dt.INT64, is_primary=True)
@@ -105,10 +197,14 @@ class MilvusIndex:
             schema.add_field("meta", dt.JSON)
             ip = c.prepare_index_params()
             ip.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="L2")
-            c.create_collection(self.state_collection, schema=schema, index_params=ip)
+            c.create_collection(
+                self.state_collection, schema=schema, index_params=ip, consistency_level=_STRONG
+            )
 
     def _read_state(self) -> dict[str, Any]:
-        rows = self._client.query(self.state_collection, filter="id == 0", output_fields=["meta"])
+        rows = self._client.query(
+            self.state_collection, filter="id == 0", output_fields=["meta"], consistency_level=_STRONG
+        )
         return dict(rows[0]["meta"]) if rows else {}
 
     # ---- protocol ------------------------------------------------------------------------------
@@ -139,18 +235,24 @@ class MilvusIndex:
         ext = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
         if not ext:
             return 0
-        present = self._client.get(self.collection, ids=ext, output_fields=["id"])
+        present = self._client.get(self.collection, ids=ext, output_fields=["id"], consistency_level=_STRONG)
         self._client.delete(self.collection, ids=ext)
         return len(present)
 
     def count(self) -> int:
-        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+        rows = self._client.query(
+            self.collection, filter="", output_fields=["count(*)"], consistency_level=_STRONG
+        )
         return int(rows[0]["count(*)"]) if rows else 0
 
     def ids(self) -> np.ndarray:
         out: list[int] = []
         it = self._client.query_iterator(
-            self.collection, batch_size=1000, filter="id >= 0", output_fields=["id"]
+            self.collection,
+            batch_size=1000,
+            filter="id >= 0",
+            output_fields=["id"],
+            consistency_level=_STRONG,
         )
         while True:
             batch = it.next()
@@ -162,13 +264,21 @@ class MilvusIndex:
 
     def get_metadata(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         want = [int(i) for i in ids]
-        rows = self._client.get(self.collection, ids=want, output_fields=["id", "meta"]) if want else []
+        rows = (
+            self._client.get(
+                self.collection, ids=want, output_fields=["id", "meta"], consistency_level=_STRONG
+            )
+            if want
+            else []
+        )
         by_id = {int(r["id"]): dict(r.get("meta") or {}) for r in rows}
         return [by_id.get(i, {}) for i in want]
 
     def get_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         want = [int(i) for i in np.asarray(ids).reshape(-1)]
-        rows = self._client.get(self.collection, ids=want, output_fields=["id", "vector"])
+        rows = self._client.get(
+            self.collection, ids=want, output_fields=["id", "vector"], consistency_level=_STRONG
+        )
         by_id = {int(r["id"]): r["vector"] for r in rows}
         missing = [i for i in want if i not in by_id]
         if missing:
@@ -203,6 +313,7 @@ class MilvusIndex:
             filter=expr,
             output_fields=["id"],
             search_params={"metric_type": "IP"},
+            consistency_level=_STRONG,
         )
         ids = np.full((len(q), k), -1, dtype=np.int64)
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
