@@ -8,6 +8,10 @@ elsewhere.
 
 ``milvus_collection`` (function): a collection name no other test uses (tests share the server).
 
+``milvus_database`` (function): ``milvus://127.0.0.1:PORT/<database>``, a server database of this
+test only (a whole catalogue's index goes there; its collection names are the catalogue's own),
+dropped after the test.
+
 ``closed_port_uri`` (function): ``milvus://127.0.0.1:PORT`` where nothing listens.
 """
 
@@ -82,6 +86,20 @@ def milvus_server() -> Iterator[str]:
 def milvus_collection() -> str:
     """An index name of this test only: collections on the shared server never collide."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def milvus_database(milvus_server: str, milvus_collection: str) -> Iterator[str]:
+    yield f"{milvus_server}/{milvus_collection}"
+    from pymilvus import MilvusClient
+
+    http = "http://" + milvus_server.split("://", 1)[1]
+    admin = MilvusClient(uri=http, timeout=30)
+    if milvus_collection in admin.list_databases():
+        inside = MilvusClient(uri=http, db_name=milvus_collection, timeout=30)
+        for name in inside.list_collections():
+            inside.drop_collection(name)
+        admin.drop_database(milvus_collection)
 
 
 @pytest.fixture

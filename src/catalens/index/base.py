@@ -12,6 +12,7 @@ opened with :func:`open_index`:
 ``faiss:///some/folder``       the same, in an explicit folder
 ``milvus://path/to/file.db``   Milvus Lite (a local file) through pymilvus
 ``milvus://host:port``         a Milvus server or cluster (also ``http(s)://host:port``)
+``milvus://host:port/db``      the same, in the server's database ``db`` (created when missing)
 =============================  ================================================================
 """
 

@@ -1,7 +1,9 @@
 """Milvus backend through pymilvus: Milvus Lite (a local ``.db`` file) or a Milvus server/cluster.
 
 ``milvus://data/index.db`` opens Milvus Lite on that file; ``milvus://host:19530`` or
-``http(s)://host:port`` connects to a server (token from ``CATALENS_MILVUS_TOKEN`` if set).
+``http(s)://host:port`` connects to a server (token from ``CATALENS_MILVUS_TOKEN`` if set), and
+``milvus://host:19530/shop`` uses the server's database ``shop`` (created when missing), so that
+several catalogues share one server.
 Install with ``pip install 'catalens[milvus]'`` (pymilvus + milvus-lite).
 
 Every call to the server has a deadline (``CATALENS_MILVUS_TIMEOUT`` seconds, default 10): a
@@ -130,7 +132,7 @@ class MilvusIndex:
         self.collection = collection_name(name)
         self.state_collection = self.collection + "__state"
         self.location = location
-        self.uri = self._uri(location)
+        self.uri, self.database = self._uri(location)
         # the URI as the user wrote it (errors name it): milvus://host:port, http(s)://..., a file
         self.shown_uri = location if "://" in location else f"milvus://{location}"
         _quiet_pymilvus()
@@ -139,6 +141,11 @@ class MilvusIndex:
         auth = {"token": token} if token else {}
         try:
             client = MilvusClient(uri=self.uri, timeout=self.timeout, **auth)
+            if self.database:
+                self._ensure_database(_Guarded(client, self.shown_uri, self.timeout))
+                client = MilvusClient(uri=self.uri, timeout=self.timeout, db_name=self.database, **auth)
+        except CatalensError:
+            raise
         except Exception as exc:  # pymilvus raises many types; report them uniformly
             if self.is_server and _unreachable(exc):
                 raise IndexUnavailableError(
@@ -162,14 +169,30 @@ class MilvusIndex:
         return self.uri.startswith(("http://", "https://", "tcp://"))
 
     @staticmethod
-    def _uri(location: str) -> str:
+    def _uri(location: str) -> tuple[str, str]:
+        """(pymilvus URI, database name or "") of a location: ``host:port[/database]``,
+        ``http(s)://host:port[/database]`` (a server; pymilvus reads the database from the path)
+        or a Milvus Lite file path."""
         if location.startswith(("http://", "https://", "tcp://")):
-            return location
-        if re.fullmatch(r"[A-Za-z0-9_.\-]+:\d+", location):
-            return f"http://{location}"
+            return location, ""
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+:\d+)(?:/([A-Za-z_][A-Za-z0-9_]*))?/?", location)
+        if m:
+            return f"http://{m.group(1)}", m.group(2) or ""
         path = Path(location).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return str(path.resolve())
+        return str(path.resolve()), ""
+
+    def _ensure_database(self, client: Any) -> None:
+        """Create the server database named in the URI (``milvus://host:port/<database>``) if missing:
+        several catalogues share one server, each in a database of its own."""
+        if self.database not in client.list_databases():
+            try:
+                client.create_database(self.database)
+            except IndexUnavailableError:
+                raise
+            except Exception:  # created meanwhile by another process
+                if self.database not in client.list_databases():
+                    raise
 
     def _ensure(self) -> None:
         c, dt = self._client, self._dt
