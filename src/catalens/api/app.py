@@ -66,9 +66,15 @@ def create_app(
         catalog = ServiceCatalog(settings or load_settings(home), api)
     metrics = Metrics()
 
+    refresher = getattr(catalog, "refresher", None)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if refresher is not None:  # search catches up with writes by other processes
+            refresher.start()
         yield
+        if refresher is not None:
+            refresher.stop()
         catalog.jobs.shutdown()
 
     app = FastAPI(
@@ -144,3 +150,26 @@ def _chain(first: Any, second: Any) -> Any:
         second(job)
 
     return both
+
+
+SERVE_ENV = "CATALENS_SERVE_CONFIG"
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app factory of ``catalens serve --workers N``: each worker process builds its app (its
+    own catalogue connection, engines and search refresher) from the JSON in ``$CATALENS_SERVE_CONFIG``
+    (``settings``: arguments of :func:`catalens.config.load_settings`; ``api``: of
+    :func:`catalens.api.settings.load_api_settings`)."""
+    import json
+    import os
+
+    raw = os.environ.get(SERVE_ENV)
+    if not raw:
+        raise RuntimeError(f"${SERVE_ENV} is not set: start workers with `catalens serve --workers N`")
+    config = json.loads(raw)
+    api = load_api_settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["api"].items()})
+    settings = load_settings(config["settings"].pop("home", None), **config["settings"])
+    from catalens.api.cli import _one_blas_thread
+
+    _one_blas_thread()
+    return create_app(catalog=ServiceCatalog(settings, api), api_settings=api)

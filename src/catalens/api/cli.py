@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
             "  catalens serve\n\n"
             "  catalens --home shop-home serve --host 0.0.0.0 --port 8080 --cors-origin https://shop.example\n\n"
             "  CATALENS_API_OPEN_READS=0 catalens serve   # every request needs a key\n\n"
+            "  catalens serve --workers 4   # 4 processes over one catalogue\n\n"
             "Then open http://127.0.0.1:8000/ (web page) or /docs (OpenAPI)."
         )
     )(serve)
@@ -38,6 +39,15 @@ def serve(
     rate_per_minute: Annotated[float | None, typer.Option(help="Requests per minute per key.")] = None,
     request_timeout: Annotated[float | None, typer.Option(help="Request timeout in seconds.")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes over the one catalogue; each sees the others' writes within "
+            "CATALENS_API_REFRESH_S (1 s) plus one index catch-up.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the REST API and the web page over the catalogue (FastAPI + uvicorn)."""
     try:
@@ -58,12 +68,53 @@ def serve(
             request_timeout_s=request_timeout,
         )
         settings = load_settings(state.home, db_url=state.db, device=state.device, index_uri=state.index)
-        app = create_app(catalog=ServiceCatalog(settings, api), api_settings=api)
+        if workers > 1:  # check the catalogue opens here, once, before starting the workers
+            ServiceCatalog(settings, api).close()
+        else:
+            app = create_app(catalog=ServiceCatalog(settings, api), api_settings=api)
     except CatalensError as exc:
         _fail(exc)
+    if workers > 1:
+        _serve_workers(settings, api, host, port, workers, log_level)
+        return
     _one_blas_thread()
     err.print(f"catalens serving {settings.home} on http://{host}:{port}/  (API docs: /docs)")
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+def _serve_workers(settings: Any, api: Any, host: str, port: int, workers: int, log_level: str) -> None:
+    """``workers`` uvicorn processes over one catalogue: each builds its own app from the settings
+    passed in the environment (see :func:`catalens.api.app.create_app_from_environment`)."""
+    import dataclasses
+    import json
+    import os
+
+    import uvicorn
+
+    from catalens.api.app import SERVE_ENV
+
+    config = {
+        "settings": {
+            "home": str(settings.home),
+            "db_url": state.db,
+            "device": state.device,
+            "index_uri": state.index,
+        },
+        "api": dataclasses.asdict(api),
+    }
+    os.environ[SERVE_ENV] = json.dumps(config)
+    err.print(
+        f"catalens serving {settings.home} on http://{host}:{port}/ with {workers} workers  (API docs: /docs)"
+    )
+    uvicorn.run(
+        "catalens.api.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+    )
 
 
 def _one_blas_thread() -> None:

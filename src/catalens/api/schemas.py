@@ -121,3 +121,4 @@ class Ready(BaseModel):
     database: str
     schema_version: int
     jobs_active: int
+    worker: int | None = None  # the serving process (one of `serve --workers N`)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,12 +18,15 @@ from catalens.api.batching import BatchingEncoder
 from catalens.api.catalogue import CatalogueMixin
 from catalens.api.insights import InsightsMixin
 from catalens.api.jobs import ApiJob, JobManager
+from catalens.api.refresh import SearchRefresher
 from catalens.api.settings import ApiSettings
 from catalens.api.uploads import Upload, UrlItem, query_image, stage_images, stage_manifest, stage_urls
 from catalens.catalog.schema import Job
 from catalens.config import Settings
 from catalens.core import Catalog
 from catalens.ingest.sources import ManifestColumns
+
+log = logging.getLogger("catalens.api")
 
 
 class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
@@ -33,6 +38,9 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         self.jobs = JobManager(on_finish=self._job_finished)
         self._batching: dict[int, BatchingEncoder] = {}
         self._wrap_lock = threading.Lock()
+        # other processes (workers of `serve --workers N`, CLI jobs) write the same catalogue: the
+        # refresher's thread (started by the app) swaps in engines that caught up with them
+        self.refresher = SearchRefresher(self, self.api_settings.refresh_s)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -73,7 +81,10 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
     # ---- background ingest --------------------------------------------------------------------
     def _submit(self, kind: str, manifest: Path, **opts: Any) -> ApiJob:
         def run(progress: Any) -> Any:
-            return self.ingest(manifest, progress=progress, **opts)
+            try:
+                return self.ingest(manifest, progress=progress, **opts)
+            finally:  # before the job reports done: this worker's searches then see what it wrote
+                self._refresh_search()
 
         return self.jobs.submit(kind, str(manifest), run)
 
@@ -133,9 +144,16 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
             embed=embed,
         )
 
+    def _refresh_search(self) -> None:
+        """Swap in search engines caught up with the database, built here (a job's thread) while
+        requests keep answering from the current ones; if that fails, the next search re-opens."""
+        try:
+            self.refresher.refresh()
+        except Exception:  # noqa: BLE001 - never fail the job for it
+            log.warning("refreshing the search engines after a job failed", exc_info=True)
+            self.__dict__.pop("_searchers", None)
+
     def _job_finished(self, job: ApiJob) -> None:
-        """After an ingest job the search engines re-open (the index catches up with the new rows)."""
-        self.__dict__.pop("_searchers", None)
         self._record_cancel(job)
 
     def _record_cancel(self, job: ApiJob) -> None:
@@ -180,8 +198,14 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
 
         with self.db.session() as s:
             s.execute(text("SELECT 1"))
-        return {"database": "ok", "schema_version": self.db.schema_version, "jobs_active": self.jobs.active()}
+        return {
+            "database": "ok",
+            "schema_version": self.db.schema_version,
+            "jobs_active": self.jobs.active(),
+            "worker": os.getpid(),
+        }
 
     def close(self) -> None:
+        self.refresher.stop()
         self.jobs.shutdown()
         super().close()
