@@ -249,3 +249,18 @@ def test_catalogue_lives_on_the_parametrised_backend(catalog_backend: str, home:
     with Catalog.open(home) as cat:
         assert cat.db.engine.dialect.name == catalog_backend
         assert cat.info()["database"].startswith("sqlite:///" if catalog_backend == "sqlite" else "postgresql")
+
+
+def test_too_long_product_id_is_a_row_failure_on_every_backend(
+    tmp_path: Path, home: Path, fake_encoder: FakeEncoder
+) -> None:
+    for i in range(2):
+        make_product_image(tmp_path / "img" / f"{i}.jpg", seed=300 + i)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"image,id\nimg/0.jpg,{'x' * 513}\nimg/1.jpg,short\n")
+    with Catalog.open(home) as cat:
+        rep = cat.ingest(manifest)
+        assert (rep.new_images, rep.failed) == (1, 1)
+        assert rep.failures[0].kind == "manifest" and "513 characters" in rep.failures[0].reason
+        assert rep.failures[0].source.endswith("0.jpg")
+        assert cat.info()["products"] == 1

@@ -213,8 +213,34 @@ def iter_list(file: Path) -> Iterator[SourceItem]:
             yield SourceItem(source=str(path), path=path, product_id=Path(ref).with_suffix("").as_posix())
 
 
+def _max_product_id_len() -> int:
+    from catalens.catalog.schema import Product
+
+    return int(Product.__table__.c.id.type.length)
+
+
+def _checked(items: Iterator[SourceItem]) -> Iterator[SourceItem]:
+    """An item whose product id is longer than the catalogue's column becomes a per-item failure, on
+    every database alike (PostgreSQL refuses the value, and with it the whole batch; SQLite would
+    keep it)."""
+    limit = _max_product_id_len()
+    for item in items:
+        if item.product_id is not None and len(item.product_id) > limit:
+            yield SourceItem(
+                source=item.source,
+                error=f"product id of {len(item.product_id)} characters is longer than the catalogue's "
+                f"limit of {limit}; give the rows a shorter id column",
+            )
+        else:
+            yield item
+
+
 def iter_source(source: str | Path, cols: ManifestColumns | None = None) -> Iterator[SourceItem]:
     """Items of one SOURCE: folder, manifest, URL list or single URL / file."""
+    yield from _checked(_iter_source(source, cols))
+
+
+def _iter_source(source: str | Path, cols: ManifestColumns | None = None) -> Iterator[SourceItem]:
     text = str(source)
     if is_url(text):
         yield SourceItem(source=text, url=text, product_id=text)
