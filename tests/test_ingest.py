@@ -141,15 +141,15 @@ def test_interrupted_ingest_resumes_exactly(tmp_path: Path, home: Path, fake_enc
 
 def test_crash_between_vector_write_and_commit(tmp_path: Path, home: Path, fake_encoder: FakeEncoder) -> None:
     root = _folder(tmp_path, 12)
-    with Catalog.open(home, batch_size=4) as cat:
+    with Catalog.open(home, batch_size=4, vector_store="file") as cat:
         real = cat.db.record_batch
         calls = {"n": 0}
 
-        def dying(**kw: object) -> None:
+        def dying(**kw: object) -> object:
             calls["n"] += 1
             if calls["n"] == 2:
                 raise SystemExit("killed")  # vectors of batch 2 are on disk, its rows never committed
-            real(**kw)  # type: ignore[arg-type]
+            return real(**kw)  # type: ignore[arg-type]
 
         cat.db.record_batch = dying  # type: ignore[method-assign]
         with pytest.raises(SystemExit):
@@ -161,7 +161,12 @@ def test_crash_between_vector_write_and_commit(tmp_path: Path, home: Path, fake_
         assert rep.new_images == 8
         hashes, vecs = cat.vectors("fake-encoder")
         assert len(hashes) == 12
-    assert vfile.stat().st_size == 12 * 16 * 4
+        rec = cat.db.models()[-1]
+        used = sorted(p for _, p in cat.db.embedding_positions(rec.model_id, rec.version))
+    # the dead writer's rows are never reused nor truncated (another writer could own rows past them):
+    # they stay an unused hole, and the re-run writes after them
+    assert vfile.stat().st_size == 16 * 16 * 4
+    assert used == [0, 1, 2, 3, *range(8, 16)]
     # each stored vector is the one of its own image
     enc = FakeEncoder()
     from catalens.imageio import open_image, sha256_bytes

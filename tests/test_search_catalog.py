@@ -118,10 +118,8 @@ def test_index_follows_database_through_crashes(fake_encoder: object, home: Path
         rep = cat.sync_index()["sync"]
         assert rep["action"] == "rebuilt" and "corrupt" in rep["reason"]
     # vectors replaced under the index: checksum differs, rebuilt
-    vec = next((home / "vectors").glob("*.f32"))
-    data = np.fromfile(vec, dtype=np.float32)
-    data[:16] = -data[:16]
-    data.tofile(vec)
+    with Catalog.open(home) as cat:
+        _negate_first_vector(cat, home)
     with Catalog.open(home) as cat:
         rep = cat.sync_index()["sync"]
         assert rep["action"] == "rebuilt" and "checksum" in rep["reason"]
@@ -129,6 +127,25 @@ def test_index_follows_database_through_crashes(fake_encoder: object, home: Path
     shutil.rmtree(home / "index")
     with Catalog.open(home) as cat:
         assert cat.sync_index()["sync"]["action"] == "rebuilt"
+
+
+def _negate_first_vector(cat: Catalog, home: Path) -> None:
+    """Replace the stored vector at row 0 under the index, in whichever store holds the vectors."""
+    files = list((home / "vectors").glob("*.f32"))
+    if files:
+        data = np.fromfile(files[0], dtype=np.float32)
+        data[:16] = -data[:16]
+        data.tofile(files[0])
+        return
+    from sqlalchemy import update
+
+    from catalens.catalog.schema import EmbeddingVector
+
+    with cat.db.session() as s:
+        row = s.get(EmbeddingVector, (*[(m.model_id, m.version) for m in cat.db.models()][-1], 0))
+        assert row is not None
+        flipped = (-np.frombuffer(row.data, dtype=np.float32)).tobytes()
+        s.execute(update(EmbeddingVector).where(EmbeddingVector.position == 0).values(data=flipped))
 
 
 def photo_like(path: Path, seed: int) -> Path:

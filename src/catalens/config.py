@@ -5,6 +5,7 @@
 | home | CATALENS_HOME | ./catalens-home |
 | db_url | CATALENS_DB_URL | sqlite:///<home>/catalog.db |
 | index_uri | CATALENS_INDEX | faiss (under <home>/index) |
+| vector_store | CATALENS_VECTOR_STORE | auto: `file` (under <home>/vectors) with SQLite, `db` with a database server |
 | default_model | CATALENS_MODEL | efficientnet-lite0 |
 | device | CATALENS_DEVICE | auto (cuda when available, else cpu) |
 | max_pixels | CATALENS_MAX_PIXELS | 89,478,485 (Pillow's bomb limit) |
@@ -32,6 +33,9 @@ class Settings:
     home: Path = field(default_factory=lambda: Path("catalens-home"))
     db_url: str | None = None
     index_uri: str = "faiss"
+    # where vectors live: "file" (one home's vector files), "db" (the catalogue database, shared by
+    # every process and machine that reaches it) or "auto" (file with SQLite, db otherwise)
+    vector_store: str = "auto"
     default_model: str = DEFAULT_MODEL
     device: str = "auto"
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -58,6 +62,7 @@ _ENV = {
     "home": "CATALENS_HOME",
     "db_url": "CATALENS_DB_URL",
     "index_uri": "CATALENS_INDEX",
+    "vector_store": "CATALENS_VECTOR_STORE",
     "default_model": "CATALENS_MODEL",
     "device": "CATALENS_DEVICE",
     "max_pixels": "CATALENS_MAX_PIXELS",

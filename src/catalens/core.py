@@ -138,7 +138,7 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
         name = model or self.settings.default_model
         recs = [m for m in self.db.models() if m.model_id == name]
         version = recs[-1].version if recs else None
-        return load_vectors(self.db, self.settings.home / "vectors", name, version)
+        return load_vectors(self.db, self.settings.home, name, version, self.settings.vector_store)
 
     def info(self) -> dict[str, Any]:
         data = self.db.info()

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+import numpy as np
+from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalens.catalog.migrations import ensure_schema
 from catalens.catalog.schema import (
     EmbeddingRecord,
+    EmbeddingVector,
     ImageRecord,
     Job,
     ModelRecord,
     Product,
     ProductImage,
+    VectorAllocation,
     utcnow,
 )
 from catalens.errors import ConfigError
@@ -70,6 +73,19 @@ def _import_feature_tables() -> None:
                 raise
 
 
+def _insert_ignoring_conflicts(s: Session, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` (SQLite, PostgreSQL): a row another writer committed
+    first is skipped instead of failing the whole batch. Other databases get a plain insert."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:  # pragma: no cover - other databases: concurrent writers may conflict
+        return insert(table)
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -77,6 +93,142 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+@dataclass(frozen=True)
+class BatchWritten:
+    """What one ``record_batch`` inserted: new image rows, and positions of new embedding rows."""
+
+    images: int
+    positions: set[int]
+
+
+def _upsert_products(s: Session, products: Sequence[ProductInfo], now: Any) -> None:
+    """New products inserted; titles and attributes of existing ones updated (attributes merged)."""
+    by_id = {p.id: p for p in products}
+    existing = {p.id: p for p in s.scalars(select(Product).where(Product.id.in_(by_id)))}
+    new_rows = [
+        {"id": p.id, "title": p.title, "attrs": dict(p.attrs), "created_at": now, "updated_at": now}
+        for pid, p in by_id.items()
+        if pid not in existing
+    ]
+    if new_rows:
+        s.execute(_insert_ignoring_conflicts(s, Product), new_rows)
+    for pid, old in existing.items():
+        info = by_id[pid]
+        if info.title and info.title != old.title:
+            old.title = info.title
+        if info.attrs:
+            merged = {**(old.attrs or {}), **info.attrs}
+            if merged != old.attrs:
+                old.attrs = merged
+
+
+def _insert_images(s: Session, images: Sequence[NewImage], job_id: int | None, now: Any) -> int:
+    """Insert images not stored yet (and clear failure rows of their sources); returns how many this
+    call inserted (a concurrent writer's copy of the same bytes is kept, not duplicated)."""
+    shas = {img.sha256 for img in images}
+    present = set(s.scalars(select(ImageRecord.sha256).where(ImageRecord.sha256.in_(shas))))
+    fresh = {img.sha256: img for img in images if img.sha256 not in present}
+    if not fresh:
+        return 0
+    rows = [
+        {
+            "sha256": img.sha256,
+            "pixel_sha256": img.pixel_sha256,
+            "source": img.source,
+            "stored_path": img.stored_path,
+            "width": img.width,
+            "height": img.height,
+            "format": img.format,
+            "mode": img.mode,
+            "n_bytes": img.n_bytes,
+            "status": "ok",
+            "job_id": job_id,
+            "created_at": now,
+        }
+        for img in fresh.values()
+    ]
+    inserted = list(s.scalars(_insert_ignoring_conflicts(s, ImageRecord).returning(ImageRecord.sha256), rows))
+    sources_ok = [img.source for img in fresh.values()]
+    s.execute(delete(ImageRecord).where(ImageRecord.status == "failed", ImageRecord.source.in_(sources_ok)))
+    return len(inserted)
+
+
+def _insert_links(s: Session, wanted: list[tuple[str, str]]) -> None:
+    """Product -> image links not present yet, numbered after each product's existing images."""
+    pids = {p for p, _ in wanted}
+    have = set(
+        s.execute(
+            select(ProductImage.product_id, ProductImage.image_sha256).where(
+                ProductImage.product_id.in_(pids)
+            )
+        )
+    )
+    counts = dict(
+        s.execute(
+            select(ProductImage.product_id, func.count())
+            .where(ProductImage.product_id.in_(pids))
+            .group_by(ProductImage.product_id)
+        ).all()
+    )
+    rows = []
+    for pid, sha in wanted:
+        if (pid, sha) in have:
+            continue
+        rows.append({"product_id": pid, "image_sha256": sha, "position": counts.get(pid, 0)})
+        counts[pid] = counts.get(pid, 0) + 1
+    if rows:
+        s.execute(_insert_ignoring_conflicts(s, ProductImage), rows)
+
+
+def _record_failures(
+    s: Session, failures: Sequence[tuple[str, str, str]], job_id: int | None, now: Any
+) -> None:
+    """One failure row per source: the newest reason replaces an older one."""
+    by_source = {src: (kind, reason) for src, kind, reason in failures}
+    olds = {
+        r.source: r
+        for r in s.scalars(
+            select(ImageRecord).where(ImageRecord.status == "failed", ImageRecord.source.in_(by_source))
+        )
+    }
+    add = []
+    for src, (kind, reason) in by_source.items():
+        if src in olds:
+            olds[src].error_kind, olds[src].error, olds[src].job_id = kind, reason, job_id
+        else:
+            add.append(
+                {
+                    "source": src,
+                    "status": "failed",
+                    "error_kind": kind,
+                    "error": reason,
+                    "job_id": job_id,
+                    "created_at": now,
+                }
+            )
+    if add:
+        s.execute(_insert_ignoring_conflicts(s, ImageRecord), add)
+
+
+def _insert_embeddings(
+    s: Session, embeddings: Sequence[tuple[str, int]], model: ModelRecord, now: Any
+) -> set[int]:
+    """Embedding records; returns the positions inserted. Another writer may have embedded the same
+    image since this batch was planned: its record stays, and this batch's row is an unused position."""
+    rows = [
+        {
+            "image_sha256": sha,
+            "model_id": model.model_id,
+            "model_version": model.version,
+            "position": pos,
+            "created_at": now,
+        }
+        for sha, pos in embeddings
+    ]
+    stmt = _insert_ignoring_conflicts(s, EmbeddingRecord).returning(EmbeddingRecord.position)
+    return {int(p) for p in s.scalars(stmt, rows)}
 
 
 class CatalogDB:
@@ -133,148 +285,123 @@ class CatalogDB:
         embeddings: Sequence[tuple[str, int]] = (),
         model: ModelRecord | None = None,
         job_id: int | None = None,
-    ) -> None:
+        on_embeddings: Callable[[Session, set[int]], None] | None = None,
+    ) -> BatchWritten:
         """Write one batch atomically: new images, products, links, failures and embedding rows.
 
         Set-based: a handful of statements per batch whatever its size (bulk inserts, one
-        lookup per table), so the database keeps up with inference.
+        lookup per table), so the database keeps up with inference. Safe beside concurrent
+        writers: a row another writer committed first (same image, product link, failure source or
+        embedding) is skipped, not an error, and not counted as this batch's. ``on_embeddings(session,
+        positions)`` runs inside the transaction with the positions whose embedding records were
+        inserted (the database vector store adds their vectors there).
         """
         now = utcnow()
         with self.session() as s:
             if products:
-                by_id = {p.id: p for p in products}
-                existing = {p.id: p for p in s.scalars(select(Product).where(Product.id.in_(by_id)))}
-                new_rows = [
-                    {
-                        "id": p.id,
-                        "title": p.title,
-                        "attrs": dict(p.attrs),
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for pid, p in by_id.items()
-                    if pid not in existing
-                ]
-                if new_rows:
-                    s.execute(insert(Product), new_rows)
-                for pid, old in existing.items():
-                    info = by_id[pid]
-                    if info.title and info.title != old.title:
-                        old.title = info.title
-                    if info.attrs:
-                        merged = {**(old.attrs or {}), **info.attrs}
-                        if merged != old.attrs:
-                            old.attrs = merged
-            if images:
-                shas = {img.sha256 for img in images}
-                present = set(s.scalars(select(ImageRecord.sha256).where(ImageRecord.sha256.in_(shas))))
-                fresh = {img.sha256: img for img in images if img.sha256 not in present}
-                if fresh:
-                    s.execute(
-                        insert(ImageRecord),
-                        [
-                            {
-                                "sha256": img.sha256,
-                                "pixel_sha256": img.pixel_sha256,
-                                "source": img.source,
-                                "stored_path": img.stored_path,
-                                "width": img.width,
-                                "height": img.height,
-                                "format": img.format,
-                                "mode": img.mode,
-                                "n_bytes": img.n_bytes,
-                                "status": "ok",
-                                "job_id": job_id,
-                                "created_at": now,
-                            }
-                            for img in fresh.values()
-                        ],
-                    )
-                    sources_ok = [img.source for img in fresh.values()]
-                    s.execute(
-                        delete(ImageRecord).where(
-                            ImageRecord.status == "failed", ImageRecord.source.in_(sources_ok)
-                        )
-                    )
+                _upsert_products(s, products, now)
+            new_images = _insert_images(s, images, job_id, now) if images else 0
             wanted = list(dict.fromkeys(links))
             if wanted:
-                pids = {p for p, _ in wanted}
-                have = set(
-                    s.execute(
-                        select(ProductImage.product_id, ProductImage.image_sha256).where(
-                            ProductImage.product_id.in_(pids)
-                        )
-                    )
-                )
-                counts = dict(
-                    s.execute(
-                        select(ProductImage.product_id, func.count())
-                        .where(ProductImage.product_id.in_(pids))
-                        .group_by(ProductImage.product_id)
-                    ).all()
-                )
-                rows = []
-                for pid, sha in wanted:
-                    if (pid, sha) in have:
-                        continue
-                    rows.append({"product_id": pid, "image_sha256": sha, "position": counts.get(pid, 0)})
-                    counts[pid] = counts.get(pid, 0) + 1
-                if rows:
-                    s.execute(insert(ProductImage), rows)
+                _insert_links(s, wanted)
             if failures:
-                by_source = {src: (kind, reason) for src, kind, reason in failures}
-                olds = {
-                    r.source: r
-                    for r in s.scalars(
-                        select(ImageRecord).where(
-                            ImageRecord.status == "failed", ImageRecord.source.in_(by_source)
-                        )
-                    )
-                }
-                add = []
-                for src, (kind, reason) in by_source.items():
-                    if src in olds:
-                        olds[src].error_kind, olds[src].error, olds[src].job_id = kind, reason, job_id
-                    else:
-                        add.append(
-                            {
-                                "source": src,
-                                "status": "failed",
-                                "error_kind": kind,
-                                "error": reason,
-                                "job_id": job_id,
-                                "created_at": now,
-                            }
-                        )
-                if add:
-                    s.execute(insert(ImageRecord), add)
+                _record_failures(s, failures, job_id, now)
+            kept: set[int] = set()
             if embeddings:
                 assert model is not None
-                s.execute(
-                    insert(EmbeddingRecord),
-                    [
-                        {
-                            "image_sha256": sha,
-                            "model_id": model.model_id,
-                            "model_version": model.version,
-                            "position": pos,
-                            "created_at": now,
-                        }
-                        for sha, pos in embeddings
-                    ],
-                )
+                kept = _insert_embeddings(s, embeddings, model, now)
+                if on_embeddings is not None:
+                    on_embeddings(s, kept)
+        return BatchWritten(new_images, kept)
 
     # ---- models and embeddings ----------------------------------------------------------------
     def model_record(self, model_id: str, version: str, dim: int, spec: dict[str, Any]) -> ModelRecord:
+        """The model's record, created by the first writer (a concurrent creator's row wins)."""
+        where = (ModelRecord.model_id == model_id, ModelRecord.version == version)
         with self.session() as s:
-            rec = s.scalar(
-                select(ModelRecord).where(ModelRecord.model_id == model_id, ModelRecord.version == version)
-            )
-            if rec is None:
+            rec = s.scalar(select(ModelRecord).where(*where))
+            if rec is not None:
+                return rec
+        try:
+            with self.session() as s:
                 rec = ModelRecord(model_id=model_id, version=version, dim=dim, spec=spec)
                 s.add(rec)
                 s.flush()
-            return rec
+                return rec
+        except IntegrityError:  # another writer created it between the two transactions
+            with self.session() as s:
+                return s.scalars(select(ModelRecord).where(*where)).one()
+
+    # ---- vector rows (see catalens.vectors) ----------------------------------------------------
+    def vector_store_of(self, model_id: str, version: str) -> str | None:
+        """The store recorded for a model's vectors (``db``, ``file:<id>``), None before any."""
+        with self.session() as s:
+            return s.scalar(
+                select(VectorAllocation.store).where(
+                    VectorAllocation.model_id == model_id, VectorAllocation.version == version
+                )
+            )
+
+    def claim_vector_store(self, model_id: str, version: str, store: str) -> None:
+        """Record the store of a model's vectors; the first claim wins. A legacy file store
+        (``file:``, from schema v1) is taken over by the first home that opens it."""
+        where = (VectorAllocation.model_id == model_id, VectorAllocation.version == version)
+        try:
+            with self.session() as s:
+                s.execute(
+                    update(VectorAllocation)
+                    .where(*where, VectorAllocation.store == "file:")
+                    .values(store=store)
+                )
+                if s.scalar(select(VectorAllocation.id).where(*where)) is None:
+                    s.add(VectorAllocation(model_id=model_id, version=version, store=store, next_position=0))
+                    s.flush()
+        except IntegrityError:
+            pass  # a concurrent writer claimed it first; the caller re-reads the claim
+
+    def allocate_rows(self, model_id: str, version: str, n: int, floor: int = 0) -> int:
+        """Reserve ``n`` row positions for a model; returns the first. One short transaction, atomic
+        under any number of concurrent writers (row lock on PostgreSQL, the write lock on SQLite).
+        ``floor``: positions below it are never handed out (rows a store already holds)."""
+        table = VectorAllocation
+        base = case((table.next_position < floor, floor), else_=table.next_position)
+        with self.session() as s:
+            end = s.scalar(
+                update(table)
+                .where(table.model_id == model_id, table.version == version)
+                .values(next_position=base + n)
+                .returning(table.next_position)
+            )
+        if end is None:
+            raise ConfigError(f"no vector store recorded for model {model_id!r} {version}; open it first")
+        return int(end) - n
+
+    def stage_vectors(
+        self, s: Session, model_id: str, version: str, positions: Sequence[int], vectors: np.ndarray
+    ) -> None:
+        """Add vector rows to the session's transaction (the database vector store)."""
+        rows = [
+            {"model_id": model_id, "model_version": version, "position": int(p), "data": v.tobytes()}
+            for p, v in zip(positions, vectors, strict=True)
+        ]
+        if rows:
+            s.execute(insert(EmbeddingVector), rows)
+
+    def read_vectors(self, model_id: str, version: str, positions: np.ndarray, dim: int) -> np.ndarray:
+        """Stored vectors at ``positions`` (in that order) from the database vector store."""
+        wanted = np.unique(np.asarray(positions, dtype=np.int64))
+        found = np.zeros((len(wanted), dim), dtype=np.float32)
+        with self.session() as s:
+            for lo in range(0, len(wanted), 5000):
+                chunk = wanted[lo : lo + 5000]
+                q = select(EmbeddingVector.position, EmbeddingVector.data).where(
+                    EmbeddingVector.model_id == model_id,
+                    EmbeddingVector.model_version == version,
+                    EmbeddingVector.position.in_(chunk.tolist()),
+                )
+                for pos, data in s.execute(q):
+                    found[lo + int(np.searchsorted(chunk, int(pos)))] = np.frombuffer(data, np.float32, dim)
+        return found[np.searchsorted(wanted, positions)] if len(wanted) else found
 
     def models(self) -> list[ModelRecord]:
         with self.session() as s:

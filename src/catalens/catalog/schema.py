@@ -5,10 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -55,7 +67,17 @@ class ImageRecord(Base):
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_images_source_status", "source", "status"),)
+    __table_args__ = (
+        Index("ix_images_source_status", "source", "status"),
+        # one failure row per source, whatever the number of concurrent writers (schema v2)
+        Index(
+            "ux_images_failed_source",
+            "source",
+            unique=True,
+            sqlite_where=text("status = 'failed'"),
+            postgresql_where=text("status = 'failed'"),
+        ),
+    )
 
 
 class ProductImage(Base):
@@ -106,3 +128,31 @@ class Job(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class VectorAllocation(Base):
+    """Where the vectors of one (model id, version) live, and the next free row position.
+
+    Positions are handed out by the database (``CatalogDB.allocate_rows``), so any number of
+    writers - threads, processes, machines - get disjoint rows; a writer that dies leaves an unused
+    range (a hole), never a row another writer owns. ``store`` names the vector store: ``db`` (rows
+    in ``embedding_vectors``, shared by every machine that reaches the database) or
+    ``file:<store id>`` (the local vector file of one home; see ``catalens.vectors``)."""
+
+    __tablename__ = "vector_allocations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(256))
+    version: Mapped[str] = mapped_column(String(64))
+    store: Mapped[str] = mapped_column(String(128))
+    next_position: Mapped[int] = mapped_column(BigInteger, default=0)
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+
+class EmbeddingVector(Base):
+    """The float32 bytes of one vector, for catalogues whose vectors live in the database."""
+
+    __tablename__ = "embedding_vectors"
+    model_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -23,7 +23,7 @@ from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
 from catalens.ingest.fetch import fetch_bytes
 from catalens.ingest.sources import SourceItem
 from catalens.pipeline.prefetch import prefetch_map
-from catalens.vectors import VectorFile, l2_normalize
+from catalens.vectors import VectorStore, l2_normalize, open_store
 
 if TYPE_CHECKING:
     from catalens.config import Settings
@@ -184,17 +184,16 @@ class IngestRunner(ItemPreparer):
         self.known = db.known_image_shas()
         self.links = db.product_links()
         self.embedded: set[str] = set()
-        self.vectors: VectorFile | None = None
-        self.next_row = 0
+        self.vectors: VectorStore | None = None
         self.model_rec = None
         if encoder is not None:
             spec = getattr(encoder, "spec", None)
             spec_dict = spec.to_dict() if hasattr(spec, "to_dict") else {}
             self.model_rec = db.model_record(encoder.model_id, encoder.version, encoder.dim, spec_dict)
-            self.vectors = VectorFile(
-                settings.home / "vectors", encoder.model_id, encoder.version, encoder.dim
+            self.vectors = open_store(
+                db, settings.home, encoder.model_id, encoder.version, encoder.dim, settings.vector_store
             )
-            self.next_row = self.vectors.reconcile(db)
+            self.vectors.verify(db)  # records whose vector bytes were lost are embedded again
             self.embedded = db.embedded_shas(encoder.model_id, encoder.version)
         ItemPreparer.__init__(self, settings, encoder, self.known, self.embedded)
 
@@ -267,11 +266,10 @@ class IngestRunner(ItemPreparer):
         updated now, so that the next batches see these images while this one is being written."""
         with_tensor = [p for p in batch if p.wants_vector]
         vecs: np.ndarray | None = None
-        embeddings: list[tuple[str, int]] = []
+        embeddings: list[str] = []
         if with_tensor and self.encoder is not None and self.vectors is not None:
             vecs = self._infer(with_tensor)
-            embeddings = [(p.sha, self.next_row + i) for i, p in enumerate(with_tensor)]  # type: ignore[misc]
-        start_row = self.next_row
+            embeddings = [p.sha for p in with_tensor]  # type: ignore[misc]
         images = [p.image for p in batch if p.image is not None and p.sha not in self.known]
         products: dict[str, ProductInfo] = {}
         links: list[tuple[str, str]] = []
@@ -284,11 +282,10 @@ class IngestRunner(ItemPreparer):
             if (pid, p.sha) not in self.links:
                 links.append((pid, p.sha))
         failures = [(p.failure.source, p.failure.kind, p.failure.reason) for p in batch if p.failure]
-        self.next_row += len(embeddings)
-        self.embedded.update(sha for sha, _ in embeddings)
+        self.embedded.update(embeddings)
         self.known.update(img.sha256 for img in images)  # type: ignore[union-attr]
         self.links.update(links)
-        return _Batch(batch, vecs, start_row, embeddings, images, list(products.values()), links, failures)  # type: ignore[arg-type]
+        return _Batch(batch, vecs, embeddings, images, list(products.values()), links, failures)  # type: ignore[arg-type]
 
     def _infer(self, items: list[_Prepared]) -> np.ndarray:
         """(N, dim) L2-normalised vectors of ``items``: encoded here from their tensors in one batch,
@@ -305,23 +302,39 @@ class IngestRunner(ItemPreparer):
         return np.stack([p.vector for p in items]).astype(np.float32, copy=False)  # type: ignore[misc]
 
     def _write(self, b: _Batch) -> None:
-        """Vectors appended and fsynced, then one database transaction (writer thread)."""
-        if b.vectors is not None and self.vectors is not None:
-            self.vectors.append(b.vectors, b.start_row)
-        self.db.record_batch(
+        """Store one batch (writer thread): row positions allocated by the database, vectors written
+        at them (fsynced, file store), then one transaction records the batch (and, database store,
+        the vectors of the embedding records it inserted). Safe beside any number of other writers."""
+        positions: list[int] = []
+        store = self.vectors
+        if b.vectors is not None and store is not None and self.model_rec is not None:
+            rec = self.model_rec
+            start = self.db.allocate_rows(rec.model_id, rec.version, len(b.vectors), store.floor())
+            positions = list(range(start, start + len(b.vectors)))
+            store.write(start, b.vectors)
+        row_of = dict(zip(positions, range(len(positions)), strict=True))
+
+        def stage_vectors(session: Any, kept: set[int]) -> None:
+            if store is not None and b.vectors is not None:
+                keep = sorted(kept)
+                store.stage(session, keep, b.vectors[[row_of[p] for p in keep]])
+
+        written = self.db.record_batch(
             images=b.images,
             products=b.products,
             links=b.links,
             failures=b.failures,
-            embeddings=b.embeddings,
+            embeddings=list(zip(b.embeddings, positions, strict=True)),
             model=self.model_rec,
             job_id=self.job_id,
+            on_embeddings=stage_vectors,
         )
+        b.new_images, b.embedded = written.images, len(written.positions)
 
     def _account(self, b: _Batch, report: JobReport) -> None:
         """Counters and progress of a committed batch."""
-        report.new_images += len(b.images)
-        report.embedded += len(b.embeddings)
+        report.new_images += b.new_images
+        report.embedded += b.embedded
         report.already_present += sum(1 for p in b.items if p.sha is not None and p.image is None)
         report.failures.extend(p.failure for p in b.items if p.failure)
         report.failed = len(report.failures)
@@ -335,12 +348,14 @@ class _Batch:
 
     items: list[_Prepared]
     vectors: np.ndarray | None
-    start_row: int
-    embeddings: list[tuple[str, int]]
+    embeddings: list[str]  # image hashes, one per row of ``vectors``
     images: list[NewImage]
     products: list[ProductInfo]
     links: list[tuple[str, str]]
     failures: list[tuple[str, str, str]]
+    # rows the write inserted (a concurrent writer may have stored some of the same images first)
+    new_images: int = 0
+    embedded: int = 0
 
 
 def run_job(

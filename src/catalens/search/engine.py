@@ -157,7 +157,7 @@ class CatalogSearch:
     def __init__(self, db: CatalogDB, settings: Settings, model: str | None = None, **index_options: Any):
         self.db, self.settings = db, settings
         self.model = resolve_model_id(db, model or settings.default_model, explicit=model is not None)
-        self.data: IndexedVectors = committed_vectors(db, settings.home, self.model)
+        self.data: IndexedVectors = committed_vectors(db, settings, self.model)
         self.index: VectorIndex
         self.index, self.sync_report = sync_index(db, settings, self.data, **index_options)
         self.sha_at = self.data.sha_of()

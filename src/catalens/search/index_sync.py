@@ -5,15 +5,17 @@ and the vectors those rows point at. Its manifest (saved atomically with the ind
 what it was built from::
 
     {"model_id", "version", "n": rows indexed, "max_position": last row indexed,
-     "sample_sha": sha256 over a fixed sample of the indexed rows' positions and vectors}
+     "sample_positions": up to 257 indexed positions,
+     "sample_sha": sha256 over those positions and their vectors}
 
 On every open, :func:`sync_index` compares the manifest with the database:
 
-* the database has more rows past ``max_position`` (ingest ran after the last sync, or a crash
-  came between the database commit and the index write): the new rows are added;
-* the index is ahead of the database (rows were dropped), the sample checksum differs (the
-  vector file was replaced), the model differs, the index count disagrees with the manifest,
-  or the index files are corrupt/missing: the index is rebuilt from the vectors.
+* the database has rows the index lacks (ingest ran after the last sync, a crash came between
+  the database commit and the index write, or concurrent writers committed their rows out of
+  position order): those rows are added - found by set difference, not by position order;
+* the index holds rows the database no longer has, the sample checksum differs (the vectors were
+  replaced), the model differs, the index count disagrees with the manifest, or the index files
+  are corrupt/missing: the index is rebuilt from the vectors.
 
 Index writes never precede the database commit, and an index save is atomic, so a crash at
 any point leaves either the previous consistent index (caught up on next open) or nothing.
@@ -26,7 +28,7 @@ import contextlib
 import fcntl
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from catalens.catalog.db import CatalogDB
 from catalens.config import Settings
 from catalens.errors import EmptyCatalogError, IndexCorruptError, NotFoundError
 from catalens.index import VectorIndex, open_index, parse_index_uri
-from catalens.vectors import VectorFile, l2_normalize, vector_key
+from catalens.vectors import VectorRows, l2_normalize, open_store, vector_key
 
 _CHUNK = 50_000
 _SAMPLE = 256
@@ -52,17 +54,17 @@ class IndexedVectors:
     dim: int
     shas: list[str]
     positions: np.ndarray
-    file: VectorFile
+    rows: VectorRows
 
-    def matrix(self) -> np.ndarray:
-        """Memory map of the vector file (rows indexed by position)."""
-        return self.file.read()
+    def matrix(self) -> VectorRows:
+        """The stored rows, indexed by position (``matrix()[positions]`` -> (n, dim) float32)."""
+        return self.rows
 
     def sha_of(self) -> dict[int, str]:
         return dict(zip(self.positions.tolist(), self.shas, strict=True))
 
 
-def committed_vectors(db: CatalogDB, home: Path, model: str) -> IndexedVectors:
+def committed_vectors(db: CatalogDB, settings: Settings, model: str) -> IndexedVectors:
     """The committed embeddings of ``model`` (latest version stored); raises when there are none."""
     recs = [m for m in db.models() if m.model_id == model]
     if not recs:
@@ -70,24 +72,33 @@ def committed_vectors(db: CatalogDB, home: Path, model: str) -> IndexedVectors:
         hint = f" (embedded models: {', '.join(known)})" if known else ""
         raise EmptyCatalogError(f"no embeddings stored for model {model!r}{hint}; run `catalens embed`")
     rec = recs[-1]
-    vf = VectorFile(home / "vectors", rec.model_id, rec.version, rec.dim)
-    on_disk = vf.rows_on_disk()
-    pairs = [(h, p) for h, p in db.embedding_positions(rec.model_id, rec.version) if p < on_disk]
+    store = open_store(db, settings.home, rec.model_id, rec.version, rec.dim, settings.vector_store)
+    store.verify(db)
+    rows = store.rows()
+    pairs = db.embedding_positions(rec.model_id, rec.version)
+    if isinstance(rows, Sized):  # a file read at this moment: rows committed since lie past its end
+        pairs = [(h, p) for h, p in pairs if p < len(rows)]
     if not pairs:
         raise EmptyCatalogError(f"the catalog has no embedded images for model {model!r}")
     shas = [h for h, _ in pairs]
     positions = np.fromiter((p for _, p in pairs), dtype=np.int64, count=len(pairs))
-    return IndexedVectors(rec.model_id, rec.version, rec.dim, shas, positions, vf)
+    return IndexedVectors(rec.model_id, rec.version, rec.dim, shas, positions, rows)
 
 
-def _sample_digest(data: IndexedVectors, positions: np.ndarray) -> str:
-    h = hashlib.sha256(f"{data.model_id}\0{data.version}\0{len(positions)}".encode())
-    if len(positions):
-        stride = max(1, len(positions) // _SAMPLE)
-        picks = np.unique(np.concatenate([positions[::stride], positions[-1:]]))
-        mat = data.matrix()
-        h.update(picks.tobytes())
-        h.update(np.ascontiguousarray(mat[picks]).tobytes())
+def _sample_positions(positions: np.ndarray) -> np.ndarray:
+    """Up to ``_SAMPLE + 1`` positions spread over the indexed rows (sorted, unique)."""
+    ordered = np.sort(positions)
+    if not len(ordered):
+        return ordered
+    stride = max(1, len(ordered) // _SAMPLE)
+    return np.unique(np.concatenate([ordered[::stride], ordered[-1:]]))
+
+
+def _sample_digest(data: IndexedVectors, picks: np.ndarray) -> str:
+    h = hashlib.sha256(f"{data.model_id}\0{data.version}".encode())
+    if len(picks):
+        h.update(np.asarray(picks, dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(data.matrix()[picks], dtype=np.float32).tobytes())
     return h.hexdigest()
 
 
@@ -142,13 +153,14 @@ def sync_index(
             index, _, _ = _open(settings, data, **options)
         manifest = dict(getattr(index, "manifest", {}) or {})
         positions = data.positions
+        indexed = np.unique(np.asarray(index.ids(), dtype=np.int64)) if manifest and not reason else None
         if not reason:
-            reason = _check(index, manifest, data)
+            reason = _check(index, manifest, data, indexed)
         if reason:
             _rebuild(index, data, positions)
             report = {"action": "rebuilt", "reason": reason, "added": int(len(positions))}
         else:
-            new = positions[positions > int(manifest["max_position"])]
+            new = np.setdiff1d(positions, indexed, assume_unique=True)
             if len(new):
                 _add(index, data, new)
                 _set_manifest(index, data, positions)
@@ -173,19 +185,24 @@ def _clear_folder(folder: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def _check(index: VectorIndex, manifest: dict[str, Any], data: IndexedVectors) -> str:
+def _check(
+    index: VectorIndex, manifest: dict[str, Any], data: IndexedVectors, indexed: np.ndarray | None
+) -> str:
     """Why the index must be rebuilt ("" when it can be caught up incrementally)."""
     if not manifest:
         return "no index yet" if index.count() == 0 else "index without a manifest"
     if manifest.get("model_id") != data.model_id or manifest.get("version") != data.version:
         return "built for another model version"
-    max_pos = int(manifest.get("max_position", -1))
-    covered = data.positions[data.positions <= max_pos]
-    if len(covered) != int(manifest.get("n", -1)):
-        return f"index is ahead of the database ({manifest.get('n')} rows indexed, {len(covered)} in range)"
-    if index.count() != int(manifest["n"]):
-        return f"index holds {index.count()} vectors, manifest says {manifest['n']}"
-    if _sample_digest(data, covered) != manifest.get("sample_sha"):
+    if "sample_positions" not in manifest:
+        return "index manifest from an older catalens"
+    if index.count() != int(manifest.get("n", -1)):
+        return f"index holds {index.count()} vectors, manifest says {manifest.get('n')}"
+    assert indexed is not None
+    gone = np.setdiff1d(indexed, data.positions)
+    if len(gone):
+        return f"index is ahead of the database ({len(gone)} indexed rows are no longer in the catalogue)"
+    picks = np.asarray(manifest["sample_positions"], dtype=np.int64)
+    if _sample_digest(data, picks) != manifest.get("sample_sha"):
         return "vectors changed since the index was built (checksum mismatch)"
     return ""
 
@@ -212,12 +229,14 @@ def _rebuild(index: VectorIndex, data: IndexedVectors, positions: np.ndarray) ->
 
 
 def _set_manifest(index: VectorIndex, data: IndexedVectors, positions: np.ndarray) -> None:
+    picks = _sample_positions(positions)
     index.manifest = {  # type: ignore[attr-defined]
         "model_id": data.model_id,
         "version": data.version,
         "n": int(len(positions)),
         "max_position": int(positions.max()) if len(positions) else -1,
-        "sample_sha": _sample_digest(data, positions),
+        "sample_positions": picks.tolist(),
+        "sample_sha": _sample_digest(data, picks),
         "synced_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
