@@ -62,9 +62,11 @@ def _kill(pids: list[int], sig: int) -> None:
 
 
 class LocalRayCluster:
-    """``start()`` the head and one worker node on 127.0.0.1; ``address`` is ``127.0.0.1:PORT``."""
+    """``start()`` the head and one worker node on 127.0.0.1 (``start(second_node=False)``: the head
+    only), ``cpus`` CPUs each; ``address`` is ``127.0.0.1:PORT``."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, cpus: int = 1) -> None:
+        self.cpus = cpus
         # short: Ray's unix sockets live under the temp dir (108-byte path limit)
         self.folder = folder or Path(tempfile.mkdtemp(prefix="rayc-", dir="/tmp"))
         self.port = _free_port()
@@ -84,7 +86,7 @@ class LocalRayCluster:
                 "start",
                 "--block",
                 "--num-cpus",
-                "1",
+                str(self.cpus),
                 "--node-ip-address",
                 "127.0.0.1",
                 "--disable-usage-stats",
@@ -96,13 +98,14 @@ class LocalRayCluster:
             start_new_session=True,
         )
 
-    def start(self) -> LocalRayCluster:
+    def start(self, second_node: bool = True) -> LocalRayCluster:
         self.head = self._ray(
             "--head", "--port", str(self.port), "--include-dashboard=false",
             "--temp-dir", str(self.folder / "t"), name="head",
         )  # fmt: skip
         self._wait_nodes(1)
-        self.start_worker()
+        if second_node:
+            self.start_worker()
         return self
 
     def start_worker(self) -> None:

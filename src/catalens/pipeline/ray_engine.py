@@ -176,6 +176,7 @@ class RayEngine:
                     failure = Failure(item.source, failure.kind, failure.reason)
                 vector = out.vectors[vec_of[i]] if i in vec_of and out.vectors is not None else None
                 yield _Prepared(item, sha=out.shas[i], image=image, failure=failure, vector=vector)
+        log.info("first Ray worker ready after %.2f s", self.pool.first_ready_s or 0.0)
         if self.pool.lost:
             log.warning(
                 "%d Ray worker(s) lost during the job; %d batch(es) ran again on the others",

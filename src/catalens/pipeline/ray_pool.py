@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -65,12 +66,14 @@ class ActorPool:
         self.make, self.size, self.method, self.per_actor, self.what = make, size, method, per_actor, what
         self.lost = 0  # actors lost while the job ran (restarted elsewhere)
         self.retried = 0  # batches that ran again after their actor was lost
+        self.first_ready_s: float | None = None  # seconds from map() to the first actor up (model loaded)
 
     def map(self, batches: Iterable[tuple[K, Any]]) -> Iterator[tuple[K, Any]]:
         """Yield ``(key, actor.method(payload))`` for every ``(key, payload)``, in completion order."""
         import ray
         from ray.exceptions import ObjectLostError, RayActorError
 
+        started = time.perf_counter()
         lost_kinds = (RayActorError, ObjectLostError)
         source = iter(batches)
         todo: deque[tuple[K, Any]] = deque()
@@ -144,6 +147,8 @@ class ActorPool:
                             spawn()
                         continue
                     load[actor] = 0
+                    if self.first_ready_s is None:
+                        self.first_ready_s = time.perf_counter() - started
                     continue
                 actor, job = in_flight.pop(ref)
                 try:
