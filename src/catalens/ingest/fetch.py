@@ -221,7 +221,11 @@ def fetch_bytes(
             timeout = httpx.Timeout(left, connect=min(left, 10.0))
             extensions = {"sni_hostname": hop.host} if hop.scheme == "https" else {}
             request = client.build_request(
-                "GET", hop.target(), headers={"Host": hop.host_header()}, timeout=timeout, extensions=extensions
+                "GET",
+                hop.target(),
+                headers={"Host": hop.host_header()},
+                timeout=timeout,
+                extensions=extensions,
             )
             watchdog: _Watchdog | None = None
             try:
@@ -253,7 +257,9 @@ def fetch_bytes(
                 finally:
                     resp.close()
             except httpx.TimeoutException as exc:
-                raise FetchError(url, f"timed out: the download took over its {timeout_s:g} s deadline") from exc
+                raise FetchError(
+                    url, f"timed out: the download took over its {timeout_s:g} s deadline"
+                ) from exc
             except httpx.HTTPError as exc:
                 if watchdog is not None and watchdog.fired:
                     raise FetchError(
