@@ -429,3 +429,42 @@ def test_builtin_profiles_only_warn_on_grayscale() -> None:
     for name in ("general", "marketplace-main-image"):
         check = next(c for c in load_profile(name).instantiate() if c.name == "grayscale")
         assert check.run(QCImage.from_pil(gray)).verdict == "warn", name
+
+
+def test_a_check_that_raises_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that cannot run gives the verdict ``error``: it fails ``--fail-on error`` (the CI gate),
+    and the JSON, the CSV and the HTML report show its reason."""
+    from catalens.cli import app
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    product().save(d / "ok.jpg", quality=92)
+    blur = get_check("blur")
+
+    def broken(self, img):  # type: ignore[no-untyped-def]
+        raise RuntimeError("model file is corrupt")
+
+    monkeypatch.setattr(blur, "run", broken)
+    prof = tmp_path / "pixels.yaml"
+    prof.write_text("checks:\n  file: {}\n  blur: {}\n  resolution: {}\n")
+    args = ["--home", str(tmp_path / "home"), "qc", str(d), "--profile", str(prof), "--no-store"]
+    res = CliRunner().invoke(
+        app, [*args, "--json", "--csv", str(tmp_path / "qc.csv"), "--report", str(tmp_path / "rep")]
+    )
+    assert res.exit_code == 1, res.output  # --fail-on error is the default gate
+    data = json.loads(res.stdout)
+    (image,) = data["results"]
+    assert image["verdict"] == "error" and image["issues"] == ["blur"]
+    (blur_res,) = [r for r in image["results"] if r["check"] == "blur"]
+    assert blur_res["verdict"] == "error"
+    assert blur_res["reason"] == "check could not run: RuntimeError: model file is corrupt"
+    assert data["counts"]["error"] == 1 and data["counts"]["pass"] == 0
+    csv_text = (tmp_path / "qc.csv").read_text()
+    assert "blur: check could not run: RuntimeError: model file is corrupt" in csv_text
+    assert ",error," in csv_text
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "check could not run: RuntimeError: model file is corrupt" in page and "error: 1" in page
+    for gate, code in [("error", 1), ("warn", 1), ("never", 0)]:
+        res = CliRunner().invoke(app, [*args, "-q", "--fail-on", gate])
+        assert res.exit_code == code, (gate, res.output)
+        assert gate != "error" or "1 error" in res.output

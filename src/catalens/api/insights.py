@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from catalens.errors import CatalensError, NotFoundError
 
-SEVERITY = {"fail": 2, "warn": 1, "pass": 0}
+SEVERITY = {"error": 3, "fail": 2, "warn": 1, "pass": 0}
 
 
 class ClassifierLoading(CatalensError):
@@ -284,12 +284,16 @@ class InsightsMixin:
         issues: dict[str, Counter[str]] = {}
         for r in rows:
             for res in r["results"]:
-                if res.get("verdict") in ("warn", "fail"):
+                if res.get("verdict") in ("warn", "fail", "error"):
                     issues.setdefault(res["check"], Counter())[res["verdict"]] += 1
 
         def badness(r: dict[str, Any]) -> tuple[int, int, float]:
             v = [x.get("verdict") for x in r["results"]]
-            return (v.count("fail"), v.count("warn"), -min((x.get("score") or 0.0) for x in r["results"]))
+            return (
+                v.count("error") + v.count("fail"),
+                v.count("warn"),
+                -min((x.get("score") or 0.0) for x in r["results"]),
+            )
 
         bad = sorted((r for r in rows if r["verdict"] != "pass"), key=badness, reverse=True)[:worst]
         shas = [r["sha256"] for r in bad if r["sha256"]]
@@ -311,21 +315,24 @@ class InsightsMixin:
                 "reasons": [
                     {"check": x["check"], "verdict": x["verdict"], "reason": x.get("reason", "")}
                     for x in r["results"]
-                    if x.get("verdict") in ("warn", "fail")
+                    if x.get("verdict") in ("warn", "fail", "error")
                 ],
             }
             for r in bad
         ]
         by_issue = sorted(
-            ({"check": c, "fail": n["fail"], "warn": n["warn"]} for c, n in issues.items()),
-            key=lambda d: (-(d["fail"] + d["warn"]), d["check"]),
+            (
+                {"check": c, "fail": n["fail"], "warn": n["warn"], "error": n["error"]}
+                for c, n in issues.items()
+            ),
+            key=lambda d: (-(d["fail"] + d["warn"] + d["error"]), d["check"]),
         )
         return {
             "profile": profile,
             "profiles": [{"name": p, "images": n} for p, n in sorted(profiles.items())],
             "available_profiles": self.quality_profiles(),
             "images": len(rows),
-            "verdicts": {v: verdicts.get(v, 0) for v in ("pass", "warn", "fail")},
+            "verdicts": {v: verdicts.get(v, 0) for v in ("pass", "warn", "fail", "error")},
             "by_issue": by_issue,
             "worst": worst_rows,
         }

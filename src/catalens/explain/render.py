@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 MIN_SIDE = 240
 MAX_SIDE = 640
-VERDICT_COLOURS = {"fail": (230, 40, 40), "warn": (245, 160, 0), "pass": (40, 170, 70)}
+VERDICT_COLOURS = {"error": (180, 40, 200), "fail": (230, 40, 40), "warn": (245, 160, 0), "pass": (40, 170, 70)}
 PALETTE = [(0, 200, 255), (255, 60, 200), (255, 220, 0), (60, 255, 60), (255, 120, 0)]
 
 

@@ -37,7 +37,10 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="Write an HTML report (index.html) into this folder.")
         ] = None,
         fail_on: Annotated[
-            str, typer.Option(help="error (any fail) | warn (any warn or fail) | never.")
+            str,
+            typer.Option(
+                help="error (any fail, or a check that could not run) | warn (any warn, fail or error) | never."
+            ),
         ] = "error",
         store: Annotated[
             bool, typer.Option("--store/--no-store", help="Save results in the catalogue.")
@@ -112,7 +115,8 @@ def _print_summary(rep, csv_path: Path | None, report: Path | None) -> None:  # 
     c = rep.counts
     out.print(
         f"profile [bold]{rep.profile}[/bold]: {len(rep.images)} images - "
-        f"[green]{c['pass']} pass[/green], [yellow]{c['warn']} warn[/yellow], [red]{c['fail']} fail[/red] "
+        f"[green]{c['pass']} pass[/green], [yellow]{c['warn']} warn[/yellow], [red]{c['fail']} fail[/red], "
+        f"[magenta]{c['error']} error[/magenta] "
         f"({c['file_errors']} file errors) in {rep.seconds:.1f}s"
     )
     issues = [im for im in rep.images if im.verdict != "pass"]
@@ -121,7 +125,7 @@ def _print_summary(rep, csv_path: Path | None, report: Path | None) -> None:  # 
         t.add_column("verdict")
         t.add_column("source", overflow="fold")
         t.add_column("issues", overflow="fold")
-        for im in sorted(issues, key=lambda i: i.verdict != "fail")[:100]:
+        for im in sorted(issues, key=lambda i: i.verdict not in ("fail", "error"))[:100]:
             t.add_row(im.verdict, im.source, "; ".join(f"{r.check}: {r.reason}" for r in im.issues))
         out.print(t)
         if len(issues) > 100:

@@ -65,6 +65,7 @@ def _thumb(path: str, size: int = 180) -> str | None:
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222} h1{margin:0 0 4px} .muted{color:#666}
 .summary span{display:inline-block;margin-right:16px;padding:4px 10px;border-radius:12px;background:#eee}
+.error{background:#f4c7ff!important}
 .fail{background:#fdd!important}.warn{background:#ffe9b3!important}.pass{background:#dfd!important}
 h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .grid{display:flex;flex-wrap:wrap;gap:12px}
@@ -91,11 +92,12 @@ def write_html(report: QCReport, path: Path, *, max_per_issue: int = 200, title:
         f"<div class='muted'>profile <b>{html.escape(report.profile)}</b> - {len(report.images)} images - "
         f"{report.seconds:.1f} s</div>",
         "<p class='summary'>"
-        + "".join(f"<span class='{k}'>{k}: {c[k]}</span>" for k in ("pass", "warn", "fail"))
+        + "".join(f"<span class='{k}'>{k}: {c[k]}</span>" for k in ("pass", "warn", "fail", "error"))
         + f"<span>file errors: {c['file_errors']}</span></p>",
     ]
     order = sorted(
-        groups, key=lambda k: (-sum(r.verdict == "fail" for _, r in groups[k]), -len(groups[k]), k)
+        groups,
+        key=lambda k: (-sum(r.verdict in ("fail", "error") for _, r in groups[k]), -len(groups[k]), k),
     )
     parts.append(
         "<p>" + " ".join(f"<a href='#{k}'>{html.escape(k)} ({len(groups[k])})</a>" for k in order) + "</p>"
@@ -110,7 +112,8 @@ def write_html(report: QCReport, path: Path, *, max_per_issue: int = 200, title:
         def key(item: tuple[ImageQC, object], worse_high: bool = worse_high) -> tuple[int, float]:
             r = item[1]
             s = r.score if r.score is not None else 0.0  # type: ignore[attr-defined]
-            return (0 if r.verdict == "fail" else 1, -s if worse_high else s)  # type: ignore[attr-defined]
+            rank = {"error": 0, "fail": 1}.get(r.verdict, 2)  # type: ignore[attr-defined]
+            return (rank, -s if worse_high else s)
 
         rows.sort(key=key)
         parts.append(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Verdict = Literal["pass", "warn", "fail"]
-VERDICTS: tuple[Verdict, ...] = ("pass", "warn", "fail")
-_RANK = {"pass": 0, "warn": 1, "fail": 2}
+# "error": the check itself could not run on the image (it raised). It is the most severe verdict,
+# so an image nobody could check never passes a gate (QC fails closed).
+Verdict = Literal["pass", "warn", "fail", "error"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "warn", "fail", "error")
+_RANK = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
 
 
 def worst(verdicts: list[str]) -> Verdict:

@@ -36,7 +36,7 @@ class QCReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        c = {"pass": 0, "warn": 0, "fail": 0, "file_errors": 0}
+        c = {"pass": 0, "warn": 0, "fail": 0, "error": 0, "file_errors": 0}
         for im in self.images:
             c[im.verdict] += 1
             c["file_errors"] += int(im.file_error)
@@ -47,17 +47,18 @@ class QCReport:
         out: dict[str, dict[str, int]] = {}
         for im in self.images:
             for r in im.results:
-                d = out.setdefault(r.check, {"pass": 0, "warn": 0, "fail": 0})
+                d = out.setdefault(r.check, {"pass": 0, "warn": 0, "fail": 0, "error": 0})
                 d[r.verdict] += 1
         return out
 
     def exit_code(self, fail_on: str = "error") -> int:
-        """0 = gate passed, 1 = gate failed. ``fail_on``: error/fail (any fail), warn (any warn or fail), never."""
+        """0 = gate passed, 1 = gate failed. ``fail_on``: error/fail (any fail, or any check that could
+        not run), warn (any warn, fail or error), never."""
         c = self.counts
         if fail_on in ("error", "fail"):
-            return int(c["fail"] > 0)
+            return int(c["fail"] + c["error"] > 0)
         if fail_on == "warn":
-            return int(c["fail"] + c["warn"] > 0)
+            return int(c["fail"] + c["warn"] + c["error"] > 0)
         return 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,13 +100,16 @@ def check_image(img: QCImage, checks: Sequence[Check], profile: str = "") -> tup
             continue
         try:
             qc.results.append(check.run(img))
-        except Exception as exc:  # a check bug must not stop the batch; report it on the image
-            qc.results.append(
-                CheckResult(
-                    check.name, None, check.unit, "warn", f"check could not run: {type(exc).__name__}: {exc}"
-                )
-            )
+        except Exception as exc:  # a check bug must not stop the batch, nor let the image pass
+            qc.results.append(_error_result(check, exc))
     return qc, prints
+
+
+def _error_result(check: Check, exc: BaseException) -> CheckResult:
+    """The verdict of a check that raised: ``error`` (fails closed), with the exception as the reason."""
+    return CheckResult(
+        check.name, None, check.unit, "error", f"check could not run: {type(exc).__name__}: {exc}"
+    )
 
 
 def check_item(
@@ -168,7 +172,11 @@ def run_checks(
         if check.scope != "batch":
             continue
         batch = [(qc.source, prints.get(check.name)) for qc, prints in done]
-        for qc, res in zip(images, check.run_batch(batch), strict=True):  # type: ignore[attr-defined]
+        try:
+            batch_results = list(check.run_batch(batch))  # type: ignore[attr-defined]
+        except Exception as exc:  # the batch check could not run: every image gets its error
+            batch_results = [_error_result(check, exc) for _ in images]
+        for qc, res in zip(images, batch_results, strict=True):
             if res is not None:
                 qc.results.append(res)
     return QCReport(profile=profile.name, images=images, seconds=time.perf_counter() - started)

@@ -239,7 +239,7 @@ async function browseView() {
 }
 
 // ---------------------------------------------------------------- product
-const VERDICT_ICON = { pass: "✓", warn: "!", fail: "✕" };
+const VERDICT_ICON = { pass: "✓", warn: "!", fail: "✕", error: "⚠" };
 
 function verdictBadge(v, text) {
   return h("span", { class: `badge ${v}`, title: text || v }, `${VERDICT_ICON[v] || ""} ${text || v}`);
