@@ -261,6 +261,7 @@ FEATURE_CLIS = (
     "catalens.recommend.cli",
     "catalens.explain.cli",
     "catalens.api.cli",
+    "catalens.maintenance.cli",
 )
 
 

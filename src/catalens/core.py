@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from catalens.catalog.db import CatalogDB
+from catalens.catalog.storage import check_home_writable
 from catalens.classify.facade import ClassifyMixin
 from catalens.config import Settings, load_settings
 from catalens.explain.facade import ExplainMixin
@@ -32,7 +33,7 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
+        check_home_writable(settings.home)  # a read-only home is refused before any work
         self.db = CatalogDB(settings.database_url)
         self._encoders: dict[tuple[str, str], Any] = {}
 

@@ -125,3 +125,18 @@ class DatabaseUnavailableError(CatalensError):
 class ClusterError(CatalensError):
     """The Ray cluster cannot be reached, or lost every worker of a job; the message names the address.
     What was committed before is kept: run the same command again to resume."""
+
+
+class CatalogCorruptError(CatalensError):
+    """A catalogue file (SQLite database, vector file, index) is damaged; the message names the file
+    and says what to do (``catalens doctor``, ``catalens restore``)."""
+
+
+class DiskFullError(CatalensError):
+    """The disk holding the catalogue (or a file it writes) is full; the message names the disk.
+    Whole batches written before are kept: free space and run the same command again."""
+
+
+class ReadOnlyHomeError(CatalensError):
+    """The catalogue home cannot be written (read-only file system or no permission); refused
+    before any work is done."""

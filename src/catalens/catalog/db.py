@@ -443,6 +443,67 @@ class CatalogDB:
             )
             return int(res.rowcount or 0)
 
+    # ---- maintenance (catalens doctor / backup) ----------------------------------------------
+    def vector_row_count(self, model_id: str, version: str) -> int:
+        """How many vector rows the database vector store holds for a model."""
+        with self.session() as s:
+            q = select(func.count()).where(
+                EmbeddingVector.model_id == model_id, EmbeddingVector.model_version == version
+            )
+            return int(s.scalar(q) or 0)
+
+    def drop_embeddings_at(self, model_id: str, version: str, positions: Iterable[int]) -> int:
+        """Forget the embedding records at ``positions`` (their vectors are damaged); the images are
+        embedded again by the next ``embed``. Their rows are never reused (new positions are allocated)."""
+        wanted = sorted({int(p) for p in positions})
+        n = 0
+        with self.session() as s:
+            for lo in range(0, len(wanted), 5000):
+                res = s.execute(
+                    delete(EmbeddingRecord).where(
+                        EmbeddingRecord.model_id == model_id,
+                        EmbeddingRecord.model_version == version,
+                        EmbeddingRecord.position.in_(wanted[lo : lo + 5000]),
+                    )
+                )
+                n += int(res.rowcount or 0)
+        return n
+
+    def image_files(self) -> tuple[set[str], set[str]]:
+        """(stored paths, sources) of every image row, ok or failed: the files the catalogue refers to."""
+        with self.session() as s:
+            stored, sources = set(), set()
+            for path, src in s.execute(select(ImageRecord.stored_path, ImageRecord.source)):
+                if path:
+                    stored.add(str(path))
+                if src:
+                    sources.add(str(src))
+            return stored, sources
+
+    def rebase_stored_paths(self, old_prefix: str, new_prefix: str) -> int:
+        """Stored image copies (blobs) recorded under ``old_prefix`` now live under ``new_prefix`` (a home
+        restored elsewhere); returns how many rows were updated."""
+        old = old_prefix.rstrip("/") + "/"
+        n = 0
+        with self.session() as s:
+            rows = s.execute(
+                select(ImageRecord.id, ImageRecord.stored_path).where(ImageRecord.stored_path.startswith(old))
+            ).all()
+            for rid, path in rows:
+                s.execute(
+                    update(ImageRecord)
+                    .where(ImageRecord.id == rid)
+                    .values(stored_path=new_prefix.rstrip("/") + "/" + path[len(old) :])
+                )
+                n += 1
+        return n
+
+    def running_jobs(self) -> list[Job]:
+        """Jobs still marked running (after marking those of dead processes of this host interrupted)."""
+        self.mark_dead_jobs()
+        with self.session() as s:
+            return list(s.scalars(select(Job).where(Job.status == "running").order_by(Job.id)))
+
     # ---- jobs ---------------------------------------------------------------------------------
     def start_job(self, kind: str, source: str | None, options: dict[str, Any]) -> int:
         """Record a running job (with this process's host and pid); mark dead ones interrupted."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from catalens.catalog.db import CatalogDB, NewImage, ProductInfo
+from catalens.catalog.storage import disk_full_error, is_disk_full
 from catalens.errors import CatalensError, ImageError
 from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
 from catalens.ingest.fetch import fetch_bytes
@@ -163,6 +164,10 @@ class ItemPreparer:
             return _Prepared(item, failure=Failure(item.source, exc.kind, exc.reason))
         except CatalensError as exc:
             return _Prepared(item, failure=Failure(item.source, "error", str(exc)))
+        except OSError as exc:
+            if is_disk_full(exc):  # not this item's fault: the whole job stops (see run_job)
+                raise
+            return _Prepared(item, failure=Failure(item.source, "error", f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # a bug or an unforeseen library error: keep the batch going
             return _Prepared(item, failure=Failure(item.source, "error", f"{type(exc).__name__}: {exc}"))
 
@@ -380,6 +385,11 @@ def run_job(
         runner.run(items, report, prepare_with(runner, items) if prepare_with is not None else None)
     except KeyboardInterrupt:
         report.status = "interrupted"
+        raise
+    except OSError as exc:
+        report.status = "failed"
+        if is_disk_full(exc):  # a vector, blob or index write found the disk full
+            raise disk_full_error(Path(exc.filename or settings.home), f"running the {kind} job") from exc
         raise
     except BaseException:
         report.status = "failed"

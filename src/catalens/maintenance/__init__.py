@@ -1,0 +1,1 @@
+"""Keeping a catalogue sound: ``catalens doctor`` (check and repair) and ``catalens backup`` / ``restore``."""
