@@ -252,7 +252,8 @@ def test_ingest_upload_job(api):
     assert r.status_code == 202, r.text
     job = _wait(c, r.json()["id"])
     assert job["status"] == "done" and job["report"]["new_images"] == 3 and job["done"] == 3
-    p = c.get("/api/v1/products/new1").json()
+    assert job["products"] == r.json()["products"] and len(set(job["products"])) == 3
+    p = c.get(f"/api/v1/products/{job['products'][1]}").json()
     assert p["attrs"]["colour"] == "green" and len(p["images"]) == 1
     # one product with several images; and an upload needs a key
     r = c.post(
@@ -264,6 +265,88 @@ def test_ingest_upload_job(api):
     assert any(j["id"] == job["id"] for j in c.get("/api/v1/jobs").json())
     _err(c.get("/api/v1/jobs/nope"), 404)
     _err(c.post(f"/api/v1/jobs/{job['id']}/cancel", headers=w), 400)
+
+
+def test_uploads_without_a_product_id_never_merge(api):
+    """Two phones upload a different ``IMG_0001.jpg`` each, with no product id: two products with
+    fresh ids (not the file name); the second neither joins nor retitles the first. Files join a
+    product only when the caller names it."""
+    cat, c = api
+    w = _key(cat, "write")
+    ids = []
+    for seed, colour in [(501, "red"), (502, "blue")]:
+        r = c.post(
+            "/api/v1/ingest/upload",
+            files=[("files", ("IMG_0001.jpg", _png(seed), "image/png"))],
+            data={"title": f"{colour} phone", "attrs": json.dumps({"colour": colour})},
+            headers=w,
+        )
+        job = _wait(c, r.json()["id"])
+        assert job["status"] == "done" and job["report"]["new_images"] == 1, job
+        ids.append(job.get("products"))
+    phones = c.get("/api/v1/products", params={"q": "phone"}).json()["items"]
+    assert sorted(p["title"] for p in phones) == ["blue phone", "red phone"]  # two products, untouched
+    ids = [pid for (pid,) in ids]
+    assert ids[0] != ids[1] and not any("IMG_0001" in i for i in ids)
+    _err(c.get("/api/v1/products/IMG_0001"), 404)
+    first, second = (c.get(f"/api/v1/products/{i}").json() for i in ids)
+    assert (first["title"], first["attrs"]["colour"], len(first["images"])) == ("red phone", "red", 1)
+    assert (second["title"], second["attrs"]["colour"], len(second["images"])) == ("blue phone", "blue", 1)
+    # naming the product adds to it
+    r = c.post(
+        "/api/v1/ingest/upload",
+        files=[("files", ("IMG_0002.jpg", _png(503), "image/png"))],
+        data={"product_id": ids[0]},
+        headers=w,
+    )
+    assert _wait(c, r.json()["id"])["products"] == [ids[0]]
+    assert len(c.get(f"/api/v1/products/{ids[0]}").json()["images"]) == 2
+
+
+def _upload_dirs(cat: ServiceCatalog) -> list[Path]:
+    root = cat.settings.home / "uploads"
+    return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+
+
+def _incoming(cat: ServiceCatalog) -> list[Path]:
+    d = cat.settings.home / "uploads" / ".incoming"
+    return sorted(d.iterdir()) if d.is_dir() else []
+
+
+def test_uploads_that_back_no_image_are_removed(api):
+    """Duplicate, refused and failed uploads leave no file behind; the files of stored images stay."""
+    cat, c = api
+    w = _key(cat, "write")
+    files = [("files", ("a.png", _png(601), "image/png"))]
+    assert _wait(c, c.post("/api/v1/ingest/upload", files=files, headers=w).json()["id"])["status"] == "done"
+    kept = _upload_dirs(cat)
+    assert len(kept) == 1
+    dup = c.post("/api/v1/ingest/upload", files=files, headers=w).json()
+    assert _wait(c, dup["id"])["report"]["new_images"] == 0
+    assert _upload_dirs(cat) == kept  # the duplicate's folder is gone, the first one stays
+    bad = [
+        ("files", ("ok.png", _png(602), "image/png")),
+        ("files", ("bad.png", b"not an image", "image/png")),
+    ]
+    _err(c.post("/api/v1/ingest/upload", files=bad, headers=w), 415)
+    assert _upload_dirs(cat) == kept and _incoming(cat) == []
+    for route in ("/api/v1/search", "/api/v1/dedup/check", "/api/v1/qc"):
+        r = c.post(route, files={"file": ("q.png", _png(603), "image/png")}, headers=w)
+        assert r.status_code == 200, (route, r.text)
+    assert _incoming(cat) == []  # query images are removed after the request
+    # an old leftover (a crash between staging and the job) is swept; a young one is not
+    orphan = cat.settings.home / "uploads" / "deadbeef"
+    orphan.mkdir()
+    (orphan / "0000_x.png").write_bytes(_png(604))
+    assert cat.sweep_uploads() == []
+    assert cat.sweep_uploads(min_age_s=0) == [str(orphan)]
+    assert _upload_dirs(cat) == kept and c.get(f"/api/v1/images/{_sha_of(c, 601)}/file").status_code == 200
+
+
+def _sha_of(c: TestClient, seed: int) -> str:
+    import hashlib
+
+    return hashlib.sha256(_png(seed)).hexdigest()
 
 
 def test_job_cancellation_keeps_whole_batches(api, monkeypatch):
@@ -287,6 +370,7 @@ def test_job_cancellation_keeps_whole_batches(api, monkeypatch):
     gate.set()
     assert _wait(c, first["id"])["status"] == "done"
     assert _wait(c, second["id"])["status"] == "cancelled"
+    assert len(_upload_dirs(cat)) == 1  # the cancelled upload's folder is gone
 
 
 def test_bad_uploads_are_4xx(home: Path, fake_encoder: object):

@@ -78,10 +78,12 @@ def test_ingested_upload_becomes_searchable(home: Path, fake_encoder: object) ->
         assert _ids(c, product_id="P1")  # opens the searcher before the ingest
         r = c.post("/api/v1/ingest/upload", files=[("files", ("new.png", _png(91), "image/png"))], headers=w)
         assert r.status_code == 202, r.text
-        assert _wait(c, r.json()["id"])["status"] == "done"
-        found = c.get("/api/v1/search", params={"product_id": "new", "limit": 3})
+        job = _wait(c, r.json()["id"])
+        assert job["status"] == "done"
+        (new,) = job["products"]
+        found = c.get("/api/v1/search", params={"product_id": new, "limit": 3})
         assert found.status_code == 200, found.text
-        assert any(x["product_id"] == "new" for x in c.get(
+        assert any(x["product_id"] == new for x in c.get(
             "/api/v1/search", params={"product_id": "P1", "limit": 50}
         ).json()["results"])  # fmt: skip
     finally:

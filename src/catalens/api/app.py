@@ -72,6 +72,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if refresher is not None:  # search catches up with writes by other processes
             refresher.start()
+        sweep = getattr(catalog, "sweep_uploads", None)
+        if sweep is not None:  # uploads left behind by a crash or a job that kept none of them
+            try:
+                sweep()
+            except Exception:  # noqa: BLE001 - never refuse to start for it
+                log.warning("sweeping unused uploads failed", exc_info=True)
         yield
         if refresher is not None:
             refresher.stop()

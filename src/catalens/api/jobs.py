@@ -39,6 +39,7 @@ class ApiJob:
     finished_at: float | None = None
     report: dict[str, Any] | None = None
     error: str | None = None
+    products: list[str] | None = None  # an upload job: the product ids its files were given
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class ApiJob:
             "finished_at": self.finished_at,
             "report": self.report,
             "error": self.error,
+            "products": self.products,
         }
 
 
@@ -73,8 +75,10 @@ class JobManager:
         self._keep = keep
         self._on_finish = on_finish
 
-    def submit(self, kind: str, source: str, fn: Callable[[ProgressFactory], Any]) -> ApiJob:
-        job = ApiJob(id=uuid.uuid4().hex[:16], kind=kind, source=source)
+    def submit(
+        self, kind: str, source: str, fn: Callable[[ProgressFactory], Any], products: list[str] | None = None
+    ) -> ApiJob:
+        job = ApiJob(id=uuid.uuid4().hex[:16], kind=kind, source=source, products=products)
         with self._lock:
             self._jobs[job.id] = job
             while len(self._jobs) > self._keep:
@@ -88,6 +92,7 @@ class JobManager:
     def _run(self, job: ApiJob, fn: Callable[[ProgressFactory], Any]) -> None:
         if job.cancel_event.is_set():
             job.status, job.finished_at = "cancelled", time.time()
+            self._finished(job)
             return
         job.status, job.started_at = "running", time.time()
 
@@ -113,11 +118,14 @@ class JobManager:
             job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             job.finished_at = time.time()
-            if self._on_finish is not None:
-                try:
-                    self._on_finish(job)
-                except Exception:  # noqa: BLE001
-                    pass
+            self._finished(job)
+
+    def _finished(self, job: ApiJob) -> None:
+        if self._on_finish is not None:
+            try:
+                self._on_finish(job)
+            except Exception:  # noqa: BLE001
+                pass
 
     def get(self, job_id: str) -> ApiJob:
         job = self._jobs.get(job_id)

@@ -70,6 +70,9 @@ class JobOut(BaseModel):
     finished_at: float | None = None
     report: dict[str, Any] | None = None
     error: str | None = None
+    products: list[str] | None = Field(
+        None, description="an upload job: the product id of each file, in upload order"
+    )
 
 
 class UrlItemIn(BaseModel):

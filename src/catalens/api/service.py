@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from catalens.api import keys as _keys
 from catalens.api.batching import BatchingEncoder
@@ -20,8 +22,16 @@ from catalens.api.insights import InsightsMixin
 from catalens.api.jobs import ApiJob, JobManager
 from catalens.api.refresh import SearchRefresher
 from catalens.api.settings import ApiSettings
-from catalens.api.uploads import Upload, UrlItem, query_image, stage_images, stage_manifest, stage_urls
-from catalens.catalog.schema import Job
+from catalens.api.uploads import (
+    Upload,
+    UrlItem,
+    query_image,
+    stage_images,
+    stage_manifest,
+    stage_urls,
+    sweep_uploads,
+)
+from catalens.catalog.schema import ImageRecord, Job
 from catalens.config import Settings
 from catalens.core import Catalog
 from catalens.ingest.sources import ManifestColumns
@@ -79,14 +89,38 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         return _keys.revoke_key(self.db, key_id_or_prefix)
 
     # ---- background ingest --------------------------------------------------------------------
-    def _submit(self, kind: str, manifest: Path, **opts: Any) -> ApiJob:
+    def _submit(self, kind: str, manifest: Path, products: list[str] | None = None, **opts: Any) -> ApiJob:
         def run(progress: Any) -> Any:
             try:
                 return self.ingest(manifest, progress=progress, **opts)
             finally:  # before the job reports done: this worker's searches then see what it wrote
                 self._refresh_search()
 
-        return self.jobs.submit(kind, str(manifest), run)
+        return self.jobs.submit(kind, str(manifest), run, products=products)
+
+    def release_upload_folder(self, folder: Path) -> bool:
+        """Remove an upload folder under ``<home>/uploads`` when no image row refers to a file in it
+        (every file was a duplicate or failed, or the job was cancelled); True when removed."""
+        root = (self.settings.home / "uploads").resolve()
+        folder = folder.resolve()
+        if folder.parent != root or folder.name.startswith(".") or not folder.is_dir():
+            return False
+        prefix = f"{folder}{os.sep}"
+        with self.db.session() as s:
+            used = s.scalar(
+                select(ImageRecord.id)
+                .where(func.substr(ImageRecord.source, 1, len(prefix)) == prefix)
+                .limit(1)
+            )
+        if used is not None:
+            return False
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+
+    def sweep_uploads(self, min_age_s: float = 3600.0) -> list[str]:
+        """Remove upload folders and incoming files older than ``min_age_s`` that back no image."""
+        stored, sources = self.db.image_files()
+        return sweep_uploads(self.settings.home, stored | sources, min_age_s=min_age_s)
 
     def submit_upload(
         self,
@@ -107,7 +141,10 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
             title=title,
             attrs=attrs,
         )
-        return self._submit("upload", manifest, image_col="image", id_col="id", text_col="title", embed=embed)
+        products = [json.loads(line)["id"] for line in manifest.read_text(encoding="utf-8").splitlines()]
+        return self._submit(
+            "upload", manifest, products, image_col="image", id_col="id", text_col="title", embed=embed
+        )
 
     def submit_urls(self, items: Sequence[UrlItem], *, embed: bool = True) -> ApiJob:
         """Check the URLs (scheme, address guard), then fetch and ingest them in the background."""
@@ -155,6 +192,7 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
 
     def _job_finished(self, job: ApiJob) -> None:
         self._record_cancel(job)
+        self.release_upload_folder(Path(job.source).parent)  # what the job did not keep
 
     def _record_cancel(self, job: ApiJob) -> None:
         """A cancelled job is recorded as ``cancelled`` (run_job wrote ``failed``)."""

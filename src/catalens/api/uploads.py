@@ -2,8 +2,16 @@
 records their paths), URL lists and manifests (checked before a job starts), and query images
 (a temporary file, removed after the request).
 
-Everything is checked before anything is stored: each upload's size and header (format,
-dimensions, pixel count, via :func:`catalens.imageio.probe`), each URL's scheme and address.
+An uploaded file is streamed to disk under its cap as it is read (``<home>/uploads/.incoming``),
+never held whole in memory; :class:`Upload` names that file. Everything is checked before
+anything is staged: each upload's size and header (format, dimensions, pixel count, via
+:func:`catalens.imageio.probe`), each URL's scheme and address.
+
+An upload without a product id becomes its own product with a fresh, unique id
+(:func:`new_product_id`), never one derived from the file name: two phones' ``IMG_0001.jpg``
+are two products. Files are added to an existing product only when the caller names it.
+
+:func:`sweep_uploads` removes upload folders and incoming files that no longer back any image.
 """
 
 from __future__ import annotations
@@ -12,12 +20,13 @@ import json
 import os
 import re
 import secrets
-import tempfile
-from collections.abc import Iterator, Sequence
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from catalens.config import Settings
 from catalens.errors import BlockedAddressError, ConfigError, FetchError, ManifestError, TooLargeError
@@ -28,10 +37,66 @@ from catalens.ingest.sources import MANIFEST_EXTENSIONS, ManifestColumns, is_url
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+INCOMING = ".incoming"
+CHUNK = 1 << 20
+
+
 @dataclass
 class Upload:
+    """An uploaded file, already on disk at ``path`` (within its size cap)."""
+
     filename: str
-    data: bytes
+    path: Path
+
+    @property
+    def data(self) -> bytes:
+        """The file's bytes (one upload at a time, at most its cap)."""
+        return self.path.read_bytes()
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    def discard(self) -> None:
+        """Remove the file if it was not staged (moved) elsewhere."""
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+def incoming_dir(home: Path) -> Path:
+    d = home / "uploads" / INCOMING
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def receive_upload(stream: IO[bytes], filename: str, home: Path, max_bytes: int) -> Upload:
+    """Copy an uploaded stream to ``<home>/uploads/.incoming`` in chunks, refusing (TooLargeError)
+    more than ``max_bytes`` as soon as it is passed; nothing is kept of a refused upload."""
+    path = incoming_dir(home) / f"{secrets.token_hex(12)}.part"
+    total = 0
+    try:
+        with open(path, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise TooLargeError(filename or "upload", f"over the {max_bytes}-byte upload limit")
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Upload(filename=filename or "upload", path=path)
+
+
+def discard_all(uploads: Iterable[Upload]) -> None:
+    for up in uploads:
+        up.discard()
+
+
+def new_product_id() -> str:
+    """A fresh product id for an upload that names none (unique, not derived from the file name)."""
+    return f"upload-{secrets.token_hex(10)}"
 
 
 @dataclass
@@ -54,6 +119,13 @@ def check_image_bytes(data: bytes, source: str, settings: Settings, max_bytes: i
         raise TooLargeError(source, f"{len(data)} bytes is over the {max_bytes}-byte upload limit")
     fmt, _w, _h = probe(data, source, max_pixels=settings.max_pixels, max_side=settings.max_side)
     return fmt
+
+
+def check_upload(up: Upload, settings: Settings, max_bytes: int) -> str:
+    """:func:`check_image_bytes` of an upload on disk (its size is checked before it is read)."""
+    if up.size > max_bytes:
+        raise TooLargeError(up.filename, f"{up.size} bytes is over the {max_bytes}-byte upload limit")
+    return check_image_bytes(up.data, up.filename, settings, max_bytes)
 
 
 def _new_dir(home: Path) -> Path:
@@ -88,20 +160,26 @@ def stage_images(
     title: str | None = None,
     attrs: dict[str, Any] | None = None,
 ) -> Path:
-    """Check and store uploaded images; returns a manifest (image, id, title, attrs) to ingest.
-    Without ``product_id`` each file becomes its own product named after the file."""
-    if not uploads:
-        raise ConfigError("no files uploaded")
-    for up in uploads:
-        check_image_bytes(up.data, up.filename or "upload", settings, max_bytes)
-    folder = _new_dir(home)
-    rows = []
-    for i, up in enumerate(uploads):
-        name = f"{i:04d}_{safe_name(up.filename)}"
-        (folder / name).write_bytes(up.data)
-        pid = product_id or Path(safe_name(up.filename, f"upload-{i}")).stem
-        rows.append({"image": name, "id": pid, "title": title} | _flatten(dict(attrs or {})))
-    return _write_manifest(folder, rows)
+    """Check and stage uploaded images (moved, not copied); returns a manifest (image, id, title,
+    attrs) to ingest. Without ``product_id`` each file becomes its own product with a fresh id
+    (:func:`new_product_id`); with it, every file joins that product. Uploads that are not staged
+    (a check failed) are removed."""
+    try:
+        if not uploads:
+            raise ConfigError("no files uploaded")
+        extra = _flatten(dict(attrs or {}))
+        for up in uploads:
+            check_upload(up, settings, max_bytes)
+        folder = _new_dir(home)
+        rows = []
+        for i, up in enumerate(uploads):
+            name = f"{i:04d}_{safe_name(up.filename)}"
+            os.replace(up.path, folder / name)
+            pid = product_id or new_product_id()
+            rows.append({"image": name, "id": pid, "title": title} | extra)
+        return _write_manifest(folder, rows)
+    finally:
+        discard_all(uploads)
 
 
 def check_fetch_url(url: str, *, allow_private: bool) -> None:
@@ -141,12 +219,13 @@ def stage_manifest(
     (local paths only with ``allow_local_paths``, i.e. an admin key)."""
     suffix = Path(safe_name(upload.filename)).suffix.lower()
     if suffix not in MANIFEST_EXTENSIONS:
+        upload.discard()
         raise ManifestError(
             f"{upload.filename!r}: a manifest must end in one of {', '.join(sorted(MANIFEST_EXTENSIONS))}"
         )
     folder = _new_dir(home)
     path = folder / f"manifest{suffix}"
-    path.write_bytes(upload.data)
+    os.replace(upload.path, path)
     try:
         n = 0
         for item in iter_source(path, cols):
@@ -170,18 +249,60 @@ def stage_manifest(
 
 @contextmanager
 def query_image(upload: Upload, settings: Settings, *, max_bytes: int) -> Iterator[Path]:
-    """A checked uploaded image as a temporary file, removed after use."""
-    fmt = check_image_bytes(upload.data, upload.filename or "upload", settings, max_bytes)
-    fd, name = tempfile.mkstemp(prefix="catalens-q-", suffix=f".{fmt.lower()}")
+    """A checked uploaded image as a temporary file (named with its format), removed after use."""
+    path = upload.path
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(upload.data)
-        yield Path(name)
+        fmt = check_upload(upload, settings, max_bytes)
+        path = upload.path.with_name(f"q-{upload.path.stem}.{fmt.lower()}")
+        os.replace(upload.path, path)
+        yield path
     finally:
+        path.unlink(missing_ok=True)
+        upload.discard()
+
+
+def sweep_uploads(home: Path, referenced: set[str], *, min_age_s: float = 3600.0) -> list[str]:
+    """Remove what under ``<home>/uploads`` no longer backs any image: upload folders none of whose
+    files is in ``referenced`` (image sources / stored paths) and incoming files, once older than
+    ``min_age_s`` (a younger one may belong to a request or job still running). Returns the removed paths.
+    """
+    root = home / "uploads"
+    if not root.is_dir():
+        return []
+    now = time.time()
+    used = {str(Path(p).resolve().parent) for p in referenced if p and not p.startswith(("http:", "https:"))}
+    removed: list[str] = []
+    for entry in sorted(root.iterdir()):
         try:
-            os.unlink(name)
+            age = now - entry.stat().st_mtime
         except OSError:
-            pass
+            continue
+        if age < min_age_s:
+            continue
+        if entry.name == INCOMING and entry.is_dir():
+            for f in entry.iterdir():
+                try:
+                    if now - f.stat().st_mtime >= min_age_s:
+                        f.unlink()
+                        removed.append(str(f))
+                except OSError:
+                    pass
+            continue
+        if entry.is_dir() and str(entry.resolve()) not in used:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(str(entry))
+    return removed
 
 
-__all__ = ["Upload", "UrlItem", "is_url", "query_image", "stage_images", "stage_manifest", "stage_urls"]
+__all__ = [
+    "Upload",
+    "UrlItem",
+    "is_url",
+    "new_product_id",
+    "query_image",
+    "receive_upload",
+    "stage_images",
+    "stage_manifest",
+    "stage_urls",
+    "sweep_uploads",
+]

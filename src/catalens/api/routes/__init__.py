@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import Request, UploadFile
 
 from catalens.api.errors import ApiError, ErrorResponse
-from catalens.api.uploads import Upload
+from catalens.api.uploads import Upload, receive_upload
+from catalens.errors import TooLargeError
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "bad request"},
@@ -31,11 +32,23 @@ async def catalog(request: Request) -> Any:
     return request.app.state.catalog
 
 
-def read_upload(file: UploadFile, max_bytes: int) -> Upload:
-    """The bytes of an uploaded file, refusing more than ``max_bytes`` without reading it all."""
-    data = file.file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ApiError(
-            413, "too-large", f"{file.filename or 'upload'}: over the {max_bytes}-byte upload limit"
-        )
-    return Upload(filename=file.filename or "upload", data=data)
+def read_upload(file: UploadFile, cat: Any) -> Upload:
+    """An uploaded file streamed to disk under the catalogue's upload cap (never whole in memory);
+    more than the cap is refused (413) as soon as it is passed."""
+    try:
+        return receive_upload(file.file, file.filename or "upload", cat.settings.home, cat.max_upload_bytes)
+    except TooLargeError as exc:
+        raise ApiError(413, "too-large", f"{exc.source}: {exc.reason}") from exc
+
+
+def read_uploads(files: list[UploadFile], cat: Any) -> list[Upload]:
+    """:func:`read_upload` of every file; none is kept when one is refused."""
+    out: list[Upload] = []
+    try:
+        for f in files:
+            out.append(read_upload(f, cat))
+    except BaseException:
+        for up in out:
+            up.discard()
+        raise
+    return out

@@ -27,7 +27,7 @@ def classify(
     _p: Any = Depends(security.read),
 ) -> Any:
     """Predicted fields and tags with confidences for an uploaded image (nothing is stored)."""
-    upload = read_upload(file, cat.max_upload_bytes)
+    upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
         out = cat.classify_image(path, classifier)
     for key in ("path", "source"):
@@ -43,7 +43,7 @@ def colours(
     _p: Any = Depends(security.read),
 ) -> Any:
     """Dominant product colours (foreground) named against the retail palette, with shares."""
-    upload = read_upload(file, cat.max_upload_bytes)
+    upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
         return cat.colours(path)
 

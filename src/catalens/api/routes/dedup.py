@@ -20,7 +20,7 @@ def dedup_check(
     _p: Any = Depends(security.read),
 ) -> Any:
     """Catalogue images that duplicate the upload: same bytes, same pixels or near-duplicates."""
-    upload = read_upload(file, cat.max_upload_bytes)
+    upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
         result = cat.dedup_image(path, model=model or None)
     data = result.to_dict() if hasattr(result, "to_dict") else dict(result)

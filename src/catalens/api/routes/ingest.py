@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from catalens.api import security
 from catalens.api.errors import ApiError
 from catalens.api.keys import role_allows
-from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
+from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload, read_uploads
 from catalens.api.schemas import JobOut, UrlIngestIn
 from catalens.api.uploads import UrlItem
 
@@ -32,7 +32,14 @@ def _attrs(raw: str | None) -> dict[str, Any] | None:
 @router.post("/ingest/upload", response_model=JobOut, status_code=202, responses=UPLOAD_ERRORS)
 def ingest_upload(
     files: Annotated[list[UploadFile], File(description="image files")],
-    product_id: Annotated[str | None, Form(max_length=512, description="one product for all files")] = None,
+    product_id: Annotated[
+        str | None,
+        Form(
+            max_length=512,
+            description="add every file to this product (created if new); without it each file "
+            "becomes a new product with a fresh id (listed in the job's `products`)",
+        ),
+    ] = None,
     title: Annotated[str | None, Form(max_length=10_000)] = None,
     attrs: Annotated[str | None, Form(max_length=100_000, description="JSON object of attributes")] = None,
     embed: Annotated[bool, Form()] = True,
@@ -43,10 +50,9 @@ def ingest_upload(
     limit = cat.request_limits["max_upload_files"]
     if len(files) > limit:
         raise ApiError(413, "too-many-files", f"at most {limit} files per request")
-    uploads = [read_upload(f, cat.max_upload_bytes) for f in files]
-    job = cat.submit_upload(
-        uploads, product_id=product_id or None, title=title, attrs=_attrs(attrs), embed=embed
-    )
+    extra = _attrs(attrs)
+    uploads = read_uploads(files, cat)
+    job = cat.submit_upload(uploads, product_id=product_id or None, title=title, attrs=extra, embed=embed)
     return job.to_dict()
 
 
@@ -68,7 +74,7 @@ def ingest_manifest(
     principal: Any = Depends(security.write),
 ) -> Any:
     """Ingest a manifest whose rows reference image URLs (local paths need an admin key)."""
-    upload = read_upload(manifest, cat.max_upload_bytes)
+    upload = read_upload(manifest, cat)
     job = cat.submit_manifest(
         upload,
         image_col=image_col or None,

@@ -28,7 +28,7 @@ def qc_upload(
     _p: Any = Depends(security.read),
 ) -> Any:
     """Verdicts with reasons for an uploaded image under a profile (nothing is stored)."""
-    upload = read_upload(file, cat.max_upload_bytes)
+    upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
         report = cat.qc([path], profile=profile, store=False)
     data = report.to_dict()

@@ -108,7 +108,7 @@ def search_upload(
 ) -> Any:
     """Search by an uploaded image (nothing is stored)."""
     k = _depth(offset, limit)
-    upload = read_upload(file, cat.max_upload_bytes)
+    upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
         found = cat.search_image(path, k, where=where or None, all_images=all_images, model=model or None)
     return _page(found, {"upload": upload.filename, "where": where}, offset, limit)
