@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 # fixtures of the servers the tests run against (tests/services/)
-pytest_plugins = ["services.postgres", "services.ray_cluster", "services.milvus"]
+pytest_plugins = ["services.postgres", "services.ray_cluster", "services.milvus", "services.skip_policy"]
 
 SHARED_DATA = Path(
     os.environ.get("CATALENS_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
