@@ -154,11 +154,14 @@ def test_product_read_update_delete(api):
         422,
     )
     _err(c.patch("/api/v1/products/NOPE", json={"title": "x"}, headers=w), 404, "not-found")
+    sha4 = c.get("/api/v1/products/P4").json()["images"][0]["sha256"]
+    assert c.delete(f"/api/v1/images/{sha4}", headers=w).status_code == 204
+    _err(c.get(f"/api/v1/images/{sha4}"), 404)
+    assert c.get("/api/v1/products/P4").json()["images"] == []
     assert c.delete("/api/v1/products/P3", headers=w).status_code == 204
     _err(c.get("/api/v1/products/P3"), 404)
-    assert c.get(f"/api/v1/images/{sha}").json()["products"] == []  # the image stays
-    assert c.delete(f"/api/v1/images/{sha}", headers=w).status_code == 204
-    _err(c.get(f"/api/v1/images/{sha}"), 404)
+    _err(c.get(f"/api/v1/images/{sha}"), 404)  # no other product shows it: deleted with the product
+    _err(c.delete(f"/api/v1/images/{sha}", headers=w), 404)
 
 
 def test_image_files_and_thumbnails(api):

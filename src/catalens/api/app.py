@@ -149,6 +149,29 @@ def create_app(
     return app
 
 
+def route_table(app: Any) -> list[tuple[str, str]]:
+    """Every (method, path) the app answers, mounts as ("MOUNT", path), sorted; routers included
+    with ``include_router`` are flattened (FastAPI keeps them as included-router entries)."""
+    out: set[tuple[str, str]] = set()
+
+    def walk(routes: Any) -> None:
+        for r in routes:
+            contexts = getattr(r, "effective_route_contexts", None)
+            if callable(contexts):
+                for ctx in contexts():
+                    for m in getattr(ctx, "methods", None) or ():
+                        out.add((m, ctx.path))
+                continue
+            methods = getattr(r, "methods", None)
+            if methods:
+                out.update((m, r.path) for m in methods if m != "HEAD")
+            elif hasattr(r, "routes") and getattr(r, "path", None) is not None:
+                out.add(("MOUNT", r.path))
+
+    walk(app.routes)
+    return sorted(out)
+
+
 def _chain(first: Any, second: Any) -> Any:
     def both(job: Any) -> None:
         if first is not None:

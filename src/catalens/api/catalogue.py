@@ -12,12 +12,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
-from catalens.catalog.schema import EmbeddingRecord, ImageRecord, Product, ProductImage
+from catalens.catalog.schema import ImageRecord, Product, ProductImage
 from catalens.errors import ConfigError, NotFoundError
 
 THUMB_SIZES = (64, 128, 256, 512)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
 MEDIA_TYPES = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
@@ -166,15 +175,16 @@ class CatalogueMixin:
         return self.product(product_id)
 
     def delete_product(self, product_id: str) -> None:
-        """Delete a product and its image links (the images stay in the catalogue)."""
-        with self.db.session() as s:  # type: ignore[attr-defined]
-            p = s.get(Product, product_id)
-            if p is None:
-                raise NotFoundError(f"no product {product_id!r}")
-            s.execute(delete(ProductImage).where(ProductImage.product_id == product_id))
-            s.delete(p)
+        """Delete a product with everything keyed by it (image links, events) and every image no
+        other product links to (see :meth:`delete_image`); images another product shows stay."""
+        orphans = self.db.delete_product_rows(product_id)  # type: ignore[attr-defined]
+        if orphans is None:
+            raise NotFoundError(f"no product {product_id!r}")
         for engine in self._open_searchers():
             engine.forget(products=[product_id])
+        for sha in orphans:
+            self._delete_image(sha)
+        self._catalogue_changed()
 
     def facets(self, max_values: int = 200) -> dict[str, list[tuple[str, int]]]:
         """Attribute name -> [(value, count)], most frequent first, for attributes with few values."""
@@ -208,14 +218,59 @@ class CatalogueMixin:
         return _image_dict(rec) | {"products": products}
 
     def delete_image(self, sha: str) -> None:
-        """Remove an image from the catalogue: its record, product links and embedding rows."""
+        """Remove an image and everything derived from it: its record, product links, embedding
+        records and vectors, predictions, quality results and other feature rows (one
+        transaction), then its cached thumbnails, its stored blob or upload file, and its entries
+        in the open search engines (the index itself drops them on its next sync)."""
         self._image_record(sha)
-        with self.db.session() as s:  # type: ignore[attr-defined]
-            s.execute(delete(ProductImage).where(ProductImage.image_sha256 == sha))
-            s.execute(delete(EmbeddingRecord).where(EmbeddingRecord.image_sha256 == sha))
-            s.execute(delete(ImageRecord).where(ImageRecord.sha256 == sha))
+        self._delete_image(sha)
+        self._catalogue_changed()
+
+    def _delete_image(self, sha: str) -> None:
+        gone = self.db.delete_image_rows(sha)  # type: ignore[attr-defined]
+        if gone is None:
+            return
         for engine in self._open_searchers():  # never returned again, without re-opening the index
             engine.forget(images=[sha])
+        self._zero_file_vectors(gone.positions)
+        home = self.settings.home.resolve()  # type: ignore[attr-defined]
+        for size in THUMB_SIZES:
+            (home / "thumbs" / str(size) / sha[:2] / f"{sha}.jpg").unlink(missing_ok=True)
+        if gone.stored_path and _inside(Path(gone.stored_path), home / "blobs"):
+            Path(gone.stored_path).unlink(missing_ok=True)
+        source = Path(gone.source) if not gone.source.startswith(("http://", "https://")) else None
+        if source is not None and _inside(source, home / "uploads"):
+            source.unlink(missing_ok=True)
+            release = getattr(self, "release_upload_folder", None)
+            if release is not None:
+                release(source.parent)
+
+    def _zero_file_vectors(self, positions: list[tuple[str, str, int]]) -> None:
+        """Overwrite a file store's rows of a deleted image with zeros: an unused hole, never reused."""
+        if not positions:
+            return
+        import numpy as np
+
+        from catalens.vectors import FileVectorStore, open_store
+
+        dims = {(m.model_id, m.version): m.dim for m in self.db.models()}  # type: ignore[attr-defined]
+        st = self.settings  # type: ignore[attr-defined]
+        for model_id, version, position in positions:
+            dim = dims.get((model_id, version))
+            if dim is None:
+                continue
+            try:
+                store = open_store(self.db, st.home, model_id, version, dim, st.vector_store)  # type: ignore[attr-defined]
+            except ConfigError:  # the vectors live in another home: its rows stay unused holes
+                continue
+            if isinstance(store, FileVectorStore) and position < store.rows_on_disk():
+                store.write(position, np.zeros((1, dim), dtype=np.float32))
+
+    def _catalogue_changed(self) -> None:
+        """Hook for what caches catalogue content beyond the search engines (recommendations)."""
+        changed = getattr(self, "recommend_changed", None)
+        if callable(changed):
+            changed()
 
     def image_file(self, sha: str) -> tuple[Path, str]:
         """(path, media type) of the stored file of a catalogued image. Only paths recorded in the

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalens.catalog.migrations import ensure_schema
 from catalens.catalog.schema import (
+    Base,
     EmbeddingRecord,
     EmbeddingVector,
     ImageRecord,
@@ -60,6 +61,16 @@ FEATURE_TABLES = (
     "catalens.recommend.tables",
     "catalens.api.tables",
 )
+
+
+@dataclass
+class DeletedImage:
+    """What :meth:`CatalogDB.delete_image_rows` removed that lives outside the database too."""
+
+    sha256: str
+    source: str
+    stored_path: str | None
+    positions: list[tuple[str, str, int]] = field(default_factory=list)  # (model, version, position)
 
 
 def _import_feature_tables() -> None:
@@ -468,6 +479,74 @@ class CatalogDB:
                 )
                 n += int(res.rowcount or 0)
         return n
+
+    # ---- deletion (every row derived from an image or a product) -----------------------------
+    def delete_image_rows(self, sha256: str) -> DeletedImage | None:
+        """Delete an image and every row derived from it in one transaction: its record, product
+        links, embedding records and (database store) their vector bytes, and the rows of every
+        feature table keyed by ``image_sha256`` (predictions, quality results, dedup features...).
+        Returns what the caller must clean outside the database (files, file-store rows, index),
+        or None when no such image exists. Vector positions are never reused: a file-store row
+        becomes an unused hole."""
+        _import_feature_tables()
+        with self.session() as s:
+            rec = s.scalar(select(ImageRecord).where(ImageRecord.sha256 == sha256))
+            if rec is None:
+                return None
+            out = DeletedImage(sha256, rec.source, rec.stored_path)
+            rows = s.execute(
+                select(
+                    EmbeddingRecord.model_id, EmbeddingRecord.model_version, EmbeddingRecord.position
+                ).where(EmbeddingRecord.image_sha256 == sha256)
+            ).all()
+            for model_id, version, position in rows:
+                out.positions.append((str(model_id), str(version), int(position)))
+                s.execute(
+                    delete(EmbeddingVector).where(
+                        EmbeddingVector.model_id == model_id,
+                        EmbeddingVector.model_version == version,
+                        EmbeddingVector.position == position,
+                    )
+                )
+            for table in reversed(Base.metadata.sorted_tables):
+                if "image_sha256" in table.c:
+                    s.execute(table.delete().where(table.c.image_sha256 == sha256))
+            s.execute(delete(ImageRecord).where(ImageRecord.sha256 == sha256))
+            return out
+
+    def delete_product_rows(self, product_id: str) -> list[str] | None:
+        """Delete a product and every row keyed by its id (image links, events...) in one
+        transaction; returns the hashes of its images that no other product links to (the caller
+        deletes them), or None when no such product exists."""
+        _import_feature_tables()
+        with self.session() as s:
+            if s.get(Product, product_id) is None:
+                return None
+            mine = set(
+                s.scalars(select(ProductImage.image_sha256).where(ProductImage.product_id == product_id))
+            )
+            shared = (
+                set(
+                    s.scalars(
+                        select(ProductImage.image_sha256).where(
+                            ProductImage.image_sha256.in_(sorted(mine)), ProductImage.product_id != product_id
+                        )
+                    )
+                )
+                if mine
+                else set()
+            )
+            for table in reversed(Base.metadata.sorted_tables):
+                if "product_id" in table.c:
+                    s.execute(table.delete().where(table.c.product_id == product_id))
+            s.execute(delete(Product).where(Product.id == product_id))
+            return sorted(mine - shared)
+
+    def images_with_source_prefix(self, prefix: str) -> int:
+        """How many image rows (ok or failed) have a source starting with ``prefix``."""
+        with self.session() as s:
+            q = select(func.count()).where(func.substr(ImageRecord.source, 1, len(prefix)) == prefix)
+            return int(s.scalar(q) or 0)
 
     def image_files(self) -> tuple[set[str], set[str]]:
         """(stored paths, sources) of every image row, ok or failed: the files the catalogue refers to."""

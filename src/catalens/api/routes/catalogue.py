@@ -59,7 +59,8 @@ def patch_product(
 def delete_product(
     product_id: str, cat: Any = Depends(catalog), _p: Any = Depends(security.write)
 ) -> Response:
-    """Delete a product and its image links (its images stay in the catalogue)."""
+    """Delete a product, everything keyed by it (image links, events) and every image of it that
+    no other product shows, with all that is derived from them (see DELETE /images/{sha256})."""
     cat.delete_product(product_id)
     return Response(status_code=204)
 
@@ -72,7 +73,9 @@ def get_image(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(securi
 
 @router.delete("/images/{sha256}", status_code=204, response_class=Response, responses=ERRORS)
 def delete_image(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Response:
-    """Remove an image: its record, product links and embedding rows."""
+    """Remove an image and everything derived from it: record, product links, embeddings and
+    vectors, predictions, quality results, cached thumbnails, stored blob or upload file; search
+    never returns it again (the index drops it on its next sync)."""
     cat.delete_image(sha256)
     return Response(status_code=204)
 
