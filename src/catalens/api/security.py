@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -31,26 +32,45 @@ class Principal:
 
 
 class RateLimiter:
-    """Token buckets: ``burst`` tokens, refilled at ``per_minute / 60`` per second."""
+    """Token buckets: ``burst`` tokens, refilled at ``per_minute / 60`` per second.
 
-    def __init__(self, per_minute: float, burst: int) -> None:
+    The table is bounded: at most ``max_buckets`` (least recently used dropped first), and a
+    bucket idle long enough to be full again is dropped (it would start full anyway), so a flood of
+    client addresses or keys cannot grow it without end."""
+
+    def __init__(self, per_minute: float, burst: int, max_buckets: int = 10_000) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self.max_buckets = max_buckets
+        self.idle_s = self.burst / self.rate  # after this long a bucket is full again
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def take(self, bucket: str) -> float:
         """0.0 when allowed, else the seconds to wait before the next token."""
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(bucket, (self.burst, now))
+            tokens, last = self._buckets.pop(bucket, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
+            wait = 0.0
             if tokens >= 1.0:
-                self._buckets[bucket] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[bucket] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-        # pragma: no cover
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / self.rate
+            self._buckets[bucket] = (tokens, now)  # most recently used last
+            self._evict(now)
+            return wait
+
+    def _evict(self, now: float) -> None:
+        while self._buckets:
+            _key, (_tokens, last) = next(iter(self._buckets.items()))
+            if len(self._buckets) > self.max_buckets or now - last >= self.idle_s:
+                self._buckets.popitem(last=False)
+            else:
+                break
 
 
 def _presented_key(request: Request) -> str | None:
