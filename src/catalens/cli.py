@@ -28,7 +28,15 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-from catalens.cli_common import RAY_HELP, _catalog, _fail, err, out, state  # noqa: E402
+from catalens.cli_common import RAY_HELP, _catalog, _fail, cli_warnings, err, out, state  # noqa: E402
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from catalens import __version__
+
+        typer.echo(f"catalens {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -60,6 +68,10 @@ def main_options(
     device: Annotated[
         str | None, typer.Option(help="auto | cpu | cuda | cpu-torch (eager torch instead of ONNX Runtime).")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     state.home, state.db, state.device, state.index = home, db, device, index
 
@@ -134,10 +146,15 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(help="An empty folder or manifest is a warning, not an error (exit 0 with 0 images)."),
+    ] = False,
 ) -> None:
     """Add images to the catalog (idempotent by content hash; resumable) and embed them.
 
-    Exit status: 0 when every item went in, 1 when some failed (each is listed with its reason), 2 on a usage error.
+    Exit status: 0 when every item went in, 1 when some failed (each is listed with its reason), 2 on a
+    usage error (also an empty folder or manifest, unless --allow-empty).
     """
     from catalens.progress import rich_progress
 
@@ -145,10 +162,10 @@ def ingest(
         cat = _catalog()
         if allow_private_urls:
             cat.settings = cat.settings.with_(allow_private_urls=True)
-        with rich_progress(err, enabled=not quiet and not as_json) as progress:
+        with cli_warnings(), rich_progress(err, enabled=not quiet and not as_json) as progress:
             report = cat.ingest(
                 sources, image_col=image_col, id_col=id_col, text_col=text_col, label_cols=label_col,
-                embed=embed, model=model, progress=progress, ray=ray,
+                embed=embed, model=model, progress=progress, ray=ray, allow_empty=allow_empty,
             )  # fmt: skip
     except CatalensError as exc:
         _fail(exc)

@@ -7,13 +7,16 @@ Feature modules (``catalens.<feature>.cli``) import from here and expose
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from catalens.errors import CatalensError
+from catalens.errors import CatalensError, CatalensWarning
 
 out = Console()
 err = Console(stderr=True)
@@ -61,3 +64,20 @@ def ray_flag_argv(argv: list[str]) -> list[str]:
 def print_json(data: Any) -> None:
     """Stable JSON on stdout (no colour, no wrapping) for scripts."""
     typer.echo(json.dumps(data, default=str, ensure_ascii=False, indent=2))
+
+
+@contextmanager
+def cli_warnings() -> Iterator[None]:
+    """Print every :class:`CatalensWarning` raised inside as one ``warning: ...`` line on stderr (even
+    when the command then exits); other warnings go on to Python's usual handling."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CatalensWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, CatalensWarning):
+                    err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False, soft_wrap=True)
+    for w in caught:
+        if not issubclass(w.category, CatalensWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -13,7 +13,7 @@ from catalens.catalog.storage import check_home_writable
 from catalens.classify.facade import ClassifyMixin
 from catalens.config import Settings, load_settings
 from catalens.explain.facade import ExplainMixin
-from catalens.ingest.sources import ManifestColumns, SourceItem, iter_source
+from catalens.ingest.sources import ManifestColumns, SourceItem, iter_source, refuse_empty
 from catalens.pipeline.ingest import JobReport, run_job
 from catalens.quality.facade import QualityMixin
 from catalens.recommend.facade import RecommendMixin
@@ -75,13 +75,23 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
         model: str | None = None,
         progress: ProgressFactory | None = None,
         ray: str | None = None,
+        allow_empty: bool = False,
     ) -> JobReport:
         """Ingest a folder, manifest, URL list or URL(s); embed new images unless ``embed=False``.
 
-        ``ray``: run the per-image work on the Ray cluster at that address ("auto": the running one)."""
+        ``ray``: run the per-image work on the Ray cluster at that address ("auto": the running one).
+        A source that holds no image (an empty folder, a manifest without rows) raises
+        :class:`catalens.errors.EmptyInputError`; ``allow_empty=True`` makes it a ``CatalensWarning``."""
         sources = [source] if isinstance(source, str | Path) else list(source)
         cols = ManifestColumns(image=image_col, id=id_col, text=text_col, labels=label_cols)
-        items: list[SourceItem] = [it for src in sources for it in iter_source(src, cols)]
+        items: list[SourceItem] = []
+        empty: list[str] = []
+        for src in sources:
+            got = list(iter_source(src, cols))
+            if not got:
+                empty.append(str(src))
+            items.extend(got)
+        refuse_empty(empty, allow_empty)
         encoder = self.encoder(model) if embed else None
         options = {
             "image_col": image_col,

@@ -100,6 +100,20 @@ class FilterSyntaxError(CatalensError):
     """A malformed ``--where`` filter expression; the message points at the position."""
 
 
+class UnknownFieldError(FilterSyntaxError):
+    """A ``--where`` filter names a field that no product of the catalogue has; the message lists the
+    known fields."""
+
+
+class EmptyInputError(ConfigError):
+    """A folder, manifest or URL list holds no image (nothing to do); ``--allow-empty`` makes it a warning."""
+
+
+class CatalensWarning(UserWarning):
+    """A result that is probably not what was meant (an empty input under ``allow_empty``, a
+    ``--where`` value no product has). The CLI prints it as ``warning: ...`` on stderr."""
+
+
 class TextSearchUnavailableError(CatalensError):
     """Text search was asked for a model without a text tower and no text projection is trained."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalens.errors import ManifestError
+from catalens.errors import CatalensWarning, EmptyInputError, ManifestError
 
 IMAGE_EXTENSIONS = {
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib",
@@ -254,3 +254,27 @@ def _iter_source(source: str | Path, cols: ManifestColumns | None = None) -> Ite
         yield SourceItem(source=str(path), path=path, product_id=path.stem)
     else:
         raise ManifestError(f"{text}: no such file, folder or URL")
+
+
+def empty_source_message(source: str | Path) -> str:
+    """What to say about a SOURCE that held no image: an empty folder, a manifest without rows."""
+    path = Path(str(source))
+    if path.is_dir():
+        exts = " ".join(sorted(IMAGE_EXTENSIONS))
+        return f"{source}: no images in this folder (looked recursively for {exts} and image magic bytes)"
+    if path.suffix.lower() in MANIFEST_EXTENSIONS:
+        return f"{source}: the manifest has no rows"
+    return f"{source}: holds no image"
+
+
+def refuse_empty(empty: list[str], allow_empty: bool) -> None:
+    """Raise :class:`EmptyInputError` naming the ``empty`` sources; with ``allow_empty``, warn instead
+    (:class:`CatalensWarning`) and let the job run on what there is."""
+    if not empty:
+        return
+    msg = "; ".join(empty_source_message(src) for src in empty)
+    if not allow_empty:
+        raise EmptyInputError(f"{msg}. Nothing to do: check the path, or pass --allow-empty to accept it")
+    import warnings
+
+    warnings.warn(msg, CatalensWarning, stacklevel=3)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalens.cli_common import RAY_HELP, _catalog, _fail, err, out, print_json
+from catalens.cli_common import RAY_HELP, _catalog, _fail, cli_warnings, err, out, print_json
 from catalens.errors import CatalensError, ConfigError
 
 EPILOG = (
@@ -19,7 +19,8 @@ EPILOG = (
     "  catalens qc shop/ --profile my-rules.yaml          # your own YAML profile\n\n"
     "  catalens qc --list-checks\n\n"
     "Profiles: general, marketplace-main-image, marketplace-secondary, HOME/profiles/NAME.yaml (HOME = the catalog home), or a path.\n\n"
-    "Exit status: 0 = gate passed, 1 = gate failed (see --fail-on), 2 = usage error."
+    "Exit status: 0 = gate passed, 1 = gate failed (see --fail-on), 2 = usage error (also a folder "
+    "without images, unless --allow-empty)."
 )
 
 
@@ -48,6 +49,9 @@ def register(app: typer.Typer) -> None:
         list_checks: Annotated[bool, typer.Option("--list-checks", help="List the checks and exit.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
         ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)] = None,
+        allow_empty: Annotated[
+            bool, typer.Option(help="A folder without images is a warning, not an error (exit 2).")
+        ] = False,
     ) -> None:
         """Check photos for blur, exposure, size, background, borders, text, watermarks, NSFW,
         duplicates and file problems, with reasons, against a policy profile."""
@@ -62,10 +66,10 @@ def register(app: typer.Typer) -> None:
             if not paths and not all_images:
                 raise ConfigError("give image files/folders or --all (see catalens qc --help)")
             cat = _catalog()
-            with rich_progress(err, enabled=not quiet and not as_json) as progress:
+            with cli_warnings(), rich_progress(err, enabled=not quiet and not as_json) as progress:
                 rep = cat.qc(
                     paths or [], all_images=all_images, profile=profile, store=store, progress=progress,
-                    ray=ray,
+                    ray=ray, allow_empty=allow_empty,
                 )  # fmt: skip
             from catalens.quality.report import write_csv, write_html
 

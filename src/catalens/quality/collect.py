@@ -7,25 +7,32 @@ from pathlib import Path
 
 from catalens.catalog.db import CatalogDB
 from catalens.errors import NotFoundError
-from catalens.ingest.sources import iter_folder
+from catalens.ingest.sources import iter_folder, refuse_empty
 from catalens.quality.result import CheckResult, ImageQC
 from catalens.quality.runner import QCItem
 
 
 def collect_items(
-    db: CatalogDB, paths: Sequence[str | Path], all_images: bool
+    db: CatalogDB, paths: Sequence[str | Path], all_images: bool, *, allow_empty: bool = False
 ) -> tuple[list[QCItem], list[ImageQC]]:
-    """(items to check, ready-made "file" failures for catalogue images that never ingested)."""
+    """(items to check, ready-made "file" failures for catalogue images that never ingested).
+
+    A folder without images raises :class:`EmptyInputError` (a warning with ``allow_empty``)."""
     items: list[QCItem] = []
     failed: list[ImageQC] = []
+    empty: list[str] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            items.extend(QCItem(source=it.source, path=it.path) for it in iter_folder(p) if it.path)
+            found = [QCItem(source=it.source, path=it.path) for it in iter_folder(p) if it.path]
+            if not found:
+                empty.append(str(raw))
+            items.extend(found)
         elif p.exists() or p.is_symlink():
             items.append(QCItem(source=str(p), path=p))
         else:
             raise NotFoundError(f"{p}: no such file or folder")
+    refuse_empty(empty, allow_empty)
     if all_images:
         for rec in db.ok_images():
             path = Path(rec.stored_path or rec.source)

@@ -26,12 +26,15 @@ class QualityMixin:
         progress: ProgressFactory | None = None,
         workers: int | None = None,
         ray: str | None = None,
+        allow_empty: bool = False,
     ) -> Any:
         """Check files/folders (``paths``) and/or every catalogue image (``all_images``) against a profile.
 
         Returns a :class:`catalens.quality.runner.QCReport`; results are stored in the catalogue
         (table ``quality_results``) unless ``store=False``. ``ray``: decode and check on the Ray
         cluster at that address ("auto": the running one); the batch checks and storing run here.
+        A folder without images raises :class:`catalens.errors.EmptyInputError` (a warning with
+        ``allow_empty=True``).
 
         >>> report = cat.qc(["photos/"], profile="marketplace-main-image")
         >>> report.exit_code("error"), report.counts
@@ -42,7 +45,8 @@ class QualityMixin:
         from catalens.quality.store import save_results
 
         prof = load_profile(profile, self.settings.home)  # type: ignore[attr-defined]
-        items, failed = collect_items(self.db, paths or [], all_images)  # type: ignore[attr-defined]
+        db = self.db  # type: ignore[attr-defined]
+        items, failed = collect_items(db, paths or [], all_images, allow_empty=allow_empty)
         tick = progress("qc", len(items)) if progress else None
         map_items = None
         if ray is not None:

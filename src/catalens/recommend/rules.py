@@ -21,20 +21,17 @@ def where_mask(items: ItemSpace, where: str | None, cache: dict[str, np.ndarray]
     if cache is not None and where in cache:
         return cache[where]
     try:
-        from catalens.search.filters import parse_where
+        from catalens.search.filters import check_filter, parse_where
     except ImportError as exc:
         raise ConfigError(
             "--where needs catalens.search.filters, which is not available in this build"
         ) from exc
     flt = parse_where(where)
-    mask = np.fromiter(
-        (
-            bool(flt.matches({**a, "id": pid, "title": t or ""}))
-            for pid, t, a in zip(items.ids, items.titles, items.attrs, strict=True)
-        ),
-        dtype=bool,
-        count=len(items),
-    )
+    rows = [
+        {**a, "id": pid, "title": t or ""} for pid, t, a in zip(items.ids, items.titles, items.attrs, strict=True)
+    ]
+    check_filter(flt, rows)  # unknown field: error; value no item has: warning
+    mask = np.fromiter((bool(flt.matches(r)) for r in rows), dtype=bool, count=len(items))
     if cache is not None:
         cache[where] = mask
     return mask

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from catalens.cli_common import _catalog, _fail, out, print_json
+from catalens.cli_common import _catalog, _fail, cli_warnings, out, print_json
 from catalens.errors import CatalensError, ConfigError
 
 SEARCH_EPILOG = (
@@ -18,7 +18,8 @@ SEARCH_EPILOG = (
     "  catalens search --image q.jpg --where \"articleType in ('Tshirts','Tops') and year >= 2012\"\n\n"
     "  catalens --index milvus://milvus.db search --id 15970\n\n"
     "--where: field = 'value', !=, <, <=, >, >=, in (...), not in (...), like '%x%', and, or, not, "
-    "parentheses; fields are product attributes plus id and title. Exit 2 on bad input."
+    "parentheses; fields are product attributes plus id and title. Exit 2 on bad input, also on a field "
+    "no product has (the error lists the known ones); a value no product has is a warning with 'did you mean'."
 )
 
 
@@ -48,15 +49,16 @@ def register(app: typer.Typer) -> None:
 
                 parse_where(where)  # fail fast on a malformed filter, before opening anything heavy
             cat = _catalog()
-            if image is not None:
-                res = cat.search_image(image, k, where=where, all_images=all_images, model=model)
-                query = {"image": str(image)}
-            elif product_id is not None:
-                res = cat.search_product(product_id, k, where=where, all_images=all_images, model=model)
-                query = {"id": product_id}
-            else:
-                res = cat.search_text(text or "", k, where=where, all_images=all_images, model=model)
-                query = {"text": text}
+            with cli_warnings():
+                if image is not None:
+                    res = cat.search_image(image, k, where=where, all_images=all_images, model=model)
+                    query = {"image": str(image)}
+                elif product_id is not None:
+                    res = cat.search_product(product_id, k, where=where, all_images=all_images, model=model)
+                    query = {"id": product_id}
+                else:
+                    res = cat.search_text(text or "", k, where=where, all_images=all_images, model=model)
+                    query = {"text": text}
         except CatalensError as exc:
             _fail(exc)
         if as_json:

@@ -21,7 +21,7 @@ from catalens.catalog.schema import ImageRecord, Product, ProductImage
 from catalens.config import Settings
 from catalens.errors import ConfigError, NotFoundError
 from catalens.index import VectorIndex
-from catalens.search.filters import Filter, parse_where
+from catalens.search.filters import Filter, check_filter, parse_where
 from catalens.search.index_sync import IndexedVectors, committed_vectors, sync_index
 from catalens.vectors import l2_normalize
 
@@ -255,7 +255,9 @@ class CatalogSearch:
         if flt.text in self._filter_cache:
             return self._filter_cache[flt.text]
         generation = self._generation
-        ok = {pid for pid, (t, a) in product_rows(self.db).items() if flt.matches(filter_attrs(pid, t, a))}
+        rows = {pid: filter_attrs(pid, t, a) for pid, (t, a) in product_rows(self.db).items()}
+        check_filter(flt, rows.values())  # unknown field: error; value no product has: warning
+        ok = {pid for pid, attrs in rows.items() if flt.matches(attrs)}
         pos_of = self.pos_of
         pos = sorted(
             pos_of[h] for h, pids in list(self.links.items()) if h in pos_of and ok.intersection(pids)

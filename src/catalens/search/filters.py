@@ -25,11 +25,11 @@ compares numerically when both sides read as numbers. ``like`` takes ``%`` (any 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from catalens.errors import FilterSyntaxError
+from catalens.errors import CatalensWarning, FilterSyntaxError, UnknownFieldError
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -86,12 +86,20 @@ def _error(text: str, pos: int, message: str) -> FilterSyntaxError:
 
 
 class Filter:
-    """A parsed filter: ``matches(attrs) -> bool``. ``text`` is the source expression."""
+    """A parsed filter: ``matches(attrs) -> bool``. ``text`` is the source expression; ``equals``
+    lists the ``field = 'value'`` and ``field in (...)`` comparisons (field, string values)."""
 
-    def __init__(self, text: str, fn: Callable[[Mapping[str, Any]], bool], fields: frozenset[str]):
+    def __init__(
+        self,
+        text: str,
+        fn: Callable[[Mapping[str, Any]], bool],
+        fields: frozenset[str],
+        equals: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    ):
         self.text = text
         self._fn = fn
         self.fields = fields
+        self.equals = equals
 
     def matches(self, attrs: Mapping[str, Any]) -> bool:
         return bool(self._fn(attrs))
@@ -175,6 +183,7 @@ class _Parser:
         self.toks = _tokenize(text)
         self.i = 0
         self.fields: set[str] = set()
+        self.equals: list[tuple[str, tuple[str, ...]]] = []
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -270,6 +279,9 @@ class _Parser:
                 self.take()
                 values.append(self.parse_value())
             self.expect_punct(")")
+            strings = tuple(str(v) for v in values if isinstance(v, str))
+            if strings and not negate:
+                self.equals.append((field, strings))
 
             def in_fn(a: Mapping[str, Any], vs: tuple[Any, ...] = tuple(values)) -> bool:
                 found, v = _lookup(a, field)
@@ -297,6 +309,8 @@ class _Parser:
             raise _error(self.text, nxt.pos, f"expected an operator after {field!r}, found {self._show(nxt)}")
         op = str(self.take().value)
         value = self.parse_value()
+        if op in ("=", "==") and isinstance(value, str):
+            self.equals.append((field, (value,)))
 
         def cmp_fn(a: Mapping[str, Any]) -> bool:
             found, v = _lookup(a, field)
@@ -315,4 +329,51 @@ def parse_where(text: str) -> Filter:
         raise FilterSyntaxError("--where expression is too long (over 10,000 characters)")
     p = _Parser(text)
     fn = p.parse()
-    return Filter(text, fn, frozenset(p.fields))
+    return Filter(text, fn, frozenset(p.fields), tuple(p.equals))
+
+
+def check_filter(flt: Filter, rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Check ``flt`` against the attribute dicts it will filter (one per product, as the filter sees
+    them). A field that no row has raises :class:`UnknownFieldError` listing the known fields (with
+    "did you mean"); each ``field = 'value'`` whose value no row holds gives a warning, returned and
+    issued as a :class:`CatalensWarning`, with the closest values. Nothing is checked on no rows."""
+    import difflib
+    import warnings
+
+    known: dict[str, str] = {}  # casefolded -> as spelled
+    wanted = {f.casefold() for f, _ in flt.equals}
+    values: dict[str, dict[str, str]] = {f: {} for f in wanted}
+    any_row = False
+    for row in rows:
+        any_row = True
+        for k, v in row.items():
+            key = str(k).casefold()
+            known.setdefault(key, str(k))
+            if key in values and v is not None and len(values[key]) < 100_000:
+                values[key].setdefault(str(v).casefold(), str(v))
+    if not any_row:
+        return []
+    for f in sorted(flt.fields):
+        if f.casefold() not in known:
+            names = sorted(known.values(), key=str.casefold)
+            close = difflib.get_close_matches(f.casefold(), list(known), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(known[c]) for c in close)}?" if close else ""
+            raise UnknownFieldError(
+                f"bad --where: no product has the field {f!r}{hint} (known fields: {', '.join(names)})"
+            )
+    notes: list[str] = []
+    for f, vals in flt.equals:
+        seen = values[f.casefold()]
+        for v in vals:
+            if v.casefold() in seen:
+                continue
+            close = difflib.get_close_matches(v.casefold(), list(seen), n=3, cutoff=0.6)
+            hint = (
+                f"; did you mean {', '.join(repr(seen[c]) for c in close)}?"
+                if close
+                else f" ({len(seen)} distinct values)"
+            )
+            notes.append(f"--where: no product has {known[f.casefold()]} = {v!r}{hint}")
+    for note in notes:
+        warnings.warn(note, CatalensWarning, stacklevel=2)
+    return notes

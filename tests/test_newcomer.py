@@ -1,0 +1,114 @@
+"""What a newcomer hits first (issue 23): version, empty inputs, unknown --where fields and values."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import make_product_image
+from typer.testing import CliRunner
+
+from catalens.cli import app
+from catalens.errors import CatalensWarning, UnknownFieldError
+from catalens.search.filters import check_filter, parse_where
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    from catalens import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"catalens {__version__}"
+
+
+def test_ingest_empty_folder_and_manifest_is_an_error(tmp_path: Path, fake_encoder: object) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("not an image")
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("id,image\n")
+    home = str(tmp_path / "home")
+    res = runner.invoke(app, ["--home", home, "ingest", str(empty), "-q"])
+    assert res.exit_code == 2, res.output
+    assert "no images in this folder" in res.output and "--allow-empty" in res.output
+    res = runner.invoke(app, ["--home", home, "ingest", str(manifest), "-q"])
+    assert res.exit_code == 2 and "manifest has no rows" in res.output
+    res = runner.invoke(app, ["--home", home, "ingest", str(empty), "-q", "--allow-empty", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "warning:" in res.output and "no images in this folder" in res.output
+    # one empty source among good ones is still named
+    make_product_image(tmp_path / "good" / "a.jpg", seed=1)
+    res = runner.invoke(app, ["--home", home, "ingest", str(tmp_path / "good"), str(empty), "-q"])
+    assert res.exit_code == 2 and str(empty) in res.output
+
+
+def test_qc_empty_folder_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    home = str(tmp_path / "home")
+    res = runner.invoke(app, ["--home", home, "qc", str(empty), "-q"])
+    assert res.exit_code == 2 and "no images in this folder" in res.output
+    res = runner.invoke(app, ["--home", home, "qc", str(empty), "-q", "--allow-empty", "--no-store"])
+    assert res.exit_code == 0 and "warning:" in res.output
+
+
+ROWS = [
+    {"id": "1", "title": "Red tee", "articleType": "Tshirts", "baseColour": "Red"},
+    {"id": "2", "title": "Blue shirt", "articleType": "Shirts", "baseColour": "Blue"},
+]
+
+
+def test_check_filter_unknown_field_lists_known_fields() -> None:
+    with pytest.raises(UnknownFieldError) as ei:
+        check_filter(parse_where("colour = 'Red'"), ROWS)
+    msg = str(ei.value)
+    assert (
+        "'colour'" in msg
+        and "articleType, baseColour, id, title" in msg
+        and "did you mean 'baseColour'" in msg
+    )
+    # fields are matched ignoring case, as the filter does
+    assert check_filter(parse_where("ARTICLETYPE = 'tshirts'"), ROWS) == []
+    assert check_filter(parse_where("colour = 'x'"), []) == []  # nothing to check on no rows
+
+
+def test_check_filter_absent_value_warns_with_did_you_mean() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        notes = check_filter(parse_where("articleType = 'Tshirt' and baseColour in ('Red', 'Pink')"), ROWS)
+    assert notes[0].startswith("--where: no product has articleType = 'Tshirt'; did you mean 'Tshirts'")
+    assert "baseColour = 'Pink'" in notes[1] and len(notes) == 2
+    assert [str(w.message) for w in caught if w.category is CatalensWarning] == notes
+    assert (
+        check_filter(
+            parse_where("articleType != 'Tshirt' and year >= 2012 or id = '1'"),
+            [{**r, "year": 2012} for r in ROWS],
+        )
+        == []
+    )  # only = and in on strings are checked
+
+
+def test_search_cli_where_unknown_field_and_value(tmp_path: Path, fake_encoder: object) -> None:
+    root = tmp_path / "shop"
+    rows = ["id,image,articleType"]
+    for i in range(4):
+        make_product_image(root / f"{i}.jpg", seed=i)
+        rows.append(f"p{i},{i}.jpg,{'Tshirts' if i % 2 else 'Shirts'}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    home = str(tmp_path / "home")
+    assert runner.invoke(app, ["--home", home, "ingest", str(root / "labels.csv"), "-q"]).exit_code == 0
+    res = runner.invoke(app, ["--home", home, "search", "--id", "p0", "--where", "colour = 'Red'"])
+    assert res.exit_code == 2 and "known fields: articleType, id, title" in res.output
+    res = runner.invoke(
+        app, ["--home", home, "search", "--id", "p0", "--where", "articleType = 'Tshirt'", "--json"]
+    )
+    assert res.exit_code == 0
+    assert "warning: --where: no product has articleType = 'Tshirt'; did you mean 'Tshirts'" in res.output
+    res = runner.invoke(
+        app, ["--home", home, "search", "--id", "p0", "--where", "articleType = 'Tshirts'", "--json"]
+    )
+    assert res.exit_code == 0 and "warning" not in res.output
+    assert {r["product_id"] for r in json.loads(res.output)["results"]} == {"p1", "p3"}
