@@ -485,6 +485,9 @@ def test_dedup_check_of_upload(api):
 def test_events_and_recommend(api):
     cat, c = api
     w = _key(cat, "write")
+    _err(c.post("/api/v1/recommend", json={"user": "u1"}), 503, "recommend-not-ready")  # nothing fitted yet
+    assert c.post("/api/v1/recommend/refit", headers=w).status_code == 202
+    assert cat.refits.wait_idle()
     _err(c.post("/api/v1/recommend", json={"user": "u1"}), 409, "no-events")
     events = [
         {"user_id": "u1", "product_id": f"P{i}", "event": "view", "timestamp": f"2024-05-0{i + 1}T10:00:00Z"}
@@ -496,6 +499,7 @@ def test_events_and_recommend(api):
     assert r.json()["inserted"] == 4 and len(r.json()["errors"]) == 1 and r.json()["errors"][0]["index"] == 4
     again = c.post("/api/v1/events", json={"events": events[:2]}, headers=w).json()
     assert again["duplicates"] == 2
+    assert cat.refits.wait_idle()  # the events' refit runs in the background
     rec = c.post("/api/v1/recommend", json={"products": ["P1"], "k": 3})
     assert rec.status_code == 200, rec.text
     assert len(rec.json()["items"]) == 3 and all(i["reason"] for i in rec.json()["items"])
@@ -504,6 +508,44 @@ def test_events_and_recommend(api):
     _err(c.post("/api/v1/recommend", json={"products": ["P1"], "k": 0}), 422)
     _err(c.post("/api/v1/events", json={"events": [{"user_id": "u", "product_id": "P1", "event": "x"}]},
                 headers=w), 422)  # fmt: skip
+
+
+def test_readers_never_fit_recommendations(api, monkeypatch):
+    """Fits run in the background, once per change; readers (anonymous or not) only use the
+    published engine, never start a fit, and a read key cannot ask for one."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from catalens.recommend.engine import RecommendEngine
+
+    cat, c = api
+    w = _key(cat, "write")
+    fits: list[str] = []
+    real = RecommendEngine.fit_all
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        fits.append(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(RecommendEngine, "fit_all", counting)
+    _err(c.post("/api/v1/recommend", json={"products": ["P1"], "k": 3}), 503, "recommend-not-ready")
+    assert fits == []
+    views = [{"user_id": f"u{i % 3}", "product_id": f"P{i % N}", "event": "view"} for i in range(12)]
+    assert c.post("/api/v1/events", json={"events": views}, headers=w).status_code == 200
+    assert cat.refits.wait_idle() and fits == ["catalens-refit"]
+
+    def read(i: int) -> int:
+        body = {"products": ["P1"], "k": 3} if i % 2 else {"user": "u1", "k": 3}
+        return c.post("/api/v1/recommend", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(read, range(24))) == {200}
+    assert fits == ["catalens-refit"]  # 24 reads, no fit
+    more = [{"user_id": f"v{i}", "product_id": f"P{i % N}", "event": "cart"} for i in range(12)]
+    assert c.post("/api/v1/events", json={"events": more}, headers=w).status_code == 200
+    assert cat.refits.wait_idle() and fits == ["catalens-refit"] * 2  # one fit for the change
+    _err(c.post("/api/v1/recommend/refit", headers=_key(cat, "read")), 403)
+    _err(c.post("/api/v1/recommend/refit"), 401)
 
 
 def test_classify_quality_explain_refuse_bad_input(api):

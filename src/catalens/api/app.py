@@ -72,6 +72,9 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if refresher is not None:  # search catches up with writes by other processes
             refresher.start()
+        refits = getattr(catalog, "refits", None)
+        if refits is not None and "recommend" in app.state.features:
+            refits.changed()  # the first engine is fitted (or loaded) in the background
         sweep = getattr(catalog, "sweep_uploads", None)
         if sweep is not None:  # uploads left behind by a crash or a job that kept none of them
             try:

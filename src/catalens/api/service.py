@@ -20,6 +20,7 @@ from catalens.api.batching import BatchingEncoder
 from catalens.api.catalogue import CatalogueMixin
 from catalens.api.insights import InsightsMixin
 from catalens.api.jobs import ApiJob, JobManager
+from catalens.api.refits import RecommendRefitter
 from catalens.api.refresh import SearchRefresher
 from catalens.api.settings import ApiSettings
 from catalens.api.uploads import (
@@ -51,6 +52,7 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         # other processes (workers of `serve --workers N`, CLI jobs) write the same catalogue: the
         # refresher's thread (started by the app) swaps in engines that caught up with them
         self.refresher = SearchRefresher(self, self.api_settings.refresh_s)
+        self.refits = RecommendRefitter(self)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -193,6 +195,27 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
     def _job_finished(self, job: ApiJob) -> None:
         self._record_cancel(job)
         self.release_upload_folder(Path(job.source).parent)  # what the job did not keep
+        if job.status == "done":
+            self.recommend_changed()
+
+    # ---- recommendations: readers never fit (see catalens.api.refits) -------------------------
+    def recommend_changed(self, model: str | None = None) -> None:
+        """The events or the catalogue changed: refit in the background (once, coalesced)."""
+        self.refits.changed(model)
+
+    def _recommend_state_for_read(self, model: str | None) -> dict[str, Any]:
+        state = self.refits.state_for_read(model)
+        if state is None:
+            from catalens.api.errors import ApiError
+
+            raise ApiError(
+                503,
+                "recommend-not-ready",
+                "recommendations are being prepared (a fit runs in the background after a change); "
+                "retry shortly",
+                headers={"Retry-After": "2"},
+            )
+        return state
 
     def _record_cancel(self, job: ApiJob) -> None:
         """A cancelled job is recorded as ``cancelled`` (run_job wrote ``failed``)."""
@@ -244,6 +267,7 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         }
 
     def close(self) -> None:
+        self.refits.stop()
         self.refresher.stop()
         self.jobs.shutdown()
         super().close()

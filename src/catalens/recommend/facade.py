@@ -68,6 +68,17 @@ class RecommendMixin:
         ``<home>/recommend/<key>/`` (see :mod:`catalens.recommend.store`), so later processes load it
         instead of refitting; refitted when the items or the configuration changed, or the event log
         grew by more than 10 % (or changed otherwise) since the fit."""
+        state = self._recommend_state(model, config=config, refit=refit)
+        assert state is not None
+        return state["engine"]
+
+    def _recommend_state(
+        self, model: str | None = None, *, config: Any = None, refit: bool = False, fit: bool = True
+    ) -> dict[str, Any] | None:
+        """The published engine state (``engine``, ``key``, ``events``, ``top``, ``info``), made
+        current as :meth:`recommend_engine` says. ``fit=False`` never fits: the state in memory or
+        one loaded from the store (fresh or not), else None. The state is one dict, replaced whole:
+        a reader that took it sees one consistent engine and event watermark."""
         from catalens.recommend.config import RecommendConfig
         from catalens.recommend.engine import RecommendEngine
         from catalens.recommend.events import events_after, fingerprint, load_events
@@ -84,12 +95,14 @@ class RecommendMixin:
             return is_fresh(fitted, now, events_after(self.db, fitted.top))  # type: ignore[attr-defined]
 
         st = self._rec_state
-        if st is not None and not refit and st["key"] == key and fresh(st["events"]):
-            return st["engine"]
+        if st is not None and st["key"] == key and (not fit or (not refit and fresh(st["events"]))):
+            return st  # type: ignore[no-any-return]
         store = EngineStore(self.settings.home / "recommend")  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         loaded = None if refit else store.load(key)
-        if loaded is not None and fresh(EventState(loaded[1]["count"], loaded[1]["top"])):
+        if loaded is None and not fit:
+            return None
+        if loaded is not None and (not fit or fresh(EventState(loaded[1]["count"], loaded[1]["top"]))):
             engine, meta = loaded
             fitted = EventState(meta["count"], meta["top"])
             source = {"source": "loaded", "seconds": meta["load_s"], "path": str(store.path(key))}
@@ -100,17 +113,26 @@ class RecommendMixin:
             fit_s = round(time.perf_counter() - t0, 3)
             saved = store.save(key, engine, now, {"fit_s": fit_s, "model": items.model})
             source = {"source": "fitted", "seconds": fit_s, "path": str(store.path(key)) if saved else None}
-        self._rec_state = {"engine": engine, "key": key, "events": fitted, "top": fitted.top, "info": source}
-        return engine
+        state = {"engine": engine, "key": key, "events": fitted, "top": fitted.top, "info": source}
+        self._rec_state = state
+        return state
+
+    def _recommend_state_for_read(self, model: str | None) -> dict[str, Any]:
+        """The engine state a recommendation request uses (the library fits when needed; the
+        service overrides this so that a reader never fits)."""
+        state = self._recommend_state(model)
+        assert state is not None
+        return state
 
     def recommend_engine_info(self) -> dict[str, Any] | None:
         """How the current engine was obtained: ``source`` (fitted | loaded), ``seconds``, ``path``."""
         return None if self._rec_state is None else dict(self._rec_state["info"])
 
-    def _newer_events(self, user: str) -> Any:
+    def _newer_events(self, user: str, top: Any = None) -> Any:
         from catalens.recommend.events import load_user_events
 
-        return load_user_events(self.db, user, after_id=self._rec_state["top"])  # type: ignore[attr-defined]
+        after = self._rec_state["top"] if top is None else top
+        return load_user_events(self.db, user, after_id=after)  # type: ignore[attr-defined]
 
     def recommend(
         self,
@@ -134,7 +156,8 @@ class RecommendMixin:
             raise ConfigError("give either a user or a list of products")
         if k < 1:
             raise ConfigError("k must be at least 1")
-        engine = self.recommend_engine(model)
+        state = self._recommend_state_for_read(model)  # one snapshot: engine, watermark and info agree
+        engine, info = state["engine"], dict(state["info"])
         opts = dict(
             recommender=recommender,
             where=where,
@@ -149,15 +172,15 @@ class RecommendMixin:
             res = engine.recommend_products(list(products), k, **opts)
             if len(engine.inter) == 0:
                 res.note = "no events yet: visual similarity only"
-            res.engine = self.recommend_engine_info()
+            res.engine = info
             return res
         if len(engine.inter) == 0 and self.event_count() == 0:
             raise EmptyEventsError(
                 "the event log is empty: import events with `catalens events import FILE` "
                 "(or recommend for products with --products A,B)"
             )
-        res = engine.recommend_user(user, k, extra=self._newer_events(user), **opts)
-        res.engine = self.recommend_engine_info()
+        res = engine.recommend_user(user, k, extra=self._newer_events(user, state["top"]), **opts)
+        res.engine = info
         return res
 
     def recommend_eval(

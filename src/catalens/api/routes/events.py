@@ -58,6 +58,8 @@ def post_events(body: EventsIn, cat: Any = Depends(catalog), _p: Any = Depends(s
             continue
         inserted += int(new)
         duplicates += int(not new)
+    if inserted:  # one background refit for the whole request (readers never fit)
+        cat.recommend_changed()
     if problems and inserted + duplicates == 0:
         raise ApiError(422, "invalid", f"no event recorded: {problems[0]['message']}")
     return {

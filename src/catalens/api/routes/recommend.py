@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalens.api import security
@@ -63,3 +63,14 @@ def recommend(body: RecommendIn, cat: Any = Depends(catalog), _p: Any = Depends(
         max_per_category=body.max_per_category,
     )
     return res.to_dict()
+
+
+@router.post("/recommend/refit", status_code=202, responses=ERRORS)
+def refit(
+    model: Annotated[str | None, Query(max_length=256)] = None,
+    cat: Any = Depends(catalog),
+    _p: Any = Depends(security.write),
+) -> dict[str, Any]:
+    """Schedule a refit of the recommendation engine in the background (a writer's request)."""
+    cat.recommend_changed(model)
+    return {"scheduled": True, "model": model}
