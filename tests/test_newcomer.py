@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from conftest import make_product_image
+from test_recommend import T0, _shop_log, _write_events, shop  # noqa: F401  (shop: a fixture)
 from typer.testing import CliRunner
 
+from catalens import Catalog
 from catalens.cli import app
 from catalens.errors import CatalensWarning, UnknownFieldError
 from catalens.search.filters import check_filter, parse_where
@@ -112,3 +114,23 @@ def test_search_cli_where_unknown_field_and_value(tmp_path: Path, fake_encoder: 
     )
     assert res.exit_code == 0 and "warning" not in res.output
     assert {r["product_id"] for r in json.loads(res.output)["results"]} == {"p1", "p3"}
+
+
+def test_recommend_orders_by_score_own_reasons_and_popularity_fallback(
+    shop: Catalog,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    shop.import_events(_write_events(tmp_path / "ev.csv", _shop_log()))
+    for n, pid in enumerate(["shoe-1", "shoe-2", "watch-1", "watch-2", "shoe-4", "watch-5", "bag-3"]):
+        shop.record_event("mixed", pid, "view", T0 + 1000 + n)
+    res = shop.recommend("mixed", k=12)
+    scores = [r.score for r in res.items]
+    assert scores == sorted(scores, reverse=True) and res.fallback is None
+    reasons = [r.reason for r in res.items]
+    assert len(set(reasons)) == len(reasons), reasons
+    cold = shop.recommend("nobody", k=6)
+    assert cold.fallback == "popularity" and "unknown user" in (cold.note or "")
+    assert all(r.score > 0 for r in cold.items)
+    assert [r.score for r in cold.items] == sorted((r.score for r in cold.items), reverse=True)
+    res = runner.invoke(app, ["--home", str(shop.settings.home), "recommend", "--user", "nobody", "-k", "3"])
+    assert res.exit_code == 0 and "fallback: popularity" in res.output

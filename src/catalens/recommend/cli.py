@@ -74,7 +74,8 @@ def _print_result(res: Any, as_json: bool) -> None:
     who = f"user {res.user}" if res.user is not None else f"products {', '.join(res.products)}"
     if res.note:
         err.print(f"note: {res.note}", highlight=False)
-    table = Table(title=f"{res.recommender} recommendations for {who}")
+    fallback = f" (fallback: {res.fallback}; score = popularity)" if res.fallback else ""
+    table = Table(title=f"{res.recommender} recommendations for {who}{fallback}")
     table.add_column("#", justify="right")
     table.add_column("product")
     table.add_column("title", overflow="fold")

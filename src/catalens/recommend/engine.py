@@ -41,6 +41,7 @@ class RecommendResult:
     history: int = 0
     took_ms: float = 0.0
     engine: dict[str, Any] | None = None  # how the fitted engine was obtained (fitted | loaded, seconds)
+    fallback: str | None = None  # "popularity" when there was no history to personalise from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,9 +202,16 @@ class RecommendEngine:
         name = kw.get("recommender", "hybrid")
         chosen, scores, ctx, rec = self.rank(q, k, **kw)
         if ctx is None or rec is None:
-            out = [self._item(int(j), 0.0, "pop", None, None) for j in chosen]
-            return RecommendResult(out, "popular-by-category", note=None, took_ms=_ms(t0))
+            # no history: the most popular items of each category, scored by their popularity
+            # (log of the weighted event count, 1 = the most popular item)
+            pop = self.signals.pop_imputed
+            out = [self._item(int(j), float(pop[j]), "pop", None, None) for j in chosen]
+            out.sort(key=lambda r: -r.score)
+            return RecommendResult(
+                out, "popular-by-category", note=None, took_ms=_ms(t0), fallback="popularity"
+            )
         out = self._explain_all(ctx, rec, chosen, scores)
+        out.sort(key=lambda r: -r.score)  # diversity picks the set; the list reads best first
         return RecommendResult(
             out, name, interests=len(ctx.interests.centroids), history=len(q), took_ms=_ms(t0)
         )
@@ -246,32 +254,56 @@ class RecommendEngine:
     def _explain_all(
         self, ctx: QueryContext, rec: Recommender, chosen: np.ndarray, scores: np.ndarray
     ) -> list[Recommendation]:
-        """Score, reason and the history item the reason names, for every chosen item at once."""
+        """Score, reason and the history item the reason names, for every chosen item at once.
+
+        Each row gets its own reason where it can: the candidate explanations of a row under its
+        signal (collaborative: the history items closest in the factor space; attributes: the shared
+        facets, each with the most similar history item that has it, then the most similar history
+        items; visual: the most similar history items) are tried in order and the first whose text no
+        earlier row used is taken."""
         q = ctx.q
         vec = self.items.vectors
-        vis_anchor = q.items[np.argmax(vec[chosen] @ vec[q.items].T, axis=1)] if len(chosen) else chosen
-        cf_anchor = vis_anchor
-        if self.signals.cf.fitted and len(chosen):
+        if not len(chosen):
+            return []
+        vis_order = np.argsort(-(vec[chosen] @ vec[q.items].T), axis=1, kind="stable")[:, :5]
+        cf_order = vis_order
+        if self.signals.cf.fitted:
             v = self.signals.cf.item_factors
-            cf_anchor = q.items[np.argmax(v[chosen] @ v[q.items].T, axis=1)]
+            cf_order = np.argsort(-(v[chosen] @ v[q.items].T), axis=1, kind="stable")[:, :3]
         n_base = len(self.signals.FEATURES_BASE)
+        used: set[str] = set()
         out = []
         for pos, j in enumerate(map(int, chosen)):
             signal = rec.reason_signal(ctx, j)
-            anchor: int | None = int(cf_anchor[pos] if signal == "cf" else vis_anchor[pos])
-            facet = None
+            options: list[tuple[str, int, Any]] = []
+            if signal == "cf":
+                options += [("cf", int(q.items[h]), None) for h in cf_order[pos]]
             if signal == "attr":
                 aff = ctx.features[n_base:, j]
-                key = self.signals.facet_keys[int(np.argmax(aff))] if len(aff) else None
-                code = int(self.items.facets[key][j]) if key else -1
-                if key and code >= 0:
+                for f in np.argsort(-aff, kind="stable")[:3] if len(aff) else ():
+                    key = self.signals.facet_keys[int(f)]
+                    code = int(self.items.facets[key][j])
+                    if code < 0:
+                        continue
+                    same = set(np.flatnonzero(self.items.facets[key][q.items] == code).tolist())
                     facet = self.items.facet_values[key][code]
-                    same = np.flatnonzero(self.items.facets[key][q.items] == code)
-                    if len(same):
-                        anchor = int(q.items[same[np.argmax(q.weights[same])]])
-            verb = rules.VERBS[EVENT_KINDS[int(q.kind[np.searchsorted(q.items, anchor)])]]
-            out.append(self._item(j, float(scores[j]), signal, anchor, verb, facet))
+                    options += [("attr", int(q.items[h]), facet) for h in vis_order[pos] if int(h) in same]
+            if signal in ("attr", "visual"):
+                options += [("visual", int(q.items[h]), None) for h in vis_order[pos]]
+            if not options:  # pop, random: one reason that names no history item
+                options.append((signal, int(q.items[vis_order[pos][0]]), None))
+            items = [
+                self._item(j, float(scores[j]), sig, anchor, self._verb(q, anchor), facet)
+                for sig, anchor, facet in options
+            ]
+            pick = next((it for it in items if it.reason not in used), items[0])
+            used.add(pick.reason)
+            out.append(pick)
         return out
+
+    @staticmethod
+    def _verb(q: Query, anchor: int) -> str:
+        return rules.VERBS[EVENT_KINDS[int(q.kind[np.searchsorted(q.items, anchor)])]]
 
 
 def _ms(t0: float) -> float:

@@ -28,7 +28,8 @@ def where_mask(items: ItemSpace, where: str | None, cache: dict[str, np.ndarray]
         ) from exc
     flt = parse_where(where)
     rows = [
-        {**a, "id": pid, "title": t or ""} for pid, t, a in zip(items.ids, items.titles, items.attrs, strict=True)
+        {**a, "id": pid, "title": t or ""}
+        for pid, t, a in zip(items.ids, items.titles, items.attrs, strict=True)
     ]
     check_filter(flt, rows)  # unknown field: error; value no item has: warning
     mask = np.fromiter((bool(flt.matches(r)) for r in rows), dtype=bool, count=len(items))
