@@ -134,3 +134,27 @@ def test_recommend_orders_by_score_own_reasons_and_popularity_fallback(
     assert [r.score for r in cold.items] == sorted((r.score for r in cold.items), reverse=True)
     res = runner.invoke(app, ["--home", str(shop.settings.home), "recommend", "--user", "nobody", "-k", "3"])
     assert res.exit_code == 0 and "fallback: popularity" in res.output
+
+
+def test_info_shows_classifiers_events_qc_text_search_and_jobs(
+    shop: Catalog,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    home = str(shop.settings.home)
+    res = runner.invoke(app, ["--home", home, "info"])
+    assert res.exit_code == 0, res.output
+    for text in ("not trained (run catalens search-train-text)", "classifiers: none", "events: none"):
+        assert text in res.output
+    assert "QC results: none" in res.output and "recent jobs" in res.output and "ingest" in res.output
+    shop.import_events(_write_events(tmp_path / "ev.csv", _shop_log(n_users=4)))
+    shop.qc([str(tmp_path / "img" / "shoe-1.png")], profile="general")
+    shop.train_classifier("kinds", fields=["articleType"], model="fake-encoder")
+    data = json.loads(runner.invoke(app, ["--home", home, "info", "--json"]).output)
+    assert data["classifiers"][0]["name"] == "kinds" and data["classifiers"][0]["fields"] == ["articleType"]
+    assert data["events"]["events"] == 40 and data["events"]["users"] == 4
+    assert data["events"]["by_kind"] == {"view": 32, "cart": 4, "purchase": 4}
+    assert data["qc_runs"][0]["profile"] == "general" and data["qc_runs"][0]["images"] == 1
+    assert data["text_search"][0]["model"] == "fake-encoder"
+    assert data["recent_jobs"][0]["kind"] == "ingest"
+    res = runner.invoke(app, ["--home", home, "info"])
+    assert "kinds" in res.output and "events: 40" in res.output and "general" in res.output

@@ -205,7 +205,8 @@ def embed(
 
 @app.command(epilog="Examples:\n\n  catalens info\n\n  catalens --home shop-home info --json")
 def info(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
-    """Show image counts by status, the models embedded, recent jobs and failures."""
+    """Show image counts by status, the models embedded, text-search status, classifiers, events, stored
+    QC results, recent jobs and failures."""
     try:
         data = _catalog().info()
     except CatalensError as exc:
@@ -223,6 +224,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")]
     for m in data["models"]:
         mt.add_row(m["model_id"], m["version"], str(m["dim"]), str(m["embeddings"]))
     out.print(mt)
+    _print_info_parts(data)
     if data["failures"]:
         ft = Table(title=f"failures ({data['failures_total']})")
         ft.add_column("source", overflow="fold")
@@ -231,6 +233,70 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")]
         for f in data["failures"]:
             ft.add_row(f["source"], f["kind"] or "", f["reason"] or "")
         out.print(ft)
+
+
+def _table(title: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Table:
+    t = Table(title=title)
+    for col in cols:
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    return t
+
+
+def _print_info_parts(data: dict[str, Any]) -> None:
+    """The text-search, classifier, event, QC and job parts of `catalens info`."""
+
+    def failed(key: str) -> bool:
+        part = data.get(key)
+        if isinstance(part, dict) and "error" in part:
+            out.print(f"{key}: could not be read ({part['error']})", highlight=False)
+            return True
+        return part is None
+
+    if not failed("text_search") and data["text_search"]:
+        rows = [
+            (t["model"], t["status"], t.get("heldout_recall_at_10"), t.get("trained_at"))
+            for t in data["text_search"]
+        ]
+        out.print(_table("text search", ("model", "status", "held-out R@10", "trained"), rows))
+    if not failed("classifiers"):
+        if data["classifiers"]:
+            rows = [
+                (c["name"], c["latest"], c["method"], c["model"], ", ".join(c["fields"]))
+                for c in data["classifiers"]
+            ]
+            out.print(_table("classifiers", ("name", "latest", "method", "model", "fields"), rows))
+        else:
+            out.print("classifiers: none (catalens train NAME --field ...)")
+    if not failed("events"):
+        ev = data["events"]
+        if ev["events"]:
+            kinds = ", ".join(f"{k}={v}" for k, v in sorted(ev["by_kind"].items()))
+            out.print(
+                f"events: {ev['events']} ({kinds}) by {ev['users']} users on {ev['products']} products, "
+                f"{ev['first']} .. {ev['last']}"
+            )
+        else:
+            out.print("events: none (catalens events import FILE)")
+    if not failed("qc_runs"):
+        if data["qc_runs"]:
+            rows = [
+                (q["profile"], q["images"], ", ".join(f"{k}={v}" for k, v in sorted(q["verdicts"].items())),
+                 q["last_run"])
+                for q in data["qc_runs"]
+            ]  # fmt: skip
+            out.print(_table("QC results stored", ("profile", "images", "verdicts", "last run"), rows))
+        else:
+            out.print("QC results: none (catalens qc --all)")
+    jobs = data.get("recent_jobs") or []
+    if jobs:
+        rows = [
+            (j["id"], j["kind"], j["status"], ", ".join(f"{k}={v}" for k, v in (j["counts"] or {}).items()),
+             j["source"])
+            for j in jobs
+        ]  # fmt: skip
+        out.print(_table("recent jobs", ("id", "kind", "status", "counts", "source"), rows))
 
 
 @models_app.command("list", epilog="Example:\n\n  catalens models list --json")

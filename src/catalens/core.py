@@ -152,10 +152,15 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
         return load_vectors(self.db, self.settings.home, name, version, self.settings.vector_store)
 
     def info(self) -> dict[str, Any]:
+        """Counts by status, models embedded, failures, recent jobs, classifiers, events, QC runs
+        and text-search status (see :mod:`catalens.overview`)."""
         data = self.db.info()
         data["home"] = str(self.settings.home.resolve())
         data["database"] = self.settings.database_url
         data["schema_version"] = self.db.schema_version
+        from catalens.overview import overview
+
+        data |= overview(self.db, self.settings.home, data["models"])
         return data
 
 
