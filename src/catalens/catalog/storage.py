@@ -74,11 +74,18 @@ def disk_full_error(path: Path, what: str = "writing the catalogue") -> DiskFull
     )
 
 
+# below this, SQLite cannot even open its shared-memory index (a bare "disk I/O error"): refuse first
+MIN_FREE_BYTES = 1 << 20
+
+
 def check_home_writable(home: Path) -> None:
-    """Refuse a home that cannot be written, before any work: create and remove a probe file."""
+    """Refuse a home that cannot be written, before any work: create and remove a probe file; a
+    disk with less than ``MIN_FREE_BYTES`` free is a :class:`DiskFullError`."""
     home = Path(home)
     try:
         home.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(home).free < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, "less than 1 MiB free")
         probe = home / f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         with open(probe, "wb") as fh:
             fh.write(b"x")
@@ -136,6 +143,13 @@ def sqlite_integrity(path: Path, *, full: bool = False) -> list[str]:
     return [] if found == ["ok"] else found
 
 
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(mount_point(path)).free
+    except OSError:
+        return 1 << 62
+
+
 def _translate(ctx: ExceptionContext) -> BaseException | None:
     engine = ctx.engine
     if engine is None or engine.dialect.name != "sqlite":
@@ -144,7 +158,8 @@ def _translate(ctx: ExceptionContext) -> BaseException | None:
     path = sqlite_path(str(engine.url)) or Path(str(engine.url.database or "."))
     if any(m in text for m in _CORRUPT_MARKERS):
         return corrupt_db_error(str(path), str(ctx.original_exception).strip().splitlines()[0])
-    if any(m in text for m in _FULL_MARKERS):
+    low = "disk i/o error" in text and _free_bytes(path) < MIN_FREE_BYTES
+    if low or any(m in text for m in _FULL_MARKERS):
         return disk_full_error(path, "committing to the catalogue database")
     return None
 

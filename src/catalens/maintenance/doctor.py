@@ -361,6 +361,14 @@ def _check_index(cat: Any, rec: Any, store: Any, good: np.ndarray, report: Docto
         return
     mat = np.asarray(store.rows()[ids], dtype=np.float32)
     mat = l2_normalize(mat)
+    held = np.asarray(index.get_vectors(ids), dtype=np.float32)  # exact index: the vectors it holds
+    off = np.abs(held - mat).max(axis=1) > 1e-5
+    if off.any():
+        report.add("index", "error",
+                   f"{int(off.sum())} vectors in the index of {label} differ from the stored vectors",
+                   "`catalens doctor --repair` rebuilds it", True, model=rec.model_id,
+                   detail={"ids": ids[off][:20].tolist()})  # fmt: skip
+        return
     q_rows = np.random.default_rng(1).choice(len(ids), min(_QUERIES, len(ids)), replace=False)
     queries = mat[q_rows]
     hits = index.search(queries, _K)
