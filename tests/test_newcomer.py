@@ -158,3 +158,38 @@ def test_info_shows_classifiers_events_qc_text_search_and_jobs(
     assert data["recent_jobs"][0]["kind"] == "ingest"
     res = runner.invoke(app, ["--home", home, "info"])
     assert "kinds" in res.output and "events: 40" in res.output and "general" in res.output
+
+
+def test_plain_progress_lines_when_piped() -> None:
+    import io
+    import time
+
+    from rich.console import Console
+
+    from catalens.progress import rich_progress, step
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=200)
+    with rich_progress(console) as make:
+        advance = make("qc", 10)
+        for _ in range(10):
+            advance(1)
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "qc: started, 10 to do" and lines[-1].startswith("qc: 10/10 100.0%")
+    assert lines[-1].endswith("- done") and "img/s" in lines[-1]
+    buf.truncate(0)
+    buf.seek(0)
+    with step("train shop", console, every=0.05):
+        time.sleep(0.2)
+    lines = buf.getvalue().splitlines()
+    assert any(x.startswith("train shop: running") for x in lines) and lines[-1].startswith(
+        "train shop: done in"
+    )
+
+
+def test_qc_piped_prints_progress_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALENS_PROGRESS_EVERY", "0")
+    for i in range(3):
+        make_product_image(tmp_path / "p" / f"{i}.jpg", seed=i)
+    res = runner.invoke(app, ["--home", str(tmp_path / "home"), "qc", str(tmp_path / "p"), "--no-store"])
+    assert "qc: started, 3 to do" in res.output and "qc: 3/3 100.0%" in res.output, res.output

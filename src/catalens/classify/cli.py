@@ -162,8 +162,10 @@ def train(
     if method == "finetune":
         opts.update(epochs=epochs, unfreeze_blocks=unfreeze_blocks, full=full, device=ft_device)
         opts.update(batch_size=batch_size, progress=_finetune_progress(as_json))
+    from catalens.progress import step
+
     try:
-        with _catalog() as cat:
+        with _catalog() as cat, step(f"train {name}", err, enabled=not as_json):
             if method == "zeroshot":
                 if not model:
                     raise ClassifierError("--method zeroshot needs --model (a CLIP-type model)")

@@ -102,8 +102,12 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
     ) -> None:
         """(Re)train the catalog-aligned text projection (titles -> image space) used by `search --text`."""
+        from catalens.progress import step
+
         try:
-            meta = _catalog().train_text_projection(model, holdout=holdout, method=method)
+            cat = _catalog()
+            with step("search-train-text", enabled=not as_json):
+                meta = cat.train_text_projection(model, holdout=holdout, method=method)
         except CatalensError as exc:
             _fail(exc)
         if as_json:
