@@ -199,8 +199,11 @@ def test_lite0_hc_embed_train_classify_cli(tmp_path):
     assert all(v.endswith("-" + feature_tag(get_spec("efficientnet-lite0-hc"))) for v in versions)
     run("train", "hc", "--labels", str(tmp_path / "labels.csv"), "--field", "colour", "--method", "prototype",
         "--model", "efficientnet-lite0-hc", "--json")  # fmt: skip
-    out = run("classify", str(root / "p1.jpg"), "-c", "hc", "--json")
-    assert "red" in json.dumps(out)
+    # the predicted label itself (a JSON dump always lists both classes in top_k, so "red" in it proves
+    # nothing): p1 is red and p0 blue, and the hypercolumn prototype head must tell them apart
+    for name, colour in (("p1.jpg", "red"), ("p0.jpg", "blue")):
+        (row,) = run("classify", str(root / name), "-c", "hc", "--json")
+        assert row["fields"]["colour"]["label"] == colour, row
 
 
 def test_artifact_from_hypercolumn_tower_is_plain(tmp_path):
