@@ -193,30 +193,39 @@ def test_killing_a_worker_node_mid_job_keeps_exact_counts(
     n = 40
     for i in range(n):
         make_product_image(tmp_path / "photos" / f"q{i:02d}.png", seed=500 + i, size=(600, 800))
-    killed: list[int] = []
-    lock = threading.Lock()
     caplog.set_level(logging.WARNING, logger="catalens.pipeline.ray_engine")
+    hit = False
+    # Under load the second node's worker may not hold a batch at the moment it dies (it started
+    # late, or had just handed its results back): then the job is simply unaffected. Each attempt
+    # must still end exact; at least one of three must have had the kill take work with it.
+    for attempt in range(3):
+        killed: list[int] = []
+        lock = threading.Lock()
+        caplog.clear()
 
-    def progress(label: str, total: int | None) -> Any:
-        def tick(k: int) -> None:
-            with lock:
-                if not killed:  # the first committed batch: the second node holds work now
-                    killed.extend(ray_cluster.kill_worker_node())
+        def progress(label: str, total: int | None, killed: list[int] = killed, lock: Any = lock) -> Any:
+            def tick(k: int) -> None:
+                with lock:
+                    if not killed:  # the first committed batch: the second node holds work now
+                        killed.extend(ray_cluster.kill_worker_node())
 
-        return tick
+            return tick
 
-    try:
-        with Catalog.open(tmp_path / "home", batch_size=2, default_model=MODEL) as cat:
-            rep = cat.ingest(tmp_path / "photos", ray=ray_cluster.address, progress=progress)
-            assert killed, "the node was never killed"
+        try:
+            with Catalog.open(tmp_path / f"home{attempt}", batch_size=2, default_model=MODEL) as cat:
+                rep = cat.ingest(tmp_path / "photos", ray=ray_cluster.address, progress=progress)
+                assert killed, "the node was never killed"
+                assert (rep.seen, rep.new_images, rep.embedded, rep.failed) == (n, n, n, 0)
+                hashes, vecs = cat.vectors(MODEL)
+                assert len(hashes) == len(set(hashes)) == n and vecs.shape[0] == n
+                np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-4)
+                again = cat.ingest(tmp_path / "photos", ray=ray_cluster.address)
+                assert (again.new_images, again.embedded, again.already_present) == (0, 0, n)
             lost = re.search(r"(\d+) Ray worker\(s\) lost during the job; (\d+) batch", caplog.text)
-            assert lost and int(lost[1]) >= 1 and int(lost[2]) >= 1, caplog.text  # the fault hit work
-            assert (rep.seen, rep.new_images, rep.embedded, rep.failed) == (n, n, n, 0)
-            hashes, vecs = cat.vectors(MODEL)
-            assert len(hashes) == len(set(hashes)) == n and vecs.shape[0] == n
-            np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-4)
-            again = cat.ingest(tmp_path / "photos", ray=ray_cluster.address)
-            assert (again.new_images, again.embedded, again.already_present) == (0, 0, n)
-    finally:
-        if ray_cluster.worker is None:
-            ray_cluster.start_worker()
+            hit = bool(lost and int(lost[1]) >= 1 and int(lost[2]) >= 1)
+        finally:
+            if ray_cluster.worker is None:
+                ray_cluster.start_worker()
+        if hit:
+            break
+    assert hit, "in 3 attempts the killed node never held a batch: the fault was not exercised"
