@@ -176,8 +176,10 @@ def test_ingest_upload_with_progress(page: object, server: dict, tmp_path: Path)
     assert "1 new image" in page.inner_text("[data-testid=upload-status]")
     assert page.eval_on_selector("[data-testid=upload-progress] > div", "d => d.style.width") == "100%"
     page.screenshot(path=str(server["shots"] / "ingest.png"))
-    page.goto(server["url"] + "/#/product/fresh-upload")
+    # the upload had no product id: it became a new product with a fresh id, linked from the status
+    page.click("[data-testid=upload-product]")
     page.wait_for_selector("[data-testid=main-image] img")
+    assert page.url.split("#/product/")[1].startswith("upload-")
 
 
 def test_ingest_without_key_shows_error(page: object, server: dict, tmp_path: Path) -> None:

@@ -504,6 +504,11 @@ async function ingestView() {
         status.textContent = j.status === "done"
           ? `Done: ${j.report.new_images} new image(s), ${j.report.already_present} already present, ${j.report.failed} failed`
           : `Job ${j.status}${j.error ? ": " + j.error : ""}`;
+        if (j.status === "done" && (j.products || []).length) {
+          // uploads without a product id become new products with fresh ids: link each one
+          status.append(" · ", ...j.products.slice(0, 10).flatMap((id, i) => [i ? ", " : "",
+            h("a", { href: `#/product/${encodeURIComponent(id)}`, "data-testid": "upload-product" }, id)]));
+        }
         state.facets = null;
         loadStats();
         return;
