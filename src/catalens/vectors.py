@@ -249,7 +249,7 @@ def open_store(
     else:
         store = FileVectorStore(home / "vectors", model_id, version, dim)
     sid = store.store_id()
-    if recorded is None or recorded == "file:" and store.kind == "file":
+    if recorded is None or (recorded == "file:" and store.kind == "file"):
         db.claim_vector_store(model_id, version, sid)  # first writer (or a home from schema v1)
         recorded = db.vector_store_of(model_id, version)
     if recorded != sid:
