@@ -75,8 +75,12 @@ def test_train_classify_all_eval_and_report(shop: Path, home: Path, tmp_path: Pa
 
     report = tmp_path / "report"
     r = _run(home, "eval", "--classifier", "kinds", "--labels", str(shop), "--report", str(report))
+    assert r.exit_code == 2 and "were used to train" in r.output  # its own training rows: refused
+    r = _run(home, "eval", "--classifier", "kinds", "--labels", str(shop), "--report", str(report),
+             "--allow-train-overlap")  # fmt: skip
     assert r.exit_code == 0, r.output
     ev = json.loads(r.stdout)
+    assert ev["train_overlap"]["rows"] == N - info["holdout"]["rows"] and "optimistic" in ev["warning"]
     for f in ("kind", "gender"):
         m = ev["fields"][f]
         assert m["n"] == N and set(m) >= {"accuracy", "macro_f1", "weighted_f1", "ece"}

@@ -145,13 +145,13 @@ def test_small_heads_score_small_photos_only_and_survive_save_load(tmp_path: Pat
 
 def test_train_computes_views_once_and_survives_a_missing_file(shop: Path, home: Path, fake_encoder) -> None:
     with Catalog.open(home) as cat:
-        clf = cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder")
+        clf = cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder", holdout=0)
         assert clf.extra["views"] == ["thumb"] and "view_problems" not in clf.extra
         assert clf.head("kind").small is not None and clf.extra["small_view"] == "thumb"
         assert "small_held_out" in clf.extra["fields_info"]["kind"]
         assert _cached_views(cat) == 15  # the 40x50 photo is its own view
         calls = fake_encoder.calls
-        cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder")
+        cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder", holdout=0)
         assert fake_encoder.calls == calls  # cached: nothing encoded again
         clf = cat.train_classifier("p", ["kind"], labels=shop, model="fake-encoder", method="prototype")
         assert clf.extra["views"] == [] and clf.head("kind").small is None
@@ -167,7 +167,7 @@ def test_train_computes_views_once_and_survives_a_missing_file(shop: Path, home:
 
         with cat.db.session() as s:
             s.query(ImageFeatureCache).delete()
-        clf = cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder")
+        clf = cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder", holdout=0)
         probs = clf.extra["view_problems"]
         assert probs["count"] == 1 and "p3.png" in probs["first"][0]
         assert _cached_views(cat) == 14

@@ -193,3 +193,44 @@ def test_qc_piped_prints_progress_lines(tmp_path: Path, monkeypatch: pytest.Monk
         make_product_image(tmp_path / "p" / f"{i}.jpg", seed=i)
     res = runner.invoke(app, ["--home", str(tmp_path / "home"), "qc", str(tmp_path / "p"), "--no-store"])
     assert "qc: started, 3 to do" in res.output and "qc: 3/3 100.0%" in res.output, res.output
+
+
+def test_train_keeps_a_holdout_and_eval_refuses_training_rows(
+    shop: Catalog,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    home = str(shop.settings.home)
+    test_csv = tmp_path / "test.csv"
+    args = ["--home", home, "train", "kinds", "--field", "articleType", "--model", "fake-encoder"]
+    res = runner.invoke(app, [*args, "--holdout-out", str(test_csv)])
+    assert res.exit_code == 0, res.output
+    assert "held out 6 labelled images" in res.output  # 2 of 10 products per kind
+    import csv as csvmod
+
+    held = list(csvmod.DictReader(open(test_csv)))
+    assert len(held) == 6 and {r["articleType"] for r in held} == {"shoe", "watch", "bag"}
+    folder = Path(shop.load_classifier("kinds").folder)
+    trained = set((folder / "train_images.txt").read_text().split())
+    assert len(trained) == 24 and not trained & {r["sha256"] for r in held}
+    # eval with no labels: the held-out split
+    res = runner.invoke(app, ["--home", home, "eval", "-c", "kinds"])
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.output)
+    assert ev["fields"]["articleType"]["n"] == 6 and ev["train_overlap"]["rows"] == 0
+    assert "held-out split of kinds" in ev["labels"]
+    assert (
+        json.loads(
+            runner.invoke(app, ["--home", home, "eval", "-c", "kinds", "--labels", str(test_csv)]).output
+        )["fields"]["articleType"]["n"]
+        == 6
+    )
+    # the training rows: refused, or scored with a loud warning
+    full = tmp_path / "img" / ".." / "products.csv"
+    res = runner.invoke(app, ["--home", home, "eval", "-c", "kinds", "--labels", str(full)])
+    assert (
+        res.exit_code == 2 and "24 of 30 label rows" in res.output and "--allow-train-overlap" in res.output
+    )
+    res = runner.invoke(
+        app, ["--home", home, "eval", "-c", "kinds", "--labels", str(full), "--allow-train-overlap"]
+    )
+    assert res.exit_code == 0 and "WARNING:" in res.output and "optimistic" in res.output

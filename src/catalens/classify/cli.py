@@ -151,9 +151,24 @@ def train(
             "shrunk to 60x80, so that thumbnails are classified as well as full photos; computed once, cached)."
         ),
     ] = "auto",
+    holdout: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9,
+            help="Share of the labelled products kept out of training (stratified by the first field); "
+            "`catalens eval -c NAME` scores them. 0: train on everything.",
+        ),
+    ] = 0.2,
+    holdout_out: Annotated[
+        Path | None, typer.Option(help="Also write the held-out rows as a labels CSV (for eval --labels).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone)."""
+    """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone).
+
+    A held-out split (--holdout, default 20% of the products) is kept out of training and saved with
+    the classifier; `catalens eval -c NAME` scores it."""
     opts: dict[str, Any] = {}
     if method not in ("finetune", "zeroshot"):
         opts.update(train_views=views, view_progress=_view_progress(as_json))
@@ -184,6 +199,8 @@ def train(
                     skip_unknown=skip_unknown,
                     use_colour=colour_features,
                     title_words=title_words,
+                    holdout=holdout,
+                    holdout_out=holdout_out,
                     **opts,
                 )
     except CatalensError as exc:
@@ -202,6 +219,7 @@ def train(
         "held_out": clf.metrics.get("held_out", {}),
         "views": clf.extra.get("views", []),
         "view_problems": clf.extra.get("view_problems", {}),
+        "holdout": clf.data.get("holdout"),
     }
     if as_json:
         print_json(data)
@@ -213,6 +231,13 @@ def train(
             out.print(
                 f"  new model: {clf.model}\n  embed with it: catalens embed --model '{clf.model}' "
                 "(classify --all embeds missing images itself)",
+                highlight=False,
+            )
+        if data["holdout"]:
+            kept = f", also written to {holdout_out}" if holdout_out else ""
+            out.print(
+                f"  held out {data['holdout']['rows']} labelled images for evaluation{kept}: "
+                f"catalens eval -c {clf.name}",
                 highlight=False,
             )
         if data["views"]:
@@ -283,11 +308,18 @@ def eval_(
     skip_unknown: Annotated[
         bool, typer.Option(help="Skip label rows whose image is not in the catalog.")
     ] = False,
+    allow_train_overlap: Annotated[
+        bool,
+        typer.Option(help="Score label rows the classifier was trained on (refused otherwise: optimistic)."),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Machine-readable output (always JSON per field).")
     ] = False,
 ) -> None:
-    """Accuracy, macro-F1, weighted-F1 and ECE per field; an HTML report with --report."""
+    """Accuracy, macro-F1, weighted-F1 and ECE per field; an HTML report with --report.
+
+    Without --labels it scores the classifier's own held-out split (kept by `train`). Label rows the
+    classifier was trained on are refused (exit 2) unless --allow-train-overlap."""
     try:
         with _catalog() as cat:
             res = cat.evaluate_classifier(
@@ -297,9 +329,12 @@ def eval_(
                 report_dir=report,
                 hierarchy=hierarchy,
                 skip_unknown=skip_unknown,
+                allow_train_overlap=allow_train_overlap,
             )
     except CatalensError as exc:
         _fail(exc)
+    if res.get("warning"):
+        err.print(f"[bold red]WARNING:[/bold red] {res['warning']}", highlight=False, soft_wrap=True)
     print_json(res)
 
 
@@ -499,6 +534,8 @@ def register(app: typer.Typer) -> None:
         "train",
         epilog=(
             "Examples:\n\n  catalens train shop-types --labels labels.csv --field articleType\n\n"
+            "  catalens train shop --labels labels.csv --field articleType --holdout-out test.csv   "
+            "(then: catalens eval -c shop, or --labels test.csv)\n\n"
             "  catalens train tags --field masterCategory --field subCategory --field articleType "
             "--hierarchy 'masterCategory>subCategory>articleType' --drop-rare\n\n"
             "  catalens train colours --field baseColour --colour-features\n\n"
@@ -515,7 +552,11 @@ def register(app: typer.Typer) -> None:
     )(train)
     app.command(
         "eval",
-        epilog="Examples:\n\n  catalens eval --classifier shop-types --labels test.csv --report report/",
+        epilog=(
+            "Examples:\n\n  catalens eval --classifier shop-types --report report/   (its held-out split)\n\n"
+            "  catalens eval --classifier shop-types --labels test.csv --report report/\n\n"
+            "Label rows the classifier was trained on are refused (exit 2) unless --allow-train-overlap."
+        ),
     )(eval_)
     app.command("colour", epilog="Examples:\n\n  catalens colour photo.jpg --json")(colour)
     app.command("classifiers", epilog="Examples:\n\n  catalens classifiers --json")(classifiers)

@@ -15,3 +15,8 @@ class LabelsError(ManifestError):
 
 class TaxonomyError(ConfigError):
     """A taxonomy YAML is malformed or contradicts itself."""
+
+
+class TrainOverlapError(ClassifierError):
+    """``eval`` was given label rows the classifier was trained on (its score would be optimistic);
+    the message says how many and how to evaluate honestly."""

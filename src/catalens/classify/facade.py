@@ -27,9 +27,19 @@ class ClassifyMixin:
         taxonomy: str | Path | None = None,
         drop_rare: bool = False,
         skip_unknown: bool = False,
+        holdout: float = 0.2,
+        holdout_seed: int = 0,
+        holdout_out: str | Path | None = None,
         **options: Any,
     ) -> Any:
-        """Train and save a classifier (labels CSV, or the catalog's own attributes when None)."""
+        """Train and save a classifier (labels CSV, or the catalog's own attributes when None).
+
+        ``holdout`` (default 0.2) of the labelled products, stratified by the first field, are kept
+        out of training; the version folder records the training images and the held-out rows
+        (:mod:`catalens.classify.holdout`), ``evaluate_classifier`` scores those by default and
+        refuses rows the classifier saw. ``holdout_out``: also write the held-out rows as a labels CSV.
+        """
+        from catalens.classify.holdout import image_sources, save_split, split_holdout, write_holdout
         from catalens.classify.labels import catalog_labels, read_labels
         from catalens.classify.taxonomy import load_taxonomy
         from catalens.classify.train import train_classifier
@@ -40,11 +50,13 @@ class ClassifyMixin:
             if labels is None
             else read_labels(self.db, labels, flds, skip_unknown=skip_unknown)  # type: ignore[attr-defined]
         )
+        tr, te = split_holdout(ls, holdout, holdout_seed)
+        train_set, held = ls.subset(tr), ls.subset(te)
         tax = load_taxonomy(taxonomy) if taxonomy else None
-        return train_classifier(
+        clf = train_classifier(
             self,
             name,
-            ls,
+            train_set,
             flds,
             method,
             model=model,
@@ -54,6 +66,13 @@ class ClassifyMixin:
             drop_rare=drop_rare,
             **options,
         )
+        sources = image_sources(self.db, held.shas)  # type: ignore[attr-defined]
+        if getattr(clf, "folder", None) is not None:
+            save_split(Path(clf.folder), train_set, held, flds, sources)
+        if holdout_out is not None:
+            write_holdout(Path(holdout_out), held, flds, sources)
+        clf.data["holdout"] = {"rows": len(held), "fraction": holdout, "seed": holdout_seed}
+        return clf
 
     def zeroshot_classifier(
         self,
@@ -93,7 +112,11 @@ class ClassifyMixin:
     def evaluate_classifier(
         self, classifier: str, labels: str | Path | None = None, **opts: Any
     ) -> dict[str, Any]:
-        """Accuracy, macro-F1, weighted-F1 and ECE per field; ``report_dir=`` writes an HTML report."""
+        """Accuracy, macro-F1, weighted-F1 and ECE per field; ``report_dir=`` writes an HTML report.
+
+        ``labels`` None: the classifier's own held-out split (else the catalogue's attributes).
+        Label rows the classifier was trained on raise ``TrainOverlapError`` unless
+        ``allow_train_overlap=True`` (the result then carries ``train_overlap`` and a warning)."""
         from catalens.classify.service import evaluate
 
         return evaluate(self, classifier, labels, **opts)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from catalens.classify.artifact import Classifier, load_classifier
-from catalens.classify.errors import ClassifierError
+from catalens.classify.errors import ClassifierError, TrainOverlapError
 from catalens.classify.predict import Ensemble, FieldArrays, field_probas, predict_arrays, predict_rows
 from catalens.vectors import l2_normalize
 
@@ -313,9 +313,15 @@ def evaluate(
     report_dir: str | Path | None = None,
     hierarchy: str = "joint",
     skip_unknown: bool = False,
+    allow_train_overlap: bool = False,
 ) -> dict[str, Any]:
-    """Per-field accuracy, macro-F1, weighted-F1 and ECE; an HTML report when ``report_dir``."""
+    """Per-field accuracy, macro-F1, weighted-F1 and ECE; an HTML report when ``report_dir``.
+
+    ``labels_csv`` None: the classifier's held-out split (``holdout.csv`` in its folder), else the
+    catalogue's attributes. Rows the classifier was trained on raise :class:`TrainOverlapError`
+    unless ``allow_train_overlap`` (then ``train_overlap`` and ``warning`` say so in the result)."""
     from catalens.classify.evaluate import evaluate_field, public, write_report
+    from catalens.classify.holdout import holdout_path, train_overlap
     from catalens.classify.labels import catalog_labels, read_labels
 
     clf = resolve(cat, classifier)
@@ -325,10 +331,28 @@ def evaluate(
             raise ClassifierError(
                 f"classifier {clf.name!r} has no field {f!r} (fields: {', '.join(clf.fields)})"
             )
-    if labels_csv is None:
+    held = holdout_path(_members(clf)) if labels_csv is None else None
+    if held is not None:
+        labels = read_labels(cat.db, held, use, skip_unknown=True)
+        labels.source = f"held-out split of {clf.name} ({held})"
+    elif labels_csv is None:
         labels = catalog_labels(cat.db, use)
     else:
         labels = read_labels(cat.db, labels_csv, use, skip_unknown=skip_unknown)
+    overlap = train_overlap(_members(clf), labels.shas)
+    warning = None
+    if overlap and overlap["rows"]:
+        what = (
+            f"{overlap['rows']} of {overlap['of']} label rows ({labels.source}) were used to train "
+            f"classifier {clf.name!r}"
+        )
+        if not allow_train_overlap:
+            raise TrainOverlapError(
+                f"{what}: scoring them would report training accuracy, not how it does on new products. "
+                f"Evaluate on its held-out split (`catalens eval -c {clf.name}` with no --labels, or the "
+                "CSV written by `train --holdout-out`), or pass --allow-train-overlap to score them anyway"
+            )
+        warning = f"{what}; these scores are optimistic (training data), not held-out performance"
     probs = probas_stored(cat, clf, labels.shas, labels.titles)
     rows = predict_rows(clf, probs, hierarchy=hierarchy, threshold=0.0)
     results = {}
@@ -336,6 +360,10 @@ def evaluate(
         y_pred = [r[f].label for r in rows]
         results[f] = evaluate_field(labels.labels[f], y_pred, probs[f], clf.classes(f))
     out: dict[str, Any] = {"classifier": clf.name, "labels": labels.source, "fields": public(results)}
+    if overlap is not None:
+        out["train_overlap"] = overlap
+    if warning:
+        out["warning"] = warning
     if report_dir is not None:
         out["report"] = str(write_report(report_dir, clf.name, results))
     return out
