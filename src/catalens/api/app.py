@@ -21,6 +21,7 @@ from catalens.api.security import RateLimiter
 from catalens.api.service import ServiceCatalog
 from catalens.api.settings import ApiSettings, load_api_settings
 from catalens.config import Settings, load_settings
+from catalens.errors import ConfigError
 
 log = logging.getLogger("catalens.api")
 
@@ -38,19 +39,59 @@ FEATURE_ROUTERS = (
 WEB_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
 
 
+# the extra that installs a module a route module imports (a missing one names the extra to install)
+_EXTRA_OF_MODULE = {
+    "fastapi": "api",
+    "starlette": "api",
+    "pydantic": "api",
+    "multipart": "api",
+    "python_multipart": "api",
+    "prometheus_client": "api",
+    "orjson": "api",
+    "implicit": "recommend",
+    "pytorch_grad_cam": "explain",
+    "open_clip": "clip",
+    "pymilvus": "milvus",
+    "psycopg": "postgres",
+}
+
+
+def _missing_module_hint(module: str) -> str:
+    top = module.split(".")[0]
+    if top == "catalens":
+        return f"module {module!r} is missing: this catalens install is incomplete (reinstall catalens)"
+    extra = _EXTRA_OF_MODULE.get(top, "api")
+    return f"module {module!r} is missing: pip install 'catalens[{extra}]'"
+
+
 def _feature_routers(cat: Any) -> list[tuple[str, Any]]:
-    out = []
+    """The router of every feature in ``FEATURE_ROUTERS``. The service serves all of them, so one
+    it cannot serve (its catalog method or a module its routes import is missing) is a
+    ConfigError naming each such feature and what is missing; no route is dropped silently."""
+    out: list[tuple[str, Any]] = []
+    problems: list[str] = []
     for name, method in FEATURE_ROUTERS:
         if not callable(getattr(cat, method, None)):
+            problems.append(
+                f"feature {name!r} needs the catalog method {type(cat).__name__}.{method}(), which is missing"
+            )
             continue
         try:
             module = importlib.import_module(f"catalens.api.routes.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"catalens.api.routes.{name}":
-                continue
-            raise
+            problems.append(
+                f"feature {name!r} cannot load its routes: {_missing_module_hint(exc.name or str(exc))}"
+            )
+            continue
         out.append((name, module.router))
+    if problems:
+        raise ConfigError("the service cannot start: " + "; ".join(problems))
     return out
+
+
+def check_features(cat: Any) -> None:
+    """Raise ConfigError (as :func:`create_app` would) when a feature the service serves is missing."""
+    _feature_routers(cat)
 
 
 def create_app(

@@ -55,7 +55,7 @@ def serve(
     except ImportError:
         err.print("[red]error:[/red] the service needs `pip install 'catalens[api]'`")
         raise typer.Exit(2) from None
-    from catalens.api.app import create_app
+    from catalens.api.app import check_features, create_app
     from catalens.api.service import ServiceCatalog
     from catalens.api.settings import load_api_settings
     from catalens.config import load_settings
@@ -68,8 +68,12 @@ def serve(
             request_timeout_s=request_timeout,
         )
         settings = load_settings(state.home, db_url=state.db, device=state.device, index_uri=state.index)
-        if workers > 1:  # check the catalogue opens here, once, before starting the workers
-            ServiceCatalog(settings, api).close()
+        if workers > 1:  # check the catalogue opens and every feature loads here, once, before the workers
+            cat = ServiceCatalog(settings, api)
+            try:
+                check_features(cat)
+            finally:
+                cat.close()
         else:
             app = create_app(catalog=ServiceCatalog(settings, api), api_settings=api)
     except CatalensError as exc:

@@ -1,6 +1,7 @@
 """One router per feature; each route calls catalog methods only.
 
-Feature routers whose catalog methods are not there yet are skipped (see ``FEATURE_ROUTERS``).
+The app serves every feature router (see ``FEATURE_ROUTERS``); one whose catalog method or imports
+are missing makes it refuse to start (ConfigError naming the feature), never a silently dropped route.
 """
 
 from __future__ import annotations
