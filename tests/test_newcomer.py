@@ -234,3 +234,59 @@ def test_train_keeps_a_holdout_and_eval_refuses_training_rows(
         app, ["--home", home, "eval", "-c", "kinds", "--labels", str(full), "--allow-train-overlap"]
     )
     assert res.exit_code == 0 and "WARNING:" in res.output and "optimistic" in res.output
+
+
+def test_export_every_kind_in_every_format(
+    shop: Catalog,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    import csv as csvmod
+
+    import pyarrow.parquet as pq
+
+    home = str(shop.settings.home)
+    shop.train_classifier("kinds", ["articleType"], model="fake-encoder", holdout=0)
+    shop.classify_all("kinds")
+    # a stored label that the classifier contradicts: shoe-0 relabelled as a bag afterwards
+    with shop.db.session() as s:
+        from catalens.catalog.schema import Product
+
+        p = s.get(Product, "shoe-0")
+        p.attrs = {**p.attrs, "articleType": "bag"}
+    shop.qc([str(tmp_path / "img")], profile="general")
+    shop.import_events(_write_events(tmp_path / "ev.csv", _shop_log(n_users=3)))
+
+    def export(*args: str) -> str:
+        res = runner.invoke(app, ["--home", home, "export", *args])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    preds = list(csvmod.DictReader(io_text(export("predictions"))))
+    assert len(preds) == 30 and {r["field"] for r in preds} == {"articleType"}
+    assert json.loads(preds[0]["product_ids"]) and preds[0]["source"].endswith(".png")
+    dis = [json.loads(x) for x in export("disagreements", "--format", "jsonl").splitlines()]
+    assert any(r["product_ids"] == ["shoe-0"] and r["stored_label"] == "bag" for r in dis)
+    assert all(r["label"].casefold() != r["stored_label"].casefold() for r in dis)
+    assert [r["prob"] for r in dis] == sorted((r["prob"] for r in dis), reverse=True)
+    review = list(csvmod.DictReader(io_text(export("review"))))
+    assert all(r["needs_review"] == "True" for r in review)
+    qc = [json.loads(x) for x in export("qc", "--format", "jsonl").splitlines()]
+    assert len(qc) == 30 and {r["profile"] for r in qc} == {"general"}
+    out = tmp_path / "recs.parquet"
+    export("recommendations", "-k", "4", "--format", "parquet", "--out", str(out))
+    table = pq.read_table(out).to_pylist()
+    assert len(table) == 12 and {r["user_id"] for r in table} == {"u0", "u1", "u2"}
+    assert [r["rank"] for r in table[:4]] == [1, 2, 3, 4]
+    dd = list(csvmod.DictReader(io_text(export("dedup"))))
+    assert list(dd[0]) if dd else True  # header always present
+    assert export("dedup").splitlines()[0].startswith("group,kind,score")
+    res = runner.invoke(app, ["--home", home, "export", "predictions", "--format", "parquet"])
+    assert res.exit_code == 2 and "--out" in res.output
+    res = runner.invoke(app, ["--home", home, "export", "mistakes"])
+    assert res.exit_code == 2 and "disagreements" in res.output
+
+
+def io_text(text: str):  # type: ignore[no-untyped-def]
+    import io
+
+    return io.StringIO(text)

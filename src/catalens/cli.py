@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from catalens.errors import CatalensError
+from catalens.errors import CatalensError, ConfigError
 
 app = typer.Typer(
     name="catalens",
@@ -297,6 +297,69 @@ def _print_info_parts(data: dict[str, Any]) -> None:
             for j in jobs
         ]  # fmt: skip
         out.print(_table("recent jobs", ("id", "kind", "status", "counts", "source"), rows))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  catalens export review --format csv --out review.csv\n\n"
+        "  catalens export disagreements -c shop --field articleType --format csv --out suspects.csv\n\n"
+        "  catalens export predictions --format parquet --out predictions.parquet\n\n"
+        "  catalens export qc --profile marketplace-main-image --verdict fail --format jsonl\n\n"
+        "  catalens export dedup --format csv --out dups.csv\n\n"
+        "  catalens export recommendations -k 20 --max-users 1000 --format parquet --out recs.parquet\n\n"
+        "Kinds: predictions (stored by classify --all), review (flagged for review), disagreements (prediction "
+        "differs from the product's stored label, most confident first), qc (stored by qc), dedup (images in "
+        "duplicate groups), recommendations (top-k per user of the event log). Lists are JSON text in CSV "
+        "and Parquet cells."
+    )
+)
+def export(
+    kind: Annotated[
+        str, typer.Argument(help="predictions | review | disagreements | qc | dedup | recommendations")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="csv | jsonl | parquet")] = "csv",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file (default: stdout; parquet needs one).")
+    ] = None,
+    classifier: Annotated[
+        str | None, typer.Option("--classifier", "-c", help="Predictions of this classifier only.")
+    ] = None,
+    field: Annotated[list[str] | None, typer.Option("--field", "-f", help="Only these fields.")] = None,
+    profile: Annotated[str | None, typer.Option(help="qc: only this profile.")] = None,
+    verdict: Annotated[str | None, typer.Option(help="qc: only this verdict (pass|warn|fail|error).")] = None,
+    user: Annotated[
+        list[str] | None, typer.Option("--user", "-u", help="recommendations: these users.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="recommendations: list length.")] = 10,
+    max_users: Annotated[
+        int | None, typer.Option(min=1, help="recommendations: at most this many users of the log.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="dedup / recommendations: embedding model.")] = None,
+) -> None:
+    """Write per-image results (one row per image, per image and field, or per user and rank) as CSV,
+    JSON lines or Parquet."""
+    from catalens.exports import COLUMNS, KINDS, export_rows, write_rows
+
+    try:
+        if kind not in KINDS:
+            raise ConfigError(f"unknown export {kind!r}; use one of {', '.join(KINDS)}")
+        opts: dict[str, Any] = {}
+        if kind in ("predictions", "review", "disagreements"):
+            opts = {"classifier": classifier, "fields": field or ()}
+        elif kind == "qc":
+            opts = {"profile": profile, "verdict": verdict}
+        elif kind == "dedup":
+            opts = {"model": model}
+        else:
+            opts = {"users": user or (), "k": k, "max_users": max_users, "model": model}
+        cat = _catalog()
+        with cli_warnings():
+            n = write_rows(export_rows(cat, kind, **opts), fmt, out_path, COLUMNS[kind])
+    except CatalensError as exc:
+        _fail(exc)
+    if out_path is not None:
+        err.print(f"{n} {kind} rows -> {out_path}", highlight=False)
 
 
 @models_app.command("list", epilog="Example:\n\n  catalens models list --json")
