@@ -131,8 +131,9 @@ class PlainProgress:
 def step(
     label: str, console: Console | None = None, enabled: bool = True, every: float | None = None
 ) -> Iterator[None]:
-    """A step without a count (training, fitting): ``label: running, 0:05 elapsed`` every ``every``
-    seconds (``CATALENS_PROGRESS_EVERY``, default 5) while it runs, then ``label: done in 0:42``.
+    """A step without a count (training, fitting): ``label: running, 0:05 elapsed`` after ``every``
+    seconds (``CATALENS_PROGRESS_EVERY``, default 5), then at doubling intervals up to a minute while
+    it runs, and ``label: done in 0:42`` at the end.
     Steps shorter than the interval print only the last line."""
     if not enabled:
         yield
@@ -143,8 +144,10 @@ def step(
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(period):
+        wait = period
+        while not stop.wait(wait):
             console.print(f"{label}: running, {_clock(time.monotonic() - start)} elapsed", highlight=False)
+            wait = min(2 * wait, max(period, 60.0))  # 5, 10, 20, 40, 60, 60 ... s: few lines on long steps
 
     thread = threading.Thread(target=beat, name=f"progress-{label}", daemon=True) if period > 0 else None
     if thread:
