@@ -70,9 +70,17 @@ def _manifest(path: Path, rows: list[tuple[str, Path, str]]) -> Path:
     return path
 
 
+def _ingest_args(manifest: Path) -> tuple[str, ...]:
+    return ("ingest", str(manifest), "--id-col", "id", "--text-col", "title", "--json", "-q")
+
+
+def _cli_args(home: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "catalens.cli", "--home", str(home), *args]
+
+
 def _cli(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "catalens.cli", "--home", str(home), *args],
+        _cli_args(home, *args),
         env=env,
         capture_output=True,
         text=True,
@@ -193,20 +201,25 @@ def _pg_sizes(db_url: str, n_images: int) -> dict[str, object]:
     return {"pg_bytes_per_image": per, "pg_database_bytes": total}
 
 
+def _backend_env(backend: str, admin_pg: str | None) -> tuple[dict[str, str], str | None]:
+    """Environment for catalens processes on a fresh catalogue of ``backend`` (a new PostgreSQL
+    database per call), and that database's URL."""
+    env = {**os.environ, "CATALENS_MODEL": MODEL}
+    env.pop("CATALENS_DB_URL", None)
+    if backend != "postgresql":
+        return env, None
+    assert admin_pg is not None
+    sys.path.insert(0, str(ROOT / "tests"))
+    from services.postgres import create_database
+
+    env["CATALENS_DB_URL"] = create_database(admin_pg, f"catalens_bench_{uuid.uuid4().hex[:10]}")
+    return env, env["CATALENS_DB_URL"]
+
+
 def _one_backend(
     backend: str, photos: list[tuple[str, Path, str]], work: Path, admin_pg: str | None
 ) -> dict[str, object]:
-    env = {**os.environ, "CATALENS_MODEL": MODEL}
-    env.pop("CATALENS_DB_URL", None)
-    db_url: str | None = None
-    if backend == "postgresql":
-        assert admin_pg is not None
-        name = f"catalens_bench_{uuid.uuid4().hex[:10]}"
-        sys.path.insert(0, str(ROOT / "tests"))
-        from services.postgres import create_database
-
-        db_url = create_database(admin_pg, name)
-        env["CATALENS_DB_URL"] = db_url
+    env, db_url = _backend_env(backend, admin_pg)
     n_uploads = max(8, len(photos) // 8)
     batch_rows, upload_rows = photos[:-n_uploads], photos[-n_uploads:]
     # 4 overlapping windows over the batch rows: every row in 2 of them
@@ -222,21 +235,7 @@ def _one_backend(
         uploader.start()
         procs = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "catalens.cli",
-                    "--home",
-                    str(home),
-                    "ingest",
-                    str(m),
-                    "--id-col",
-                    "id",
-                    "--text-col",
-                    "title",
-                    "--json",
-                    "-q",
-                ],
+                _cli_args(home, *_ingest_args(m)),
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -262,27 +261,10 @@ def _one_backend(
         print(log_tail, file=sys.stderr)
     check = _verify(home, db_url, photos)
     # the same images by one process alone, into a fresh catalogue on the same backend
-    solo_env = dict(env)
-    solo_url = None
-    if backend == "postgresql":
-        from services.postgres import create_database
-
-        solo_url = create_database(admin_pg, f"catalens_bench_{uuid.uuid4().hex[:10]}")  # type: ignore[arg-type]
-        solo_env["CATALENS_DB_URL"] = solo_url
+    solo_env, _ = _backend_env(backend, admin_pg)
     all_manifest = _manifest(work / f"{backend}-all.csv", photos)
     t1 = time.perf_counter()
-    solo = _cli(
-        work / f"{backend}-solo",
-        solo_env,
-        "ingest",
-        str(all_manifest),
-        "--id-col",
-        "id",
-        "--text-col",
-        "title",
-        "--json",
-        "-q",
-    )
+    solo = _cli(work / f"{backend}-solo", solo_env, *_ingest_args(all_manifest))
     solo_wall = time.perf_counter() - t1
     unique = int(check["expected"])  # distinct image bytes
     return {

@@ -29,19 +29,9 @@ from pathlib import Path
 import pytest
 
 from services import milvusserver
+from services.availability import service_unavailable as _unavailable
 
 MILVUS_URI_ENV = "CATALENS_TEST_MILVUS_URI"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _unavailable(reason: str) -> None:
-    """Fail under CI (a service the suite needs is missing), skip with the reason elsewhere."""
-    if _in_ci():
-        pytest.fail(f"CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _port(uri: str) -> int:

@@ -24,19 +24,9 @@ from pathlib import Path
 import pytest
 
 from services import pgserver
+from services.availability import service_unavailable
 
 PG_URL_ENV = "CATALENS_TEST_PG_URL"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def service_unavailable(reason: str) -> None:
-    """Fail under CI (a service the suite needs is missing), skip with the reason elsewhere."""
-    if _in_ci():
-        pytest.fail(f"CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def dsn(url: str) -> str:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from services.availability import service_unavailable as _unavailable
+
 JOIN_TIMEOUT_S = 90.0
 # The head notices a dead node after about period x threshold: 0.5 s x 4 instead of Ray's 3 s x 5,
 # so that the fault test does not wait 15 s for the killed node to be declared dead.
@@ -185,9 +187,3 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
     finally:
         ray.shutdown()
         cluster.stop()
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI: {reason}")
-    pytest.skip(reason)

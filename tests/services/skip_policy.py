@@ -10,16 +10,13 @@ start, a package missing from the dev extra) would otherwise hide the regression
 from __future__ import annotations
 
 import fnmatch
-import os
 from pathlib import Path
 
 import pytest
 
+from services.availability import in_ci
+
 ALLOWED = Path(__file__).resolve().parents[1] / "allowed_skips.txt"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def _allowed_patterns() -> list[str]:
@@ -52,7 +49,7 @@ def _classify(config: pytest.Config) -> tuple[list[tuple[bool, str]], int]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under CI a skip outside the allowed list fails the run (exit status 1)."""
     _, bad = _classify(session.config)
-    if bad and _in_ci() and session.exitstatus == 0:
+    if bad and in_ci() and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -60,10 +57,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     entries, bad = _classify(config)
     if not entries:
         return
-    terminalreporter.write_sep("-", f"skip summary: {len(entries)} skipped, {bad} not in tests/allowed_skips.txt")
+    terminalreporter.write_sep(
+        "-", f"skip summary: {len(entries)} skipped, {bad} not in tests/allowed_skips.txt"
+    )
     for ok, entry in entries:
         terminalreporter.write_line(("  allowed  " if ok else "  SKIPPED  ") + entry)
-    if bad and _in_ci():
+    if bad and in_ci():
         terminalreporter.write_line(
             f"CI: {bad} test(s) skipped that must run in CI: the run fails (fix the cause, or list "
             "them in tests/allowed_skips.txt with the reason)"

@@ -414,7 +414,10 @@ def _check_orphans(cat: Any, keys: set[str], report: DoctorReport) -> None:
     if up_root.is_dir():
         used = {Path(s).resolve().parent for s in sources if not s.startswith(("http://", "https://"))}
         orphans["uploads"] = [
-            str(p) for p in sorted(up_root.iterdir()) if p.is_dir() and p.resolve() not in used
+            str(p)
+            for p in sorted(up_root.iterdir())
+            # dot-folders (``.incoming``: request bodies being streamed in) belong to the live server
+            if p.is_dir() and not p.name.startswith(".") and p.resolve() not in used
         ]
     vec_root = home / "vectors"
     if vec_root.is_dir():
