@@ -49,7 +49,7 @@ def test_explain_cli_default_and_imagenet_targets(tmp_path: Path, images: dict[s
     r = _run(home, "explain", str(images["a"]), "--out", str(out), "--json")  # default: built-in taxonomy
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert data["target"] == "builtin/subcategory" and data["model"] == "efficientnet-lite0"
+    assert data["target"] == "builtin/type" and data["model"] == "efficientnet-lite0"  # the finest level
     assert Path(data["files"]["overlay"]).is_file() and np.load(data["files"]["map"]).shape == (300, 225)
 
     r = _run(

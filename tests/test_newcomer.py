@@ -290,3 +290,29 @@ def io_text(text: str):  # type: ignore[no-untyped-def]
     import io
 
     return io.StringIO(text)
+
+
+def test_builtin_taxonomy_answers_best_guess_to_article_type_with_abstain_flag(tmp_path: Path) -> None:
+    from catalens.classify.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("builtin")
+    assert tax.hierarchy == ["category", "subcategory", "type"]
+    assert ("apparel", "topwear", "t-shirts") in tax.paths and (
+        "footwear",
+        "shoes",
+        "sports shoes",
+    ) in tax.paths
+    img = make_product_image(tmp_path / "shape.jpg", seed=3)
+    res = runner.invoke(app, ["--home", str(tmp_path / "home"), "classify", str(img), "--json"])
+    assert res.exit_code == 0, res.output
+    fields = json.loads(res.output)[0]["fields"]
+    assert list(fields) == ["category", "subcategory", "type"]
+    path = tuple(fields[f]["label"] for f in ("category", "subcategory", "type"))
+    assert path in tax.paths  # a best guess, consistent down the hierarchy, never "unknown"
+    for f in fields.values():
+        assert f["label"] != "unknown" and f["prob"] <= f["top_k"][0]["prob"] + 1e-9
+        assert f["needs_review"] == (f["prob"] < tax.unknown_below)
+    res = runner.invoke(app, ["--home", str(tmp_path / "home"), "classify", str(img)])
+    shown = " ".join(res.output.split())
+    assert f"type={fields['type']['label']} ({fields['type']['prob']:.2f})" in shown
+    assert ("[abstain]" in shown) == any(f["needs_review"] for f in fields.values())

@@ -3,8 +3,9 @@
 The taxonomy and the class -> node mapping live in ``data/ecommerce.yaml`` (documented there;
 ``catalens taxonomy --builtin --mapping`` prints it). For an image, the 1000-way softmax of the
 Lite0 classifier is computed; the probabilities of the ImageNet classes mapped to a node are
-summed (category = sum over its subcategories); the answer is "unknown" when the best node's sum
-is below ``unknown_below``.
+summed (category = sum over its subcategories, subcategory = sum over its types, the article
+types). Each level answers its best guess (consistent down the hierarchy) with its probability;
+``needs_review`` is the abstain flag, set when that probability is below ``unknown_below``.
 
 The Lite0 classifier is a Linear layer on the pooled 1280-d feature ``f``: ``logits = W f + b``.
 Stored vectors are L2-normalised (``e = f / |f|``), so on stored vectors the head uses
@@ -67,7 +68,7 @@ def _lite0_head() -> tuple[np.ndarray, np.ndarray, str | None]:
 
 
 def builtin_classifier() -> Classifier:
-    """The built-in taxonomy classifier (fields ``category`` and ``subcategory``)."""
+    """The built-in taxonomy classifier (fields ``category``, ``subcategory`` and ``type``)."""
     tax = load_taxonomy("builtin")
     w, b, digest = _lite0_head()
     heads: dict[str, FieldHead] = {}
@@ -92,5 +93,5 @@ def builtin_classifier() -> Classifier:
         model_version=None,
         heads=heads,
         paths=[list(p) for p in tax.paths],
-        extra={"hierarchy": tax.hierarchy, "unknown_label": UNKNOWN, "taxonomy": tax.name},
+        extra={"hierarchy": tax.hierarchy, "taxonomy": tax.name, "abstain_below": tax.unknown_below},
     )

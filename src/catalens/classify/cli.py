@@ -15,10 +15,12 @@ from catalens.errors import CatalensError
 def _print_predictions(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         parts = []
+        # the built-in taxonomy abstains below its threshold: its best guess is shown, flagged
+        word = "abstain" if r.get("classifier") == "builtin" else "review"
         for f, p in r["fields"].items():
-            flag = " [review]" if p["needs_review"] else ""
+            flag = f" [{word}]" if p["needs_review"] else ""
             parts.append(f"{f}={p['label']} ({p['prob']:.2f}){flag}")
-        out.print(f"{r['source']}: " + "  ".join(parts), highlight=False)
+        out.print(f"{r['source']}: " + "  ".join(parts), highlight=False, markup=False)
 
 
 def classify(
