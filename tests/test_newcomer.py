@@ -316,3 +316,16 @@ def test_builtin_taxonomy_answers_best_guess_to_article_type_with_abstain_flag(t
     shown = " ".join(res.output.split())
     assert f"type={fields['type']['label']} ({fields['type']['prob']:.2f})" in shown
     assert ("[abstain]" in shown) == any(f["needs_review"] for f in fields.values())
+
+
+def test_brand_train_brand_col(
+    shop: Catalog,  # noqa: F811  (the fixture imported above)
+) -> None:
+    home = str(shop.settings.home)
+    base = ["--home", home, "brand", "train", "b", "--model", "fake-encoder", "--json"]
+    res = runner.invoke(app, [*base, "--brand-col", "maker"])
+    assert res.exit_code == 2 and "'maker'" in res.output and "articleType, colour, in_stock" in res.output
+    res = runner.invoke(app, [*base, "--brand-col", "articleType"])  # 3 values, 10 products each
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["brands"] == 3
+    assert shop.load_classifier("b").head("brand").classes == ["bag", "shoe", "watch"]

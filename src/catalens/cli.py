@@ -244,6 +244,9 @@ def _table(title: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Ta
     return t
 
 
+_JOB_COUNTS = ("seen", "new_images", "embedded", "failed")
+
+
 def _print_info_parts(data: dict[str, Any]) -> None:
     """The text-search, classifier, event, QC and job parts of `catalens info`."""
 
@@ -292,8 +295,8 @@ def _print_info_parts(data: dict[str, Any]) -> None:
     jobs = data.get("recent_jobs") or []
     if jobs:
         rows = [
-            (j["id"], j["kind"], j["status"], ", ".join(f"{k}={v}" for k, v in (j["counts"] or {}).items()),
-             j["source"])
+            (j["id"], j["kind"], j["status"],
+             ", ".join(f"{k}={v}" for k, v in (j["counts"] or {}).items() if k in _JOB_COUNTS), j["source"])
             for j in jobs
         ]  # fmt: skip
         out.print(_table("recent jobs", ("id", "kind", "status", "counts", "source"), rows))

@@ -212,8 +212,10 @@ def train_brand_tagger(
     target_precision: float = 0.8,
     seed: int = 0,
     C: float = 0.5,
+    labels: Sequence[str | None] | None = None,
 ) -> BrandTagger:
-    """Learn the logo/brand head from image embeddings and title-derived brand labels.
+    """Learn the logo/brand head from image embeddings and title-derived brand labels (or the
+    given ``labels``, e.g. a brand column of the catalogue; None or empty = no brand).
 
     The head covers the brands with at least ``min_examples`` examples. On a seeded held-out
     part (all rows, rows of other brands counting as errors) it gets its temperature and the
@@ -224,7 +226,10 @@ def train_brand_tagger(
     from catalens.classify.heads import abstain_threshold, fit_linear, fit_temperature
     from catalens.classify.train import _softmax
 
-    labels = brand_labels(titles)
+    if labels is None:
+        labels = brand_labels(titles)
+    else:
+        labels = [str(b).strip() or None if b is not None else None for b in labels]
     counts = Counter(b for b in labels if b)
     brands = sorted(b for b, n in counts.items() if n >= min_examples)
     if len(brands) < 2:

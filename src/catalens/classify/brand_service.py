@@ -74,25 +74,65 @@ def train_brands(
     min_examples: int = 10,
     target_precision: float = 0.8,
     save: bool = True,
+    brand_col: str | None = None,
 ) -> Classifier:
-    """Learn a brand tagger from the catalog's titled products and their stored embeddings."""
+    """Learn a brand tagger from the catalog's products and their stored embeddings. Brand labels:
+    the products' ``brand_col`` attribute (a brand column of the ingested manifest), else the
+    title words before the gender word (Myntra-style titles)."""
     from catalens.classify.labels import _catalog_maps
     from catalens.classify.train import image_matrix
 
     check_name(name)
     model = model or cat.settings.default_model
     _, _, _, owner = _catalog_maps(cat.db)
-    shas = [h for h, (_, title) in owner.items() if title]
-    if not shas:
-        raise LabelsError("no product in the catalog has a title: brand labels come from titles")
+    labels = None
+    if brand_col:
+        brand_of = _attribute(cat, brand_col)
+        shas = [h for h, (pid, _) in owner.items() if brand_of.get(pid)]
+        labels = [brand_of[owner[h][0]] for h in shas]
+    else:
+        shas = [h for h, (_, title) in owner.items() if title]
+        if not shas:
+            raise LabelsError(
+                "no product in the catalog has a title: brand labels come from titles, "
+                "or give the brand column with --brand-col"
+            )
     X, version = image_matrix(cat, shas, model)
     tagger = train_brand_tagger(
-        X, [owner[h][1] for h in shas], min_examples=min_examples, target_precision=target_precision
+        X,
+        [owner[h][1] for h in shas],
+        min_examples=min_examples,
+        target_precision=target_precision,
+        labels=labels,
     )
     clf = to_classifier(tagger, name, model, version)
     if save:
         save_classifier(cat.settings.home, clf)
     return clf
+
+
+def _attribute(cat: Any, column: str) -> dict[str, str]:
+    """product id -> its ``column`` attribute (non-empty); LabelsError naming the known attributes
+    when no product has it."""
+    from sqlalchemy import select
+
+    from catalens.catalog.schema import Product
+
+    out: dict[str, str] = {}
+    known: set[str] = set()
+    with cat.db.session() as s:
+        for pid, attrs in s.execute(select(Product.id, Product.attrs)):
+            attrs = attrs or {}
+            known.update(attrs)
+            v = attrs.get(column)
+            if v is not None and str(v).strip():
+                out[pid] = str(v).strip()
+    if not out:
+        raise LabelsError(
+            f"--brand-col {column!r}: no product has this attribute "
+            f"(known: {', '.join(sorted(known)) or 'none; ingest a manifest with a brand column'})"
+        )
+    return out
 
 
 def tag_files(

@@ -407,7 +407,7 @@ def taxonomy(
     )
     if tax.hierarchy:
         for v in tax.values(tax.hierarchy[0]):
-            kids = [p[1] for p in tax.paths if p[0] == v and len(p) > 1]
+            kids = list(dict.fromkeys(p[1] for p in tax.paths if p[0] == v and len(p) > 1))
             out.print(f"  {v}: {', '.join(kids)}", highlight=False)
     for a, vals in tax.attributes.items():
         out.print(f"  attribute {a}: {', '.join(vals)}", highlight=False)
@@ -429,6 +429,7 @@ brand_app = typer.Typer(
     "train",
     epilog=(
         "Examples:\n\n  catalens brand train brands\n\n"
+        "  catalens brand train brands --brand-col brand   (a brand column of the ingested manifest)\n\n"
         "  catalens brand train brands --min-examples 20 --model efficientnet-lite2 --json"
     ),
 )
@@ -438,12 +439,16 @@ def brand_train(
     min_examples: Annotated[
         int, typer.Option(min=2, help="Brands with fewer titled products get no logo class (OCR only).")
     ] = 10,
+    brand_col: Annotated[
+        str | None,
+        typer.Option(help="Product attribute (manifest column) holding the brand; default: from titles."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Learn a brand tagger; brand labels are the title words before the gender word."""
+    """Learn a brand tagger; brand labels come from --brand-col, else the title words before the gender word."""
     try:
         with _catalog() as cat:
-            clf = cat.train_brand_tagger(name, model=model, min_examples=min_examples)
+            clf = cat.train_brand_tagger(name, model=model, min_examples=min_examples, brand_col=brand_col)
     except CatalensError as exc:
         _fail(exc)
     h = clf.head("brand")

@@ -132,8 +132,8 @@ class ClassifyMixin:
         return load_classifier(self.settings.home, name, version)  # type: ignore[attr-defined]
 
     def train_brand_tagger(self, name: str, **opts: Any) -> Any:
-        """Learn and save a brand tagger (labels: title words before the gender word; ``model=``,
-        ``min_examples=``)."""
+        """Learn and save a brand tagger (labels: the ``brand_col=`` attribute, else the title words
+        before the gender word; ``model=``, ``min_examples=``)."""
         from catalens.classify.brand_service import train_brands
 
         return train_brands(self, name, **opts)
