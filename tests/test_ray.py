@@ -48,10 +48,10 @@ def local_home(tmp_path_factory: pytest.TempPathFactory, corpus: tuple[Path, dic
     return home
 
 
-def _state(home: Path) -> dict[str, Any]:
+def _state(home: Path, db_url: str | None = None) -> dict[str, Any]:
     from catalens.catalog.schema import ImageRecord
 
-    with Catalog.open(home, default_model=MODEL) as cat:
+    with Catalog.open(home, db_url=db_url, default_model=MODEL) as cat:
         hashes, vecs = cat.vectors(MODEL)
         with cat.db.session() as s:
             failed = {
@@ -73,7 +73,8 @@ def _model_key(cat: Catalog) -> tuple[str, str]:
 
 
 def _assert_same(ray_home: Path, local_home: Path) -> None:
-    got, want = _state(ray_home), _state(local_home)
+    # the reference was made on SQLite, whatever database the test under way uses
+    got, want = _state(ray_home), _state(local_home, f"sqlite:///{(local_home / 'catalog.db').resolve()}")
     assert got["images"] == want["images"]
     assert got["failed"] == want["failed"]
     assert len(got["hashes"]) == len(set(got["hashes"])) == len(want["hashes"])  # no duplicate vectors
@@ -88,8 +89,14 @@ def _failures(rep: Any) -> set[tuple[str, str]]:
 
 
 def test_ray_ingest_equals_local_and_is_idempotent(
-    ray_cluster: Any, corpus: tuple[Path, dict[str, str]], local_home: Path, tmp_path: Path
+    ray_cluster: Any,
+    corpus: tuple[Path, dict[str, str]],
+    local_home: Path,
+    tmp_path: Path,
+    catalog_backend: str,
 ) -> None:
+    """On SQLite (file vectors) and on PostgreSQL (vectors in the database, the store shared by every
+    machine): the Ray driver writes through the same store as the local engine."""
     root, bad = corpus
     ticks: list[int] = []
     with Catalog.open(tmp_path / "home", batch_size=4, default_model=MODEL) as cat:
@@ -102,6 +109,12 @@ def test_ray_ingest_equals_local_and_is_idempotent(
         again = cat.ingest(root, ray=ray_cluster.address)
         assert (again.new_images, again.embedded, again.already_present) == (0, 0, N_GOOD + 1)
         assert again.failed == len(bad)
+        stores = {cat.db.vector_store_of(*_model_key(cat))}
+    assert stores == (
+        {"db"}
+        if catalog_backend == "postgresql"
+        else {f"file:{(tmp_path / 'home' / 'vectors' / '.store-id').read_text()}"}
+    )
     _assert_same(tmp_path / "home", local_home)
 
 
