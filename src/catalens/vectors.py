@@ -25,11 +25,13 @@ Both hand out :class:`VectorRows`: ``rows[positions] -> (n, dim) float32``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -85,6 +87,10 @@ class VectorStore(Protocol):
 
     def floor(self) -> int:
         """Lowest position a new allocation may use (rows below it may already hold data)."""
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Held by a writer from allocating rows to committing their records (file store: a shared
+        lock, so that ``verify`` never sees rows written but not yet committed as lost)."""
 
     def write(self, start: int, vectors: np.ndarray) -> None:
         """Durably store rows ``start..start+n-1`` before the database commit (file store)."""
@@ -153,13 +159,32 @@ class FileVectorStore:
     def stage(self, session: Session, positions: Sequence[int], vectors: np.ndarray) -> None:
         return None  # the rows were written (and fsynced) by write()
 
+    @contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        with open(self.root / f"{self.path.stem}.lock", "a+") as fh:
+            fcntl.flock(fh.fileno(), mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def writing(self) -> AbstractContextManager[None]:
+        return self._locked(fcntl.LOCK_SH)  # writers share it; only verify's repair excludes them
+
     def verify(self, db: CatalogDB) -> int:
         """Records past the end of the file point at lost bytes: drop them (re-embedded later).
-        Safe beside live writers: a record is committed only after its row is on disk."""
-        on_disk = self.rows_on_disk()
-        if db.max_position(self.model_id, self.version) < on_disk:
+
+        A committed record's row is on disk before its commit, so reading the largest committed
+        position FIRST and the file size after can only find a record past the end when the file
+        was really cut or lost. The repair itself runs under the exclusive lock, so no writer is
+        between writing its rows and committing them while records are dropped."""
+        if db.max_position(self.model_id, self.version) < self.rows_on_disk():
             return 0
-        return db.drop_embeddings_from(self.model_id, self.version, on_disk)
+        with self._locked(fcntl.LOCK_EX):
+            on_disk = self.rows_on_disk()
+            if db.max_position(self.model_id, self.version) < on_disk:
+                return 0
+            return db.drop_embeddings_from(self.model_id, self.version, on_disk)
 
     def rows(self) -> VectorRows:
         n = self.rows_on_disk()
@@ -194,6 +219,9 @@ class DatabaseVectorStore:
 
     def floor(self) -> int:
         return 0
+
+    def writing(self) -> AbstractContextManager[None]:
+        return nullcontext()  # records and vectors commit in one transaction
 
     def write(self, start: int, vectors: np.ndarray) -> None:
         return None  # stored by stage(), inside the database transaction

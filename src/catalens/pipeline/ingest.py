@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from catalens.catalog.db import CatalogDB, NewImage, ProductInfo
+from catalens.catalog.db import BatchWritten, CatalogDB, NewImage, ProductInfo
 from catalens.catalog.storage import disk_full_error, is_disk_full
 from catalens.errors import CatalensError, ImageError
 from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
@@ -310,8 +311,13 @@ class IngestRunner(ItemPreparer):
         """Store one batch (writer thread): row positions allocated by the database, vectors written
         at them (fsynced, file store), then one transaction records the batch (and, database store,
         the vectors of the embedding records it inserted). Safe beside any number of other writers."""
-        positions: list[int] = []
         store = self.vectors
+        with store.writing() if store is not None else nullcontext():
+            written = self._store_batch(b, store)
+        b.new_images, b.embedded = written.images, len(written.positions)
+
+    def _store_batch(self, b: _Batch, store: VectorStore | None) -> BatchWritten:
+        positions: list[int] = []
         if b.vectors is not None and store is not None and self.model_rec is not None:
             rec = self.model_rec
             start = self.db.allocate_rows(rec.model_id, rec.version, len(b.vectors), store.floor())
@@ -324,7 +330,7 @@ class IngestRunner(ItemPreparer):
                 keep = sorted(kept)
                 store.stage(session, keep, b.vectors[[row_of[p] for p in keep]])
 
-        written = self.db.record_batch(
+        return self.db.record_batch(
             images=b.images,
             products=b.products,
             links=b.links,
@@ -334,7 +340,6 @@ class IngestRunner(ItemPreparer):
             job_id=self.job_id,
             on_embeddings=stage_vectors,
         )
-        b.new_images, b.embedded = written.images, len(written.positions)
 
     def _account(self, b: _Batch, report: JobReport) -> None:
         """Counters and progress of a committed batch."""
