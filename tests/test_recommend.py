@@ -204,7 +204,6 @@ def test_user_recommendations_multi_interest_rules_and_reasons(shop: Catalog, tm
 
 
 def test_where_filter(shop: Catalog, tmp_path: Path) -> None:
-    pytest.importorskip("catalens.search.filters")
     shop.import_events(_write_events(tmp_path / "ev.csv", _shop_log()))
     res = shop.recommend("u0", k=5, where="articleType = 'watch' and colour = 'Red'")
     assert res.items and all(r.product_id.startswith("watch-") for r in res.items)
@@ -335,7 +334,13 @@ def test_cli_events_recommend_and_eval(shop: Catalog, tmp_path: Path, home: Path
     data = json.loads(res.stdout)
     assert len(data["items"]) == 4 and all(i["reason"] for i in data["items"])
     res = runner.invoke(app, ["--home", str(home), "recommend", "--products", "shoe-1,bag-2", "-k", "3"])
-    assert res.exit_code == 0 and "shoe-1" in res.stdout
+    assert res.exit_code == 0 and "recommendations for products shoe-1, bag-2" in res.stdout
+    res = runner.invoke(
+        app, ["--home", str(home), "recommend", "--products", "shoe-1,bag-2", "-k", "3", "--json"]
+    )
+    items = json.loads(res.stdout)["items"]  # (the table's title names the query products whatever it lists)
+    assert len(items) == 3 and not {i["product_id"] for i in items} & {"shoe-1", "bag-2"}, items
+    assert {i.get("because") for i in items} & {"shoe-1", "bag-2"}, items  # reasons cite the query products
     res = runner.invoke(app, ["--home", str(home), "recommend", "--user", "ghost", "--json"])
     assert res.exit_code == 0 and "unknown user" in json.loads(res.stdout)["note"]
     res = runner.invoke(app, ["--home", str(home), "recommend", "--products", "zzz"])
