@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from catalens.errors import ImageError, NoGradientPathError, UnknownLabelError
+from catalens.errors import ConfigError, ImageError, NoGradientPathError, UnknownLabelError
 from catalens.explain.explainer import Explainer, load_explain_model
 from catalens.explain.faithfulness import auc, curve, faithfulness, random_map
 from catalens.explain.layers import spatial_layer
@@ -186,7 +186,7 @@ def test_swin_token_cam() -> None:
     tgt = HeadTarget(nn.Linear(swin.num_features, 3), ["a", "b", "c"])
     e = ex.explain(red_square(size=(200, 200)), tgt, "b")
     assert e.grid_map.shape == (7, 7) and e.label == "b"
-    with pytest.raises(Exception, match="rollout"):
+    with pytest.raises(ConfigError, match="rollout"):
         ex.explain(red_square(), tgt, method="rollout")
 
 
@@ -317,7 +317,6 @@ def test_image_references_resolve_through_the_catalog(tmp_path: Path) -> None:
 def test_smoothing_option() -> None:
     """smooth=0 is the plain bilinear upsampling; the default smooths the map but keeps its peak
     on the evidence; out-of-range values are refused."""
-    from catalens.errors import ConfigError
     from catalens.explain.explainer import DEFAULT_SMOOTH
     from catalens.explain.maps import normalise, smooth, upsample
 
