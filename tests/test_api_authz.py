@@ -65,6 +65,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/ready"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("MOUNT", "/docs-assets"): PUBLIC,
     ("MOUNT", "/static"): PUBLIC,
     ("PATCH", "/api/v1/products/{product_id:path}"): WRITE,
     ("POST", "/api/v1/classify"): READ,

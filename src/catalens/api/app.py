@@ -9,14 +9,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from catalens import __version__
-from catalens.api import errors
+from catalens.api import docs, errors
 from catalens.api.middleware import Metrics, ServiceMiddleware
+from catalens.api.params import reject_unknown_query
 from catalens.api.security import RateLimiter
 from catalens.api.service import ServiceCatalog
 from catalens.api.settings import ApiSettings, load_api_settings
@@ -136,7 +137,11 @@ def create_app(
             '`{"error": {"status", "code", "message", "detail"}}`. Send a key as `Authorization: Bearer <key>`.'
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by catalens.api.docs with local assets (works offline)
+        redoc_url=None,
+        dependencies=[Depends(reject_unknown_query)],  # ?k=3 where the parameter is limit: 422
     )
+    docs.install(app, "catalens")
     app.state.catalog = catalog
     app.state.api_settings = api
     app.state.metrics = metrics

@@ -72,6 +72,34 @@ def _image_dict(img: ImageRecord) -> dict[str, Any]:
 class CatalogueMixin:
     """Products and images for the REST API and the web page."""
 
+    def check_where(self, where: str | None) -> list[str]:
+        """The CLI's ``--where`` checks for a request's filter (:func:`catalens.search.filters.check_filter`
+        over every product as the filter sees it): a field no product has raises UnknownFieldError
+        (400, listing the known fields); a ``field = 'value'`` no product holds gives a note with
+        "did you mean", returned. Cached per filter text until the products change."""
+        if not where or not where.strip():
+            return []
+        import warnings
+
+        from catalens.search.engine import filter_attrs, product_rows
+        from catalens.search.filters import check_filter, parse_where
+
+        flt = parse_where(where)
+        with self.db.session() as s:  # type: ignore[attr-defined]
+            stamp = tuple(s.execute(select(func.count(Product.id), func.max(Product.updated_at))).one())
+        cache: dict[str, tuple[Any, list[str]]] = self.__dict__.setdefault("_where_notes", {})
+        hit = cache.get(flt.text)
+        if hit is not None and hit[0] == stamp:
+            return list(hit[1])
+        rows = [filter_attrs(pid, t, a) for pid, (t, a) in product_rows(self.db).items()]  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # returned to the caller, not printed in the server log
+            notes = check_filter(flt, rows)
+        if len(cache) >= 256:
+            cache.pop(next(iter(cache)))
+        cache[flt.text] = (stamp, notes)
+        return list(notes)
+
     def _open_searchers(self) -> list[Any]:
         """The search engines this catalog has open (they cache titles, attributes and links)."""
         return list(self.__dict__.get("_searchers", {}).values())
@@ -93,10 +121,12 @@ class CatalogueMixin:
         if offset < 0 or not 1 <= limit <= 500:
             raise ConfigError("offset must be >= 0 and limit between 1 and 500")
         flt = None
+        notes: list[str] = []
         if where:
             from catalens.search.filters import parse_where
 
             flt = parse_where(where)
+            notes = self.check_where(where)
         col = {"id": Product.id, "title": Product.title, "created": Product.created_at}[sort.lstrip("-")]
         order = col.desc() if sort.startswith("-") else col.asc()
         stmt = select(Product).order_by(order, Product.id)
@@ -134,7 +164,7 @@ class CatalogueMixin:
             }
             for p in page
         ]
-        return {"total": int(total), "offset": offset, "limit": limit, "items": items}
+        return {"total": int(total), "offset": offset, "limit": limit, "items": items, "warnings": notes}
 
     def product(self, product_id: str) -> dict[str, Any]:
         """A product with its images (in position order)."""

@@ -33,6 +33,7 @@ class ProductPage(BaseModel):
     offset: int
     limit: int
     items: list[ProductSummary]
+    warnings: list[str] = []  # `where` values no product holds, with "did you mean"
 
 
 class ProductOut(BaseModel):

@@ -42,9 +42,12 @@ class SearchPage(BaseModel):
     limit: int
     has_more: bool
     results: list[SearchHit]
+    warnings: list[str] = []  # `where` values no product holds, with "did you mean"
 
 
-def _page(found: list[Any], query: dict[str, Any], offset: int, limit: int) -> FastJSONResponse:
+def _page(
+    found: list[Any], query: dict[str, Any], offset: int, limit: int, notes: list[str] | None = None
+) -> FastJSONResponse:
     """The ``SearchPage`` of ``found`` (``SearchResult`` objects, whose ``to_dict`` has the
     ``SearchHit`` fields), encoded directly."""
     rows = [r.to_dict() for r in found[offset : offset + limit]]
@@ -55,6 +58,7 @@ def _page(found: list[Any], query: dict[str, Any], offset: int, limit: int) -> F
             "limit": limit,
             "has_more": len(found) > offset + limit,
             "results": rows,
+            "warnings": notes or [],
         }
     )
 
@@ -82,6 +86,8 @@ async def search(
     if (product_id is None) == (text is None) or (text is not None and not text.strip()):
         raise ApiError(400, "bad-request", "give exactly one of product_id or text (non-empty)")
     k = _depth(offset, limit)
+    # the CLI's --where checks: unknown field 400 (known fields listed), absent value a warning
+    notes = await run_in_threadpool(cat.check_where, where) if where else []
     opts = {"where": where or None, "all_images": all_images, "model": model or None}
     if product_id is not None:
         if cat.search_in_memory(model or None, where or None):
@@ -92,7 +98,7 @@ async def search(
     else:
         found = await run_in_threadpool(cat.search_text, text, k, **opts)
         query = {"text": text}
-    return _page(found, query | {"where": where}, offset, limit)
+    return _page(found, query | {"where": where}, offset, limit, notes)
 
 
 @router.post("/search", response_model=SearchPage, responses=UPLOAD_ERRORS)
@@ -108,7 +114,8 @@ def search_upload(
 ) -> Any:
     """Search by an uploaded image (nothing is stored)."""
     k = _depth(offset, limit)
+    notes = cat.check_where(where) if where else []
     upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
         found = cat.search_image(path, k, where=where or None, all_images=all_images, model=model or None)
-    return _page(found, {"upload": upload.filename, "where": where}, offset, limit)
+    return _page(found, {"upload": upload.filename, "where": where}, offset, limit, notes)
