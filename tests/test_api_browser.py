@@ -207,3 +207,56 @@ def test_mobile_layout_has_no_horizontal_scroll(browser: object, server: dict) -
         box = tab.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (tab.inner_text(), box)
     ctx.close()
+
+
+def test_search_deep_links_are_read_and_written(page: object, server: dict) -> None:
+    from urllib.parse import parse_qs, quote
+
+    # image search by a product, with a filter, straight from a link
+    where = "`kind` = 'shoe'"
+    page.goto(server["url"] + f"/#/search?id=P3&where={quote(where)}")
+    page.wait_for_selector("[data-testid=result-card]")
+    assert "More like #P3" in page.inner_text(".query-line") and "shoe" in page.inner_text(".query-line")
+    assert page.input_value("select[data-facet=kind]") == "shoe"
+    ids = [int(t.split()[-1]) for t in page.locator("[data-testid=result-card] .title").all_inner_texts()]
+    assert ids and all(i >= 15 for i in ids)
+    # a search typed on the page is written back to the address bar, filter included
+    page.fill("input[aria-label='product id']", "P20")
+    page.click("button:has-text('Search')")
+    page.wait_for_function("() => document.querySelector('.query-line').innerText.includes('#P20')")
+    linked = parse_qs(page.evaluate("() => location.hash").split("?", 1)[1])
+    assert linked == {"id": ["P20"], "where": [where]}
+    page.select_option("select[data-facet=colour]", "red")
+    page.wait_for_function("() => location.hash.includes('colour')")
+    linked = parse_qs(page.evaluate("() => location.hash").split("?", 1)[1])
+    assert linked["id"] == ["P20"] and "`colour` = 'red'" in linked["where"][0]
+    # a text search link fills the box and asks the server for that text
+    with page.expect_request(lambda r: "/api/v1/search?" in r.url and "text=red+shoes" in r.url):
+        page.goto(server["url"] + "/#/search?text=red%20shoes")
+    page.wait_for_function("() => document.querySelector(\"input[aria-label='text query']\").value === 'red shoes'")
+
+
+def test_browse_deep_links_filters_sort_and_warnings(page: object, server: dict) -> None:
+    from urllib.parse import parse_qs, quote
+
+    page.goto(server["url"] + "/#/browse?where=" + quote("`colour` = 'red'") + "&sort=-title")
+    page.wait_for_function("() => document.querySelector('section')?.innerText.includes('10 products')")
+    assert page.input_value("select[data-facet=colour]") == "red"
+    assert page.input_value("select[aria-label=sort]") == "-title"
+    titles = page.locator("[data-testid=result-card] .title").all_inner_texts()
+    assert titles == sorted(titles, reverse=True) and all(t.startswith("Red") for t in titles)
+    # typing a title filter is written back to the link
+    page.fill("input[aria-label='filter by title']", "item 1")
+    page.wait_for_function("() => location.hash.includes('q=item')")
+    linked = parse_qs(page.evaluate("() => location.hash").split("?", 1)[1])
+    assert linked == {"q": ["item 1"], "where": ["`colour` = 'red'"], "sort": ["-title"]}
+    # an expression the menus cannot show goes to the expression box
+    expr = "colour = 'blue' or colour = 'green'"
+    page.goto(server["url"] + "/#/browse?where=" + quote(expr))
+    page.wait_for_function("() => document.querySelector('section')?.innerText.includes('20 products')")
+    assert page.input_value("[data-testid=where-expr]") == expr
+    # a value no product holds: the server's did-you-mean is shown
+    page.goto(server["url"] + "/#/browse?where=" + quote("colour = 'rde'"))
+    page.wait_for_selector("[data-testid=where-warning]")
+    assert "did you mean 'red'" in page.inner_text("[data-testid=where-warning]")
+    page.screenshot(path=str(server["shots"] / "browse-deep-link.png"))

@@ -98,7 +98,29 @@ async function loadFacets() {
   return state.facets;
 }
 
-// a row of <select> filters built from the catalogue's facets; returns {el, where()}
+// deep links: a view's state lives in its hash query (#/search?text=…, #/browse?where=…&q=…&sort=…)
+function hashParams() {
+  return new URLSearchParams(location.hash.split("?")[1] || "");
+}
+
+// write a view's state back to the address bar (a new history entry when asked, so Back returns)
+function setHashParams(name, params, push = false) {
+  const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "")).toString();
+  const next = `#/${name}${qs ? "?" + qs : ""}`;
+  if (location.hash === next) return;
+  if (push) history.pushState(null, "", next); else history.replaceState(null, "", next);
+}
+
+// the server's --where notes (a value no product holds, with "did you mean")
+function warningsNote(page) {
+  const w = (page && page.warnings) || [];
+  return w.length ? h("div", { class: "note warn-t", "data-testid": "where-warning" }, w.join(" · ")) : null;
+}
+
+const CLAUSE = /^`([^`]+)` = '((?:[^']|'')*)'$/;
+
+// a row of <select> filters built from the catalogue's facets plus a free filter expression;
+// returns {selects, expr, where(), set(where)}
 async function facetFilters(onChange, keys = ["masterCategory", "articleType", "gender", "baseColour", "season", "usage"]) {
   const facets = await loadFacets();
   const names = keys.filter((k) => facets[k]).concat(Object.keys(facets).filter((k) => !keys.includes(k))).slice(0, 6);
@@ -108,9 +130,23 @@ async function facetFilters(onChange, keys = ["masterCategory", "articleType", "
       facets[name].map((f) => h("option", { value: f.value }, `${f.value} (${f.count})`)));
     return sel;
   });
+  const expr = h("input", { type: "search", placeholder: "year >= 2012 and gender = 'Men'", "aria-label": "filter expression", "data-testid": "where-expr" });
+  expr.addEventListener("change", onChange);
   const where = () => selects.filter((s) => s.value)
-    .map((s) => `\`${s.dataset.facet}\` = '${s.value.replaceAll("'", "''")}'`).join(" and ");
-  return { selects, where };
+    .map((s) => `\`${s.dataset.facet}\` = '${s.value.replaceAll("'", "''")}'`)
+    .concat(expr.value.trim() ? [selects.some((s) => s.value) ? `(${expr.value.trim()})` : expr.value.trim()] : []).join(" and ");
+  // a linked filter: clauses the menus can show go to them, anything else to the expression
+  const set = (text) => {
+    selects.forEach((s) => (s.value = ""));
+    expr.value = "";
+    if (!text) return;
+    const clauses = text.split(" and ").map((c) => c.match(CLAUSE));
+    const fits = clauses.every((m) => m && selects.some((s) => s.dataset.facet === m[1]
+      && [...s.options].some((o) => o.value === m[2].replaceAll("''", "'"))));
+    if (!fits) { expr.value = text; return; }
+    for (const m of clauses) selects.find((s) => s.dataset.facet === m[1]).value = m[2].replaceAll("''", "'");
+  };
+  return { selects, expr, where, set };
 }
 
 // ---------------------------------------------------------------- search
@@ -130,7 +166,14 @@ async function searchView() {
   async function run(kind, value, offset = 0) {
     current = { kind, value, offset };
     const where = filters.where();
-    if (offset === 0) results.replaceChildren(skeletons());
+    if (offset === 0) {
+      results.replaceChildren(skeletons());
+      // the address bar links this search (an uploaded photo cannot be linked: only its filter)
+      const key = { text: "text", product_id: "id" }[kind];
+      const linked = key ? { [key]: value, where } : { where };
+      const was = hashParams();
+      setHashParams("search", linked, !key || was.get(key) !== value);
+    }
     try {
       let page;
       const limit = 24;
@@ -141,10 +184,10 @@ async function searchView() {
         form.append("offset", offset);
         if (where) form.append("where", where);
         page = await api.postForm("/search", form);
-        queryLine.replaceChildren("Results for your photo", where ? ` · ${where}` : "");
+        queryLine.replaceChildren("Results for your photo", where ? ` · ${where}` : "", warningsNote(page) || "");
       } else {
         page = await api.get("/search", { [kind]: value, where, limit, offset });
-        queryLine.replaceChildren(kind === "text" ? `Results for “${value}”` : `More like #${value}`, where ? ` · ${where}` : "");
+        queryLine.replaceChildren(kind === "text" ? `Results for “${value}”` : `More like #${value}`, where ? ` · ${where}` : "", warningsNote(page) || "");
       }
       const cards = page.results.map(resultCard);
       let grid = results.querySelector(".cards");
@@ -190,11 +233,15 @@ async function searchView() {
   view.replaceChildren(
     h("div", { class: "search-hero" }, drop,
       h("div", { class: "text-search panel" }, h("h2", {}, "Search the catalogue"), textForm)),
-    h("div", { class: "filters" }, filters.selects),
+    h("div", { class: "filters" }, filters.selects, filters.expr),
     queryLine, results);
   results.replaceChildren(empty("Start with a photo or a few words", "Results show similarity scores and tags; click one for its product page."));
-  const q = new URLSearchParams(location.hash.split("?")[1] || "");
-  if (q.get("product")) { idInput.value = q.get("product"); run("product_id", q.get("product")); }
+  // deep link: #/search?text=…, #/search?id=<product> (image search by that product's photos), &where=…
+  const q = hashParams();
+  filters.set(q.get("where"));
+  const pid = q.get("id") || q.get("product");
+  if (pid) { idInput.value = pid; run("product_id", pid); }
+  else if (q.get("text")) { textInput.value = q.get("text"); run("text", q.get("text")); }
 }
 
 // ---------------------------------------------------------------- browse
@@ -204,16 +251,23 @@ async function browseView() {
   const info = h("span", { class: "muted small" });
   const qInput = h("input", { type: "search", placeholder: "Title or id…", "aria-label": "filter by title" });
   const sortSel = h("select", { "aria-label": "sort" },
-    h("option", { value: "id" }, "Id"), h("option", { value: "title" }, "Title A–Z"), h("option", { value: "-created" }, "Newest"));
-  let offset = 0;
+    h("option", { value: "id" }, "Id"), h("option", { value: "title" }, "Title A–Z"), h("option", { value: "-title" }, "Title Z–A"), h("option", { value: "-created" }, "Newest"));
   const limit = 30;
   const filters = await facetFilters(() => { offset = 0; load(); });
+  // deep link: #/browse?q=…&where=…&sort=…&page=N
+  const linked = hashParams();
+  qInput.value = linked.get("q") || "";
+  if ([...sortSel.options].some((o) => o.value === linked.get("sort"))) sortSel.value = linked.get("sort");
+  filters.set(linked.get("where"));
+  let offset = Math.max(0, (parseInt(linked.get("page") || "1", 10) || 1) - 1) * limit;
 
   async function load() {
     grid.replaceChildren(skeletons(10));
+    const where = filters.where();
+    setHashParams("browse", { q: qInput.value.trim(), where, sort: sortSel.value === "id" ? "" : sortSel.value, page: offset ? Math.floor(offset / limit) + 1 : "" });
     try {
-      const page = await api.get("/products", { q: qInput.value.trim(), where: filters.where(), offset, limit, sort: sortSel.value });
-      info.textContent = `${page.total.toLocaleString()} products`;
+      const page = await api.get("/products", { q: qInput.value.trim(), where, offset, limit, sort: sortSel.value });
+      info.replaceChildren(`${page.total.toLocaleString()} products`, warningsNote(page) || "");
       grid.replaceChildren(page.items.length
         ? h("div", { class: "cards" }, page.items.map((p) => card({ id: p.id, title: p.title, attrs: p.attrs, sha: p.cover })))
         : empty("No products", "Nothing matches these filters."));
@@ -233,7 +287,8 @@ async function browseView() {
     h("aside", { class: "facets panel" }, h("h3", {}, "Filters"),
       h("label", { class: "field" }, "Search", qInput),
       h("label", { class: "field" }, "Sort", sortSel),
-      filters.selects.map((s) => h("label", { class: "field" }, s.dataset.facet, s))),
+      filters.selects.map((s) => h("label", { class: "field" }, s.dataset.facet, s)),
+      h("label", { class: "field" }, "Filter expression", filters.expr)),
     h("section", {}, h("div", { class: "row" }, h("h1", {}, "Catalogue"), h("span", { class: "spacer" }), info), grid, pager)));
   load();
 }
@@ -372,7 +427,7 @@ async function productView(id) {
 
   if (has("search")) {
     similar.append(h("div", { class: "row" }, h("h2", {}, "Similar products"), h("span", { class: "spacer" }),
-      h("a", { href: `#/search?product=${encodeURIComponent(p.id)}` }, "See all →")));
+      h("a", { href: `#/search?id=${encodeURIComponent(p.id)}` }, "See all →")));
     const row = h("div", { class: "scroller", "data-testid": "similar" });
     similar.append(row);
     api.get("/search", { product_id: p.id, limit: 12 })
