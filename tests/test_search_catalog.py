@@ -208,7 +208,7 @@ def test_dedup_groups_copies_not_similar_products(fake_encoder: object, home: Pa
     (tmp_path / "copies.csv").write_text("\n".join(rows) + "\n")
     cat.ingest(tmp_path / "copies.csv", id_col="id")
     # FakeEncoder vectors of white-background images are all close: test the verified path alone
-    report = cat.dedup(candidate_cosine=0.5, strong_cosine=1.01)
+    report = cat.dedup(candidate_cosine=0.5)
     groups = report.to_dict()["groups"]
     by_product = {frozenset(p for im in g["images"] for p in im["product_ids"]): g for g in groups}
     group_p4 = next(g for members, g in by_product.items() if "ORIG" in members)
@@ -224,10 +224,10 @@ def test_dedup_groups_copies_not_similar_products(fake_encoder: object, home: Pa
     # one new image checked incrementally
     new = tmp_path / "new.jpg"
     Image.open(tmp_path / "imgs" / "p9.png").convert("RGB").resize((90, 120)).save(new, quality=70)
-    res = cat.dedup_image(new, candidate_cosine=0.5, strong_cosine=1.01)
+    res = cat.dedup_image(new, candidate_cosine=0.5)
     assert res["duplicate"] and any("P9" in m["product_ids"] for m in res["matches"])
     fresh = make_product_image(tmp_path / "fresh.png", seed=4242)
-    assert not cat.dedup_image(fresh, candidate_cosine=0.5, strong_cosine=1.01)["duplicate"]
+    assert not cat.dedup_image(fresh, candidate_cosine=0.5)["duplicate"]
     cat.close()
 
 

@@ -68,29 +68,78 @@ def test_neighbour_pairs_approximate_path_finds_near_duplicates() -> None:
     assert np.all(a < b) and np.all(cos >= 0.9)
 
 
-def test_partial_recolour_fails_the_p90_colour_check_but_a_logo_passes(tmp_path: Path) -> None:
-    """Another colour of the lower garment of a model shot (a fifth of the frame) is no copy; a logo is."""
-    from PIL import ImageDraw
+def _verdicts(images: list[Image.Image], pairs: list[tuple[int, int]]) -> list[str]:
+    """dedup's verdict ("copy", "variant", "reshoot" or "") of each pair of ``images``."""
+    from catalens.search.dedup import DedupOptions, classify, verify
 
-    from catalens.search.dedup import DedupOptions
+    descs = {str(i): copyfeat.describe(im) for i, im in enumerate(images)}
+    a, b = [str(i) for i, _ in pairs], [str(j) for _, j in pairs]
+    cos = np.ones(len(pairs), dtype=np.float32)
+    opts = DedupOptions()
+    return list(classify(opts, np.full(len(pairs), np.nan, np.float32), verify(descs, a, b, cos, opts)))
 
-    img = _scene(tmp_path, 5)
-    w, h = img.size
+
+def _product(tmp_path: Path, seed: int) -> Image.Image:
+    return Image.open(photo_like(tmp_path / f"p{seed}.png", seed)).convert("RGB")
+
+
+def _recolour(img: Image.Image) -> Image.Image:
+    """The same template with the product in another hue (white background kept)."""
     import cv2
 
-    lab = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2LAB).astype(np.float32)
-    lower = lab[4 * h // 5 :]  # the lower fifth (trousers of a model shot) in another hue, same lightness
-    a, b = lower[..., 1] - 128, lower[..., 2] - 128
-    lower[..., 1], lower[..., 2] = 128 - a, 128 - b
-    part = Image.fromarray(cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB))
-    logo = img.copy()
-    ImageDraw.Draw(logo).ellipse((w // 2, h // 5, w // 2 + w // 12, h // 5 + w // 12), fill=(200, 40, 160))
-    opts = DedupOptions()
-    t = copyfeat.parse([copyfeat.describe(x) for x in (img, part, logo)])
-    co = copyfeat.coarse(t, np.array([0, 0]), np.array([1, 2]))
-    st_p, c75_p, c90_p = copyfeat.align(t, 0, 1, int(co.window[0]), bool(co.a_in_b[0]))
-    st_l, c75_l, c90_l = copyfeat.align(t, 0, 2, int(co.window[1]), bool(co.a_in_b[1]))
-    assert st_l >= opts.min_structure and c75_l <= opts.max_colour and c90_l <= opts.max_colour_p90
-    # same structure and 75th-percentile colour as a copy: only the 90th percentile tells them apart
-    assert st_p >= opts.min_structure and c75_p <= opts.max_colour, (st_p, c75_p)
-    assert c90_p > opts.max_colour_p90, (st_p, c75_p, c90_p)
+    arr = np.asarray(img)
+    lab = cv2.cvtColor(arr, cv2.COLOR_RGB2LAB).astype(np.int16)
+    fg = copyfeat.foreground(arr)
+    lab[fg, 1], lab[fg, 2] = 256 - lab[fg, 1], 256 - lab[fg, 2]
+    return Image.fromarray(cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB))
+
+
+def _labelled(img: Image.Image, frac: float, where: str) -> Image.Image:
+    """An opaque seller label covering ``frac`` of the photo, on the product or on the background."""
+    from PIL import ImageDraw
+
+    w, h = img.size
+    bw, bh = int((frac * w * h * 2.5) ** 0.5), int((frac * w * h / 2.5) ** 0.5)
+    x0, y0 = (w // 2 - bw // 2, h // 2) if where == "product" else (2, h - bh - 2)
+    out = img.copy()
+    d = ImageDraw.Draw(out)
+    d.rectangle((x0, y0, x0 + bw, y0 + bh), fill=(30, 120, 40))
+    d.text((x0 + 4, y0 + bh // 3), "Kavya Traders", fill=(255, 255, 255))
+    return out
+
+
+def test_copy_with_a_pasted_label_is_a_copy_and_a_recoloured_template_is_a_variant(tmp_path: Path) -> None:
+    img = _product(tmp_path, 5)
+    images = [
+        img,
+        _labelled(img, 0.08, "product"),
+        _labelled(img, 0.06, "background").resize((180, 240)),
+        _recolour(img),
+        _product(tmp_path, 9),
+    ]
+    got = _verdicts(images, [(0, 1), (0, 2), (0, 3), (0, 4)])
+    assert got[0] == "copy" and got[1] == "copy", got
+    assert got[2] == "variant", got  # same template, other colour: a family, not a duplicate
+    assert got[3] != "copy", got
+
+
+def test_qc_duplicates_check_agrees_with_dedup(tmp_path: Path) -> None:
+    from catalens.quality.checks.duplicates import DuplicatesCheck
+    from catalens.quality.context import QCImage
+
+    img = _product(tmp_path, 7)
+    images = [img, _labelled(img, 0.07, "product"), _recolour(img), _product(tmp_path, 8)]
+    paths = []
+    for i, im in enumerate(images):
+        paths.append(tmp_path / f"q{i}.png")
+        im.save(paths[-1])
+    check = DuplicatesCheck()
+    items = []
+    for p in paths:
+        q = QCImage.load(p, max_bytes=10**8, max_pixels=10**8, max_side=10**5)
+        items.append((str(p), check.fingerprint(q)))
+    res = check.run_batch(items)
+    flagged = {i for i, r in enumerate(res) if r is not None and r.verdict != "pass"}
+    verdicts = _verdicts(images, [(0, 1), (0, 2), (0, 3)])
+    assert flagged == {1 + k for k, v in enumerate(verdicts) if v == "copy"} == {1}, (flagged, verdicts)
+    assert res[1] is not None and res[1].details["of"] == str(paths[0])

@@ -143,7 +143,9 @@ def register(app: typer.Typer) -> None:
             "A pair is a near-duplicate when embedding cosine >= --candidate-cosine (among --neighbours "
             "nearest), it passes the cheap gate (cosine >= --gate-cosine, or coarse structure and colour "
             "close), and after alignment copy-structure >= --min-structure and colour difference <= "
-            "--max-colour (75th percentile of the cells) and <= --max-colour-p90 (90th), or cosine >= --strong-cosine with looser checks (see catalens.search.dedup). "
+            "--max-colour (75th percentile of the product's own cells) and <= --max-colour-p90 (90th), or one pasted-over "
+            "blob (label, sticker, price tag) with the rest identical. Re-shoots count only with --include-reshoots; "
+            "variants (same style, other colour) are listed as families (see catalens.search.dedup). "
             "Exit status: 0, or 1 with --image when the image duplicates a catalog image."
         )
     )
@@ -167,9 +169,9 @@ def register(app: typer.Typer) -> None:
                 help="Maximum aligned colour difference of the 90th-percentile cell, Lab units (15)."
             ),
         ] = None,
-        strong_cosine: Annotated[
-            float | None, typer.Option(help="Cosine above which looser copy checks apply (0.95).")
-        ] = None,
+        include_reshoots: Annotated[
+            bool, typer.Option("--include-reshoots", help="Count re-shoots of the same product as duplicates.")
+        ] = False,
         gate_cosine: Annotated[
             float | None, typer.Option(help="Cosine from which every candidate is aligned (0.88).")
         ] = None,
@@ -183,7 +185,7 @@ def register(app: typer.Typer) -> None:
             "min_structure": min_structure,
             "max_colour": max_colour,
             "max_colour_p90": max_colour_p90,
-            "strong_cosine": strong_cosine,
+            "include_reshoots": include_reshoots or None,
             "gate_cosine": gate_cosine,
         }
         try:
@@ -212,5 +214,11 @@ def register(app: typer.Typer) -> None:
         )
         for i, g in enumerate(data["groups"], 1):
             out.print(f"[bold]group {i}[/bold] {g['kind']} score={g['score']}")
+            for im in g["images"]:
+                out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")
+        if data["families"]:
+            out.print(f"{len(data['families'])} variant families (same style, other colour or pattern; not duplicates)")
+        for i, g in enumerate(data["families"], 1):
+            out.print(f"[bold]family {i}[/bold] {len(g['images'])} images")
             for im in g["images"]:
                 out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")

@@ -37,12 +37,15 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-FEATURE_VERSION = 4
+FEATURE_VERSION = 6
 THUMB = 40
 CTHUMB = 16  # colour thumbnail side (Lab)
 COARSE = 8  # coarse gray window side
 COARSE_C = 4  # coarse colour window side
-FEATURE_BYTES = THUMB * THUMB + CTHUMB * CTHUMB * 3
+VIEW_BYTES = THUMB * THUMB + CTHUMB * CTHUMB * 3 + CTHUMB * CTHUMB
+FEATURE_BYTES = 2 * VIEW_BYTES  # the trimmed view, then the whole image
+BAD_COLOUR = 18.0  # a cell whose aligned Lab distance exceeds this disagrees ("damage")
+BAD_GRAY = 0.9  # ... or whose z-scored gray difference exceeds this
 _ECC_CRITERIA = (3, 50, 1e-4)  # cv2.TERM_CRITERIA_EPS | COUNT, iterations, eps
 
 
@@ -135,19 +138,49 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 def describe(img: Image.Image) -> bytes:
     """The descriptor of a decoded RGB image (see module docstring)."""
-    import cv2
 
     small = img.convert("RGB")
     if max(small.size) > 320:
         small = small.copy()
         small.thumbnail((320, 320), Image.Resampling.BILINEAR)
     arr = np.asarray(small)
+    fg_px = foreground(arr)
     top, bottom, left, right = trim_box(arr)
-    crop = np.ascontiguousarray(arr[top:bottom, left:right])
+    return _view(arr[top:bottom, left:right], fg_px[top:bottom, left:right]) + _view(arr, fg_px)
+
+
+def _view(crop: np.ndarray, fg_px: np.ndarray) -> bytes:
+    """gray 40x40 + Lab 16x16 + foreground share 16x16 of one view (trimmed or whole) of the image."""
+    import cv2
+
+    crop = np.ascontiguousarray(crop)
     gray = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
     mid = cv2.resize(crop, (4 * CTHUMB, 4 * CTHUMB), interpolation=cv2.INTER_AREA)  # Lab of a 64x64 copy
     colour = cv2.resize(_lab(mid), (CTHUMB, CTHUMB), interpolation=cv2.INTER_AREA)
-    return gray.astype(np.uint8).tobytes() + colour.astype(np.uint8).tobytes()
+    fg = cv2.resize(fg_px.astype(np.float32), (CTHUMB, CTHUMB), interpolation=cv2.INTER_AREA)
+    fg8 = np.clip(np.round(fg * 255), 0, 255).astype(np.uint8)
+    return gray.astype(np.uint8).tobytes() + colour.astype(np.uint8).tobytes() + fg8.tobytes()
+
+
+def foreground(arr: np.ndarray, tol: float = 24.0, min_uniform: float = 0.6) -> np.ndarray:
+    """Boolean mask of the product's pixels: those that differ from the background colour.
+
+    The background colour is the median of the image's outer frame; when less than ``min_uniform``
+    of the frame is within ``tol`` of it (a busy or graded background: user photos), the whole image
+    counts as foreground. Small specks are closed over and small holes filled by a 5x5 closing.
+    """
+    import cv2
+
+    a = cv2.GaussianBlur(np.ascontiguousarray(arr, dtype=np.uint8), (3, 3), 0).astype(np.int16)
+    frame = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    ref = np.median(frame, axis=0)
+    if (np.abs(frame - ref).max(axis=1) <= tol).mean() < min_uniform:
+        return np.ones(arr.shape[:2], dtype=bool)
+    fg = (np.abs(a - ref).max(axis=2) > tol).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    if fg.mean() < 0.01:  # nothing stands out: compare the whole image
+        return np.ones(arr.shape[:2], dtype=bool)
+    return fg.astype(bool)
 
 
 # ---- decoded descriptors ------------------------------------------------------------------------
@@ -157,20 +190,28 @@ class Thumbs:
 
     gray: np.ndarray  # (n, THUMB, THUMB) uint8
     lab: np.ndarray  # (n, CTHUMB, CTHUMB, 3) uint8
+    fg: np.ndarray  # (n, CTHUMB, CTHUMB) uint8: share of product pixels per cell (255 = all)
+    full: Thumbs | None = None  # the same of the whole (untrimmed) images
 
     def __len__(self) -> int:
         return len(self.gray)
 
 
+def _parse_view(buf: np.ndarray) -> Thumbs:
+    n = len(buf)
+    g_end, c_end = THUMB * THUMB, THUMB * THUMB + CTHUMB * CTHUMB * 3
+    gray = buf[:, :g_end].reshape(n, THUMB, THUMB)
+    lab = buf[:, g_end:c_end].reshape(n, CTHUMB, CTHUMB, 3)
+    fg = buf[:, c_end:VIEW_BYTES].reshape(n, CTHUMB, CTHUMB)
+    return Thumbs(gray, lab, fg)
+
+
 def parse(blobs: Sequence[bytes]) -> Thumbs:
-    """Decode stored descriptors (one blob per row)."""
-    n = len(blobs)
-    if n == 0:
-        return Thumbs(np.zeros((0, THUMB, THUMB), np.uint8), np.zeros((0, CTHUMB, CTHUMB, 3), np.uint8))
-    buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(n, FEATURE_BYTES)
-    gray = buf[:, : THUMB * THUMB].reshape(n, THUMB, THUMB)
-    lab = buf[:, THUMB * THUMB :].reshape(n, CTHUMB, CTHUMB, 3)
-    return Thumbs(gray, lab)
+    """Decode stored descriptors (one blob per row): the trimmed view, with ``full`` the whole images."""
+    buf = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), FEATURE_BYTES)
+    t = _parse_view(buf[:, :VIEW_BYTES])
+    t.full = _parse_view(buf[:, VIEW_BYTES:])
+    return t
 
 
 @lru_cache(maxsize=256)
@@ -258,39 +299,122 @@ def _ecc(template: np.ndarray, moving: np.ndarray, init: np.ndarray) -> tuple[fl
     return float(cc), w
 
 
-def _aligned_colour(lab_moving: np.ndarray, lab_template: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """75th and 90th percentiles of the blurred Lab distance after warping ``lab_moving`` onto the template."""
-    import cv2
-
+def _colour_warp(w: np.ndarray) -> np.ndarray:
+    """The 40x40-grid warp ``w`` on the 16x16 colour grid (pixel centres: x16 = (x40 + 0.5) f - 0.5)."""
     f = CTHUMB / THUMB
     lin = w[:, :2].astype(np.float32)
-    # the same warp on the colour grid (pixel centres: x16 = (x40 + 0.5) f - 0.5)
     shift = f * w[:, 2] + lin @ np.full(2, 0.5 * (1 - f), np.float32) + (0.5 * f - 0.5)
-    wc = np.concatenate([lin, shift[:, None].astype(np.float32)], axis=1)
-    warped = cv2.warpAffine(
-        lab_moving,
-        wc,
-        (CTHUMB, CTHUMB),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    da = cv2.GaussianBlur(warped, (3, 3), 0) - cv2.GaussianBlur(lab_template, (3, 3), 0)
-    dist = np.sort(np.sqrt(np.einsum("ijk,ijk->ij", da, da)).ravel())
-    n = len(dist) - 1
-    return float(np.interp(0.75 * n, np.arange(n + 1), dist)), float(
-        np.interp(0.9 * n, np.arange(n + 1), dist)
+    return np.concatenate([lin, shift[:, None].astype(np.float32)], axis=1)
+
+
+def _warp(img: np.ndarray, w: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    return cv2.warpAffine(
+        img, w, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
     )
 
 
-def align(
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if x.size else 0.0
+
+
+def _ncc(u: np.ndarray, v: np.ndarray) -> float:
+    u, v = u - u.mean(), v - v.mean()
+    den = float(np.linalg.norm(u) * np.linalg.norm(v))
+    return float(u @ v / den) if den > 1e-3 * max(1, u.size) else 0.0
+
+
+@dataclass
+class PairScores:
+    """What :func:`compare` measures on one aligned pair (see :mod:`catalens.search.dedup`)."""
+
+    structure: float  # ECC correlation of the whole thumbnails at the alignment
+    colour: float  # 75th percentile of the cell Lab distance, all cells
+    colour_p90: float  # 90th percentile, all cells
+    fg_colour: float  # 75th percentile of the Lab distance over the product's cells (foreground of either)
+    fg_colour_p90: float  # 90th percentile over the product's cells
+    damage: float  # share of the cells that disagree (Lab > BAD_COLOUR or gray > BAD_GRAY), largest blob
+    structure_out: float  # gray correlation outside the damaged blob (dilated one cell)
+    colour_out: float  # 90th percentile of the Lab distance over the product's cells outside the blob
+    inside: float  # gray correlation inside the blob: high = same shapes recoloured, low = pasted over
+
+    def as_tuple(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.__dict__.values())
+
+
+SCORE_FIELDS = tuple(PairScores.__dataclass_fields__)
+
+
+def _scores(t: Thumbs, mov: int, tpl: int, w: np.ndarray, cc: float) -> PairScores:
+    import cv2
+
+    wc = _colour_warp(w)
+    lab_m = _warp(t.lab[mov].astype(np.float32), wc, CTHUMB)
+    da = cv2.GaussianBlur(lab_m, (3, 3), 0) - cv2.GaussianBlur(t.lab[tpl].astype(np.float32), (3, 3), 0)
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", da, da))
+    fg = np.maximum(_warp(t.fg[mov].astype(np.float32), wc, CTHUMB), t.fg[tpl].astype(np.float32)) >= 128
+    if fg.sum() < 8:
+        fg = np.ones_like(fg)
+    gm = _warp(t.gray[mov].astype(np.float32), w, THUMB)
+    gt = t.gray[tpl].astype(np.float32)
+    zm = (gm - gm.mean()) / max(float(gm.std()), 1.0)
+    zt = (gt - gt.mean()) / max(float(gt.std()), 1.0)
+    gdiff = cv2.resize(np.abs(zm - zt), (CTHUMB, CTHUMB), interpolation=cv2.INTER_AREA)
+    bad = ((dist > BAD_COLOUR) | (gdiff > BAD_GRAY)).astype(np.uint8)
+    n_lab, labels, stats, _ = cv2.connectedComponentsWithStats(bad, connectivity=8)
+    blob = np.zeros_like(bad)
+    if n_lab > 1:
+        biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        blob = (labels == biggest).astype(np.uint8)
+    damage = float(bad.sum()) / bad.size if n_lab <= 1 else float(blob.sum()) / bad.size
+    # the blob's bounding box, dilated by a cell, is left out of the outside measures
+    out16 = np.ones_like(bad, dtype=bool)
+    inside = 1.0
+    if blob.any():
+        ys, xs = np.nonzero(blob)
+        y0, y1, x0, x1 = max(0, ys.min() - 1), ys.max() + 2, max(0, xs.min() - 1), xs.max() + 2
+        out16[y0:y1, x0:x1] = False
+        blob40 = cv2.resize(blob, (THUMB, THUMB), interpolation=cv2.INTER_NEAREST).astype(bool)
+        inside = _ncc(gm[blob40], gt[blob40])
+    keep40 = cv2.resize(out16.astype(np.uint8), (THUMB, THUMB), interpolation=cv2.INTER_NEAREST).astype(bool)
+    structure_out = _ncc(gm[keep40], gt[keep40]) if keep40.mean() >= 0.5 else cc
+    all_d = dist.ravel()
+    return PairScores(
+        structure=cc,
+        colour=_pct(all_d, 75),
+        colour_p90=_pct(all_d, 90),
+        fg_colour=_pct(dist[fg], 75),
+        fg_colour_p90=_pct(dist[fg], 90),
+        damage=damage,
+        structure_out=structure_out,
+        colour_out=_pct(dist[fg & out16], 90) if (fg & out16).sum() >= 8 else _pct(dist[fg], 90),
+        inside=inside,
+    )
+
+
+def compare(
     t: Thumbs, i: int, j: int, window: int, i_in_j: bool, good: float = 0.95, retry_from: float = 0.8
-) -> tuple[float, float, float]:
-    """(structure, colour, colour_p90) of one pair after ECC alignment (see the module docstring).
+) -> PairScores:
+    """:class:`PairScores` of one pair after ECC alignment (see the module docstring).
 
     ``window``/``i_in_j`` come from :func:`coarse`: the window of image ``i`` (when ``i_in_j``)
     or of ``j`` that best matched the other whole thumbnail - the starting alignment. Restarts
-    happen while the correlation is in [``retry_from``, ``good``).
+    happen while the correlation is in [``retry_from``, ``good``). When the trimmed views do not
+    align well (a label pasted on the background stops the trim of one copy, so the two frames
+    differ), the whole images are aligned too, from the identity, and the better result is kept.
     """
+    res = _compare_view(t, i, j, window, i_in_j, good, retry_from)
+    if t.full is not None and (res.structure_out < 0.95 or res.damage > 0.2):
+        alt = _compare_view(t.full, i, j, 0, True, good, retry_from)
+        if (alt.structure_out, -alt.damage) > (res.structure_out, -res.damage):
+            return alt
+    return res
+
+
+def _compare_view(
+    t: Thumbs, i: int, j: int, window: int, i_in_j: bool, good: float, retry_from: float
+) -> PairScores:
     y0, y1, x0, x1 = WINDOWS[int(window)]
     init = np.array([[x1 - x0, 0, x0 * THUMB], [0, y1 - y0, y0 * THUMB]], np.float32)
     mov, tpl = (i, j) if i_in_j else (j, i)
@@ -311,8 +435,15 @@ def align(
         mov, tpl = (i, j) if i_in_j else (j, i)
         w = init
         cc = _ncc_at(gray[tpl], gray[mov], w)
-    c75, c90 = _aligned_colour(t.lab[mov].astype(np.float32), t.lab[tpl].astype(np.float32), w)
-    return cc, c75, c90
+    return _scores(t, mov, tpl, w, cc)
+
+
+def align(
+    t: Thumbs, i: int, j: int, window: int, i_in_j: bool, good: float = 0.95, retry_from: float = 0.8
+) -> tuple[float, float, float]:
+    """(structure, colour, colour_p90) of one pair after ECC alignment: the first three :func:`compare` scores."""
+    s = compare(t, i, j, window, i_in_j, good, retry_from)
+    return s.structure, s.colour, s.colour_p90
 
 
 def _ncc_at(template: np.ndarray, moving: np.ndarray, w: np.ndarray) -> float:

@@ -12,31 +12,22 @@ Stages:
    ``cosine >= gate_cosine``, or its coarse structure (best of 31 windows at 8x8) is >=
    ``gate_structure`` and its coarse colour distance <= ``gate_colour``. Most look-alike
    pairs stop here.
-4. **Alignment** (about a millisecond per pair): ECC affine alignment of the thumbnails
-   (scale per axis and offset, so crops align), then ``structure`` = correlation at the
-   alignment, ``colour`` / ``colour_p90`` = 75th / 90th percentile of the CIELAB cell distance
-   there. A pair is a copy on either path:
+4. **Alignment** (about a millisecond per pair, :func:`catalens.search.copyfeat.compare`): ECC
+   affine alignment of the trimmed thumbnails (and of the whole images when the trimmed views do
+   not align: a label pasted on the background stops one copy's trim), then per pair: ``structure``
+   (correlation at the alignment), the colour of the *product's own cells* (foreground mask: the
+   white studio background no longer swamps the Lab check), and the largest blob of disagreeing
+   cells (``damage``) with the structure and colour outside it.
+5. **Verdicts** (:func:`classify`): ``copy`` (clean, or one pasted-over blob - label, sticker,
+   price tag, logo - with the rest identical), ``variant`` (same layout, the product's colour or
+   pattern differs), ``reshoot`` (same-looking product in another shot), or nothing.
+6. **Groups**: union-find over exact pairs and copies (and re-shoots with ``include_reshoots``);
+   variant pairs form ``families``, reported apart: a colour variant is a legitimate listing.
 
-   * verified: ``structure >= min_structure``, ``colour <= max_colour`` and
-     ``colour_p90 <= max_colour_p90`` (the 90th percentile catches a recolour of a part of the
-     photo, e.g. the trousers of a model shot, which leaves the 75th percentile low);
-   * strong: ``cosine >= strong_cosine``, ``structure >= strong_min_structure`` and
-     ``colour <= strong_max_colour`` (heavier edits, where the embedding is nearly identical;
-     the colour check still rejects recoloured variants).
-5. **Groups**: union-find over exact and verified pairs; each group lists its images, their
-   products and every verified pair with its scores (``cosine``, ``structure``, ``colour``).
-
-Default thresholds (:class:`DedupOptions`), chosen on a planted set from myntra-dev (seed 0,
-``bench/search_dedup.py``; the reported figures use seeds 1 and 2): ``candidate_cosine=0.75``,
-``neighbours=10``, gate ``0.88`` / ``0.7`` / ``15``, ``min_structure=0.95``, ``max_colour=12``,
-``max_colour_p90=15`` (chosen on seeds 0-2 together), ``strong_cosine=0.95``,
-``strong_min_structure=0.9``, ``strong_max_colour=25``. On the tuning set, aligned true copies
-had structure >= 0.96 in 95% of pairs and colour <= 10.7 in 99%; look-alike products (the same
-garment in another colour, another shot) had structure <= 0.946 in 99% of pairs and colour >= 11
-in 99.9%. The gate let 22% of the candidate pairs through and dropped one true pair of 502.
-Raise ``max_colour`` / ``max_colour_p90`` to accept colour-graded copies or large overlays (and
-risk merging colour variants); lower ``min_structure`` to catch heavier edits (and risk merging
-another shot of one item); raise the gate values to verify fewer pairs (faster, lower recall).
+Default thresholds (:class:`DedupOptions`) were chosen on the ``dev`` half of
+``bench/search_dedup_lockbox.py`` (products split by id; the ``lockbox`` half is reported once in
+bench/RESULTS.md, "dedup: copies, re-shoots and variant families"). The re-shoot thresholds were
+not measured (no natural re-shoots in the data).
 """
 
 from __future__ import annotations
@@ -64,34 +55,43 @@ from catalens.search.tables import DedupFeature
 class DedupOptions:
     candidate_cosine: float = 0.75
     neighbours: int = 10
-    gate_cosine: float = 0.88
+    gate_cosine: float = 0.80
     gate_structure: float = 0.70
     gate_colour: float = 15.0
-    min_structure: float = 0.95
-    max_colour: float = 12.0
-    max_colour_p90: float = 15.0
-    strong_cosine: float = 0.95
-    strong_min_structure: float = 0.90
-    strong_max_colour: float = 25.0
+    # copy, clean path: aligned structure and the colour of the product's own pixels
+    min_structure: float = 0.90
+    max_colour: float = 8.0
+    max_colour_p90: float = 12.0
+    # copy, pasted-over path: one damaged blob (label, sticker, price tag, logo), the rest identical
+    max_damage: float = 0.20
+    min_structure_out: float = 0.95
+    max_colour_out: float = 15.0
+    # not a copy: same layout, other colour = variant; same colour, other shot = re-shoot
+    variant_structure: float = 0.85
+    reshoot_cosine: float = 0.93
+    reshoot_colour: float = 10.0
+    include_reshoots: bool = False
 
     def validate(self) -> None:
         if not -1.0 <= self.candidate_cosine <= 1.0:
             raise ConfigError("candidate_cosine must be in [-1, 1]")
         if self.neighbours < 1:
             raise ConfigError("neighbours must be at least 1")
-        if not -1.0 <= self.min_structure <= 1.0:
-            raise ConfigError("min_structure must be in [-1, 1]")
-        if min(self.max_colour, self.max_colour_p90, self.strong_max_colour, self.gate_colour) < 0:
+        for name in ("min_structure", "gate_structure", "min_structure_out", "variant_structure"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [-1, 1]")
+        colours = (self.max_colour, self.max_colour_p90, self.max_colour_out, self.gate_colour, self.reshoot_colour)
+        if min(colours) < 0:
             raise ConfigError("colour thresholds must be >= 0")
-        if not -1.0 <= self.gate_structure <= 1.0:
-            raise ConfigError("gate_structure must be in [-1, 1]")
+        if not 0.0 <= self.max_damage <= 1.0:
+            raise ConfigError("max_damage must be in [0, 1]")
 
 
 @dataclass
 class DupPair:
     a: str
     b: str
-    kind: str  # "exact-pixels" | "same-image" | "near"
+    kind: str  # "exact-pixels" | "same-image" | "near" (a copy) | "reshoot" | "variant"
     cosine: float | None = None
     structure: float | None = None
     colour: float | None = None
@@ -123,15 +123,17 @@ class DupGroup:
 
 @dataclass
 class DedupReport:
-    groups: list[DupGroup]
+    groups: list[DupGroup]  # duplicates: copies (and re-shoots with include_reshoots)
     options: DedupOptions
     stats: dict[str, Any] = field(default_factory=dict)
+    families: list[DupGroup] = field(default_factory=list)  # variant families (kind "variant")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "options": asdict(self.options),
             "stats": self.stats,
             "groups": [g.to_dict() for g in self.groups],
+            "families": [g.to_dict() for g in self.families],
         }
 
 
@@ -253,6 +255,10 @@ class Verification:
     structure: np.ndarray  # ECC correlation when aligned, else the coarse structure
     colour: np.ndarray  # aligned colour distance (75th pct) when aligned, else the coarse colour
     colour_p90: np.ndarray  # aligned colour distance, 90th percentile (999 when not aligned)
+    scores: np.ndarray  # (n, len(copyfeat.SCORE_FIELDS)) every aligned score; NaN when not aligned
+
+    def score(self, name: str) -> np.ndarray:
+        return self.scores[:, copyfeat.SCORE_FIELDS.index(name)]
 
 
 def verify(
@@ -270,9 +276,10 @@ def verify(
     colour = np.full(n, 999.0, dtype=np.float32)
     colour90 = np.full(n, 999.0, dtype=np.float32)
     gated = np.zeros(n, dtype=bool)
+    scores = np.full((n, len(copyfeat.SCORE_FIELDS)), np.nan, dtype=np.float32)
     idx_ok = np.flatnonzero(ok)
     if len(idx_ok) == 0:
-        return Verification(ok, gated, struct, colour, colour90)
+        return Verification(ok, gated, struct, colour, colour90, scores)
     names = list(dict.fromkeys([a_sha[i] for i in idx_ok] + [b_sha[i] for i in idx_ok]))
     row = {h: i for i, h in enumerate(names)}
     thumbs = copyfeat.parse([descs[h] for h in names])
@@ -287,31 +294,64 @@ def verify(
     todo = np.flatnonzero(go)
     gated[idx_ok[todo]] = True
 
-    def run(j: int) -> tuple[float, float, float]:
-        return copyfeat.align(thumbs, int(ia[j]), int(ib[j]), int(co.window[j]), bool(co.a_in_b[j]))
+    def run(j: int) -> tuple[float, ...]:
+        return copyfeat.compare(thumbs, int(ia[j]), int(ib[j]), int(co.window[j]), bool(co.a_in_b[j])).as_tuple()
 
     if len(todo):
         with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV releases the GIL
             res = list(pool.map(run, todo.tolist(), chunksize=256))
-        arr = np.asarray(res, dtype=np.float32).reshape(-1, 3)
+        arr = np.asarray(res, dtype=np.float32).reshape(-1, len(copyfeat.SCORE_FIELDS))
+        scores[idx_ok[todo]] = arr
         struct[idx_ok[todo]], colour[idx_ok[todo]], colour90[idx_ok[todo]] = arr[:, 0], arr[:, 1], arr[:, 2]
-    return Verification(ok, gated, struct, colour, colour90)
+    return Verification(ok, gated, struct, colour, colour90, scores)
 
 
-def _is_copy(options: DedupOptions, cos: np.ndarray, v: Verification) -> np.ndarray:
-    """Aligned pairs on the verified path or the strong path (very high embedding cosine, looser checks)."""
-    verified = (
-        (cos >= options.candidate_cosine)
-        & (v.structure >= options.min_structure)
-        & (v.colour <= options.max_colour)
-        & (v.colour_p90 <= options.max_colour_p90)
+VERDICTS = ("copy", "reshoot", "variant", "")
+
+
+def classify(options: DedupOptions, cos: np.ndarray, v: Verification) -> np.ndarray:
+    """One verdict per pair: "copy", "reshoot", "variant" or "" (unrelated or not aligned).
+
+    * copy, clean: ``structure >= min_structure`` and the product's colour (75th / 90th
+      percentile of the Lab distance over its foreground cells) <= ``max_colour`` / ``max_colour_p90``;
+    * copy, pasted over: the disagreeing cells form one blob of at most ``max_damage`` of the frame
+      and, outside it, ``structure_out >= min_structure_out`` and ``colour_out <= max_colour_out``;
+    * variant: not a copy, ``structure_out >= variant_structure`` (same template or shot layout) -
+      the colour or pattern of the product differs;
+    * reshoot: neither, ``cosine >= reshoot_cosine`` and the product's colour (75th percentile)
+      <= ``reshoot_colour``: the same-looking product in another photo.
+    """
+    n = len(cos)
+    out = np.full(n, "", dtype=object)
+    live = v.ok & v.gated
+    if not live.any():
+        return out
+
+    def sc(name: str, missing: float) -> np.ndarray:
+        return np.nan_to_num(v.score(name), nan=missing)
+
+    clean = (
+        (sc("structure", -1) >= options.min_structure)
+        & (sc("fg_colour", 999) <= options.max_colour)
+        & (sc("fg_colour_p90", 999) <= options.max_colour_p90)
     )
-    strong = (
-        (cos >= options.strong_cosine)
-        & (v.structure >= options.strong_min_structure)
-        & (v.colour <= options.strong_max_colour)
+    pasted = (
+        (sc("damage", 9) <= options.max_damage)
+        & (sc("structure_out", -1) >= options.min_structure_out)
+        & (sc("colour_out", 999) <= options.max_colour_out)
     )
-    return v.ok & v.gated & (verified | strong)
+    copy = live & (clean | pasted)
+    variant = live & ~copy & (sc("structure_out", -1) >= options.variant_structure)
+    cosv = np.nan_to_num(np.asarray(cos, dtype=np.float32), nan=-1.0)
+    reshoot = (
+        live & ~copy & ~variant & (cosv >= options.reshoot_cosine) & (sc("fg_colour", 999) <= options.reshoot_colour)
+    )
+    out[copy], out[variant], out[reshoot] = "copy", "variant", "reshoot"
+    return out
+
+
+def _pair(a: str, b: str, kind: str, cos: float, v: Verification, i: int) -> DupPair:
+    return DupPair(a, b, kind, cos, float(v.structure[i]), float(v.colour[i]), float(v.colour_p90[i]))
 
 
 def find_duplicates(
@@ -342,26 +382,24 @@ def find_duplicates(
     t3 = time.perf_counter()
     workers = max(1, int(getattr(catalog.settings, "workers", 2)))
     ver = verify(descs, a_sha, b_sha, cos, opts, workers=min(workers, 2))
-    is_copy = _is_copy(opts, np.asarray(cos, dtype=np.float32), ver)
+    verdict = classify(opts, np.asarray(cos, dtype=np.float32), ver)
     t4 = time.perf_counter()
+    dup_kinds = {"copy", "reshoot"} if opts.include_reshoots else {"copy"}
     near = [
-        DupPair(
-            a_sha[i],
-            b_sha[i],
-            "near",
-            float(cos[i]),
-            float(ver.structure[i]),
-            float(ver.colour[i]),
-            float(ver.colour_p90[i]),
-        )
-        for i in np.flatnonzero(is_copy)
+        _pair(a_sha[i], b_sha[i], "near" if verdict[i] == "copy" else "reshoot", float(cos[i]), ver, i)
+        for i in range(len(verdict))
+        if verdict[i] in dup_kinds
     ]
+    variants = [_pair(a_sha[i], b_sha[i], "variant", float(cos[i]), ver, i) for i in np.flatnonzero(verdict == "variant")]
     groups = build_groups(catalog, searcher, exact + near)
+    families = build_groups(catalog, searcher, variants, kind="variant")
     stats = {
         "images": int(len(searcher.data.positions)),
         "candidate_pairs": int(len(pa)),
         "aligned_pairs": int(ver.gated.sum()),
         "verified_pairs": len(near),
+        "pairs_by_verdict": {k: int((verdict == k).sum()) for k in VERDICTS if k},
+        "families": len(families),
         "exact_pairs": len(exact),
         "groups": len(groups),
         "images_in_groups": sum(len(g.images) for g in groups),
@@ -374,10 +412,13 @@ def find_duplicates(
         },
         "index": searcher.index.info().get("kind"),
     }
-    return DedupReport(groups, opts, stats)
+    return DedupReport(groups, opts, stats, families)
 
 
-def build_groups(catalog: Any, searcher: CatalogSearch, pairs: list[DupPair]) -> list[DupGroup]:
+def build_groups(
+    catalog: Any, searcher: CatalogSearch, pairs: list[DupPair], kind: str | None = None
+) -> list[DupGroup]:
+    """Connected components of ``pairs``; ``kind`` names every group (default: "exact" or "near")."""
     uf = _UnionFind()
     for p in pairs:
         uf.union(p.a, p.b)
@@ -392,13 +433,15 @@ def build_groups(catalog: Any, searcher: CatalogSearch, pairs: list[DupPair]) ->
     groups = []
     for root, shas in members.items():
         ps = by_root.get(root, [])
-        kind = "exact" if all(p.kind != "near" for p in ps) else "near"
-        near_scores = [p.structure for p in ps if p.kind == "near" and p.structure is not None]
+        g_kind = kind or ("exact" if all(p.kind in ("exact-pixels", "same-image") for p in ps) else "near")
+        near_scores = [
+            p.structure for p in ps if p.kind not in ("exact-pixels", "same-image") and p.structure is not None
+        ]
         images = [
             {"image_sha256": h, "source": srcs.get(h), "product_ids": searcher.links.get(h, [])}
             for h in sorted(shas)
         ]
-        groups.append(DupGroup(kind, images, ps, min(near_scores) if near_scores else 1.0))
+        groups.append(DupGroup(g_kind, images, ps, min(near_scores) if near_scores else 1.0))
     groups.sort(key=lambda g: (g.kind != "exact", -len(g.images), g.images[0]["image_sha256"]))
     return groups
 
@@ -451,13 +494,14 @@ def check_image(
         descs["__query__"] = copyfeat.describe(dec.image)
         cos = np.array([s for _, s in cands], dtype=np.float32)
         ver = verify(descs, ["__query__"] * len(cands), [h for h, _ in cands], cos, opts)
-        is_copy = _is_copy(opts, cos, ver)
+        verdict = classify(opts, cos, ver)
+        dup_kinds = {"copy", "reshoot"} if opts.include_reshoots else {"copy"}
         for i, (h, s) in enumerate(cands):
-            if is_copy[i]:
+            if verdict[i] in dup_kinds:
                 matches.append(
                     {
                         "image_sha256": h,
-                        "kind": "near",
+                        "kind": "near" if verdict[i] == "copy" else "reshoot",
                         "cosine": round(float(s), 4),
                         "structure": round(float(ver.structure[i]), 4),
                         "colour": round(float(ver.colour[i]), 4),

@@ -1,13 +1,14 @@
 """``duplicates``: exact and near duplicates within the checked set (with ``--all``: the catalogue).
 
-Exact: the same file bytes (SHA-256). Near: a 64-bit difference hash (dHash) of the gray working
-copy within ``max_distance`` bits (re-encodes, resizes, light edits). Score: Hamming distance to the
-closest other image (0 = identical pixels at hash resolution; 64 = nothing alike). Every member of a
-group after the first gets the verdict ``verdict`` and the reason names the first one.
-
-``method: auto`` (default): with ``catalens qc --all`` on an embedded catalogue the groups come from
-:mod:`catalens.search.dedup` (embeddings + copy verification) instead; ``method: hash`` always uses
-the hashes above.
+Exact: the same file bytes (SHA-256). Near (``method: auto``, default): the copy verdicts of
+:mod:`catalens.search.dedup` - the same descriptors, alignment and :func:`~catalens.search.dedup.classify`
+as ``catalens dedup``, so a colour variant of the same template is not a duplicate and a copy with a
+pasted label is. Candidates within the checked set are each image's nearest neighbours by the
+whole-image gray thumbnail of the descriptor (no embedding model needed); with ``catalens qc --all``
+on an embedded catalogue the groups come from ``catalens dedup`` itself. Score: the aligned
+structure of the pair (1 = identical). ``method: hash``: the old 64-bit difference hash (dHash)
+within ``max_distance`` bits (score: Hamming distance). Every member of a group after the first
+gets the verdict ``verdict`` and the reason names the first one.
 """
 
 from __future__ import annotations
@@ -37,10 +38,80 @@ class DuplicatesCheck(Check):
     params = {"max_distance": 4, "verdict": "warn", "method": "auto"}
 
     def fingerprint(self, img: QCImage) -> dict[str, Any]:
-        return {"sha256": img.sha256, "dhash": dhash(img.gray)}
+        fp: dict[str, Any] = {"sha256": img.sha256, "dhash": dhash(img.gray)}
+        if self.p["method"] != "hash" and img.decoded is not None:
+            from catalens.search import copyfeat
+
+            fp["copy"] = copyfeat.describe(img.decoded.image)
+        return fp
 
     def run_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
         """``items``: (source, fingerprint or None for undecodable files) -> one result per item."""
+        if self.p["method"] != "hash":
+            return self._copy_batch(items)
+        return self._hash_batch(items)
+
+    def _copy_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
+        from catalens.search import copyfeat
+        from catalens.search.dedup import DedupOptions, classify, verify
+        from catalens.search.neighbours import neighbour_pairs
+
+        idx = [i for i, (_, fp) in enumerate(items) if fp is not None and "copy" in fp]
+        out: list[CheckResult | None] = [None] * len(items)
+        unit = "copy score (1 = exact)"
+        first_by_sha: dict[str, int] = {}
+        exact: dict[int, int] = {}
+        for i in idx:
+            sha = items[i][1]["sha256"]  # type: ignore[index]
+            if sha and sha in first_by_sha:
+                exact[i] = first_by_sha[sha]
+            elif sha:
+                first_by_sha[sha] = i
+        keys = [str(i) for i in idx]
+        descs = {str(i): items[i][1]["copy"] for i in idx}  # type: ignore[index]
+        best: dict[int, tuple[int, float]] = {}  # later image -> (earlier copy, structure)
+        if len(idx) >= 2:
+            full = copyfeat.parse([descs[k] for k in keys]).full
+            assert full is not None
+            vec = full.gray.reshape(len(idx), -1).astype(np.float32)
+            vec -= vec.mean(axis=1, keepdims=True)
+            ra, rb, _ = neighbour_pairs(vec, 10, 0.5)
+            a = [keys[r] for r in ra]
+            b = [keys[r] for r in rb]
+            opts = DedupOptions()
+            ones = np.ones(len(a), dtype=np.float32)  # no embedding: every candidate is aligned
+            ver = verify(descs, a, b, ones, opts)
+            verdict = classify(opts, np.full(len(a), np.nan, dtype=np.float32), ver)
+            for k in np.flatnonzero(verdict == "copy"):
+                i, j = sorted((idx[int(ra[k])], idx[int(rb[k])]))
+                st = float(ver.structure[k])
+                if j not in best or i < best[j][0]:
+                    best[j] = (i, st)
+        for i in idx:
+            if i in exact:
+                out[i] = CheckResult(
+                    "duplicates",
+                    1.0,
+                    unit,
+                    self.p["verdict"],
+                    f"exact duplicate (same file bytes) of {items[exact[i]][0]}",
+                    details={"of": items[exact[i]][0], "kind": "exact", "method": "copy"},
+                )
+            elif i in best:
+                j, st = best[i]
+                out[i] = CheckResult(
+                    "duplicates",
+                    round(st, 4),
+                    unit,
+                    self.p["verdict"],
+                    f"near duplicate (copy) of {items[j][0]} (structure {st:.2f})",
+                    details={"of": items[j][0], "kind": "near", "method": "copy"},
+                )
+            else:
+                out[i] = CheckResult("duplicates", 0.0, unit, "pass", "no duplicate in the set")
+        return out
+
+    def _hash_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
         idx = [i for i, (_, fp) in enumerate(items) if fp is not None]
         out: list[CheckResult | None] = [None] * len(items)
         if not idx:

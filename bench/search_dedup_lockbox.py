@@ -1,0 +1,106 @@
+"""Dedup on planted copies with a lock-box split: copies vs re-shoots vs variant families.
+
+    python bench/search_dedup_lockbox.py --half dev      # choose thresholds here
+    python bench/search_dedup_lockbox.py --half lockbox  # report once
+
+Builds the half with bench/search_dedup_lockbox_planted.py (myntra-dev studio photos and clothing-dev
+user photos, split by product id), ingests it into a fresh catalens home (efficientnet-lite0), runs
+``Catalog.dedup()`` with the default options and prints one JSON line: pair recall per edit kind,
+pair precision (pairs after grouping; a pair of two different products is false), the share of
+reported duplicate pairs whose products differ in articleType or baseColour, the verdict counts and
+the variant families found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from search_dedup_lockbox_planted import make_half  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SIZES = {"dev": (270, 500), "lockbox": (540, 700)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--half", choices=sorted(SIZES), required=True)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--work", type=Path, default=None)
+    args = ap.parse_args()
+    import torch
+
+    from catalens.core import Catalog
+
+    torch.set_num_threads(2)
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"dedup-{args.half}-"))
+    n_orig, n_other = SIZES[args.half]
+    t0 = time.perf_counter()
+    make_half(args.data, args.half, work / "images", n_orig, n_other)
+    rows = {r["image"]: r for r in csv.DictReader(open(work / "images" / "labels.csv"))}
+    cat = Catalog.open(work / "home")
+    cat.ingest(
+        work / "images" / "labels.csv",
+        id_col="id",
+        label_cols=["product", "articleType", "baseColour", "edit", "source"],
+    )
+    t1 = time.perf_counter()
+    report = cat.dedup()
+    t2 = time.perf_counter()
+    cat.close()
+
+    def row(im: dict) -> dict:
+        return rows[Path(im["source"]).name]
+
+    found = set()
+    for g in report.groups:
+        for a, b in itertools.combinations(sorted(row(im)["image"] for im in g.images), 2):
+            found.add((a, b))
+    truth = {}
+    for r in rows.values():
+        if r["edit"] != "original":
+            orig = next(o for o in rows.values() if o["product"] == r["product"] and o["edit"] == "original")
+            truth[tuple(sorted((orig["image"], r["image"])))] = r["edit"]
+    same = {p for p in found if rows[p[0]]["product"] == rows[p[1]]["product"]}
+    differ = [
+        p
+        for p in found - same
+        if rows[p[0]]["articleType"] != rows[p[1]]["articleType"]
+        or rows[p[0]]["baseColour"] != rows[p[1]]["baseColour"]
+    ]
+    by_kind: dict[str, list[int]] = {}
+    for p, kind in truth.items():
+        by_kind.setdefault(kind, []).append(int(p in found))
+    fam_pairs = sum(len(f.pairs) for f in report.families)
+    print(
+        json.dumps(
+            {
+                "half": args.half,
+                "images": len(rows),
+                "truth_pairs": len(truth),
+                "pairs_found": len(found),
+                "precision": round(len(same) / len(found), 4) if found else None,
+                "recall": round(sum(sum(v) for v in by_kind.values()) / len(truth), 4),
+                "recall_by_edit": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_kind.items())},
+                "false_pairs": sorted(found - same),
+                "share_pairs_other_type_or_colour": round(len(differ) / len(found), 4) if found else None,
+                "families": len(report.families),
+                "family_pairs": fam_pairs,
+                "stats": report.stats,
+                "seconds_ingest": round(t1 - t0, 1),
+                "seconds_dedup": round(t2 - t1, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
