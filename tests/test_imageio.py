@@ -129,7 +129,7 @@ def test_dimension_rules() -> None:
         decode_image(_encode(Image.new("RGB", (300, 200)), "PNG"), "wide.png", max_side=299)
 
 
-def test_read_bytes_refusals(tmp_path: Path) -> None:
+def test_read_bytes_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(errors.UnreadableError, match="does not exist"):
         read_bytes(tmp_path / "missing.jpg")
     with pytest.raises(errors.UnreadableError, match="directory"):
@@ -141,12 +141,20 @@ def test_read_bytes_refusals(tmp_path: Path) -> None:
     with pytest.raises(errors.TooLargeError, match="big.bin"):
         read_bytes(tmp_path / "big.bin", max_bytes=1000)
     assert read_bytes(tmp_path / "big.bin", max_bytes=2000) == b"x" * 2000
-    if hasattr(os, "getuid") and os.getuid() != 0:
-        locked = tmp_path / "locked.jpg"
-        locked.write_bytes(b"\xff\xd8\xff")
-        locked.chmod(0)
-        with pytest.raises(errors.UnreadableError, match="permission"):
-            read_bytes(locked)
+    locked = tmp_path / "locked.jpg"
+    locked.write_bytes(b"\xff\xd8\xff")
+    locked.chmod(0)
+    if not hasattr(os, "getuid") or os.getuid() == 0:  # root (CI) reads any file: deny it as for a user
+        real_open = Path.open
+
+        def denying_open(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            if self == locked:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Path, "open", denying_open)
+    with pytest.raises(errors.UnreadableError, match="permission"):
+        read_bytes(locked)
 
 
 def test_unsupported_formats() -> None:
