@@ -339,3 +339,22 @@ def test_module_names() -> None:
         "mode",
         "scale",
     }
+
+
+def test_pixel_hash_of_bands_equals_the_whole_image_hash() -> None:
+    """pixel_hash hashes bands of rows (bounded memory): the same digest as hashing tobytes() at once."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from catalens.imageio import pixel_hash
+
+    rng = np.random.default_rng(0)
+    for w, h, mode in ((1, 1, "RGB"), (5000, 700, "RGB"), (2100, 1999, "RGBA"), (333, 4099, "L")):
+        shape = (h, w) if mode == "L" else (h, w, len(mode))
+        img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+        rgb = img.convert("RGB")
+        want = hashlib.sha256(f"{w}x{h}:".encode())
+        want.update(rgb.tobytes())
+        assert pixel_hash(img) == want.hexdigest()

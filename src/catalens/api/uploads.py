@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from catalens.config import Settings
-from catalens.errors import BlockedAddressError, ConfigError, FetchError, ManifestError, TooLargeError
+from catalens.errors import (
+    BlockedAddressError,
+    ConfigError,
+    FetchError,
+    ImageError,
+    ManifestError,
+    TooLargeError,
+)
 from catalens.imageio import probe
 from catalens.ingest.fetch import check_url
 from catalens.ingest.sources import MANIFEST_EXTENSIONS, ManifestColumns, is_url, iter_source
@@ -121,10 +128,26 @@ def check_image_bytes(data: bytes, source: str, settings: Settings, max_bytes: i
     return fmt
 
 
+PROBE_BYTES = 1 << 20
+
+
 def check_upload(up: Upload, settings: Settings, max_bytes: int) -> str:
-    """:func:`check_image_bytes` of an upload on disk (its size is checked before it is read)."""
-    if up.size > max_bytes:
-        raise TooLargeError(up.filename, f"{up.size} bytes is over the {max_bytes}-byte upload limit")
+    """:func:`check_image_bytes` of an upload on disk (its size is checked before it is read).
+
+    The header is probed from the file's first ``PROBE_BYTES`` (the probe reads no pixel data), so
+    concurrent uploads do not each hold a whole file in memory; only a header the prefix does not
+    hold (a TIFF whose directory is at the end, a JPEG with huge metadata) reads the whole file,
+    and that result decides."""
+    size = up.size
+    if size > max_bytes:
+        raise TooLargeError(up.filename, f"{size} bytes is over the {max_bytes}-byte upload limit")
+    if size > PROBE_BYTES:
+        with open(up.path, "rb") as fh:
+            head = fh.read(PROBE_BYTES)
+        try:
+            return check_image_bytes(head, up.filename, settings, max_bytes)
+        except ImageError:
+            pass  # decided on the whole file below
     return check_image_bytes(up.data, up.filename, settings, max_bytes)
 
 
