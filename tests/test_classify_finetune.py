@@ -72,10 +72,12 @@ def test_augment_keeps_shape_and_range_and_identity_when_off() -> None:
     on = augment(x, AugmentConfig(), jitter=True, generator=g)
     assert on.shape == x.shape and float(on.min()) >= 0.0 and float(on.max()) <= 1.0
     assert not torch.allclose(on, x)
+    x = torch.rand(16, 3, 32, 32)
     flip = augment(x, AugmentConfig(crop=False, flip=True, jitter=0.0), jitter=False, generator=g)
-    flipped = [torch.allclose(flip[i], x[i].flip(-1), atol=1e-4) for i in range(4)]
-    same = [torch.allclose(flip[i], x[i], atol=1e-4) for i in range(4)]
+    flipped = [torch.allclose(flip[i], x[i].flip(-1), atol=1e-4) for i in range(16)]
+    same = [torch.allclose(flip[i], x[i], atol=1e-4) for i in range(16)]
     assert all(f or s for f, s in zip(flipped, same, strict=True))
+    assert any(flipped) and any(same), (flipped, same)  # flips with p 1/2 (a no-op flip passed before)
     assert is_colour_field("baseColour") and is_colour_field("color") and not is_colour_field("gender")
 
 
