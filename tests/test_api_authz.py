@@ -36,9 +36,12 @@ PUBLIC, READ, WRITE, ADMIN = "public", "read", "write", "admin"
 ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/images/{sha256}"): WRITE,
     ("DELETE", "/api/v1/keys/{key_id}"): ADMIN,
+    ("DELETE", "/api/v1/qc/exceptions/{sha256}/{check}"): WRITE,
     ("DELETE", "/api/v1/products/{product_id:path}"): WRITE,
     ("GET", "/"): PUBLIC,
     ("GET", "/api/v1/classifiers"): READ,
+    ("GET", "/api/v1/dedup/groups"): READ,
+    ("GET", "/api/v1/export/{kind}"): READ,
     ("GET", "/api/v1/facets"): READ,
     ("GET", "/api/v1/features"): PUBLIC,
     ("GET", "/api/v1/images/{sha256}"): READ,
@@ -55,6 +58,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/models"): READ,
     ("GET", "/api/v1/products"): READ,
     ("GET", "/api/v1/products/{product_id:path}"): READ,
+    ("GET", "/api/v1/qc/exceptions"): READ,
     ("GET", "/api/v1/qc/results"): READ,
     ("GET", "/api/v1/qc/summary"): READ,
     ("GET", "/api/v1/search"): READ,
@@ -79,6 +83,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/jobs/{job_id}/cancel"): WRITE,
     ("POST", "/api/v1/keys"): ADMIN,
     ("POST", "/api/v1/qc"): READ,
+    ("POST", "/api/v1/qc/exceptions"): WRITE,
     ("POST", "/api/v1/recommend"): READ,
     ("POST", "/api/v1/recommend/refit"): WRITE,
     ("POST", "/api/v1/search"): READ,
@@ -89,6 +94,8 @@ PARAMS = {
     "{key_id}": "999999",
     "{product_id:path}": "NO-SUCH-PRODUCT",
     "{job_id}": "no-such-job",
+    "{kind}": "qc",
+    "{check}": "no-such-check",
 }
 CALLERS = ("no key", "read key", "write key", "admin key", "revoked key")
 RANK = {PUBLIC: 0, READ: 1, WRITE: 2, ADMIN: 3}

@@ -270,9 +270,14 @@ class InsightsMixin:
         return {"classifier": name, "profile": profile, "images": out}
 
     # ---- dashboard ----------------------------------------------------------------------------
-    def qc_summary(self, profile: str | None = None, worst: int = 24) -> dict[str, Any]:
-        """Counts by verdict and by issue over the stored results, the worst images (most failed
-        checks, then warnings) with their reasons and products, and the profiles that have results."""
+    def qc_summary(
+        self, profile: str | None = None, worst: int = 24, offset: int = 0, check: str | None = None
+    ) -> dict[str, Any]:
+        """Counts by verdict and by issue over the stored results, one page (``offset``, ``worst``
+        rows; ``worst_total`` in all) of the worst images (most failed checks, then warnings; only
+        those with ``check`` failing when given) with their reasons and products, and the profiles
+        that have results. Dismissed checks (accepted exceptions) count as passing and are listed
+        as ``dismissed`` reasons."""
         from catalens.catalog.schema import ProductImage
 
         every = self.qc_results()  # type: ignore[attr-defined]
@@ -295,7 +300,13 @@ class InsightsMixin:
                 -min((x.get("score") or 0.0) for x in r["results"]),
             )
 
-        bad = sorted((r for r in rows if r["verdict"] != "pass"), key=badness, reverse=True)[:worst]
+        failing = [
+            r
+            for r in rows
+            if r["verdict"] != "pass"
+            and (not check or any(x["check"] == check and x.get("verdict") != "pass" for x in r["results"]))
+        ]
+        bad = sorted(failing, key=badness, reverse=True)[offset : offset + worst]
         shas = [r["sha256"] for r in bad if r["sha256"]]
         owners: dict[str, list[str]] = {}
         if shas:
@@ -316,6 +327,11 @@ class InsightsMixin:
                     {"check": x["check"], "verdict": x["verdict"], "reason": x.get("reason", "")}
                     for x in r["results"]
                     if x.get("verdict") in ("warn", "fail", "error")
+                ]
+                + [
+                    {"check": x["check"], "verdict": "dismissed", "reason": x.get("reason", "")}
+                    for x in r["results"]
+                    if x.get("dismissed")
                 ],
             }
             for r in bad
@@ -334,5 +350,8 @@ class InsightsMixin:
             "images": len(rows),
             "verdicts": {v: verdicts.get(v, 0) for v in ("pass", "warn", "fail", "error")},
             "by_issue": by_issue,
+            "dismissed": sum(1 for r in rows for x in r["results"] if x.get("dismissed")),
+            "worst_total": len(failing),
+            "offset": offset,
             "worst": worst_rows,
         }

@@ -39,13 +39,18 @@ def save_results(db: CatalogDB, images: list[ImageQC], profile: str) -> int:
 def load_results(
     db: CatalogDB, profile: str | None = None, verdict: str | None = None
 ) -> list[dict[str, Any]]:
+    """Stored results (latest per image and profile), with accepted exceptions applied (a dismissed
+    check reads ``pass`` with ``dismissed``: see :mod:`catalens.quality.exceptions`)."""
+    from catalens.quality.exceptions import apply_exceptions, dismissed_pairs
+
+    dismissed = dismissed_pairs(db)
     with db.session() as s:
         q = select(QualityResultRecord).order_by(QualityResultRecord.id)
         if profile:
             q = q.where(QualityResultRecord.profile == profile)
-        if verdict:
+        if verdict and not dismissed:
             q = q.where(QualityResultRecord.verdict == verdict)
-        return [
+        rows = [
             {
                 "source": r.source,
                 "sha256": r.image_sha256,
@@ -57,3 +62,8 @@ def load_results(
             }
             for r in s.scalars(q)
         ]
+    if dismissed:
+        rows = [apply_exceptions(r, dismissed) for r in rows]
+        if verdict:
+            rows = [r for r in rows if r["verdict"] == verdict]
+    return rows

@@ -22,3 +22,17 @@ class QualityResultRecord(Base):
     results: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("source", "profile"),)
+
+
+class QualityException(Base):
+    """An accepted exception: a check's warning or failure on an image that a person dismissed as a
+    false positive. Stored results read through :func:`catalens.quality.store.load_results` show that
+    check as dismissed (verdict pass, ``dismissed``: the verdict it had), in every profile and run."""
+
+    __tablename__ = "quality_exceptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    check: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("image_sha256", "check"),)

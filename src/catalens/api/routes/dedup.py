@@ -1,13 +1,14 @@
-"""Duplicate check of an uploaded image against the catalogue (nothing is stored)."""
+"""Duplicates: an uploaded image checked against the catalogue (nothing is stored); the catalogue's
+duplicate groups and variant families, paged."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from catalens.api import security
-from catalens.api.routes import UPLOAD_ERRORS, catalog, read_upload
+from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -26,3 +27,31 @@ def dedup_check(
     data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     data["query"] = upload.filename  # not the temporary file's path
     return data
+
+
+@router.get("/dedup/groups", responses=ERRORS)
+def dedup_groups(
+    view: Annotated[
+        Literal["duplicates", "variants"],
+        Query(description="duplicates (copies of one photo) or variants (families of one style)"),
+    ] = "duplicates",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    cat: Any = Depends(catalog),
+    _p: Any = Depends(security.read),
+) -> Any:
+    """One page of the catalogue's duplicate groups (or variant families), largest first, each with
+    its images (sha256, source, products) and the pairs that joined them."""
+    report = cat.dedup(model or None)
+    groups = list(report.groups if view == "duplicates" else getattr(report, "families", []))
+    return {
+        "view": view,
+        "total": len(groups),
+        "offset": offset,
+        "limit": limit,
+        "stats": report.stats,
+        "groups": [
+            {"group": offset + i + 1, **g.to_dict()} for i, g in enumerate(groups[offset : offset + limit])
+        ],
+    }

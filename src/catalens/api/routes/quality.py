@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 
 from catalens.api import security
 from catalens.api.catalogue import check_sha
@@ -67,9 +68,49 @@ def image_quality(
 @router.get("/qc/summary", responses=ERRORS)
 def qc_summary(
     profile: Annotated[str | None, PROFILE] = None,
-    worst: Annotated[int, Query(ge=0, le=500)] = 24,
+    worst: Annotated[int, Query(ge=0, le=500, description="page size of the worst images")] = 24,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="first worst image of the page")] = 0,
+    check: Annotated[str | None, Query(max_length=128, description="only images failing this check")] = None,
     cat: Any = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
-    """Quality dashboard: counts by verdict and by issue, the worst images with reasons, profiles."""
-    return cat.qc_summary(profile, worst)
+    """Quality dashboard: counts by verdict and by issue, one page of the worst images with reasons
+    (``worst_total`` in all), profiles. Dismissed checks count as passing."""
+    return cat.qc_summary(profile, worst, offset, check)
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    check: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    note: str = Field("", max_length=1000)
+
+
+@router.get("/qc/exceptions", responses=ERRORS)
+def qc_exceptions(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+    """Accepted exceptions: (image, check) pairs dismissed as false positives."""
+    from catalens.quality.exceptions import list_exceptions
+
+    return list_exceptions(cat.db)
+
+
+@router.post("/qc/exceptions", status_code=201, responses=ERRORS)
+def qc_dismiss(body: DismissIn, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Any:
+    """Dismiss a check's warning or failure on an image as a false positive: stored results (this
+    run's and later runs') show it as dismissed, not failing."""
+    from catalens.quality.exceptions import dismiss
+
+    check_sha(body.sha256)
+    cat.image_info(body.sha256)  # 404 for an image the catalogue does not have
+    return dismiss(cat.db, body.sha256, body.check, body.note)
+
+
+@router.delete("/qc/exceptions/{sha256}/{check}", status_code=204, response_class=Response, responses=ERRORS)
+def qc_undismiss(
+    sha256: str, check: str, cat: Any = Depends(catalog), _p: Any = Depends(security.write)
+) -> Response:
+    """Forget a dismissal (the check counts again)."""
+    from catalens.quality.exceptions import undismiss
+
+    undismiss(cat.db, check_sha(sha256), check)
+    return Response(status_code=204)
