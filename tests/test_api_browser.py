@@ -76,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         assert srv.started, "server did not start"
         shots = Path(os.environ.get("CATALENS_SCREENSHOT_DIR") or root / "screenshots")
         shots.mkdir(parents=True, exist_ok=True)
-        yield {"url": f"http://127.0.0.1:{port}", "key": key, "photos": folder, "shots": shots}
+        yield {"url": f"http://127.0.0.1:{port}", "key": key, "photos": folder, "shots": shots, "cat": cat}
         srv.should_exit = True
         thread.join(10)
         cat.close()
@@ -260,3 +260,47 @@ def test_browse_deep_links_filters_sort_and_warnings(page: object, server: dict)
     page.wait_for_selector("[data-testid=where-warning]")
     assert "did you mean 'red'" in page.inner_text("[data-testid=where-warning]")
     page.screenshot(path=str(server["shots"] / "browse-deep-link.png"))
+
+
+def test_duplicates_and_quality_pages(page: object, server: dict, tmp_path: Path) -> None:
+    from PIL import Image
+
+    cat = server["cat"]
+    # a resized, re-compressed copy of P2's photo under another product, and stored QC results
+    Image.open(server["photos"] / "p2.png").resize((120, 160)).save(tmp_path / "copy.jpg", quality=85)
+    (tmp_path / "labels.csv").write_text("image,id,title,colour,kind\ncopy.jpg,C2,Copy of item 2,red,shirt\n")
+    cat.ingest(tmp_path / "labels.csv", id_col="id", text_col="title")
+    cat.qc([server["photos"] / f"p{i}.png" for i in range(3)], profile="general")
+
+    page.goto(server["url"] + "/#/duplicates")
+    page.wait_for_selector("[data-testid=dup-group]")
+    groups = [sorted(g.locator("[data-testid=dup-image] .id").all_inner_texts()) for g in page.locator("[data-testid=dup-group]").all()]
+    assert ["#C2", "#P2"] in groups, groups
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=dup-image] img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(server["shots"] / "duplicates.png"), full_page=True)
+    page.click("button[data-name=variants]")
+    page.wait_for_function("() => location.hash === '#/duplicates?view=variants'")
+    page.wait_for_function("() => document.querySelector('[data-testid=dup-total]').innerText.includes('variant families')")
+
+    page.goto(server["url"] + "/#/quality")
+    page.click("#key-btn")
+    page.fill("#key-input", server["key"])
+    page.click("dialog button[value=save]")
+    page.wait_for_selector("[data-testid=worst-card]")
+    n = page.locator("[data-testid=worst-card]").count()
+    assert n == 3 and page.inner_text("[data-testid=quality-pager]").strip().startswith("← Previous")
+    assert "1–3 of 3" in page.inner_text("[data-testid=quality-pager]")
+    with page.expect_download() as dl:
+        page.click("[data-testid=export-csv]")
+    text = Path(dl.value.path()).read_text()
+    assert text.splitlines()[0].startswith("image_sha256,source,product_ids,profile,verdict") and len(text.splitlines()) == 4
+    # dismiss the first reason of the first card: it is shown as dismissed and stored
+    first = page.locator("[data-testid=worst-card]").first
+    check = first.locator("li[data-check]").first.get_attribute("data-check")
+    first.locator("[data-testid=dismiss]").first.click()
+    page.wait_for_selector("[data-testid=undismiss]")
+    assert page.url.endswith("#/quality")  # the button did not follow the card's link
+    assert any(x["check"] == check for x in cat.qc_results()[0]["results"] if x.get("dismissed")) or any(
+        check in r.get("dismissed", []) for r in cat.qc_results()
+    )
+    page.screenshot(path=str(server["shots"] / "quality.png"), full_page=True)

@@ -469,13 +469,37 @@ async function qualityView() {
   view.replaceChildren(h("div", { class: "row" }, h("h1", {}, "Quality"), h("span", { class: "spacer" }),
     h("label", { class: "field inline" }, "Profile", sel), h("label", { class: "field inline" }, "Issue", issueSel)), body);
   let data;
-  async function load(profile) {
+  let offset = 0;
+  const PAGE = 24;
+  async function load(profile, keepIssue = false) {
     body.replaceChildren(skeletons(6));
-    try { data = await api.get("/qc/summary", { profile, worst: 60 }); } catch (err) { return showError(body, err); }
+    const want = keepIssue ? issueSel.value : "";
+    try { data = await api.get("/qc/summary", { profile, worst: PAGE, offset, check: want }); } catch (err) { return showError(body, err); }
     sel.replaceChildren(...(data.profiles.length ? data.profiles : [{ name: "", images: 0 }]).map((pr) =>
       h("option", { value: pr.name, selected: pr.name === data.profile }, pr.name ? `${pr.name} (${pr.images})` : "no stored results")));
-    issueSel.replaceChildren(h("option", { value: "" }, "All issues"), ...data.by_issue.map((i) => h("option", { value: i.check }, i.check)));
+    issueSel.replaceChildren(h("option", { value: "" }, "All issues"), ...data.by_issue.map((i) => h("option", { value: i.check, selected: i.check === want }, i.check)));
     paint();
+  }
+  const reload = () => load(data && data.profile, true);
+  const setIssue = (check) => { issueSel.value = check; offset = 0; reload(); };
+  async function exportCsv() {
+    const qs = new URLSearchParams({ format: "csv", ...(data.profile ? { profile: data.profile } : {}) });
+    try {
+      const res = await fetch(`/api/v1/export/qc?${qs}`, { headers: api.getKey() ? { Authorization: `Bearer ${api.getKey()}` } : {} });
+      if (!res.ok) throw new Error((await res.json()).error.message);
+      const a = h("a", { href: URL.createObjectURL(await res.blob()), download: `catalens-qc-${data.profile || "all"}.csv` });
+      document.body.append(a); a.click(); a.remove();
+      toast(`Exported ${res.headers.get("X-Row-Count")} rows`);
+    } catch (err) { toast(err.message, true); }
+  }
+  async function dismiss(e, sha, check, undo) {
+    e.preventDefault(); e.stopPropagation();
+    try {
+      if (undo) await api.send("DELETE", `/qc/exceptions/${sha}/${encodeURIComponent(check)}`);
+      else await api.send("POST", "/qc/exceptions", { sha256: sha, check, note: "dismissed on the Quality page" });
+      toast(undo ? `${check} counts again` : `${check} dismissed as a false positive`);
+      reload();
+    } catch (err) { toast(err.message, true); }
   }
   function paint() {
     if (!data.images) {
@@ -487,31 +511,85 @@ async function qualityView() {
     const share = (n) => `${((100 * n) / data.images).toFixed(1)}%`;
     const maxIssue = Math.max(1, ...data.by_issue.map((i) => i.fail + i.warn));
     const issues = h("div", { class: "panel", "data-testid": "issue-counts" }, h("h3", {}, "Images by issue"),
-      data.by_issue.length ? data.by_issue.map((i) => h("button", { class: "issuebar" + (issueSel.value === i.check ? " on" : ""), onclick: () => { issueSel.value = issueSel.value === i.check ? "" : i.check; paint(); } },
+      data.by_issue.length ? data.by_issue.map((i) => h("button", { class: "issuebar" + (issueSel.value === i.check ? " on" : ""), onclick: () => setIssue(issueSel.value === i.check ? "" : i.check) },
         h("span", { class: "lbl" }, i.check),
         h("span", { class: "track" }, h("span", { class: "fill fail", style: `width:${(100 * i.fail) / maxIssue}%` }), h("span", { class: "fill warn", style: `width:${(100 * i.warn) / maxIssue}%` })),
         h("span", { class: "val" }, i.fail ? h("b", { class: "bad" }, i.fail) : "", i.fail && i.warn ? " · " : "", i.warn ? h("span", { class: "warn-t" }, i.warn) : ""))) : h("div", { class: "muted" }, "No issues found."));
     const want = issueSel.value;
-    const worst = data.worst.filter((w) => !want || w.reasons.some((r) => r.check === want));
+    const worst = data.worst;
     const grid = h("div", { class: "cards", "data-testid": "worst" }, worst.map((w) => {
       const pid = w.products[0];
       const thumb = h("div", { class: "thumb" }, w.sha256 ? img(api.thumb(w.sha256), w.source) : null,
         h("span", { class: "qbadge" }, verdictBadge(w.verdict)));
       return h("a", { class: "card", href: pid ? `#/product/${encodeURIComponent(pid)}` : undefined, "data-testid": "worst-card" }, thumb,
         h("div", { class: "body" }, h("div", { class: "id" }, pid ? `#${pid}` : w.source.split("/").pop()),
-          h("ul", { class: "reasons" }, w.reasons.slice(0, 4).map((r) => h("li", {}, h("span", { class: `dot ${r.verdict}` }), h("b", {}, r.check), " ", h("span", { class: "muted" }, r.reason))))));
+          h("ul", { class: "reasons" }, w.reasons.slice(0, 5).map((r) => h("li", { class: r.verdict === "dismissed" ? "dismissed" : "", "data-check": r.check },
+            h("span", { class: `dot ${r.verdict}` }), h("b", {}, r.check), " ",
+            r.verdict === "dismissed" ? h("span", { class: "muted" }, "dismissed ") : null,
+            h("span", { class: "muted" }, r.reason), " ",
+            r.verdict === "error" ? null : h("button", { class: "ghost tiny", "data-testid": r.verdict === "dismissed" ? "undismiss" : "dismiss",
+              title: r.verdict === "dismissed" ? "count this check again" : "a false positive: accept this image for this check",
+              onclick: (e) => dismiss(e, w.sha256, r.check, r.verdict === "dismissed") }, r.verdict === "dismissed" ? "Undo" : "Dismiss"))))));
     }));
+    const first = data.offset + 1;
+    const last = data.offset + worst.length;
+    const pager = h("div", { class: "pager", "data-testid": "quality-pager" },
+      h("button", { disabled: data.offset <= 0, onclick: () => { offset = Math.max(0, offset - PAGE); reload(); } }, "← Previous"),
+      h("span", { class: "muted small" }, worst.length ? `${first}–${last} of ${data.worst_total}` : `0 of ${data.worst_total}`),
+      h("button", { disabled: last >= data.worst_total, onclick: () => { offset += PAGE; reload(); } }, "Next →"));
     body.replaceChildren(
       h("div", { class: "kpis" }, kpi(data.images, `images checked · ${data.profile}`), kpi(v.pass, `pass · ${share(v.pass)}`, "ok"),
         kpi(v.warn, `warn · ${share(v.warn)}`, "warn"), kpi(v.fail, `fail · ${share(v.fail)}`, "bad")),
       h("div", { class: "qgrid" }, issues,
         h("div", {}, h("div", { class: "row" }, h("h2", {}, want ? `Worst images: ${want}` : "Worst images"), h("span", { class: "spacer" }),
-          h("span", { class: "muted small" }, `most failed checks first · ${worst.length} shown`)),
-          worst.length ? grid : empty("Nothing to show", "No image has this issue."))));
+          h("span", { class: "muted small" }, `most failed checks first${data.dismissed ? ` · ${data.dismissed} dismissed` : ""}`),
+          h("button", { class: "ghost", "data-testid": "export-csv", onclick: exportCsv }, "Export CSV")),
+          worst.length ? grid : empty("Nothing to show", "No image has this issue."), pager)));
   }
-  sel.addEventListener("change", () => load(sel.value));
-  issueSel.addEventListener("change", paint);
+  sel.addEventListener("change", () => { offset = 0; load(sel.value); });
+  issueSel.addEventListener("change", () => { offset = 0; reload(); });
   await load(q.get("profile") || undefined);
+}
+
+// ---------------------------------------------------------------- duplicates
+async function duplicatesView() {
+  if (!has("dedup")) return view.replaceChildren(h("h1", {}, "Duplicates"), empty("Duplicate detection is not installed on this server", ""));
+  const linked = hashParams();
+  let kind = linked.get("view") === "variants" ? "variants" : "duplicates";
+  let offset = 0;
+  const limit = 10;
+  const body = h("div", {}, skeletons(4));
+  const info = h("span", { class: "muted small", "data-testid": "dup-total" });
+  const seg = h("div", { class: "seg" });
+  const pager = h("div", { class: "pager" });
+  const tabs = { duplicates: "Duplicates (copies)", variants: "Variant families" };
+  for (const [k, label] of Object.entries(tabs)) seg.append(h("button", { "data-name": k, onclick: () => { kind = k; offset = 0; load(); } }, label));
+  async function load() {
+    [...seg.children].forEach((b) => b.classList.toggle("on", b.dataset.name === kind));
+    setHashParams("duplicates", { view: kind === "duplicates" ? "" : kind });
+    body.replaceChildren(skeletons(4));
+    let page;
+    try { page = await api.get("/dedup/groups", { view: kind, offset, limit }); } catch (err) { return showError(body, err); }
+    info.textContent = `${page.total.toLocaleString()} ${kind === "duplicates" ? "duplicate groups" : "variant families"}`;
+    body.replaceChildren(...(page.groups.length ? page.groups.map((g) => h("div", { class: "panel section dupgroup", "data-testid": "dup-group" },
+      h("div", { class: "row" }, h("h3", {}, `Group ${g.group}`), h("span", { class: "badge" }, g.kind), h("span", { class: "muted small" }, `score ${g.score.toFixed(3)} · ${g.images.length} images`)),
+      h("div", { class: "side-by-side" }, g.images.map((im) => {
+        const pid = (im.product_ids || [])[0];
+        return h("a", { class: "card", href: pid ? `#/product/${encodeURIComponent(pid)}` : undefined, "data-testid": "dup-image" },
+          h("div", { class: "thumb" }, img(api.thumb(im.image_sha256), pid || im.source)),
+          h("div", { class: "body" }, h("div", { class: "id" }, pid ? `#${pid}` : (im.source || "").split("/").pop()),
+            (im.product_ids || []).length > 1 ? h("div", { class: "muted small" }, `also ${im.product_ids.slice(1).join(", ")}`) : null));
+      }))))
+      : [empty(kind === "duplicates" ? "No duplicates found" : "No variant families found", "Each group lists images of the catalogue that copy one another.")]));
+    const pages = Math.max(1, Math.ceil(page.total / limit));
+    const cur = Math.floor(offset / limit) + 1;
+    pager.replaceChildren(
+      h("button", { disabled: cur <= 1, onclick: () => { offset -= limit; load(); } }, "← Previous"),
+      h("span", { class: "muted small" }, `Page ${cur} of ${pages}`),
+      h("button", { disabled: cur >= pages, onclick: () => { offset += limit; load(); } }, "Next →"));
+  }
+  view.replaceChildren(h("div", { class: "row" }, h("h1", {}, "Duplicates"), h("span", { class: "spacer" }), info, seg), body, pager);
+  await load();
 }
 
 // ---------------------------------------------------------------- ingest
@@ -619,7 +697,7 @@ async function loadStats() {
   } catch { /* reads may need a key */ }
 }
 
-const ROUTES = { search: searchView, browse: browseView, quality: qualityView, ingest: ingestView };
+const ROUTES = { search: searchView, browse: browseView, quality: qualityView, duplicates: duplicatesView, ingest: ingestView };
 
 async function route() {
   const hash = location.hash.replace(/^#\/?/, "");
@@ -641,6 +719,7 @@ async function boot() {
   } catch { /* keep defaults */ }
   if (!has("search")) document.querySelector('[data-view="search"]').classList.add("hidden");
   if (!has("quality")) document.querySelector('[data-view="quality"]').classList.add("hidden");
+  if (!has("dedup")) document.querySelector('[data-view="duplicates"]').classList.add("hidden");
   const dlg = document.getElementById("key-dialog");
   const keyInput = document.getElementById("key-input");
   const keyBtn = document.getElementById("key-btn");
