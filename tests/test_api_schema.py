@@ -1,8 +1,14 @@
 """schemathesis against the OpenAPI document: generated requests never get a 5xx, and every
-response matches the documented schema. Kept short (a few examples per operation)."""
+response matches the documented schema. Kept short (a few examples per operation).
+
+Stateful too: schemathesis infers links between operations from the document (a product id from
+``GET /search`` feeds ``GET/PATCH/DELETE /products/{product_id}``, a job id from an ingest feeds
+``GET /jobs/{job_id}`` and its cancel, ...), and its state machine follows them over sequences of
+authenticated calls."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +16,7 @@ import pytest
 pytest.importorskip("fastapi")
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis.generation.stateful import run_state_machine_as_test  # noqa: E402
 
 from tests.conftest import FakeEncoder, make_product_image  # noqa: E402
 
@@ -18,6 +25,8 @@ AUTH: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory):
+    from fastapi.testclient import TestClient
+
     import catalens.models as models
     from catalens.api.app import create_app
     from catalens.api.service import ServiceCatalog
@@ -42,6 +51,20 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory):
         key, _ = cat.create_key("admin", "schemathesis")
         AUTH["Authorization"] = f"Bearer {key}"
         app = create_app(catalog=cat, api_settings=cat.api_settings)
+        # state for the links to start from: a finished job (GET /jobs lists it) and shoppers'
+        # events with a fitted recommender (POST /recommend answers product ids)
+        client = TestClient(app)  # no lifespan: its exit would shut the job manager down
+        files = [("files", ("new.png", make_product_image(root / "new.png", 99).read_bytes(), "image/png"))]
+        job = client.post("/api/v1/ingest/upload", files=files, headers=AUTH).json()
+        for _ in range(400):
+            if client.get(f"/api/v1/jobs/{job['id']}").json()["status"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.05)
+        for u in range(6):
+            for i in range(4):
+                cat.record_event(f"u{u}", f"P{(u + i) % 8}", "purchase" if i == 0 else "view")
+        cat.recommend_changed()
+        assert cat.refits.wait_idle(60)
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
         cat.jobs.shutdown()
         cat.close()
@@ -80,3 +103,54 @@ def test_api_conforms(api_schema, subtests: pytest.Subtests) -> None:
                 )
 
             check()
+
+
+STATEFUL_SETTINGS = settings(
+    max_examples=30,
+    stateful_step_count=8,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+)
+
+
+def test_api_stateful_with_links(api_schema) -> None:
+    """Sequences of calls that follow the links schemathesis infers, with an admin key: no 5xx,
+    responses as documented, and links actually followed (values of one response used in the next
+    request)."""
+    schema = api_schema.exclude(method="DELETE", path_regex=r"^/api/v1/keys/")  # keeps the test's key
+    machine = schema.as_state_machine()
+    statuses: list[int] = []
+    followed: list[str] = []
+
+    class Authenticated(machine):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
+            return {"headers": dict(AUTH)}
+
+        def step(self, input):  # type: ignore[no-untyped-def]
+            if input.transition is not None and input.applied_parameters:
+                followed.append(input.case.operation.label)  # called with values a link carried
+            return super().step(input)
+
+        def after_call(self, response, case) -> None:  # type: ignore[no-untyped-def]
+            statuses.append(response.status_code)
+            super().after_call(response, case)
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                excluded_checks=[schemathesis.checks.positive_data_acceptance],
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+    run_state_machine_as_test(Authenticated, settings=STATEFUL_SETTINGS)
+    assert statuses and not [s for s in statuses if s >= 500], statuses
+    print(
+        f"stateful: {len(statuses)} calls, {len(followed)} with linked values, into {sorted(set(followed))}"
+    )
+    assert {"GET /api/v1/jobs/{job_id}", "POST /api/v1/jobs/{job_id}/cancel"} <= set(followed)
+    catalogue = [op for op in followed if "/products/" in op or "/images/" in op or "/search" in op]
+    assert catalogue, f"no product/image/search operation reached through a link: {sorted(set(followed))}"

@@ -29,7 +29,9 @@ def dedup_check(
     return data
 
 
-@router.get("/dedup/groups", responses=ERRORS)
+@router.get(
+    "/dedup/groups", responses=ERRORS | {409: {**ERRORS[400], "description": "no vectors for the model"}}
+)
 def dedup_groups(
     view: Annotated[
         Literal["duplicates", "variants"],
