@@ -456,3 +456,16 @@ def test_hybrid_not_worse_than_its_components(taste: str) -> None:
     val, ok = rep.hybrid["validation_recall"], rep.hybrid["meets_new_item_rule"]
     assert {"vis_max", "vis_recent", "cf", "attr", "pop"} <= set(val)
     assert rep.hybrid["chosen"] in ok and val[rep.hybrid["chosen"]] == max(val[o] for o in ok)
+
+
+def test_stock_flags_and_yes_no_columns_are_not_taste_facets() -> None:
+    """A manifest's `in_stock` column ("true"/"false") excludes sold-out items; it is no shopper taste,
+    so no reason may read "matches your taste for true"."""
+    from catalens.recommend.items import build_facets
+
+    attrs = [
+        {"articleType": t, "in_stock": s, "gift_wrap": g}
+        for t, s, g in [("Shirts", "true", "yes"), ("Jeans", "false", "no"), ("Shirts", "true", "no")] * 4
+    ]
+    facets, _, category = build_facets(attrs, [None] * len(attrs))
+    assert set(facets) == {"articleType"} and category == "articleType"

@@ -26,6 +26,7 @@ PREFERRED_FACETS = (
 )  # fmt: skip
 SKIP_FACETS = {"id", "image", "path", "url", "title", "name", "productdisplayname", "description", "year"}
 STOCK_FLAG_KEYS = ("in_stock", "instock", "available", "is_available")
+BOOLEAN_WORDS = {"true", "false", "yes", "no"}
 STOCK_QTY_KEYS = ("stock", "inventory", "quantity", "qty", "stock_qty")
 STOCK_TEXT_KEYS = ("availability", "stock_status", "status")
 MAX_FACETS = 8
@@ -111,10 +112,12 @@ def build_facets(
     values: dict[str, list[str | None]] = {}
     for i, a in enumerate(attrs):
         for k, v in a.items():
-            if str(k).lower() in SKIP_FACETS or v is None or isinstance(v, bool | dict | list):
+            # stock flags drive exclusion, not taste ("matches your taste for true")
+            key = str(k).lower()
+            if key in SKIP_FACETS or key in STOCK_FLAG_KEYS or v is None or isinstance(v, bool | dict | list):
                 continue
             text = str(v).strip()
-            if not text or re.fullmatch(r"-?\d+(\.\d+)?", text):
+            if not text or re.fullmatch(r"-?\d+(\.\d+)?", text) or text.lower() in BOOLEAN_WORDS:
                 continue
             values.setdefault(k, [None] * n)[i] = text
     if not any(str(k).lower() == "brand" for k in values):
