@@ -107,6 +107,44 @@ def test_grayscale_and_blank() -> None:
     assert run_one("low_information", img).verdict == "pass"
 
 
+def _black_garment_on_white(seed: int = 0) -> np.ndarray:
+    """A black shirt on a white backdrop as a camera records it: near-neutral everywhere (sensor colour
+    noise of a couple of LAB units, under the old p99 limit), JPEG-compressed."""
+    rng = np.random.default_rng(seed)
+    arr = np.full((800, 600, 3), 250.0)
+    arr[100:720, 140:460] = 22.0
+    arr += rng.normal(0, 2.0, arr.shape)  # per-channel sensor noise: a little chroma in every pixel
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def _jpeg(arr: np.ndarray, quality: int = 85) -> Image.Image:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+@pytest.mark.parametrize("detail", ["skin", "label", "none"])
+def test_black_garment_on_white_is_not_grayscale_but_its_grayscale_copy_is(detail: str) -> None:
+    """A colour photo of a colourless product: a model's skin, a small coloured label, or just the
+    sensor's own colour noise carry chroma somewhere; the same photo converted to grayscale has none."""
+    arr = _black_garment_on_white()
+    if detail == "skin":
+        arr[40:100, 250:350] = (224, 172, 140)  # a neck above the collar
+    elif detail == "label":
+        arr[130:150, 280:320] = (200, 30, 40)  # a small red woven label: 0.17% of the photo
+    photo = _jpeg(arr)
+    assert run_one("grayscale", photo).verdict == "pass"
+    gray = _jpeg(np.asarray(photo.convert("L").convert("RGB")), quality=70)
+    result = run_one("grayscale", gray)
+    assert result.verdict == "fail" and result.score == 0.0
+    for name in ("general", "marketplace-main-image"):
+        check = next(c for c in load_profile(name).instantiate() if c.name == "grayscale")
+        assert check.run(QCImage.from_pil(photo)).verdict == "pass", name
+        assert check.run(QCImage.from_pil(gray.resize((150, 200)))).verdict == "warn", name
+
+
 def test_resolution_uses_the_true_file_size(tmp_path: Path) -> None:
     p = tmp_path / "big.jpg"
     product(1200, 1600).save(p, quality=90)

@@ -1,8 +1,14 @@
 """Low-content images.
 
-* ``grayscale``: score = 99th percentile of the LAB chroma (0 = no colour anywhere). A colour photo of
-  even a black-and-white product has some chroma (skin, reflections, logos, sensor tint); a grayscale
-  conversion has none beyond JPEG noise.
+* ``grayscale``: score = share of the photo's pixels with real chroma (LAB chroma >= ``min_chroma``,
+  about one just-noticeable difference), over the WHOLE photo. A grayscale conversion has R = G = B in
+  every pixel, and JPEG, resizing and PNG keep it so: chroma 0 everywhere. A colour photo of a black,
+  white or silver product is near-neutral where the product is, but somewhere (skin, a label, a
+  reflection, the backdrop's tint, the sensor's own colour noise) some pixels carry chroma. A quantile
+  of the chroma (the old score: p99 <= 2) called 4% of clean Myntra photos grayscale, mostly black,
+  white and silver products whose colour lives in under 1% of the pixels; this share keeps any such
+  pixels as evidence. A photo that is neutral in every pixel is still flagged: its file carries no
+  colour (a desaturated photo of a colourless product reads the same, and is flagged too).
 * ``low_information``: blank, flat or placeholder images: score = share of the image with visible
   detail (Sobel magnitude > ``edge``), together with the luma spread.
 """
@@ -18,22 +24,29 @@ from catalens.quality.result import CheckResult, grade
 
 @register_check("grayscale")
 class GrayscaleCheck(Check):
-    """Score: p99 LAB chroma; at or below ``warn``/``fail`` the image is grayscale."""
+    """Score: share (0..1) of pixels with LAB chroma >= ``min_chroma``; at or below ``warn``/``fail`` the
+    photo has no colour anywhere (a grayscale photo)."""
 
     higher_is_worse = False
-    unit = "chroma p99 (LAB)"
-    params = {"warn": 2.0, "fail": 1.0}
+    unit = "share of pixels with chroma (0..1)"
+    params = {"min_chroma": 2, "warn": 0.0001, "fail": 0.0}
 
     def run(self, img: QCImage) -> CheckResult:
-        hist = np.bincount(img.chroma.ravel(), minlength=256).cumsum()  # noqa: E501
-        score = float(np.searchsorted(hist, hist[-1] * 0.99))
+        counts = np.bincount(img.chroma.ravel(), minlength=256)
+        total = int(counts.sum())
+        score = float(counts[int(self.p["min_chroma"]) :].sum()) / max(1, total)
+        p99 = float(np.searchsorted(counts.cumsum(), total * 0.99))
+        top = int(np.flatnonzero(counts)[-1]) if total else 0
         verdict = grade(score, self.p["warn"], self.p["fail"], higher_is_worse=False)
         reason = (
-            f"grayscale / no colour (chroma p99 {score:.1f}): a grayscale photo, or a colourless product"
+            f"grayscale: no colour anywhere in the photo ({score:.3%} of pixels with chroma >= "
+            f"{self.p['min_chroma']}, max chroma {top})"
             if verdict != "pass"
-            else f"colour image (chroma p99 {score:.1f})"
+            else f"colour photo ({score:.2%} of pixels with chroma >= {self.p['min_chroma']}, max {top})"
         )
-        return CheckResult("grayscale", score, self.unit, verdict, reason)
+        return CheckResult(
+            "grayscale", score, self.unit, verdict, reason, details={"chroma_p99": p99, "chroma_max": top}
+        )
 
 
 @register_check("low_information")
