@@ -170,3 +170,51 @@ def test_ocr_second_look_reads_a_see_through_diagonal_mark() -> None:
     assert chk.run(QCImage.from_pil(clean)).verdict == "pass"
     no_second = get_check("watermark")(warn=0.01, fail=0.02, second_look=[])
     assert no_second.run(QCImage.from_pil(marked)).verdict == "pass"  # the shared read alone misses it
+
+
+def _on_white_with_bag() -> QCImage:
+    """A plain dark bag (x 150..450, y 200..650) on a white backdrop, 600x800."""
+    img = Image.new("RGB", (600, 800), (255, 255, 255))
+    ImageDraw.Draw(img).rectangle([150, 200, 450, 650], fill=(70, 40, 90))
+    return QCImage.from_pil(img)
+
+
+def _tile(text: str, x: float, y: float) -> TextBox:
+    return TextBox([x, y, x + 120, y + 30], text, 0.95, 80.0, 120 * 30 / (600 * 800))
+
+
+MONOGRAM = [_tile(t, x, y) for t, x, y in [("LOREM VIT", 170, 300), ("LOREM VI", 300, 360), ("S LOREM", 170, 420), ("REM VITA", 300, 480)]]  # fmt: skip
+TILED = [_tile("KAVERU", x, y) for y in (40, 260, 480, 720) for x in (20, 230, 440)]
+
+
+def test_repeated_print_inside_the_product_is_not_tiled_a_mark_over_the_whole_photo_is() -> None:
+    on_bag = lambda b: b.box[0] >= 150 and b.box[2] <= 450 and b.box[1] >= 200 and b.box[3] <= 650  # noqa: E731
+    assert _why(MONOGRAM) == ["tiled"] * 4  # without the product test: a monogram reads as tiled
+    assert _why(MONOGRAM, on_product=on_bag) == []
+    assert _why([_tile("adidas", 200, 400)], on_product=on_bag) == []  # one logo on the product
+    assert _why(TILED, on_product=on_bag) == ["tiled"] * len(TILED)  # over backdrop and product alike
+    # on_product restricts "tiled" only: a watermark word on the product is still a mark
+    assert _why([_tile("SAMPLE", 200, 400)], on_product=on_bag) == ["words"]
+
+
+def test_watermark_check_calls_a_monogram_on_the_product_print_and_a_tiled_mark_a_mark() -> None:
+    check = get_check("watermark")(warn=0.0005, fail=0.0005, second_look=[])
+    q = _on_white_with_bag()
+    q.cache["ocr"] = list(MONOGRAM)
+    res = check.run(q)
+    assert res.verdict == "pass", res.reason
+    q = _on_white_with_bag()
+    q.cache["ocr"] = list(TILED)
+    res = check.run(q)
+    assert res.verdict == "fail" and set(res.details["why"]) == {"tiled"}
+    # with the rule off the monogram is a tiled mark again
+    q = _on_white_with_bag()
+    q.cache["ocr"] = list(MONOGRAM)
+    off = get_check("watermark")(warn=0.0005, fail=0.0005, second_look=[], print_not_tiled=False).run(q)
+    assert off.verdict == "fail"
+    # a see-through mark that shows on the product only (white on white elsewhere) stays a mark when the
+    # overlay detector sees one: here the limit is set below any probability
+    q = _on_white_with_bag()
+    q.cache["ocr"] = list(MONOGRAM)
+    seen = get_check("watermark")(warn=0.0005, fail=0.0005, second_look=[], print_overlay_max=0.0).run(q)
+    assert seen.verdict == "fail"

@@ -9,7 +9,9 @@ on a product photo (>= ~2% of its height) stays >= ~13 px tall at 640 px.
 * ``text``: score = share of the image covered by text boxes; the text read and any promotional
   words (``promo_words``) are in ``details``; boxes are returned as ``regions``.
 * ``watermark``: tiled text (pieces of the same words repeat across 3+ lines, or within one
-  run-together line), watermark words (``watermark_words``: copyright sign, URL, "sample",
+  run-together line, and - on a white-backdrop photo - not all of it inside the product: a monogram
+  or a logo printed over a bag or a pair of shoes repeats on the product only, a tiled mark repeats
+  over the backdrop and the product alike), watermark words (``watermark_words``: copyright sign, URL, "sample",
   "proof"...), or - when ``max_contrast`` is set - large faint text (strokes differ from their
   surroundings by less than ``max_contrast`` luma levels over >= ``min_faint_area`` of the image;
   off by default: low-contrast print on products looks the same). Score = area share of such text.
@@ -18,6 +20,7 @@ on a product photo (>= ~2% of its height) stays >= ~13 px tall at 640 px.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -557,6 +560,7 @@ def watermark_boxes(
     short_side: float | None = None,
     oblique_span: float | None = 0.4,
     oblique_angles: tuple[float, float] = (20.0, 70.0),
+    on_product: Callable[[TextBox], bool] | None = None,
 ) -> list[tuple[TextBox, str]]:
     """The boxes that look like a watermark, each with why: ``tiled`` (a run-together token repeats a
     ``repeat_chars + 1``-character piece of itself, ``min_repeats``+ boxes share a
@@ -566,7 +570,13 @@ def watermark_boxes(
     "proof"..., tolerant to OCR misreads on uncertain reads, see :func:`_has_mark_word`), ``oblique``
     (a slanted line of text over ``oblique_span``+ of the ``short_side``, see :func:`_oblique_lines`;
     needs the boxes' quads) or ``faint`` (stroke contrast under ``max_contrast`` over >=
-    ``min_faint_area`` of the image). Reads of one repeated character are texture and are ignored."""
+    ``min_faint_area`` of the image). Reads of one repeated character are texture and are ignored.
+
+    ``on_product(box)`` (True when a box lies inside the product's silhouette, see :func:`is_print`)
+    restricts ``tiled``: repeated text of which every piece lies on the product is the product's own
+    print (a monogram all over a bag, one brand on each of a pair of shoes, a logo on a dial and its
+    strap), since a tiled mark is laid over the whole photo, backdrop and product alike. Such boxes may
+    still be a mark for another reason (words, a slanted line, faintness)."""
     boxes = [b for b in boxes if not _texture_read(b.text)]
     norm = [re.sub(r"[^a-z0-9]", "", b.text.lower()) for b in boxes]
     fragments = _fragment_groups(norm, repeat_chars - 1, min_repeats + 1)
@@ -575,17 +585,19 @@ def watermark_boxes(
         if short_side and oblique_span
         else set()
     )
-    out: list[tuple[TextBox, str]] = []
-    for i, (b, t) in enumerate(zip(boxes, norm, strict=True)):
-        why = ""
+    tiled: set[int] = set(fragments)
+    for i, t in enumerate(norm):
         if len(t) >= repeat_chars:
             shared = sum(_shared(t, u) >= repeat_chars for j, u in enumerate(norm) if j != i)
             if shared + 1 >= min_repeats or (
                 len(t) >= 2 * repeat_chars + 2 and _self_repeats(t, repeat_chars + 1)
             ):
-                why = "tiled"
-        if not why and i in fragments:
-            why = "tiled"
+                tiled.add(i)
+    if on_product is not None and tiled and all(on_product(boxes[i]) for i in tiled):
+        tiled = set()  # the repetition never leaves the product: its print, not a tiled mark
+    out: list[tuple[TextBox, str]] = []
+    for i, b in enumerate(boxes):
+        why = "tiled" if i in tiled else ""
         low = b.text.lower()
         if not why and _has_mark_word(low, words, fuzzy=b.confidence < FUZZY_BELOW):
             why = "words"
@@ -602,8 +614,11 @@ def watermark_boxes(
 class WatermarkCheck(Check):
     """Score: share of the image covered by watermark-like text (0..1): tiled / repeated text,
     watermark words, a slanted line of text across the photo, or (when ``max_contrast`` is set) large
-    see-through text; see :func:`watermark_boxes`. When the shared OCR read finds none of it, the
-    ``second_look`` views (:data:`MARK_VIEWS`, in order, until one scores) are read too; the score is
+    see-through text; see :func:`watermark_boxes` (with ``print_not_tiled``, repeated text that stays
+    inside the product of a white-backdrop photo is its print, not tiled, unless the overlay detector
+    gives the photo a see-through mark probability of ``print_overlay_max`` or more). When the shared OCR read
+    finds none of it, the ``second_look`` views (:data:`MARK_VIEWS`, in order, until one scores) are
+    read too; the score is
     the best view's. With ``second_look_gate`` set, the second look is taken only on photos whose
     see-through overlay probability (the ``watermark_visual`` detector, ~20 ms) reaches it: the extra
     OCR reads cost about as much as the first, and a clean photo rarely needs them."""
@@ -621,6 +636,8 @@ class WatermarkCheck(Check):
         "oblique_span": 0.4,
         "second_look": SECOND_LOOK,
         "second_look_gate": None,
+        "print_not_tiled": True,
+        "print_overlay_max": 0.9,
         "warn": 0.0005,
         "fail": 0.003,
     }
@@ -638,7 +655,9 @@ class WatermarkCheck(Check):
         ocr_engine()
         for view in self.p["second_look"] or []:
             mark_engine(MARK_VIEWS[view].det_side)
-        if self.p["second_look_gate"] is not None and self.p["second_look"]:
+        if (self.p["second_look_gate"] is not None and self.p["second_look"]) or (
+            self.p["print_not_tiled"] and self.p["print_overlay_max"] is not None
+        ):
             from catalens.quality.pixel_net import load_net
 
             load_net("overlay")
@@ -661,7 +680,28 @@ class WatermarkCheck(Check):
             min_faint_area=float(self.p["min_faint_area"]),
             short_side=float(min(img.width or 0, img.height or 0)) or None,
             oblique_span=None if span is None else float(span),
+            on_product=self._print_test(img),
         )
+
+    def _print_test(self, img: QCImage) -> Callable[[TextBox], bool] | None:
+        """``on_product`` for :func:`watermark_boxes`: the box is inside the product's silhouette and the
+        see-through overlay detector does not see a mark on the photo (a white mark tiled over a
+        white-backdrop photo shows on the product only, where it reads like a monogram print; the
+        overlay detector tells see-through from opaque). None when ``print_not_tiled`` is off."""
+        if not self.p["print_not_tiled"]:
+            return None
+        limit = self.p["print_overlay_max"]
+
+        def on_product(b: TextBox) -> bool:
+            if not is_print(img, b.box):
+                return False
+            if limit is None:
+                return True
+            from catalens.quality.pixel_net import overlay_probability
+
+            return overlay_probability(img) < float(limit)
+
+        return on_product
 
     def run(self, img: QCImage) -> CheckResult:
         marks = self._marks(img, read_text(img))
