@@ -153,7 +153,10 @@ def _raw_post(
                 conn.send(b"0\r\n\r\n")
     except OSError:  # the server answered and closed the connection: what is wanted
         pass
-    status = conn.getresponse().status
+    try:
+        status = conn.getresponse().status
+    except OSError:  # reset before the answer could be read: no status (the run then fails)
+        status = 0
     conn.close()
     return status, time.perf_counter() - t0, sent
 
@@ -178,6 +181,13 @@ def main() -> None:
     deadline = time.monotonic() + args.timeout_s
 
     work = Path(tempfile.mkdtemp(prefix="catalens-bench-rss-"))
+    try:
+        run(args, work, deadline)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path, deadline: float) -> None:
     home, files_dir = work / "home", work / "files"
     files_dir.mkdir()
     side = int((args.file_mib * MiB / 3) ** 0.5)
@@ -343,14 +353,13 @@ def main() -> None:
         out["target_met"] = ok and (peak - idle) / 1e6 < TARGET_OVER_IDLE_MB
         out["all_checks_passed"] = ok
     finally:
-        if sampler is not None:
-            sampler.stop()
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        if sampler is not None:
+            sampler.stop()
     line = json.dumps(out)
     print(line)
     if args.json_out:
