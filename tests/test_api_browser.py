@@ -49,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     import catalens.models as models
     from catalens.api.app import create_app
     from catalens.api.service import ServiceCatalog
+    from catalens.api.settings import ApiSettings
     from catalens.config import load_settings
 
     root = tmp_path_factory.mktemp("web")
@@ -62,10 +63,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             colour = ("red", "blue", "green")[i % 3]
             rows.append(f"p{i}.png,P{i},{colour.title()} item {i},{colour},{'shirt' if i < 15 else 'shoe'}")
         (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-        cat = ServiceCatalog(load_settings(root / "home", default_model="fake-encoder"))
+        # the pages here are browsed faster than a person would (10 pages of 30 thumbnails in seconds):
+        # the per-address rate limit is tested in test_api.py, not here
+        cat = ServiceCatalog(
+            load_settings(root / "home", default_model="fake-encoder"),
+            ApiSettings(rate_per_minute=1e6, burst=10_000),
+        )
         cat.ingest(folder / "labels.csv", id_col="id", text_col="title")
         key, _ = cat.create_key("write", "browser")
-        app = create_app(catalog=cat)
+        app = create_app(catalog=cat, api_settings=cat.api_settings)
         port = _free_port()
         srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=srv.run, daemon=True)
