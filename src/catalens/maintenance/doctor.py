@@ -28,12 +28,10 @@ model - is named in ``not_repaired`` with what to do.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,15 +217,7 @@ def _check_model(
                        model=rec.model_id, detail={"positions": past[:20].tolist()})  # fmt: skip
             bad.update({int(p): "past-end" for p in past})
     readable = positions[positions < stored_rows] if isinstance(store, FileVectorStore) else positions
-    rows = store.rows()
-    damaged: list[int] = []
-    for lo in range(0, len(readable), 50_000):
-        chunk = readable[lo : lo + 50_000]
-        vecs = np.asarray(rows[chunk], dtype=np.float32)
-        with np.errstate(all="ignore"):
-            norms = np.linalg.norm(vecs, axis=1)
-        off = ~np.isfinite(vecs).all(axis=1) | ~(np.abs(norms - 1.0) <= NORM_TOLERANCE)
-        damaged.extend(int(p) for p in chunk[off])
+    damaged = _damaged_rows(store, positions)
     if damaged:
         report.add("vectors", "error",
                    f"{len(damaged)} stored vectors of {label} in {where} are damaged (not unit length, "
@@ -439,16 +429,29 @@ def _check_orphans(cat: Any, keys: set[str], report: DoctorReport) -> None:
 
 
 # ---- repair ------------------------------------------------------------------------------------
-@contextmanager
-def _index_lock(folder: Path) -> Iterator[None]:
+def _index_lock(folder: Path) -> AbstractContextManager[None]:
     """The lock ``search.index_sync`` takes on a FAISS folder, so a repair never races a sync."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    from catalens.search.index_sync import folder_lock
+
+    return folder_lock(folder)
+
+
+def _damaged_rows(store: Any, positions: np.ndarray) -> list[int]:
+    """Positions whose stored vector is not finite or not unit length (flipped bits, zeroed rows);
+    rows past the end of a file store are reported separately and skipped here."""
+    readable = (
+        positions[positions < store.rows_on_disk()] if isinstance(store, FileVectorStore) else positions
+    )
+    rows = store.rows()
+    damaged: list[int] = []
+    for lo in range(0, len(readable), 50_000):
+        chunk = readable[lo : lo + 50_000]
+        vecs = np.asarray(rows[chunk], dtype=np.float32)
+        with np.errstate(all="ignore"):
+            norms = np.linalg.norm(vecs, axis=1)
+        off = ~np.isfinite(vecs).all(axis=1) | ~(np.abs(norms - 1.0) <= NORM_TOLERANCE)
+        damaged.extend(int(p) for p in chunk[off])
+    return damaged
 
 
 def repair(settings: Settings, *, sample: int = 64, full: bool = False, encoders: Any = None) -> DoctorReport:
@@ -535,19 +538,7 @@ def _repair_vectors(
             cos, _ = reencode(cat, encoder, store, readable, sha_at, ok_images)
             drop.update(p for p, c in cos.items() if c < MIN_COSINE)
         elif "damaged" in f.message:
-            readable = (
-                positions[positions < store.rows_on_disk()]
-                if isinstance(store, FileVectorStore)
-                else positions
-            )
-            rows = store.rows()
-            for lo in range(0, len(readable), 50_000):
-                chunk = readable[lo : lo + 50_000]
-                vecs = np.asarray(rows[chunk], dtype=np.float32)
-                with np.errstate(all="ignore"):
-                    norms = np.linalg.norm(vecs, axis=1)
-                off = ~np.isfinite(vecs).all(axis=1) | ~(np.abs(norms - 1.0) <= NORM_TOLERANCE)
-                drop.update(int(p) for p in chunk[off])
+            drop.update(_damaged_rows(store, positions))
     if drop:
         n = db.drop_embeddings_at(rec.model_id, rec.version, drop)
         repaired.append(f"dropped {n} records of lost or damaged vectors of {label}")

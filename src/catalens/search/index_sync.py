@@ -103,7 +103,8 @@ def _sample_digest(data: IndexedVectors, picks: np.ndarray) -> str:
 
 
 @contextlib.contextmanager
-def _folder_lock(folder: Path | None) -> Iterator[None]:
+def folder_lock(folder: Path | None) -> Iterator[None]:
+    """Exclusive lock on a FAISS index folder (syncs, and doctor's repairs); no-op for a server index."""
     if folder is None:
         yield
         return
@@ -142,7 +143,7 @@ def sync_index(
     """
     t0 = time.perf_counter()
     _, folder, _ = index_location(settings, data.model_id, data.version)
-    with _folder_lock(folder):
+    with folder_lock(folder):
         reason = ""
         try:
             index, _, _ = _open(settings, data, **options)
