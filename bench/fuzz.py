@@ -2,6 +2,7 @@
 
     python bench/fuzz.py --target decode --seconds 600      # iterations/s and findings printed
     python bench/fuzz.py --target where --iterations 100000
+    python bench/fuzz.py --engine atheris --target decode --seconds 300   # coverage-guided (libFuzzer)
 
 Seeds are the real JPEG/PNG/WebP/GIF/TIFF files of ``tests/fuzz_targets.seeds``; each iteration applies
 1-8 random byte mutations (bit flip, cut, insert, zero a word) and calls the target, which lets only
@@ -46,7 +47,15 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=0, help="stop after this many (0: time budget only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--findings", type=Path, default=Path(__file__).parent / "data" / "fuzz-findings")
+    ap.add_argument(
+        "--engine",
+        choices=["mutate", "atheris"],
+        default="mutate",
+        help="plain mutation loop, or atheris (coverage-guided libFuzzer over instrumented code)",
+    )
     args = ap.parse_args()
+    if args.engine == "atheris":
+        return run_atheris(args)
     warnings.simplefilter("ignore")  # Pillow warns on every damaged TIFF tag; findings are exceptions
     rnd = random.Random(args.seed)
     if args.target == "decode":
@@ -72,6 +81,44 @@ def main() -> None:
         f"{args.target}: {n} iterations in {took:.0f} s ({n / took:.0f}/s), {findings} findings, "
         f"slowest input {slowest * 1000:.0f} ms, seed {args.seed}"
     )
+
+
+def run_atheris(args: argparse.Namespace) -> None:
+    """Coverage-guided: catalens' decoder and Pillow's Python plugins instrumented, the seed files as
+    the starting corpus, libFuzzer's mutations. A finding is any exception other than the typed
+    errors the target lets through: libFuzzer saves the input (crash-*) under --findings and stops."""
+    import atheris
+
+    with atheris.instrument_imports():
+        import PIL.Image  # noqa: F401
+
+        import catalens.imageio  # noqa: F401
+    corpus = args.findings / f"atheris-corpus-{args.target}"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for i, data in enumerate(ft.seeds()):
+        (corpus / f"seed-{i}").write_bytes(data)
+    warnings.simplefilter("ignore")
+
+    def one(data: bytes) -> None:
+        if args.target == "decode":
+            ft.decode(data)
+        else:
+            ft.where(data.decode("utf-8", "replace"))
+
+    flags = [
+        sys.argv[0],
+        f"-max_total_time={int(args.seconds)}",
+        f"-seed={args.seed + 1}",
+        f"-artifact_prefix={args.findings}/",
+        "-print_final_stats=1",
+        "-rss_limit_mb=4096",
+        "-timeout=10",
+        str(corpus),
+    ]
+    if args.iterations:
+        flags.insert(1, f"-runs={args.iterations}")
+    atheris.Setup(flags, one)
+    atheris.Fuzz()
 
 
 if __name__ == "__main__":
