@@ -138,3 +138,28 @@ def test_duplicate_groups_route(served) -> None:  # type: ignore[no-untyped-def]
     ]
     assert c.get("/api/v1/dedup/groups", params={"view": "variants"}).status_code == 200
     assert c.get("/api/v1/dedup/groups", params={"view": "nope"}).status_code == 422
+
+
+def test_image_quality_and_badges_respect_dismissals(served) -> None:  # type: ignore[no-untyped-def]
+    """The image page's verdicts (stored, or computed for a profile not run yet and cached) and the
+    grid badges read a dismissed check as pass, as /qc/results does."""
+    cat, c, auth = served
+    sha = next(r["sha256"] for r in cat.qc_results() if r["source"].endswith("p1.png"))
+    computed = "marketplace-main-image"
+    first = c.get(f"/api/v1/images/{sha}/quality", params={"profile": computed}).json()["profiles"][0]
+    assert first["stored"] is False and first["verdict"] != "pass"
+    stored = c.get(f"/api/v1/images/{sha}/quality").json()["profiles"][0]
+    for row in (first, stored):
+        for x in row["results"]:
+            if x["verdict"] in ("warn", "fail"):
+                body = {"sha256": sha, "check": x["check"]}
+                assert c.post("/api/v1/qc/exceptions", json=body, headers=auth).status_code == 201
+    again = c.get(f"/api/v1/images/{sha}/quality", params={"profile": computed}).json()["profiles"][0]
+    assert again["verdict"] == "pass" and again["issues"] == [] and again["dismissed"]
+    assert all(x["verdict"] in ("pass", "error") for x in again["results"])
+    stored = c.get(f"/api/v1/images/{sha}/quality").json()["profiles"][0]
+    assert stored["verdict"] == "pass" and stored["dismissed"]
+    assert cat.image_badges([sha])["images"][sha]["quality"]["verdict"] == "pass"
+    # a name that is not a check is refused (the known ones are listed)
+    bad = c.post("/api/v1/qc/exceptions", json={"sha256": sha, "check": "blurr"}, headers=auth)
+    assert bad.status_code == 400 and "known checks" in bad.json()["error"]["message"]

@@ -7,7 +7,7 @@ Kinds (one row per image, or per image and field, or per user and rank):
 * ``review``: the predictions flagged for human review (below the classifier's threshold);
 * ``disagreements``: predictions that differ from the product's stored label for the same field,
   most confident first (the likeliest label errors);
-* ``qc``: stored quality results (verdict, failing checks and their reasons);
+* ``qc``: stored quality results (verdict, failing checks and their reasons, dismissed checks);
 * ``dedup``: images in duplicate groups (group number, kind, score);
 * ``recommendations``: the top-k list of each user of the event log (or of the users asked for).
 
@@ -39,7 +39,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "predictions": _PRED,
     "review": _PRED,
     "disagreements": _PRED,
-    "qc": ("image_sha256", "source", "product_ids", "profile", "verdict", "issues", "reasons", "checked_at"),
+    "qc": (
+        "image_sha256",
+        "source",
+        "product_ids",
+        "profile",
+        "verdict",
+        "issues",
+        "reasons",
+        "dismissed",
+        "checked_at",
+    ),  # fmt: skip
     "dedup": ("group", "kind", "score", "group_size", "image_sha256", "source", "product_ids"),
     "recommendations": (
         "user_id",
@@ -132,7 +142,8 @@ def prediction_rows(
 
 
 def qc_rows(cat: Any, *, profile: str | None = None, verdict: str | None = None) -> Iterator[dict[str, Any]]:
-    """Stored QC results, one row per image and profile, with the reasons of its failing checks."""
+    """Stored QC results, one row per image and profile, with the reasons of its failing checks and
+    its dismissed ones (accepted exceptions: they read as passing, see ``catalens qc dismiss``)."""
     pids, _, _ = _links(cat)
     for r in cat.qc_results(profile, verdict):
         bad = [x for x in r["results"] if x.get("verdict") not in ("pass", None)]
@@ -144,6 +155,7 @@ def qc_rows(cat: Any, *, profile: str | None = None, verdict: str | None = None)
             "verdict": r["verdict"],
             "issues": r["issues"],
             "reasons": "; ".join(f"{x['check']}: {x.get('reason') or ''}" for x in bad),
+            "dismissed": [x["check"] for x in r["results"] if x.get("dismissed")],
             "checked_at": r["created_at"],
         }
 

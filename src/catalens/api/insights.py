@@ -182,6 +182,9 @@ class InsightsMixin:
 
     # ---- quality ------------------------------------------------------------------------------
     def _stored_qc(self, shas: list[str], profile: str | None = None) -> list[Any]:
+        """Stored results of these images, accepted exceptions applied (a dismissed check reads
+        ``pass`` with ``dismissed``, as in :func:`catalens.quality.store.load_results`)."""
+        from catalens.quality.exceptions import apply_exceptions, dismissed_pairs
         from catalens.quality.tables import QualityResultRecord
 
         rows = []
@@ -202,7 +205,8 @@ class InsightsMixin:
                     }
                     for r in s.scalars(q.order_by(QualityResultRecord.id))
                 )
-        return rows
+        dismissed = dismissed_pairs(self.db) if rows else {}  # type: ignore[attr-defined]
+        return [apply_exceptions(r, dismissed) for r in rows]
 
     def image_quality(self, sha: str, profile: str | None = None) -> dict[str, Any]:
         """Quality verdicts with reasons: the stored results of every profile run on this image, or,
@@ -212,8 +216,8 @@ class InsightsMixin:
         if stored or not profile:
             return {"sha256": sha, "profiles": stored}
 
-        def compute() -> dict[str, Any]:
-            report = self.qc([path], profile=profile, store=False)  # type: ignore[attr-defined]
+        def compute() -> dict[str, Any]:  # cached without the exceptions: they apply on each read
+            report = self.qc([path], profile=profile, store=False, exceptions=False)  # type: ignore[attr-defined]
             d = report.images[0].to_dict()
             return {
                 "sha256": sha,
@@ -225,7 +229,10 @@ class InsightsMixin:
                 "stored": False,
             }
 
-        return {"sha256": sha, "profiles": [_caches(self)["qc"].get_or((sha, profile), compute)]}
+        from catalens.quality.exceptions import apply_exceptions, dismissed_pairs
+
+        row = _caches(self)["qc"].get_or((sha, profile), compute)
+        return {"sha256": sha, "profiles": [apply_exceptions(row, dismissed_pairs(self.db))]}  # type: ignore[attr-defined]
 
     def quality_profiles(self) -> list[str]:
         """Profile names available to this catalogue (shipped and ``<home>/profiles``)."""

@@ -27,6 +27,7 @@ class QualityMixin:
         workers: int | None = None,
         ray: str | None = None,
         allow_empty: bool = False,
+        exceptions: bool = True,
     ) -> Any:
         """Check files/folders (``paths``) and/or every catalogue image (``all_images``) against a profile.
 
@@ -34,7 +35,9 @@ class QualityMixin:
         (table ``quality_results``) unless ``store=False``. ``ray``: decode and check on the Ray
         cluster at that address ("auto": the running one); the batch checks and storing run here.
         A folder without images raises :class:`catalens.errors.EmptyInputError` (a warning with
-        ``allow_empty=True``).
+        ``allow_empty=True``). Accepted exceptions (``catalens qc dismiss``) apply to the report
+        unless ``exceptions=False``: a dismissed check's warn or fail reads ``pass`` with
+        ``dismissed`` (counts, gate and outputs follow); stored rows keep the checks' own verdicts.
 
         >>> report = cat.qc(["photos/"], profile="marketplace-main-image")
         >>> report.exit_code("error"), report.counts
@@ -71,6 +74,10 @@ class QualityMixin:
         report.images.extend(failed)
         if store:
             save_results(self.db, report.images, prof.name)  # type: ignore[attr-defined]
+        if exceptions:
+            from catalens.quality.exceptions import apply_to_images, dismissed_pairs
+
+            apply_to_images(report.images, dismissed_pairs(db))
         return report
 
     def qc_results(self, profile: str | None = None, verdict: str | None = None) -> list[dict[str, Any]]:

@@ -20,12 +20,13 @@ def write_json(report: QCReport, path: Path) -> None:
 
 
 def write_csv(report: QCReport, path: Path) -> None:
-    """One row per image: source, verdict, issues, then ``<check>_verdict`` / ``<check>_score`` columns."""
+    """One row per image: source, verdict, issues, dismissed checks (accepted exceptions: their
+    ``<check>_verdict`` reads pass), then ``<check>_verdict`` / ``<check>_score`` columns."""
     checks = sorted({r.check for im in report.images for r in im.results})
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
-            ["source", "sha256", "width", "height", "profile", "verdict", "issues", "reasons"]
+            ["source", "sha256", "width", "height", "profile", "verdict", "issues", "reasons", "dismissed"]
             + [f"{c}_{k}" for c in checks for k in ("verdict", "score")]
         )
         for im in report.images:
@@ -38,6 +39,7 @@ def write_csv(report: QCReport, path: Path) -> None:
                 im.verdict,
                 ";".join(r.check for r in im.issues),
                 " | ".join(f"{r.check}: {r.reason}" for r in im.issues),
+                ";".join(r.check for r in im.results if r.dismissed),
             ]
             for c in checks:
                 r = im.result(c)
@@ -93,7 +95,8 @@ def write_html(report: QCReport, path: Path, *, max_per_issue: int = 200, title:
         f"{report.seconds:.1f} s</div>",
         "<p class='summary'>"
         + "".join(f"<span class='{k}'>{k}: {c[k]}</span>" for k in ("pass", "warn", "fail", "error"))
-        + f"<span>file errors: {c['file_errors']}</span></p>",
+        + f"<span>file errors: {c['file_errors']}</span>"
+        + f"<span>dismissed: {c['dismissed']}</span></p>",
     ]
     order = sorted(
         groups,

@@ -42,6 +42,8 @@ class CheckResult:
 
     ``score`` is in ``unit`` (documented per check); ``regions`` are optional ``[x0, y0, x1, y1]`` boxes
     in full-resolution pixel coordinates that show where the problem is (text boxes, borders...).
+    ``dismissed``: the verdict the check gave when it is an accepted exception (the verdict then
+    reads ``pass``; see :mod:`catalens.quality.exceptions`), else None (and absent from the dict).
     """
 
     check: str
@@ -51,9 +53,12 @@ class CheckResult:
     reason: str
     regions: list[list[float]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    dismissed: Verdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if d["dismissed"] is None:
+            del d["dismissed"]
         if d["score"] is not None:
             d["score"] = round(float(d["score"]), 5)
         return d
@@ -97,5 +102,6 @@ class ImageQC:
             "profile": self.profile,
             "verdict": self.verdict,
             "issues": [r.check for r in self.issues],
+            "dismissed": [r.check for r in self.results if r.dismissed],
             "results": [r.to_dict() for r in self.results],
         }

@@ -36,10 +36,13 @@ class QCReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        c = {"pass": 0, "warn": 0, "fail": 0, "error": 0, "file_errors": 0}
+        """Images by verdict, file errors, and ``dismissed``: check results that are accepted
+        exceptions (they count as passing; see :mod:`catalens.quality.exceptions`)."""
+        c = {"pass": 0, "warn": 0, "fail": 0, "error": 0, "file_errors": 0, "dismissed": 0}
         for im in self.images:
             c[im.verdict] += 1
             c["file_errors"] += int(im.file_error)
+            c["dismissed"] += sum(1 for r in im.results if r.dismissed)
         return c
 
     @property
@@ -47,8 +50,9 @@ class QCReport:
         out: dict[str, dict[str, int]] = {}
         for im in self.images:
             for r in im.results:
-                d = out.setdefault(r.check, {"pass": 0, "warn": 0, "fail": 0, "error": 0})
+                d = out.setdefault(r.check, {"pass": 0, "warn": 0, "fail": 0, "error": 0, "dismissed": 0})
                 d[r.verdict] += 1
+                d["dismissed"] += int(r.dismissed is not None)
         return out
 
     def exit_code(self, fail_on: str = "error") -> int:
