@@ -84,8 +84,14 @@ class SearchMixin:
 
         return train_projection(self, self.searcher(model), **options)
 
-    def dedup(self, model: str | None = None, **options: Any) -> Any:
-        """Group exact and near-duplicate images of the catalog (see :mod:`catalens.search.dedup`)."""
+    def dedup(self, model: str | None = None, *, cached: bool = False, **options: Any) -> Any:
+        """Group exact and near-duplicate images of the catalog (see :mod:`catalens.search.dedup`).
+        ``cached``: reuse the report while the catalogue, model and options are unchanged
+        (:mod:`catalens.search.dedup_cache`; the report is shared, do not change it)."""
+        if cached:
+            from catalens.search.dedup_cache import cached_duplicates
+
+            return cached_duplicates(self, model, **options)
         from catalens.search.dedup import find_duplicates
 
         return find_duplicates(self, self.searcher(model), **options)

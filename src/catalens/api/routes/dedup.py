@@ -44,8 +44,9 @@ def dedup_groups(
     _p: Any = Depends(security.read),
 ) -> Any:
     """One page of the catalogue's duplicate groups (or variant families), largest first, each with
-    its images (sha256, source, products) and the pairs that joined them."""
-    report = cat.dedup(model or None)
+    its images (sha256, source, products) and the pairs that joined them. The report is computed
+    once per catalogue state and reused by later pages (images added or removed: computed again)."""
+    report = cat.dedup(model or None, cached=True)
     groups = list(report.groups if view == "duplicates" else getattr(report, "families", []))
     return {
         "view": view,
