@@ -157,6 +157,7 @@ SOURCES = {
     # name: (id column or None = image path, articleType column, baseColour column or None)
     "myntra-dev": ("id", "articleType", "baseColour"),
     "clothing-dev": (None, "label", None),
+    "myntra-fullres-dev": ("id", "articleType", "baseColour"),
 }
 
 
@@ -168,10 +169,16 @@ def make_half(
     n_other: int,
     seed: int = 0,
     sources: tuple[str, ...] = ("myntra-dev", "clothing-dev"),
+    copies: int = 1,
+    sizes: tuple[int, ...] = (),
 ) -> list[dict[str, str]]:
-    """Write one half's images and ``labels.csv`` (image, id, product, articleType, baseColour, edit, source).
+    """Write one half's images and ``labels.csv`` (image, id, product, articleType, baseColour, edit, source, side).
 
-    ``n_orig`` / ``n_other`` are split evenly over ``sources``. Returns the manifest rows.
+    ``n_orig`` / ``n_other`` are split evenly over ``sources``; each original gets ``copies`` planted
+    copies (the edit kinds keep taking turns). ``half`` ``dev`` / ``lockbox`` keeps the products of that
+    half; any other name (``lockbox2``) keeps every product of ``sources``. With ``sizes`` (longest
+    sides; 0 = as stored) each product's photo is first reduced to one of them, taking turns, so the
+    catalogue holds thumbnails next to full-resolution photos. Returns the manifest rows.
     """
     rng = random.Random(f"{seed}-{half}")
     out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +187,8 @@ def make_half(
     for si, src in enumerate(sources):
         id_col, type_col, colour_col = SOURCES[src]
         rows = list(csv.DictReader(open(data / src / "labels.csv")))
-        rows = [r for r in rows if half_of(f"{src}:{r[id_col] if id_col else r['image']}") == half]
+        if half in ("dev", "lockbox"):
+            rows = [r for r in rows if half_of(f"{src}:{r[id_col] if id_col else r['image']}") == half]
         rows.sort(key=lambda r: r["image"])
         rng.shuffle(rows)
         no = n_orig // len(sources) + (si < n_orig % len(sources))
@@ -188,28 +196,34 @@ def make_half(
         for i, row in enumerate(rows[: no + nt]):
             pid = f"{src}:{row[id_col] if id_col else row['image']}"
             img = Image.open(data / src / row["image"]).convert("RGB")
+            side = sizes[k % len(sizes)] if sizes else 0
+            if side and max(img.size) > side:
+                img.thumbnail((side, side), Image.Resampling.LANCZOS)
             base = {
                 "product": pid,
                 "articleType": row.get(type_col, ""),
                 "baseColour": row.get(colour_col, "") if colour_col else "",
                 "source": src,
+                "side": str(max(img.size)),
             }
             name = f"o{k:05d}.jpg"
             buf = io.BytesIO()
             img.save(buf, format="JPEG", quality=95)
             (out / name).write_bytes(buf.getvalue())
             manifest.append({"image": name, "id": f"o{k}", "edit": "original", **base})
-            if i < no:
+            for c in range(copies if i < no else 0):
                 kind = EDITS[n_copies % len(EDITS)]
                 n_copies += 1
                 copy, q = edit(img, kind, rng)
-                cname = f"c{k:05d}_{kind}.jpg"
+                cname = f"c{k:05d}_{c}_{kind}.jpg" if copies > 1 else f"c{k:05d}_{kind}.jpg"
                 copy.convert("RGB").save(out / cname, format="JPEG", quality=q)
-                manifest.append({"image": cname, "id": f"c{k}", "edit": kind, **base})
+                manifest.append(
+                    {"image": cname, "id": f"c{k}_{c}" if copies > 1 else f"c{k}", "edit": kind, **base}
+                )
             k += 1
     with open(out / "labels.csv", "w", newline="") as fh:
         wr = csv.DictWriter(
-            fh, fieldnames=["image", "id", "product", "articleType", "baseColour", "edit", "source"]
+            fh, fieldnames=["image", "id", "product", "articleType", "baseColour", "edit", "source", "side"]
         )
         wr.writeheader()
         wr.writerows(manifest)

@@ -176,7 +176,9 @@ def foreground(arr: np.ndarray, tol: float = 24.0, min_uniform: float = 0.6) -> 
     ref = np.median(frame, axis=0)
     if (np.abs(frame - ref).max(axis=1) <= tol).mean() < min_uniform:
         return np.ones(arr.shape[:2], dtype=bool)
-    fg = (np.abs(a - ref).max(axis=2) > tol).astype(np.uint8)
+    # |a - ref| per channel in float32 (ref is a whole or half grey level: exact), max over channels
+    d = cv2.absdiff(a.astype(np.float32), tuple(float(v) for v in ref) + (0.0,))
+    fg = (np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2]) > tol).astype(np.uint8)
     fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     if fg.mean() < 0.01:  # nothing stands out: compare the whole image
         return np.ones(arr.shape[:2], dtype=bool)

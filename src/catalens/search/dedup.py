@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from sqlalchemy import func, select
 from catalens.catalog.schema import ImageRecord
 from catalens.errors import ConfigError, ImageError
 from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
-from catalens.search import copyfeat
+from catalens.search import copydetail, copyfeat
 from catalens.search.engine import CatalogSearch, image_sources
 from catalens.search.neighbours import neighbour_pairs
 from catalens.search.tables import DedupFeature
@@ -53,9 +54,9 @@ from catalens.search.tables import DedupFeature
 
 @dataclass
 class DedupOptions:
-    candidate_cosine: float = 0.75
+    candidate_cosine: float = 0.70
     neighbours: int = 10
-    gate_cosine: float = 0.80
+    gate_cosine: float = 0.75
     gate_structure: float = 0.70
     gate_colour: float = 15.0
     # copy, clean path: aligned structure and the colour of the product's own pixels
@@ -71,6 +72,16 @@ class DedupOptions:
     reshoot_cosine: float = 0.93
     reshoot_colour: float = 10.0
     include_reshoots: bool = False
+    # full-detail check (catalens.search.copydetail) of the pairs the coarse stage cannot settle:
+    # it has the last word on "copy" whenever both photos have enough keypoints
+    detail: bool = True
+    detail_cosine: float = 0.75  # pairs at least this close are checked even when coarse alignment failed
+    detail_min_keypoints: int = 40  # fewer (a plain or tiny photo): the coarse verdict stands
+    detail_min_inliers: int = 15
+    detail_min_inlier_ratio: float = 0.25
+    detail_max_damage: float = 0.15  # pasted-over regions, share of the frame
+    detail_max_bad_out: float = 0.03  # disagreeing product pixels outside them
+    detail_max_diff: float = 4.0  # median CIELAB distance outside them
 
     def validate(self) -> None:
         if not -1.0 <= self.candidate_cosine <= 1.0:
@@ -80,11 +91,22 @@ class DedupOptions:
         for name in ("min_structure", "gate_structure", "min_structure_out", "variant_structure"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [-1, 1]")
-        colours = (self.max_colour, self.max_colour_p90, self.max_colour_out, self.gate_colour, self.reshoot_colour)
+        colours = (
+            self.max_colour,
+            self.max_colour_p90,
+            self.max_colour_out,
+            self.gate_colour,
+            self.reshoot_colour,
+        )
         if min(colours) < 0:
             raise ConfigError("colour thresholds must be >= 0")
-        if not 0.0 <= self.max_damage <= 1.0:
-            raise ConfigError("max_damage must be in [0, 1]")
+        for name in ("max_damage", "detail_max_damage", "detail_max_bad_out", "detail_min_inlier_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1]")
+        if self.detail_min_inliers < 3 or self.detail_min_keypoints < 0 or self.detail_max_diff < 0:
+            raise ConfigError(
+                "detail_min_inliers must be >= 3, detail_min_keypoints and detail_max_diff >= 0"
+            )
 
 
 @dataclass
@@ -96,6 +118,7 @@ class DupPair:
     structure: float | None = None
     colour: float | None = None
     colour_p90: float | None = None
+    inliers: int | None = None  # keypoint inliers of the full-detail check (None: not checked)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -295,7 +318,9 @@ def verify(
     gated[idx_ok[todo]] = True
 
     def run(j: int) -> tuple[float, ...]:
-        return copyfeat.compare(thumbs, int(ia[j]), int(ib[j]), int(co.window[j]), bool(co.a_in_b[j])).as_tuple()
+        return copyfeat.compare(
+            thumbs, int(ia[j]), int(ib[j]), int(co.window[j]), bool(co.a_in_b[j])
+        ).as_tuple()
 
     if len(todo):
         with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV releases the GIL
@@ -309,7 +334,9 @@ def verify(
 VERDICTS = ("copy", "reshoot", "variant", "")
 
 
-def classify(options: DedupOptions, cos: np.ndarray, v: Verification) -> np.ndarray:
+def classify(
+    options: DedupOptions, cos: np.ndarray, v: Verification, *, allow_copy: bool = True
+) -> np.ndarray:
     """One verdict per pair: "copy", "reshoot", "variant" or "" (unrelated or not aligned).
 
     * copy, clean: ``structure >= min_structure`` and the product's colour (75th / 90th
@@ -320,6 +347,9 @@ def classify(options: DedupOptions, cos: np.ndarray, v: Verification) -> np.ndar
       the colour or pattern of the product differs;
     * reshoot: neither, ``cosine >= reshoot_cosine`` and the product's colour (75th percentile)
       <= ``reshoot_colour``: the same-looking product in another photo.
+
+    With ``allow_copy`` False the copy rules are skipped (the verdict a pair gets when the
+    full-detail check rejects it as a copy). :func:`refine` then has the last word on copies.
     """
     n = len(cos)
     out = np.full(n, "", dtype=object)
@@ -340,18 +370,123 @@ def classify(options: DedupOptions, cos: np.ndarray, v: Verification) -> np.ndar
         & (sc("structure_out", -1) >= options.min_structure_out)
         & (sc("colour_out", 999) <= options.max_colour_out)
     )
-    copy = live & (clean | pasted)
+    copy = live & (clean | pasted) if allow_copy else np.zeros(n, dtype=bool)
     variant = live & ~copy & (sc("structure_out", -1) >= options.variant_structure)
     cosv = np.nan_to_num(np.asarray(cos, dtype=np.float32), nan=-1.0)
     reshoot = (
-        live & ~copy & ~variant & (cosv >= options.reshoot_cosine) & (sc("fg_colour", 999) <= options.reshoot_colour)
+        live
+        & ~copy
+        & ~variant
+        & (cosv >= options.reshoot_cosine)
+        & (sc("fg_colour", 999) <= options.reshoot_colour)
     )
     out[copy], out[variant], out[reshoot] = "copy", "variant", "reshoot"
     return out
 
 
-def _pair(a: str, b: str, kind: str, cos: float, v: Verification, i: int) -> DupPair:
-    return DupPair(a, b, kind, cos, float(v.structure[i]), float(v.colour[i]), float(v.colour_p90[i]))
+ViewLoader = Callable[[str], "copydetail.DetailView | None"]
+
+
+def needs_detail(options: DedupOptions, cos: np.ndarray, v: Verification, verdict: np.ndarray) -> np.ndarray:
+    """Pairs the coarse stage cannot settle: a coarse copy, or close in embedding, aligned structure or
+    layout outside one blob. Far-off pairs are left as they are (not copies)."""
+    if not options.detail:
+        return np.zeros(len(verdict), dtype=bool)
+
+    def sc(name: str, missing: float) -> np.ndarray:
+        return np.nan_to_num(v.score(name), nan=missing)
+
+    cosv = np.nan_to_num(np.asarray(cos, dtype=np.float32), nan=-1.0)
+    close = (
+        (sc("structure", -1) >= 0.85)
+        | ((sc("damage", 9) <= 0.35) & (sc("structure_out", -1) >= 0.93) & (sc("colour_out", 999) <= 25))
+        | (cosv >= options.detail_cosine)
+    )
+    return v.ok & v.gated & ((verdict == "copy") | close)
+
+
+def detail_is_copy(options: DedupOptions, d: copydetail.DetailScores) -> bool:
+    """The full-detail copy rule (thresholds in :class:`DedupOptions`)."""
+    return (
+        d.aligned
+        and d.inliers >= options.detail_min_inliers
+        and d.inliers >= options.detail_min_inlier_ratio * max(1, d.matches)
+        and d.damage <= options.detail_max_damage
+        and d.bad_out <= options.detail_max_bad_out
+        and d.diff_median <= options.detail_max_diff
+    )
+
+
+def refine(
+    options: DedupOptions,
+    cos: np.ndarray,
+    v: Verification,
+    verdict: np.ndarray,
+    a_keys: Sequence[str],
+    b_keys: Sequence[str],
+    load: ViewLoader,
+    workers: int = 2,
+) -> tuple[np.ndarray, dict[int, copydetail.DetailScores]]:
+    """Verdicts after the full-detail check of the pairs :func:`needs_detail` picks.
+
+    Where both photos load and have ``detail_min_keypoints`` keypoints, :func:`detail_is_copy` decides
+    copy or not (a rejected coarse copy falls back to the variant / re-shoot rules); otherwise the
+    coarse verdict stands. Returns the verdicts and the detail scores by pair index."""
+    todo = np.flatnonzero(needs_detail(options, cos, v, verdict))
+    out = verdict.copy()
+    if len(todo) == 0:
+        return out, {}
+    order = sorted(todo.tolist(), key=lambda i: (a_keys[i], b_keys[i]))  # reuse each view while cached
+    cached = lru_cache(maxsize=256)(load)
+
+    def run(i: int) -> copydetail.DetailScores | None:
+        va, vb = cached(a_keys[i]), cached(b_keys[i])
+        if va is None or vb is None:
+            return None
+        return copydetail.compare(va, vb, options.detail_min_inliers, options.detail_min_inlier_ratio)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV releases the GIL
+        results = list(pool.map(run, order))
+    scores: dict[int, copydetail.DetailScores] = {}
+    not_copy = classify(options, cos, v, allow_copy=False)
+    for i, d in zip(order, results, strict=True):
+        if d is None or d.keypoints < options.detail_min_keypoints:
+            continue
+        scores[i] = d
+        out[i] = "copy" if detail_is_copy(options, d) else not_copy[i]
+    return out, scores
+
+
+def view_loader(catalog: Any, shas: Sequence[str]) -> ViewLoader:
+    """Loads the :class:`~catalens.search.copydetail.DetailView` of a stored image by its sha256."""
+    paths = _image_paths(catalog, list(dict.fromkeys(shas)))
+    st = catalog.settings
+
+    def load(sha: str) -> copydetail.DetailView | None:
+        path = paths.get(sha)
+        if path is None:
+            return None
+        return copydetail.load_view(
+            path, max_bytes=st.max_file_bytes, max_pixels=st.max_pixels, max_side=st.max_side
+        )
+
+    return load
+
+
+def _pair(
+    a: str, b: str, kind: str, cos: float, v: Verification, i: int, detail: dict[int, Any] | None = None
+) -> DupPair:
+    d = (detail or {}).get(i)
+    return DupPair(
+        a,
+        b,
+        kind,
+        cos,
+        float(v.structure[i]),
+        float(v.colour[i]),
+        float(v.colour_p90[i]),
+        None if d is None else int(d.inliers),
+    )
 
 
 def find_duplicates(
@@ -382,21 +517,32 @@ def find_duplicates(
     t3 = time.perf_counter()
     workers = max(1, int(getattr(catalog.settings, "workers", 2)))
     ver = verify(descs, a_sha, b_sha, cos, opts, workers=min(workers, 2))
-    verdict = classify(opts, np.asarray(cos, dtype=np.float32), ver)
+    cos32 = np.asarray(cos, dtype=np.float32)
+    verdict = classify(opts, cos32, ver)
     t4 = time.perf_counter()
+    pick = needs_detail(opts, cos32, ver, verdict)
+    loader = view_loader(catalog, [h for i in np.flatnonzero(pick) for h in (a_sha[i], b_sha[i])])
+    verdict, detail = refine(opts, cos32, ver, verdict, a_sha, b_sha, loader, workers=min(workers, 2))
+    t5 = time.perf_counter()
     dup_kinds = {"copy", "reshoot"} if opts.include_reshoots else {"copy"}
     near = [
-        _pair(a_sha[i], b_sha[i], "near" if verdict[i] == "copy" else "reshoot", float(cos[i]), ver, i)
+        _pair(
+            a_sha[i], b_sha[i], "near" if verdict[i] == "copy" else "reshoot", float(cos[i]), ver, i, detail
+        )
         for i in range(len(verdict))
         if verdict[i] in dup_kinds
     ]
-    variants = [_pair(a_sha[i], b_sha[i], "variant", float(cos[i]), ver, i) for i in np.flatnonzero(verdict == "variant")]
+    variants = [
+        _pair(a_sha[i], b_sha[i], "variant", float(cos[i]), ver, i, detail)
+        for i in np.flatnonzero(verdict == "variant")
+    ]
     groups = build_groups(catalog, searcher, exact + near)
     families = build_groups(catalog, searcher, variants, kind="variant")
     stats = {
         "images": int(len(searcher.data.positions)),
         "candidate_pairs": int(len(pa)),
         "aligned_pairs": int(ver.gated.sum()),
+        "detail_pairs": len(detail),
         "verified_pairs": len(near),
         "pairs_by_verdict": {k: int((verdict == k).sum()) for k in VERDICTS if k},
         "families": len(families),
@@ -408,6 +554,7 @@ def find_duplicates(
             "neighbours": round(t2 - t1, 3),
             "descriptors": round(t3 - t2, 3),
             "verify": round(t4 - t3, 3),  # gate + alignment
+            "detail": round(t5 - t4, 3),  # full-detail check
             "total": round(time.perf_counter() - t0, 3),
         },
         "index": searcher.index.info().get("kind"),
@@ -435,7 +582,9 @@ def build_groups(
         ps = by_root.get(root, [])
         g_kind = kind or ("exact" if all(p.kind in ("exact-pixels", "same-image") for p in ps) else "near")
         near_scores = [
-            p.structure for p in ps if p.kind not in ("exact-pixels", "same-image") and p.structure is not None
+            p.structure
+            for p in ps
+            if p.kind not in ("exact-pixels", "same-image") and p.structure is not None
         ]
         images = [
             {"image_sha256": h, "source": srcs.get(h), "product_ids": searcher.links.get(h, [])}
@@ -493,8 +642,16 @@ def check_image(
         descs = ensure_descriptors(catalog, [h for h, _ in cands])
         descs["__query__"] = copyfeat.describe(dec.image)
         cos = np.array([s for _, s in cands], dtype=np.float32)
-        ver = verify(descs, ["__query__"] * len(cands), [h for h, _ in cands], cos, opts)
+        a_keys, b_keys = ["__query__"] * len(cands), [h for h, _ in cands]
+        ver = verify(descs, a_keys, b_keys, cos, opts)
         verdict = classify(opts, cos, ver)
+        stored_view = view_loader(catalog, b_keys)
+        query_view = copydetail.view_of(dec.image, native=max(dec.width, dec.height))
+
+        def load(key: str) -> copydetail.DetailView | None:
+            return query_view if key == "__query__" else stored_view(key)
+
+        verdict, _ = refine(opts, cos, ver, verdict, a_keys, b_keys, load)
         dup_kinds = {"copy", "reshoot"} if opts.include_reshoots else {"copy"}
         for i, (h, s) in enumerate(cands):
             if verdict[i] in dup_kinds:

@@ -52,8 +52,8 @@ class DuplicatesCheck(Check):
         return self._hash_batch(items)
 
     def _copy_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
-        from catalens.search import copyfeat
-        from catalens.search.dedup import DedupOptions, classify, verify
+        from catalens.search import copydetail, copyfeat
+        from catalens.search.dedup import DedupOptions, classify, refine, verify
         from catalens.search.neighbours import neighbour_pairs
 
         idx = [i for i, (_, fp) in enumerate(items) if fp is not None and "copy" in fp]
@@ -81,7 +81,13 @@ class DuplicatesCheck(Check):
             opts = DedupOptions()
             ones = np.ones(len(a), dtype=np.float32)  # no embedding: every candidate is aligned
             ver = verify(descs, a, b, ones, opts)
-            verdict = classify(opts, np.full(len(a), np.nan, dtype=np.float32), ver)
+            nan = np.full(len(a), np.nan, dtype=np.float32)
+            verdict = classify(opts, nan, ver)
+
+            def load(key: str) -> copydetail.DetailView | None:  # the full-detail check reads the files again
+                return copydetail.load_view(items[int(key)][0])
+
+            verdict, _ = refine(opts, nan, ver, verdict, a, b, load)
             for k in np.flatnonzero(verdict == "copy"):
                 i, j = sorted((idx[int(ra[k])], idx[int(rb[k])]))
                 st = float(ver.structure[k])
