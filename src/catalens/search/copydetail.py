@@ -117,6 +117,7 @@ class DetailScores:
     aligned: bool = False
     covered: float = 0.0  # share of the first view covered by the warped second
     damage: float = 1.0  # share of the covered frame in the largest disagreeing regions
+    damage_product: float = 1.0  # share of the product (pixels that are product in both photos) in them
     bad_out: float = 1.0  # share of the product's pixels outside those regions that disagree
     diff_median: float = 999.0  # median CIELAB distance there
     diff_p95: float = 999.0  # 95th percentile there
@@ -183,9 +184,8 @@ def compare(a: DetailView, b: DetailView, min_inliers: int = 0, min_ratio: float
     d[..., 0] *= 100.0 / 255.0  # OpenCV's 8-bit L is 0..255; a and b are already in Lab units
     dist = np.sqrt(np.einsum("ijk,ijk->ij", d, d))
     fg_b = cv2.warpAffine(b.fg.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST) > 0
-    fg = (a.fg | fg_b) & valid
-    if fg.sum() < 50:
-        fg = valid
+    both = a.fg & fg_b & valid  # product in both photos: a paste (in one only) is left out
+    fg = both if both.sum() >= 50 else valid
     bad = ((dist > BAD_LAB) & valid).astype(np.uint8)
     bad = cv2.morphologyEx(bad, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # edge slivers
     merged = cv2.morphologyEx(bad, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))  # letters into words
@@ -195,6 +195,7 @@ def compare(a: DetailView, b: DetailView, min_inliers: int = 0, min_ratio: float
         largest = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]
         blob = np.isin(labels, largest)
     out.damage = float(blob.sum()) / max(1, int(valid.sum()))
+    out.damage_product = float((blob & both).sum()) / max(1, int(both.sum()))
     near = cv2.dilate(blob.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     rest = fg & ~near
     if rest.sum() >= 50:
