@@ -54,7 +54,7 @@ from catalens.search.tables import DedupFeature
 
 @dataclass
 class DedupOptions:
-    candidate_cosine: float = 0.70
+    candidate_cosine: float = 0.65
     neighbours: int = 10
     gate_cosine: float = 0.75
     gate_structure: float = 0.70
@@ -76,6 +76,9 @@ class DedupOptions:
     # it has the last word on "copy" whenever both photos have enough keypoints
     detail: bool = True
     detail_cosine: float = 0.75  # pairs at least this close are checked even when coarse alignment failed
+    detail_top: int = (
+        3  # ... and each image's nearest candidates (a pasted label can pull the cosine to ~0.65)
+    )
     detail_min_keypoints: int = 40  # fewer (a plain or tiny photo): the coarse verdict stands
     detail_min_inliers: int = 15
     detail_min_inlier_ratio: float = 0.25
@@ -103,6 +106,8 @@ class DedupOptions:
         for name in ("max_damage", "detail_max_damage", "detail_max_bad_out", "detail_min_inlier_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1]")
+        if self.detail_top < 0:
+            raise ConfigError("detail_top must be >= 0")
         if self.detail_min_inliers < 3 or self.detail_min_keypoints < 0 or self.detail_max_diff < 0:
             raise ConfigError(
                 "detail_min_inliers must be >= 3, detail_min_keypoints and detail_max_diff >= 0"
@@ -269,6 +274,22 @@ def candidate_pairs(
     return positions[ra], positions[rb], cos
 
 
+def neighbour_rank(a: np.ndarray, b: np.ndarray, cos: np.ndarray) -> np.ndarray:
+    """Per pair: its rank by cosine among the candidate pairs of either image (0 = nearest), the smaller."""
+    n = len(a)
+    rank = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    if n == 0:
+        return rank
+    ends = np.concatenate([a, b])
+    pair = np.concatenate([np.arange(n), np.arange(n)])
+    order = np.lexsort((-np.concatenate([cos, cos]), ends))  # by image, then nearest first
+    e = ends[order]
+    start = np.r_[0, np.flatnonzero(e[1:] != e[:-1]) + 1]
+    pos = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+    np.minimum.at(rank, pair[order], pos)
+    return rank
+
+
 @dataclass
 class Verification:
     """Per-pair results of :func:`verify`."""
@@ -387,9 +408,16 @@ def classify(
 ViewLoader = Callable[[str], "copydetail.DetailView | None"]
 
 
-def needs_detail(options: DedupOptions, cos: np.ndarray, v: Verification, verdict: np.ndarray) -> np.ndarray:
+def needs_detail(
+    options: DedupOptions,
+    cos: np.ndarray,
+    v: Verification,
+    verdict: np.ndarray,
+    rank: np.ndarray | None = None,
+) -> np.ndarray:
     """Pairs the coarse stage cannot settle: a coarse copy, or close in embedding, aligned structure or
-    layout outside one blob. Far-off pairs are left as they are (not copies)."""
+    layout outside one blob; and, with ``rank`` (:func:`neighbour_rank`), each image's ``detail_top``
+    nearest candidates whatever the gate said. Far-off pairs are left as they are (not copies)."""
     if not options.detail:
         return np.zeros(len(verdict), dtype=bool)
 
@@ -402,7 +430,10 @@ def needs_detail(options: DedupOptions, cos: np.ndarray, v: Verification, verdic
         | ((sc("damage", 9) <= 0.35) & (sc("structure_out", -1) >= 0.93) & (sc("colour_out", 999) <= 25))
         | (cosv >= options.detail_cosine)
     )
-    return v.ok & v.gated & ((verdict == "copy") | close)
+    pick = v.ok & v.gated & ((verdict == "copy") | close)
+    if rank is not None:
+        pick |= v.ok & (np.asarray(rank) < options.detail_top)
+    return pick
 
 
 def detail_is_copy(options: DedupOptions, d: copydetail.DetailScores) -> bool:
@@ -426,13 +457,14 @@ def refine(
     b_keys: Sequence[str],
     load: ViewLoader,
     workers: int = 2,
+    rank: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, copydetail.DetailScores]]:
     """Verdicts after the full-detail check of the pairs :func:`needs_detail` picks.
 
     Where both photos load and have ``detail_min_keypoints`` keypoints, :func:`detail_is_copy` decides
     copy or not (a rejected coarse copy falls back to the variant / re-shoot rules); otherwise the
     coarse verdict stands. Returns the verdicts and the detail scores by pair index."""
-    todo = np.flatnonzero(needs_detail(options, cos, v, verdict))
+    todo = np.flatnonzero(needs_detail(options, cos, v, verdict, rank))
     out = verdict.copy()
     if len(todo) == 0:
         return out, {}
@@ -520,9 +552,12 @@ def find_duplicates(
     cos32 = np.asarray(cos, dtype=np.float32)
     verdict = classify(opts, cos32, ver)
     t4 = time.perf_counter()
-    pick = needs_detail(opts, cos32, ver, verdict)
+    rank = neighbour_rank(pa, pb, cos32)
+    pick = needs_detail(opts, cos32, ver, verdict, rank)
     loader = view_loader(catalog, [h for i in np.flatnonzero(pick) for h in (a_sha[i], b_sha[i])])
-    verdict, detail = refine(opts, cos32, ver, verdict, a_sha, b_sha, loader, workers=min(workers, 2))
+    verdict, detail = refine(
+        opts, cos32, ver, verdict, a_sha, b_sha, loader, workers=min(workers, 2), rank=rank
+    )
     t5 = time.perf_counter()
     dup_kinds = {"copy", "reshoot"} if opts.include_reshoots else {"copy"}
     near = [
@@ -651,7 +686,8 @@ def check_image(
         def load(key: str) -> copydetail.DetailView | None:
             return query_view if key == "__query__" else stored_view(key)
 
-        verdict, _ = refine(opts, cos, ver, verdict, a_keys, b_keys, load)
+        near_first = np.arange(len(cands))  # hits come nearest first
+        verdict, _ = refine(opts, cos, ver, verdict, a_keys, b_keys, load, rank=near_first)
         dup_kinds = {"copy", "reshoot"} if opts.include_reshoots else {"copy"}
         for i, (h, s) in enumerate(cands):
             if verdict[i] in dup_kinds:

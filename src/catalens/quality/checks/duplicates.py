@@ -53,7 +53,7 @@ class DuplicatesCheck(Check):
 
     def _copy_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
         from catalens.search import copydetail, copyfeat
-        from catalens.search.dedup import DedupOptions, classify, refine, verify
+        from catalens.search.dedup import DedupOptions, classify, neighbour_rank, refine, verify
         from catalens.search.neighbours import neighbour_pairs
 
         idx = [i for i, (_, fp) in enumerate(items) if fp is not None and "copy" in fp]
@@ -75,7 +75,7 @@ class DuplicatesCheck(Check):
             assert full is not None
             vec = full.gray.reshape(len(idx), -1).astype(np.float32)
             vec -= vec.mean(axis=1, keepdims=True)
-            ra, rb, _ = neighbour_pairs(vec, 10, 0.5)
+            ra, rb, sim = neighbour_pairs(vec, 10, 0.5)
             a = [keys[r] for r in ra]
             b = [keys[r] for r in rb]
             opts = DedupOptions()
@@ -87,7 +87,7 @@ class DuplicatesCheck(Check):
             def load(key: str) -> copydetail.DetailView | None:  # the full-detail check reads the files again
                 return copydetail.load_view(items[int(key)][0])
 
-            verdict, _ = refine(opts, nan, ver, verdict, a, b, load)
+            verdict, _ = refine(opts, nan, ver, verdict, a, b, load, rank=neighbour_rank(ra, rb, sim))
             for k in np.flatnonzero(verdict == "copy"):
                 i, j = sorted((idx[int(ra[k])], idx[int(rb[k])]))
                 st = float(ver.structure[k])
