@@ -144,7 +144,10 @@ def register(app: typer.Typer) -> None:
             "nearest), it passes the cheap gate (cosine >= --gate-cosine, or coarse structure and colour "
             "close), and after alignment copy-structure >= --min-structure and colour difference <= "
             "--max-colour (75th percentile of the product's own cells) and <= --max-colour-p90 (90th), or one pasted-over "
-            "blob (label, sticker, price tag) with the rest identical. Re-shoots count only with --include-reshoots; "
+            "blob (label, sticker, price tag) with the rest identical. Pairs the coarse stage cannot settle (and "
+            "each image's nearest candidates) are then compared on the photos themselves (keypoints, a fitted "
+            "warp, pixels outside pasted regions), which has the last word on copies unless --no-detail. "
+            "Re-shoots count only with --include-reshoots; "
             "variants (same style, other colour) are listed as families (see catalens.search.dedup). "
             "Exit status: 0, or 1 with --image when the image duplicates a catalog image."
         )
@@ -154,31 +157,45 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--image", help="Check one new image against the catalog.")
         ] = None,
         candidate_cosine: Annotated[
-            float | None, typer.Option(help="Embedding cosine for candidates (0.75).")
+            float | None, typer.Option(help="Embedding cosine for candidates (0.65).")
         ] = None,
         neighbours: Annotated[int | None, typer.Option(help="Neighbours asked per image (10).")] = None,
         min_structure: Annotated[
-            float | None, typer.Option(help="Minimum aligned copy-structure (ECC correlation) score (0.95).")
+            float | None,
+            typer.Option(help="Minimum aligned copy-structure (ECC correlation) score, coarse stage (0.90)."),
         ] = None,
         max_colour: Annotated[
-            float | None, typer.Option(help="Maximum aligned colour difference, Lab units (12).")
+            float | None,
+            typer.Option(
+                help="Maximum colour difference of the product's cells, Lab units, coarse stage (8)."
+            ),
         ] = None,
         max_colour_p90: Annotated[
             float | None,
             typer.Option(
-                help="Maximum aligned colour difference of the 90th-percentile cell, Lab units (15)."
+                help="Maximum colour difference of the product's 90th-percentile cell, Lab units, coarse stage (12)."
             ),
         ] = None,
         include_reshoots: Annotated[
-            bool, typer.Option("--include-reshoots", help="Count re-shoots of the same product as duplicates.")
+            bool,
+            typer.Option("--include-reshoots", help="Count re-shoots of the same product as duplicates."),
         ] = False,
         gate_cosine: Annotated[
-            float | None, typer.Option(help="Cosine from which every candidate is aligned (0.88).")
+            float | None, typer.Option(help="Cosine from which every candidate is aligned (0.75).")
         ] = None,
+        no_detail: Annotated[
+            bool,
+            typer.Option(
+                "--no-detail",
+                help="Skip the full-detail check of the photos (faster; two products on one studio "
+                "template can then pass as copies).",
+            ),
+        ] = False,
         model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     ) -> None:
-        """Group exact duplicates (same pixels) and near-duplicates (resized, re-compressed, cropped, bordered, overlaid)."""
+        """Group exact duplicates (same pixels) and copies (resized, re-compressed, cropped, bordered, text or a
+        label pasted over); colour variants of one style are listed apart as families."""
         opts = {
             "candidate_cosine": candidate_cosine,
             "neighbours": neighbours,
@@ -187,6 +204,7 @@ def register(app: typer.Typer) -> None:
             "max_colour_p90": max_colour_p90,
             "include_reshoots": include_reshoots or None,
             "gate_cosine": gate_cosine,
+            "detail": False if no_detail else None,
         }
         try:
             cat = _catalog()
@@ -217,7 +235,9 @@ def register(app: typer.Typer) -> None:
             for im in g["images"]:
                 out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")
         if data["families"]:
-            out.print(f"{len(data['families'])} variant families (same style, other colour or pattern; not duplicates)")
+            out.print(
+                f"{len(data['families'])} variant families (same style, other colour or pattern; not duplicates)"
+            )
         for i, g in enumerate(data["families"], 1):
             out.print(f"[bold]family {i}[/bold] {len(g['images'])} images")
             for im in g["images"]:

@@ -21,13 +21,19 @@ Stages:
 5. **Verdicts** (:func:`classify`): ``copy`` (clean, or one pasted-over blob - label, sticker,
    price tag, logo - with the rest identical), ``variant`` (same layout, the product's colour or
    pattern differs), ``reshoot`` (same-looking product in another shot), or nothing.
-6. **Groups**: union-find over exact pairs and copies (and re-shoots with ``include_reshoots``);
+6. **Full detail** (:func:`refine`, :mod:`catalens.search.copydetail`, 10-30 ms per pair): the pairs
+   the coarse stage cannot settle (:func:`needs_detail`: a coarse copy, a close cosine, structure or
+   layout, and each image's ``detail_top`` nearest candidates) are compared on the photos themselves:
+   keypoints, a fitted warp, pixels outside the pasted regions. Where both photos have enough
+   keypoints it decides copy or not (:func:`detail_is_copy`); two products on one studio template,
+   alike at 40x40, fail here.
+7. **Groups**: union-find over exact pairs and copies (and re-shoots with ``include_reshoots``);
    variant pairs form ``families``, reported apart: a colour variant is a legitimate listing.
 
-Default thresholds (:class:`DedupOptions`) were chosen on the ``dev`` half of
-``bench/search_dedup_lockbox.py`` (products split by id; the ``lockbox`` half is reported once in
-bench/RESULTS.md, "dedup: copies, re-shoots and variant families"). The re-shoot thresholds were
-not measured (no natural re-shoots in the data).
+Default thresholds (:class:`DedupOptions`) were chosen on dev data of
+``bench/search_dedup_lockbox.py`` and reported once on its lock-box parts (bench/RESULTS.md, "dedup:
+copies, re-shoots and variant families"). The re-shoot thresholds were not measured (no natural
+re-shoots in the data).
 """
 
 from __future__ import annotations
