@@ -1,7 +1,14 @@
 """Background and framing for studio product shots.
 
-* ``background``: score = share of the border band (outer ``band`` of each side) that is near-white
-  (every channel >= 235, channel spread <= 14). A white studio background scores ~1; a busy scene ~0.
+* ``background``: score = share of the *background* along the frame that is near-white (every
+  channel >= 235, channel spread <= 14). The frame is walked position by position (the outer ``band``
+  of each side); a run of non-white positions is the product crossing the edge, not background,
+  when it is flanked by white and short (<= ``max_product_run`` of the perimeter each, <=
+  ``max_product_share`` together) and its non-white pixels reach inward past the band into the
+  product (a model cut at the frame edge, shoes on the floor line). Those runs are left out; the
+  rest of the frame is the background. A white studio background scores ~1 even with the model
+  running off the frame; a grey or coloured backdrop wraps the whole frame (one run, no white)
+  and scores ~0; a busy scene ~0. ``product_at_edge: false`` scores the whole band (the old rule).
 * ``framing``: the product's fill of the frame and whether it touches / is cut off at the edges.
   Fill = max(product bbox width / image width, product bbox height / image height) - the way
   marketplaces measure "the product fills 85% of the frame". Only meaningful on a light background.
@@ -36,27 +43,111 @@ def product_box(mask: np.ndarray, trim: float = 0.002) -> tuple[int, int, int, i
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+def _perimeter(mask: np.ndarray, b: int) -> np.ndarray:
+    """Per position along the frame (clockwise from the top-left corner): share of ``mask`` across the
+    band's depth ``b`` at that position."""
+    top = mask[:b].mean(axis=0)
+    right = mask[:, -b:].mean(axis=1)
+    bottom = mask[-b:].mean(axis=0)[::-1]
+    left = mask[:, :b].mean(axis=1)[::-1]
+    return np.concatenate([top, right, bottom, left])
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of the runs of True in a circular sequence; [(0, n)] when all are True."""
+    n = len(flags)
+    if flags.all():
+        return [(0, n)]
+    if not flags.any():
+        return []
+    start = int(np.argmin(flags))  # a False position: runs do not wrap past it
+    rolled = np.roll(flags, -start)
+    edges = np.diff(np.concatenate([[0], rolled.astype(np.int8), [0]]))
+    begins, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [((int(a) + start) % n, int(e - a)) for a, e in zip(begins, ends, strict=True)]
+
+
+def _inward(fg: np.ndarray, b: int) -> np.ndarray:
+    """Per perimeter position: whether the foreground there belongs to a component that reaches past
+    the band into the frame (the product), not one that stays within the band (a frame or strip)."""
+    import cv2
+
+    n, labels = cv2.connectedComponents(fg.astype(np.uint8), connectivity=8)
+    inner = np.zeros(n, dtype=bool)
+    core = labels[b:-b, b:-b] if min(fg.shape) > 2 * b else labels[:0, :0]
+    inner[np.unique(core)] = True
+    inner[0] = False  # the background label
+    return _perimeter(inner[labels], b) > 0.5
+
+
 @register_check("background")
 class BackgroundCheck(Check):
-    """Score: share (0..1) of the border band that is near-white. Lower is worse."""
+    """Score: share (0..1) of the background along the frame that is near-white (see the module doc).
+    Lower is worse."""
 
     higher_is_worse = False
-    unit = "share of border near-white"
-    params = {"band": 0.04, "warn": 0.85, "fail": 0.6}
+    unit = "share of background near-white"
+    params = {
+        "band": 0.04,
+        "warn": 0.85,
+        "fail": 0.6,
+        "product_at_edge": True,
+        "max_product_run": 0.25,
+        "max_product_share": 0.4,
+    }
 
     def run(self, img: QCImage) -> CheckResult:
-        band = border_band(img.near_white.shape, float(self.p["band"]))
-        share = float(img.near_white[band].mean())
+        nw = img.near_white
+        h, w = nw.shape
+        b = max(1, int(round(float(self.p["band"]) * min(h, w))))
+        white = _perimeter(nw, b) >= 0.5
+        keep = np.ones(len(white), dtype=bool)  # positions that are background
+        crossing: list[str] = []
+        if self.p["product_at_edge"] and white.any():
+            inward = _inward(img.foreground, b)
+            n = len(white)
+            budget = float(self.p["max_product_share"]) * n
+            for start, length in sorted(_runs(~white), key=lambda r: r[1]):
+                idx = (start + np.arange(length)) % n
+                if length > float(self.p["max_product_run"]) * n or length > budget:
+                    continue
+                if inward[idx].mean() < 0.5:  # a strip along the edge, not the product
+                    continue
+                keep[idx] = False
+                budget -= length
+                crossing.append(_side(int(idx[length // 2]), w, h))
+        share = float(white[keep].mean()) if keep.any() else 0.0
         verdict = grade(share, self.p["warn"], self.p["fail"], higher_is_worse=False)
+        where = f"; the product crosses the {', '.join(sorted(set(crossing)))} edge" if crossing else ""
         if verdict == "pass":
-            reason = f"background is white ({share:.0%} of the border is near-white)"
+            reason = (
+                f"background is white ({share:.0%} of the background along the frame is near-white{where})"
+            )
         else:
-            mean = img.rgb[band & ~img.near_white].reshape(-1, 3).mean(axis=0)
+            band = border_band(nw.shape, float(self.p["band"]))
+            mean = img.rgb[band & ~nw].reshape(-1, 3).mean(axis=0)
             colour = "rgb({:.0f},{:.0f},{:.0f})".format(*mean)
             reason = (
-                f"background is not white: only {share:.0%} of the border is near-white (mostly {colour})"
+                f"background is not white: only {share:.0%} of the background along the frame is near-white "
+                f"(mostly {colour}){where}"
             )
-        return CheckResult("background", share, self.unit, verdict, reason)
+        return CheckResult(
+            "background",
+            share,
+            self.unit,
+            verdict,
+            reason,
+            details={"product_at_edge": sorted(set(crossing))},
+        )
+
+
+def _side(pos: int, w: int, h: int) -> str:
+    """The side of the frame of a perimeter position (see :func:`_perimeter`)."""
+    for name, length in (("top", w), ("right", h), ("bottom", w), ("left", h)):
+        if pos < length:
+            return name
+        pos -= length
+    return "left"
 
 
 @register_check("framing")
