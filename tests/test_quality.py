@@ -157,6 +157,30 @@ def test_resolution_uses_the_true_file_size(tmp_path: Path) -> None:
     assert small.verdict == "fail"
 
 
+def test_background_is_judged_on_the_background_not_the_product_at_the_edge() -> None:
+    main = {"band": 0.04, "warn": 0.97, "fail": 0.85}
+    # a model on white whose legs and head run off the bottom and top edges
+    img = Image.new("RGB", (600, 800), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.rectangle((220, 0, 380, 800), fill=(60, 70, 160))  # body crossing top and bottom
+    d.rectangle((150, 200, 450, 500), fill=(200, 60, 50))  # garment
+    res = run_one("background", img, **main)
+    assert res.verdict == "pass", res.reason
+    assert set(res.details["product_at_edge"]) == {"top", "bottom"}
+    assert run_one("background", img, product_at_edge=False, **main).verdict != "pass"  # the old band rule
+    # the same on a grey backdrop: no white along the frame at all
+    grey = np.asarray(img).copy()
+    grey[(grey == 255).all(axis=2)] = 190
+    assert run_one("background", Image.fromarray(grey), **main).verdict == "fail"
+    # a grey strip along the whole bottom (a floor), not part of the product: it stays background
+    floor = img.copy()
+    ImageDraw.Draw(floor).rectangle((0, 770, 600, 800), fill=(180, 180, 180))
+    d2 = ImageDraw.Draw(floor)
+    d2.rectangle((0, 0, 30, 800), fill=(180, 180, 180))
+    d2.rectangle((570, 0, 600, 800), fill=(180, 180, 180))
+    assert run_one("background", floor, **main).verdict == "fail"
+
+
 def test_background_framing_and_border() -> None:
     img = product()
     assert run_one("background", img).verdict == "pass"
