@@ -54,6 +54,16 @@ HALVES: dict[str, dict] = {
         "sizes": (300, 0, 80),
         "seed": 3,
     },
+    # "lockbox4": the same photos again with fresh edits (seed 4, other sizes), for the detail-check
+    # routing narrowed after lockbox3 was reported (coarse copies + each image's 3 nearest candidates).
+    "lockbox4": {
+        "n_orig": 300,
+        "n_other": 0,
+        "sources": ("myntra-fullres-dev", "clothing-dev"),
+        "copies": 3,
+        "sizes": (80, 300, 0),
+        "seed": 4,
+    },
 }
 
 

@@ -34,6 +34,7 @@ from PIL import Image
 SIDE = 320  # working size (longest side) of a view
 BAD_LAB = 20.0  # a pixel whose CIELAB distance exceeds this disagrees
 MIN_MATCHES = 8
+ORB_FEATURES = 800  # keypoints per view
 _local = threading.local()
 
 
@@ -58,7 +59,12 @@ def _orb() -> Any:
     orb = getattr(_local, "orb", None)
     if orb is None:  # one detector per thread: cv2 objects are not thread-safe
         orb = cv2.ORB_create(
-            nfeatures=800, scaleFactor=1.2, nlevels=6, edgeThreshold=15, patchSize=15, fastThreshold=10
+            nfeatures=ORB_FEATURES,
+            scaleFactor=1.2,
+            nlevels=6,
+            edgeThreshold=15,
+            patchSize=15,
+            fastThreshold=10,
         )
         _local.orb = orb
     return orb

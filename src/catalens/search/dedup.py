@@ -81,10 +81,10 @@ class DedupOptions:
     # full-detail check (catalens.search.copydetail) of the pairs the coarse stage cannot settle:
     # it has the last word on "copy" whenever both photos have enough keypoints
     detail: bool = True
-    detail_cosine: float = 0.75  # pairs at least this close are checked even when coarse alignment failed
-    detail_top: int = (
-        3  # ... and each image's nearest candidates (a pasted label can pull the cosine to ~0.65)
-    )
+    # checked: every coarse copy, pairs with cosine >= detail_cosine, and each image's detail_top
+    # nearest candidates (a pasted label can pull a copy's cosine to ~0.65)
+    detail_cosine: float = 0.95
+    detail_top: int = 3
     detail_min_keypoints: int = 40  # fewer (a plain or tiny photo): the coarse verdict stands
     detail_min_inliers: int = 15
     detail_min_inlier_ratio: float = 0.25
@@ -421,22 +421,14 @@ def needs_detail(
     verdict: np.ndarray,
     rank: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Pairs the coarse stage cannot settle: a coarse copy, or close in embedding, aligned structure or
-    layout outside one blob; and, with ``rank`` (:func:`neighbour_rank`), each image's ``detail_top``
-    nearest candidates whatever the gate said. Far-off pairs are left as they are (not copies)."""
+    """Pairs the full-detail check looks at: every coarse copy (to reject look-alikes), pairs with a
+    cosine >= ``detail_cosine``, and, with ``rank`` (:func:`neighbour_rank`), each image's
+    ``detail_top`` nearest candidates whatever the coarse stage said (to find copies it missed: a
+    pasted label can pull the cosine to ~0.65). The others keep the coarse verdict (not copies)."""
     if not options.detail:
         return np.zeros(len(verdict), dtype=bool)
-
-    def sc(name: str, missing: float) -> np.ndarray:
-        return np.nan_to_num(v.score(name), nan=missing)
-
     cosv = np.nan_to_num(np.asarray(cos, dtype=np.float32), nan=-1.0)
-    close = (
-        (sc("structure", -1) >= 0.85)
-        | ((sc("damage", 9) <= 0.35) & (sc("structure_out", -1) >= 0.93) & (sc("colour_out", 999) <= 25))
-        | (cosv >= options.detail_cosine)
-    )
-    pick = v.ok & v.gated & ((verdict == "copy") | close)
+    pick = v.ok & v.gated & ((verdict == "copy") | (cosv >= options.detail_cosine))
     if rank is not None:
         pick |= v.ok & (np.asarray(rank) < options.detail_top)
     return pick
