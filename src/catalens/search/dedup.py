@@ -22,8 +22,8 @@ Stages:
    price tag, logo - with the rest identical), ``variant`` (same layout, the product's colour or
    pattern differs), ``reshoot`` (same-looking product in another shot), or nothing.
 6. **Full detail** (:func:`refine`, :mod:`catalens.search.copydetail`, 10-30 ms per pair): the pairs
-   the coarse stage cannot settle (:func:`needs_detail`: a coarse copy, a close cosine, structure or
-   layout, and each image's ``detail_top`` nearest candidates) are compared on the photos themselves:
+   the coarse stage cannot settle (:func:`needs_detail`: every coarse copy, a cosine >=
+   ``detail_cosine``, and each image's ``detail_top`` nearest candidates) are compared on the photos themselves:
    keypoints, a fitted warp, pixels outside the pasted regions. Where both photos have enough
    keypoints it decides copy or not (:func:`detail_is_copy`); two products on one studio template,
    alike at 40x40, fail here.
