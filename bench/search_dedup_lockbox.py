@@ -64,6 +64,18 @@ HALVES: dict[str, dict] = {
         "sizes": (80, 300, 0),
         "seed": 4,
     },
+    # "lockbox5": fresh edits again (seed 5), each product's size picked by a hash of its id, so every
+    # edit kind meets every size (in lockbox2-4 sizes took turns and each size met 3 edit kinds only:
+    # lockbox4 put all resize / recompress / crop copies on 80 px thumbnails). Same code as lockbox4.
+    "lockbox5": {
+        "n_orig": 300,
+        "n_other": 0,
+        "sources": ("myntra-fullres-dev", "clothing-dev"),
+        "copies": 3,
+        "sizes": (0, 300, 80),
+        "size_pick": "hash",
+        "seed": 5,
+    },
 }
 
 

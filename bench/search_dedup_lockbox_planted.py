@@ -171,14 +171,16 @@ def make_half(
     sources: tuple[str, ...] = ("myntra-dev", "clothing-dev"),
     copies: int = 1,
     sizes: tuple[int, ...] = (),
+    size_pick: str = "turns",
 ) -> list[dict[str, str]]:
     """Write one half's images and ``labels.csv`` (image, id, product, articleType, baseColour, edit, source, side).
 
     ``n_orig`` / ``n_other`` are split evenly over ``sources``; each original gets ``copies`` planted
     copies (the edit kinds keep taking turns). ``half`` ``dev`` / ``lockbox`` keeps the products of that
     half; any other name (``lockbox2``) keeps every product of ``sources``. With ``sizes`` (longest
-    sides; 0 = as stored) each product's photo is first reduced to one of them, taking turns, so the
-    catalogue holds thumbnails next to full-resolution photos. Returns the manifest rows.
+    sides; 0 = as stored) each product's photo is first reduced to one of them, taking turns (or by a
+    hash of the product id with ``size_pick="hash"``), so the catalogue holds thumbnails next to
+    full-resolution photos. Returns the manifest rows.
     """
     rng = random.Random(f"{seed}-{half}")
     out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +198,12 @@ def make_half(
         for i, row in enumerate(rows[: no + nt]):
             pid = f"{src}:{row[id_col] if id_col else row['image']}"
             img = Image.open(data / src / row["image"]).convert("RGB")
-            side = sizes[k % len(sizes)] if sizes else 0
+            if not sizes:
+                side = 0
+            elif size_pick == "hash":  # independent of which edits the product gets
+                side = sizes[hashlib.sha1(f"size:{pid}".encode()).digest()[0] % len(sizes)]
+            else:  # taking turns: with 3 copies each size meets only 3 of the 9 edit kinds
+                side = sizes[k % len(sizes)]
             if side and max(img.size) > side:
                 img.thumbnail((side, side), Image.Resampling.LANCZOS)
             base = {

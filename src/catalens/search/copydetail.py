@@ -118,6 +118,7 @@ class DetailScores:
     """What :func:`compare` measured; ``aligned`` False means the photos could not be registered."""
 
     keypoints: int  # the smaller keypoint count of the two views
+    native: int = 0  # the smaller stored size (longest side) of the two photos
     matches: int = 0  # keypoint matches passing the ratio test
     inliers: int = 0  # matches consistent with the fitted warp
     aligned: bool = False
@@ -171,7 +172,7 @@ def compare(a: DetailView, b: DetailView, min_inliers: int = 0, min_ratio: float
     less than ``min_ratio`` of them, fit the warp: such a pair is no copy whatever its pixels say."""
     import cv2
 
-    out = DetailScores(keypoints=min(a.keypoints, b.keypoints))
+    out = DetailScores(keypoints=min(a.keypoints, b.keypoints), native=min(a.native, b.native))
     m, out.matches, out.inliers = _fit(a, b)
     if m is None or out.inliers < min_inliers or out.inliers < min_ratio * max(1, out.matches):
         return out
