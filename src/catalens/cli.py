@@ -66,7 +66,11 @@ def main_options(
         ),
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help="auto | cpu | cuda | cpu-torch (eager torch instead of ONNX Runtime).")
+        str | None,
+        typer.Option(
+            help="auto | cpu | cuda | cpu-torch (eager torch instead of ONNX Runtime) | openvino (OpenVINO on"
+            " the CPU, bf16 where the CPU has it; needs the openvino extra; embeddings get their own version)."
+        ),
     ] = None,
     version: Annotated[
         bool,

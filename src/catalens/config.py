@@ -7,7 +7,7 @@
 | index_uri | CATALENS_INDEX | faiss (under <home>/index) |
 | vector_store | CATALENS_VECTOR_STORE | auto: `file` (under <home>/vectors) with SQLite, `db` with a database server |
 | default_model | CATALENS_MODEL | efficientnet-lite0 |
-| device | CATALENS_DEVICE | auto (cuda when available, else cpu) |
+| device | CATALENS_DEVICE | auto (cuda when available, else cpu); also cpu-torch, openvino |
 | max_pixels | CATALENS_MAX_PIXELS | 89,478,485 (Pillow's bomb limit) |
 | max_file_bytes | CATALENS_MAX_FILE_BYTES | 50 MiB |
 | cache_dir | CATALENS_CACHE_DIR | ~/.cache/catalens (ONNX exports) |

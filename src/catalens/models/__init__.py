@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     from catalens.models.artifact import load_artifact_spec, register_artifact, save_artifact
     from catalens.models.loader import load_torch_model
     from catalens.models.preprocess import Preprocessor
-    from catalens.models.runtime import ImageEncoder, OnnxImageEncoder, TorchImageEncoder, load_image_encoder
+    from catalens.models.runtime import (
+        ImageEncoder,
+        OnnxImageEncoder,
+        OpenVinoImageEncoder,
+        TorchImageEncoder,
+        load_image_encoder,
+    )
     from catalens.models.text import TextEncoder, load_text_encoder
     from catalens.models.tower import ImageTower
 
@@ -39,6 +45,7 @@ _LAZY = {
     "Preprocessor": "catalens.models.preprocess",
     "ImageEncoder": "catalens.models.runtime",
     "OnnxImageEncoder": "catalens.models.runtime",
+    "OpenVinoImageEncoder": "catalens.models.runtime",
     "TorchImageEncoder": "catalens.models.runtime",
     "load_image_encoder": "catalens.models.runtime",
     "TextEncoder": "catalens.models.text",
@@ -55,6 +62,7 @@ __all__ = [
     "ImageTower",
     "ModelSpec",
     "OnnxImageEncoder",
+    "OpenVinoImageEncoder",
     "Preprocessor",
     "TextEncoder",
     "TorchImageEncoder",

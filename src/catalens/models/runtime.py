@@ -4,6 +4,10 @@
 
 * ``"auto"`` (default): torch on CUDA when a GPU is usable, else ONNX Runtime on CPU;
 * ``"cpu"`` / ``"onnx"``: ONNX Runtime on CPU;  ``"cpu-torch"``: eager torch on CPU;
+* ``"openvino"``: OpenVINO on CPU (the ``openvino`` extra), on the same ONNX export, at
+  OpenVINO's default inference precision for the CPU: bf16 where the CPU has native bf16
+  (AVX512-BF16 / AMX), else f32. Its embeddings carry a runtime tag in their version
+  (``-ovbf16``, ``-ovf32``), so they are never mixed with the fp32 ones in a store;
 * ``"cuda"`` / ``"cuda:N"``: torch on that GPU (fp16 autocast, channels-last).
 
 ONNX models are exported once per (model, weights) and cached as
@@ -31,7 +35,7 @@ import numpy as np
 from catalens.errors import ModelError
 from catalens.models.preprocess import Preprocessor
 from catalens.models.registry import get_spec
-from catalens.models.spec import ModelSpec, make_version, safe_id
+from catalens.models.spec import ModelSpec, make_version, safe_id, with_runtime
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +133,10 @@ class OnnxImageEncoder(_EncoderBase):
             dim = self.session.run(None, {inp.name: np.zeros((1, *spec.input_size), np.float32)})[0].shape[-1]
         super().__init__(spec, version, int(dim))
 
+    def with_threads(self, threads: int) -> OnnxImageEncoder:
+        """The same model on ``threads`` threads (a Ray worker gets as many as its CPUs)."""
+        return OnnxImageEncoder(self.path, self.spec, self.version, threads=threads, streams=self.streams)
+
     def _new_session(self, threads: int) -> Any:
         import onnxruntime as ort
 
@@ -165,6 +173,102 @@ class OnnxImageEncoder(_EncoderBase):
         futures = [pool.submit(self._run, session, np.ascontiguousarray(p)) for p in parts[1:]]
         first = self._run(session, np.ascontiguousarray(parts[0]))  # this thread runs one part
         return np.concatenate([first, *(f.result() for f in futures)])
+
+
+OPENVINO_HINT = "device 'openvino' needs OpenVINO: pip install 'catalens[openvino]'"
+
+
+class OpenVinoImageEncoder(_EncoderBase):
+    """OpenVINO on CPU, on the cached ONNX export, threaded like :class:`OnnxImageEncoder`.
+
+    ``precision`` ``None`` keeps OpenVINO's default inference precision for the CPU (bf16 on CPUs
+    with native bf16, f32 elsewhere); ``"f32"`` / ``"bf16"`` force one. The version passed in is
+    the model's reference version; the encoder's ``version`` adds ``-ov<precision>``
+    (:func:`~catalens.models.spec.with_runtime`). Batches of at least ``STREAM_MIN`` images per
+    thread run as ``threads`` parallel requests of one thread each; smaller ones as one request
+    on all threads (measured in ``bench/embed_runtime.py``).
+    """
+
+    backend = "openvino-cpu"
+    STREAM_MIN = 4
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: ModelSpec,
+        version: str,
+        *,
+        threads: int | None = None,
+        precision: str | None = None,
+    ) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ModelError(OPENVINO_HINT) from exc
+        self.path = Path(path)
+        self.threads = max(1, threads or cpu_threads())
+        self.requested_precision = precision
+        self._core = ov.Core()
+        model = self._core.read_model(str(self.path))
+        shape = model.inputs[0].get_partial_shape()
+        dims = [d.get_length() if d.is_static else None for d in list(shape)]
+        if len(dims) != 4 or dims[1:] != list(spec.input_size):
+            raise ModelError(f"{path}: input shape {shape} does not match {spec.input_size}")
+        self._config: dict[str, Any] = {"INFERENCE_NUM_THREADS": self.threads, "ENABLE_CPU_PINNING": False}
+        if precision:
+            self._config["INFERENCE_PRECISION_HINT"] = precision
+        self._model = model
+        self._latency = self._core.compile_model(
+            model, "CPU", self._config | {"NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        )
+        self.precision = self._latency.get_property("INFERENCE_PRECISION_HINT").to_string()
+        self._request = self._latency.create_infer_request()
+        self._queue: Any = None
+        self._lock = threading.Lock()
+        out_dim = model.outputs[0].get_partial_shape()[-1]
+        if out_dim.is_static:
+            dim = out_dim.get_length()
+        else:
+            probe = np.zeros((1, *spec.input_size), np.float32)
+            dim = np.asarray(self._request.infer({0: probe})[0]).shape[-1]
+        self.base_version = version
+        super().__init__(spec, with_runtime(version, f"ov{self.precision}"), int(dim))
+
+    def with_threads(self, threads: int) -> OpenVinoImageEncoder:
+        """The same model on ``threads`` threads (a Ray worker gets as many as its CPUs)."""
+        return OpenVinoImageEncoder(
+            self.path, self.spec, self.base_version, threads=threads, precision=self.requested_precision
+        )
+
+    def _streams(self) -> Any:
+        if self._queue is None:
+            import openvino as ov
+
+            config = self._config | {"NUM_STREAMS": self.threads}
+            compiled = self._core.compile_model(self._model, "CPU", config)
+            self._queue = ov.AsyncInferQueue(compiled, self.threads)
+        return self._queue
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:
+        arr = self._check(batch)
+        n = arr.shape[0]
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:  # one infer request per stream: calls take turns
+            if self.threads == 1 or n < self.STREAM_MIN * self.threads:
+                return np.array(self._request.infer({0: arr})[0], dtype=np.float32)
+            queue = self._streams()
+            parts = np.array_split(arr, self.threads)
+            out: list[Any] = [None] * len(parts)
+
+            def done(request: Any, i: int) -> None:
+                out[i] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+            queue.set_callback(done)
+            for i, part in enumerate(parts):
+                queue.start_async({0: np.ascontiguousarray(part)}, i)
+            queue.wait_all()
+            return np.concatenate(out)
 
 
 class TorchImageEncoder(_EncoderBase):
@@ -211,15 +315,22 @@ def onnx_cache_path(spec: ModelSpec, digest: str, cache_dir: str | Path) -> Path
     return Path(cache_dir) / "onnx" / f"{safe_id(spec.name)}-{digest[:16]}{'-' + tag if tag else ''}.onnx"
 
 
-def _open_cached(path: Path, spec: ModelSpec, version: str) -> OnnxImageEncoder | None:
+def _onnx_encoder(path: Path, spec: ModelSpec, version: str, dev: str) -> ImageEncoder:
+    if dev == "openvino":
+        return OpenVinoImageEncoder(path, spec, version)
+    return OnnxImageEncoder(path, spec, version)
+
+
+def _open_cached(path: Path, spec: ModelSpec, version: str, dev: str = "onnx") -> ImageEncoder | None:
     if not path.is_file():
         return None
     try:
-        return OnnxImageEncoder(path, spec, version)
+        encoder = OnnxImageEncoder(path, spec, version, threads=1 if dev != "onnx" else None)
     except Exception as exc:  # corrupt or stale file: export again
         log.warning("ignoring cached ONNX model %s (%s); exporting again", path, exc)
         path.unlink(missing_ok=True)
         return None
+    return encoder if dev == "onnx" else _onnx_encoder(path, spec, version, dev)
 
 
 # --- factory -------------------------------------------------------------------------------
@@ -232,7 +343,7 @@ def _cuda_maybe_present() -> bool:
 
 
 def resolve_device(device: str | None) -> str:
-    """Normalise a device request to ``"onnx"``, ``"cpu-torch"`` or ``"cuda[:N]"``."""
+    """Normalise a device request to ``"onnx"``, ``"openvino"``, ``"cpu-torch"`` or ``"cuda[:N]"``."""
     dev = (device or "auto").strip().lower()
     if dev == "auto":
         if _cuda_maybe_present():
@@ -245,13 +356,19 @@ def resolve_device(device: str | None) -> str:
         return "onnx"
     if dev in ("cpu-torch", "torch", "torch-cpu"):
         return "cpu-torch"
+    if dev in ("openvino", "ov", "openvino-cpu", "cpu-openvino"):
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is None:
+            raise ModelError(OPENVINO_HINT)
+        return "openvino"
     if dev == "cuda" or dev.startswith("cuda:"):
         import torch
 
         if not torch.cuda.is_available():
             raise ModelError(f"device {device!r} requested but CUDA is not available")
         return dev
-    raise ModelError(f"unknown device {device!r}; use auto, cpu, cpu-torch or cuda[:N]")
+    raise ModelError(f"unknown device {device!r}; use auto, cpu, cpu-torch, openvino or cuda[:N]")
 
 
 def load_image_encoder(
@@ -272,7 +389,7 @@ def load_image_encoder(
     dev = resolve_device(device)
     from catalens.models.loader import build_image_tower, weights_file_digest
 
-    if dev != "onnx":
+    if dev not in ("onnx", "openvino"):
         tower, digest = build_image_tower(spec)
         return TorchImageEncoder(
             tower, spec, make_version(digest, spec), "cpu" if dev == "cpu-torch" else dev
@@ -281,13 +398,13 @@ def load_image_encoder(
     root = Path(cache_dir) if cache_dir is not None else settings.cache_dir  # type: ignore[union-attr]
     digest = weights_file_digest(spec)
     if digest is not None:  # single-file weights: a cached export needs no torch
-        cached = _open_cached(onnx_cache_path(spec, digest, root), spec, make_version(digest, spec))
+        cached = _open_cached(onnx_cache_path(spec, digest, root), spec, make_version(digest, spec), dev)
         if cached is not None:
             return cached
     tower, digest = build_image_tower(spec)
     version = make_version(digest, spec)
     path = onnx_cache_path(spec, digest, root)
-    cached = _open_cached(path, spec, version)
+    cached = _open_cached(path, spec, version, dev)
     if cached is not None:
         return cached
     try:
@@ -295,10 +412,13 @@ def load_image_encoder(
 
         exporter = export.export_onnx(tower, spec, path)
         log.info("exported %s to ONNX with the %s exporter: %s", spec.name, exporter, path)
-        return OnnxImageEncoder(path, spec, version)
+        encoder = OnnxImageEncoder(path, spec, version, threads=1 if dev != "onnx" else None)
     except Exception as exc:
+        if dev == "openvino":  # OpenVINO reads the ONNX export: without one it cannot run
+            raise ModelError(f"device 'openvino': ONNX export of {spec.name} failed: {exc}") from exc
         log.warning("ONNX export of %s failed, using torch on CPU instead: %s", spec.name, exc)
         warnings.warn(
             f"ONNX export of {spec.name} failed, using torch on CPU: {exc}", RuntimeWarning, stacklevel=2
         )
         return TorchImageEncoder(tower, spec, version, "cpu")
+    return encoder if dev == "onnx" else _onnx_encoder(path, spec, version, dev)

@@ -15,6 +15,10 @@ Every encoder carries ``version = "<weights hash>-<preprocessing tag>"``:
 * preprocessing tag: ``p`` + 6 hex characters hashing input size, mean, std, interpolation,
   crop_pct, resize mode and :data:`EMBEDDING_REVISION` (bumped when the definition of the
   embedding changes), so changing how pixels are prepared also changes the version.
+* runtime tag, only for runtimes other than the reference ones (ONNX Runtime fp32 and torch):
+  ``-ov<precision>`` for OpenVINO (``-ovbf16`` where the CPU runs it in bf16, ``-ovf32``); see
+  :func:`with_runtime`. Their embeddings are close to, not equal to, the reference ones, so they
+  get a vector store of their own.
 
 Two encoders with the same ``model_id`` and ``version`` produce the same embeddings.
 """
@@ -161,15 +165,32 @@ def preprocess_tag(spec: ModelSpec) -> str:
     return "p" + hashlib.sha256(payload.encode()).hexdigest()[:6]
 
 
-def make_version(weights_digest: str, spec: ModelSpec, *, text: bool = False) -> str:
+def make_version(
+    weights_digest: str, spec: ModelSpec, *, text: bool = False, runtime: str | None = None
+) -> str:
     """``<weights hash[:16]>-<preprocessing tag>`` (``-t<rev>`` for text towers), plus
-    ``-<feature tag>`` for towers with non-default features (:func:`catalens.models.features.feature_tag`)."""
+    ``-<feature tag>`` for towers with non-default features (:func:`catalens.models.features.feature_tag`),
+    plus ``-<runtime tag>`` for a runtime whose embeddings differ from the fp32 reference
+    (:func:`with_runtime`)."""
     if text:
-        return f"{weights_digest[:16]}-t{EMBEDDING_REVISION}"
+        return with_runtime(f"{weights_digest[:16]}-t{EMBEDDING_REVISION}", runtime)
     from catalens.models.features import feature_tag
 
     tag = feature_tag(spec)
-    return f"{weights_digest[:16]}-{preprocess_tag(spec)}" + (f"-{tag}" if tag else "")
+    return with_runtime(f"{weights_digest[:16]}-{preprocess_tag(spec)}" + (f"-{tag}" if tag else ""), runtime)
+
+
+def with_runtime(version: str, runtime: str | None) -> str:
+    """``version`` tagged with the runtime that computed the embeddings (``None``/``""``: the
+    reference runtimes, ONNX Runtime fp32 and torch, whose embeddings agree to cosine >= 0.9999).
+
+    A tag such as ``ovbf16`` (OpenVINO, bf16 inference) keeps embeddings of another numeric path
+    in their own vector store: they are never mixed silently with the reference ones."""
+    if not runtime:
+        return version
+    if not re.fullmatch(r"[a-z0-9]+", runtime):
+        raise ModelError(f"runtime tag {runtime!r}: use lower-case letters and digits")
+    return f"{version}-{runtime}"
 
 
 @lru_cache(maxsize=64)

@@ -110,19 +110,19 @@ class IngestWorker:
 
 
 def load_worker_encoder(spec: Any, device: str, cache_dir: str) -> Any:
-    """The model, loaded once per worker, with as many ONNX Runtime threads as Ray gave it CPUs
-    (not one per core of the node: the node's other workers use those)."""
+    """The model, loaded once per worker, with as many ONNX Runtime (or OpenVINO) threads as Ray
+    gave it CPUs (not one per core of the node: the node's other workers use those)."""
     import ray
 
     from catalens.models import load_image_encoder
-    from catalens.models.runtime import OnnxImageEncoder
+    from catalens.models.runtime import OnnxImageEncoder, OpenVinoImageEncoder
 
     cache = cache_dir if cache_dir and os.path.isdir(cache_dir) else None
     encoder = load_image_encoder(spec, device=device, cache_dir=cache)
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     threads = max(1, int(cpus))
-    if isinstance(encoder, OnnxImageEncoder) and encoder.threads != threads:
-        encoder = OnnxImageEncoder(encoder.path, encoder.spec, encoder.version, threads=threads)
+    if isinstance(encoder, OnnxImageEncoder | OpenVinoImageEncoder) and encoder.threads != threads:
+        encoder = encoder.with_threads(threads)
     return encoder
 
 
