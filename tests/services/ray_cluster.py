@@ -111,9 +111,16 @@ class LocalRayCluster:
         return self
 
     def start_worker(self) -> None:
-        """Start (or restart) the second node and wait until the cluster has both."""
+        """Start (or restart) the second node and wait until the cluster has both (after a restart: until
+        the new node is alive, not the killed one the head has not yet declared dead)."""
+        known = self._node_ids() if self.head is not None and self.alive_nodes() else set()
         self.worker = self._ray("--address", self.address, name="worker")
-        self._wait_nodes(2)
+        self._wait_nodes(2, new_node_after=known)
+
+    def _node_ids(self) -> set[str]:
+        import ray
+
+        return {str(node.get("NodeID")) for node in ray.nodes()}
 
     def alive_nodes(self) -> int:
         """Live nodes as the head sees them (this process connects to the cluster on first use)."""
@@ -127,14 +134,15 @@ class LocalRayCluster:
             ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
         return sum(1 for node in ray.nodes() if node.get("Alive"))
 
-    def _wait_nodes(self, n: int) -> None:
+    def _wait_nodes(self, n: int, new_node_after: set[str] | None = None) -> None:
         deadline = time.monotonic() + JOIN_TIMEOUT_S
         while time.monotonic() < deadline:
             for proc, name in ((self.head, "head"), (self.worker, "worker")):
                 if proc is not None and proc.poll() is not None:
                     log = (self.folder / f"{name}.log").read_text(errors="replace")[-2000:]
                     raise ClusterStartError(f"`ray start` ({name}) exited with {proc.returncode}:\n{log}")
-            if self.alive_nodes() >= n:
+            joined = not new_node_after or bool(self._node_ids() - new_node_after)
+            if self.alive_nodes() >= n and joined:
                 for proc in (self.head, self.worker):
                     if proc is not None:
                         self._started[proc.pid] = _descendants(proc.pid)
@@ -150,8 +158,9 @@ class LocalRayCluster:
         pids = sorted(set(_descendants(self.worker.pid)) | set(self._started.get(self.worker.pid, [])))
         _kill([*pids, self.worker.pid], signal.SIGKILL)
         self.worker.wait(timeout=10)
+        killed = [*pids, self.worker.pid]  # never empty: the caller knows the node is gone
         self.worker = None
-        return pids
+        return killed
 
     def stop(self) -> None:
         for proc in (self.worker, self.head):
