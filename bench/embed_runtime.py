@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -536,6 +537,7 @@ def main() -> None:
         waited_for_load_s=waited,
         wall_s=round(time.perf_counter() - t_start, 1),
     )
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
