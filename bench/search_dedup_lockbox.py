@@ -34,6 +34,28 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # sizes from 80 px thumbnails to full resolution and plants three copies per product.
 HALVES: dict[str, dict] = {
     "dev": {"n_orig": 270, "n_other": 500},
+    # "dev_small": dev products (myntra-dev, clothing-dev, myntra-fullres-dev) reduced to thumbnails
+    # of 60-100 px or kept as stored, three copies each: for choosing how thumbnails are verified.
+    "dev_small": {
+        "n_orig": 300,
+        "n_other": 0,
+        "sources": ("myntra-dev", "clothing-dev", "myntra-fullres-dev"),
+        "copies": 3,
+        "sizes": (60, 80, 100, 0),
+        "size_pick": "hash",
+        "seed": 11,
+        "products": "dev",
+    },
+    # "dev_thumbs": many dev products as 60-80 px thumbnails and few copies: look-alike thumbnails
+    # that must not be called copies.
+    "dev_thumbs": {
+        "n_orig": 100,
+        "n_other": 1000,
+        "sizes": (60, 80),
+        "size_pick": "hash",
+        "seed": 12,
+        "products": "dev",
+    },
     "lockbox": {"n_orig": 540, "n_other": 700},
     "lockbox2": {
         "n_orig": 200,
@@ -152,6 +174,7 @@ def main() -> None:
                 "recall_direct_by_edit": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_kind_direct.items())},
                 "recall_by_original_side": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_side.items())},
                 "false_pairs": sorted(found - same),
+                "missed_pairs": sorted([*p, k] for p, k in truth.items() if p not in found),
                 "share_pairs_other_type_or_colour": round(len(differ) / len(found), 4) if found else None,
                 "families": len(report.families),
                 "family_pairs": fam_pairs,

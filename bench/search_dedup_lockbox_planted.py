@@ -172,6 +172,7 @@ def make_half(
     copies: int = 1,
     sizes: tuple[int, ...] = (),
     size_pick: str = "turns",
+    products: str = "",
 ) -> list[dict[str, str]]:
     """Write one half's images and ``labels.csv`` (image, id, product, articleType, baseColour, edit, source, side).
 
@@ -180,7 +181,8 @@ def make_half(
     half; any other name (``lockbox2``) keeps every product of ``sources``. With ``sizes`` (longest
     sides; 0 = as stored) each product's photo is first reduced to one of them, taking turns (or by a
     hash of the product id with ``size_pick="hash"``), so the catalogue holds thumbnails next to
-    full-resolution photos. Returns the manifest rows.
+    full-resolution photos. ``products`` (``dev`` / ``lockbox``) keeps that half's products whatever
+    the half's name. Returns the manifest rows.
     """
     rng = random.Random(f"{seed}-{half}")
     out.mkdir(parents=True, exist_ok=True)
@@ -189,8 +191,9 @@ def make_half(
     for si, src in enumerate(sources):
         id_col, type_col, colour_col = SOURCES[src]
         rows = list(csv.DictReader(open(data / src / "labels.csv")))
-        if half in ("dev", "lockbox"):
-            rows = [r for r in rows if half_of(f"{src}:{r[id_col] if id_col else r['image']}") == half]
+        keep = products or (half if half in ("dev", "lockbox") else "")
+        if keep:
+            rows = [r for r in rows if half_of(f"{src}:{r[id_col] if id_col else r['image']}") == keep]
         rows.sort(key=lambda r: r["image"])
         rng.shuffle(rows)
         no = n_orig // len(sources) + (si < n_orig % len(sources))

@@ -129,3 +129,32 @@ def test_refine_with_an_unreadable_image_keeps_the_coarse_verdict() -> None:
         OPTS, cos, _verification(1), np.array(["copy"], dtype=object), ["a"], ["gone"], views.__getitem__
     )
     assert out[0] == "copy" and scores == {}
+
+
+def test_thumbnail_copies_are_registered_by_their_frames() -> None:
+    """A 0.4 resize of a 60x80 thumbnail (24x32) has no keypoints worth matching: the frames are
+    compared (method "frame"); another product's thumbnail of the same shape is not a copy."""
+    thumb = studio_shot(4, size=(300, 400)).resize((60, 80), Image.Resampling.LANCZOS)
+    a = view(thumb)
+    tiny = thumb.resize((24, 32), Image.Resampling.BICUBIC)
+    d = copydetail.compare(a, view(tiny), OPTS.detail_min_inliers, OPTS.detail_min_inlier_ratio)
+    assert d.method == "frame" and d.aligned and detail_is_copy(OPTS, d), d.to_dict()
+    other = studio_shot(5, size=(300, 400)).resize((24, 32), Image.Resampling.BICUBIC)
+    o = copydetail.compare(a, view(other), OPTS.detail_min_inliers, OPTS.detail_min_inlier_ratio)
+    assert not detail_is_copy(OPTS, o), o.to_dict()
+    # another shape (a crop) is never frame-registered, nor are photos over FRAME_MAX_NATIVE
+    squat = thumb.crop((0, 0, 60, 60)).resize((24, 24))
+    assert copydetail.compare(a, view(squat), 15, 0.25).method != "frame"
+    big = studio_shot(6, size=(300, 400))
+    flat = copydetail.compare(view(big), view(Image.new("RGB", (150, 200), "white")), 15, 0.25)
+    assert flat.method == "" and not flat.aligned
+
+
+def test_refine_takes_a_frame_copy_of_a_thumbnail_without_keypoints() -> None:
+    thumb = studio_shot(7, size=(300, 400)).resize((45, 60), Image.Resampling.LANCZOS)
+    views = {"t": view(thumb), "r": view(thumb.resize((18, 24), Image.Resampling.BICUBIC))}
+    cos = np.array([0.7], dtype=np.float32)
+    rank = np.zeros(1, dtype=np.int64)  # each other's nearest: picked although the coarse stage said no
+    verdict = np.array([""], dtype=object)
+    out, scores = refine(OPTS, cos, _verification(1), verdict, ["t"], ["r"], views.__getitem__, rank=rank)
+    assert out[0] == "copy" and scores[0].method == "frame", scores[0].to_dict()

@@ -18,6 +18,13 @@ for the pairs the coarse stage could not settle:
    Outside them, on the product's pixels, a copy agrees everywhere (``bad_out`` ~ 0, median
    distance ~ 1), while a recolour or another product does not.
 
+*Thumbnails*: a photo under :data:`FRAME_MAX_NATIVE` pixels has too little detail for keypoints
+(scaled up to :data:`SIDE`, ORB finds corners of the interpolation, and a 30 px copy of a 60 px
+thumbnail keeps a handful of matches). Where keypoints do not register such a pair and the two
+frames have one aspect ratio (a resized or re-encoded copy), the warp is the frame itself, one photo
+scaled onto the other (``method`` ``"frame"``), and the pixel step compares them at the smaller
+photo's own detail.
+
 :func:`compare` returns :class:`DetailScores`; :class:`catalens.search.dedup.DedupOptions` holds the
 thresholds that turn them into a verdict.
 """
@@ -34,6 +41,7 @@ from PIL import Image
 SIDE = 320  # working size (longest side) of a view
 BAD_LAB = 20.0  # a pixel whose CIELAB distance exceeds this disagrees
 MIN_MATCHES = 8
+FRAME_MAX_NATIVE = 128  # below this longest side, a frame-to-frame warp is tried (see above)
 ORB_FEATURES = 800  # keypoints per view
 _local = threading.local()
 
@@ -122,6 +130,7 @@ class DetailScores:
     matches: int = 0  # keypoint matches passing the ratio test
     inliers: int = 0  # matches consistent with the fitted warp
     aligned: bool = False
+    method: str = ""  # how the warp was found: "keypoints", "frame" (thumbnails) or "" (none)
     covered: float = 0.0  # share of the first view covered by the warped second
     damage: float = 1.0  # share of the covered frame in the largest disagreeing regions
     damage_product: float = 1.0  # share of the product (pixels that are product in both photos) in them
@@ -165,17 +174,36 @@ def _fit(a: DetailView, b: DetailView) -> tuple[np.ndarray | None, int, int]:
     return (m if _sane(m) else None), len(good), n_in
 
 
+def _frame_warp(a: DetailView, b: DetailView) -> np.ndarray | None:
+    """The warp scaling ``b``'s frame onto ``a``'s, when both frames have one aspect ratio (up to the
+    rounding of the smaller photo's pixels: a 0.4 resize of 45x60 is 18x24)."""
+    (ha, wa), (hb, wb) = a.rgb.shape[:2], b.rgb.shape[:2]
+    ra, rb = wa / ha, wb / hb
+    short = min(a.native * min(ha, wa) / max(ha, wa), b.native * min(hb, wb) / max(hb, wb))
+    if abs(ra / rb - 1.0) > 0.01 + 1.5 / max(1.0, short):
+        return None
+    sx, sy = wa / wb, ha / hb  # pixel centres onto pixel centres
+    return np.array([[sx, 0.0, 0.5 * (sx - 1.0)], [0.0, sy, 0.5 * (sy - 1.0)]], dtype=np.float64)
+
+
 def compare(a: DetailView, b: DetailView, min_inliers: int = 0, min_ratio: float = 0.0) -> DetailScores:
     """Register ``b`` onto ``a`` and compare their pixels (see the module docstring).
 
     The pixel comparison is skipped (``aligned`` False) when fewer than ``min_inliers`` matches, or
-    less than ``min_ratio`` of them, fit the warp: such a pair is no copy whatever its pixels say."""
+    less than ``min_ratio`` of them, fit the warp: such a pair is no copy whatever its pixels say,
+    unless one photo is a thumbnail (under :data:`FRAME_MAX_NATIVE`) and the frames share an aspect
+    ratio: then the frame warp is used (``method`` ``"frame"``)."""
     import cv2
 
     out = DetailScores(keypoints=min(a.keypoints, b.keypoints), native=min(a.native, b.native))
     m, out.matches, out.inliers = _fit(a, b)
     if m is None or out.inliers < min_inliers or out.inliers < min_ratio * max(1, out.matches):
-        return out
+        m = _frame_warp(a, b) if out.native < FRAME_MAX_NATIVE else None
+        if m is None:
+            return out
+        out.method = "frame"
+    else:
+        out.method = "keypoints"
     h, w = a.rgb.shape[:2]
     warped = cv2.warpAffine(b.rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     cover = cv2.warpAffine(np.ones(b.rgb.shape[:2], np.uint8), m, (w, h), flags=cv2.INTER_NEAREST)

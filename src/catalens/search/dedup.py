@@ -91,6 +91,13 @@ class DedupOptions:
     detail_max_damage: float = 0.15  # pasted-over regions, share of the frame
     detail_max_bad_out: float = 0.03  # disagreeing product pixels outside them
     detail_max_diff: float = 4.0  # median CIELAB distance outside them
+    # thumbnails whose keypoints do not register are compared frame to frame (copydetail "frame"):
+    # without keypoint evidence no pasted-over region is allowed and the pixels must agree closely
+    # (chosen on bench/search_dedup_lockbox.py dev_small + dev_thumbs: 43 of 48 thumbnail resize /
+    # recompress copies, 0 of 7,128 other frame-compared pairs; white socks at 60 px: 3.04 / 8.6)
+    detail_frame_max_damage: float = 0.01
+    detail_frame_max_diff: float = 3.0  # median CIELAB distance
+    detail_frame_max_p95: float = 8.0  # its 95th percentile
 
     def validate(self) -> None:
         if not -1.0 <= self.candidate_cosine <= 1.0:
@@ -109,11 +116,19 @@ class DedupOptions:
         )
         if min(colours) < 0:
             raise ConfigError("colour thresholds must be >= 0")
-        for name in ("max_damage", "detail_max_damage", "detail_max_bad_out", "detail_min_inlier_ratio"):
+        for name in (
+            "max_damage",
+            "detail_max_damage",
+            "detail_frame_max_damage",
+            "detail_max_bad_out",
+            "detail_min_inlier_ratio",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1]")
         if self.detail_top < 0:
             raise ConfigError("detail_top must be >= 0")
+        if min(self.detail_max_diff, self.detail_frame_max_diff, self.detail_frame_max_p95) < 0:
+            raise ConfigError("detail_max_diff, detail_frame_max_diff and detail_frame_max_p95 must be >= 0")
         if self.detail_min_inliers < 3 or self.detail_min_keypoints < 0 or self.detail_max_diff < 0:
             raise ConfigError(
                 "detail_min_inliers must be >= 3, detail_min_keypoints and detail_max_diff >= 0"
@@ -435,9 +450,18 @@ def needs_detail(
 
 
 def detail_is_copy(options: DedupOptions, d: copydetail.DetailScores) -> bool:
-    """The full-detail copy rule (thresholds in :class:`DedupOptions`)."""
+    """The full-detail copy rule (thresholds in :class:`DedupOptions`). A pair registered by its
+    frames (thumbnails, ``method`` "frame") has no keypoint evidence: it must agree everywhere."""
+    if d.aligned and d.method == "frame":
+        return (
+            d.damage <= options.detail_frame_max_damage
+            and d.bad_out <= options.detail_max_bad_out
+            and d.diff_median <= options.detail_frame_max_diff
+            and d.diff_p95 <= options.detail_frame_max_p95
+        )
     return (
         d.aligned
+        and d.method == "keypoints"
         and d.inliers >= options.detail_min_inliers
         and d.inliers >= options.detail_min_inlier_ratio * max(1, d.matches)
         and d.damage <= options.detail_max_damage
@@ -461,7 +485,8 @@ def refine(
 
     Where both photos load and have ``detail_min_keypoints`` keypoints, :func:`detail_is_copy` decides
     copy or not (a rejected coarse copy falls back to the variant / re-shoot rules); otherwise the
-    coarse verdict stands. Returns the verdicts and the detail scores by pair index."""
+    coarse verdict stands, unless the thumbnails' frame-to-frame comparison finds a copy.
+    Returns the verdicts and the detail scores by pair index."""
     todo = np.flatnonzero(needs_detail(options, cos, v, verdict, rank))
     out = verdict.copy()
     if len(todo) == 0:
@@ -480,7 +505,11 @@ def refine(
     scores: dict[int, copydetail.DetailScores] = {}
     not_copy = classify(options, cos, v, allow_copy=False)
     for i, d in zip(order, results, strict=True):
-        if d is None or d.keypoints < options.detail_min_keypoints:
+        if d is None:
+            continue
+        if d.keypoints < options.detail_min_keypoints:
+            if d.method == "frame" and detail_is_copy(options, d):
+                scores[i], out[i] = d, "copy"
             continue
         scores[i] = d
         out[i] = "copy" if detail_is_copy(options, d) else not_copy[i]
