@@ -98,6 +98,19 @@ HALVES: dict[str, dict] = {
         "size_pick": "hash",
         "seed": 5,
     },
+    # "lockbox6": fresh edits (seed 6) and sizes down to 60 px thumbnails, on the lock-box half's
+    # products of all three sources (their photos were shown by spent lock-boxes with other edits),
+    # for the thumbnail frame check chosen on dev_small / dev_thumbs. Reported once.
+    "lockbox6": {
+        "n_orig": 300,
+        "n_other": 0,
+        "sources": ("myntra-fullres-dev", "clothing-dev", "myntra-dev"),
+        "copies": 3,
+        "sizes": (0, 300, 80, 60),
+        "size_pick": "hash",
+        "seed": 6,
+        "products": "lockbox",
+    },
 }
 
 
