@@ -138,3 +138,62 @@ def test_concurrent_requests_compute_once(served, monkeypatch: pytest.MonkeyPatc
     cat.dedup(None, cached=True, candidate_cosine=0.9)
     cat.dedup(None, cached=True, candidate_cosine=0.9)
     assert len(seen) == 2
+
+
+def test_a_slow_report_is_computed_in_the_background(served, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A request does not wait minutes: 202 "computing" with Retry-After until the first report is
+    ready; once images change, the last report is served ("updating") while the new one computes."""
+    from catalens.api.routes import dedup as route
+
+    cat, c, _, folder = served
+    release = threading.Event()
+    real = dedup.find_duplicates
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dedup, "find_duplicates", gated)
+    monkeypatch.setattr(route, "WAIT_S", 0.2)
+    r = c.get("/api/v1/dedup/groups")
+    assert r.status_code == 202 and r.json()["status"] == "computing" and r.headers["Retry-After"] == "5"
+    assert c.get("/api/v1/dedup/groups").status_code == 202  # still the one computation
+    release.set()
+    deadline = time.monotonic() + 30
+    while (r := c.get("/api/v1/dedup/groups")).status_code == 202 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first = r.json()
+    assert r.status_code == 200 and first["status"] == "ready" and first["total"] == 1
+
+    release.clear()
+    Image.open(folder / "p4.png").resize((90, 120)).save(folder / "copy4.jpg", quality=85)
+    (folder / "more.csv").write_text("image,id\ncopy4.jpg,C4\n")
+    cat.ingest(folder / "more.csv", id_col="id")
+    cat.refresher.refresh()
+    stale = c.get("/api/v1/dedup/groups").json()
+    assert stale["status"] == "updating" and stale["total"] == 1  # the last report, while computing
+    release.set()
+    deadline = time.monotonic() + 30
+    while (page := c.get("/api/v1/dedup/groups").json())["status"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert page["total"] == 2
+
+
+def test_a_background_error_reaches_the_next_poll(served, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from catalens.errors import ConfigError
+
+    cat, _, _, _ = served
+    failing = {"left": 1}
+    real = dedup.find_duplicates
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failing["left"]:
+            failing["left"] -= 1
+            raise ConfigError("disk went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dedup, "find_duplicates", flaky)
+    with pytest.raises(ConfigError, match="disk went away"):
+        cat.dedup_poll(wait_s=10)
+    report, fresh = cat.dedup_poll(wait_s=10)  # the next poll computes again
+    assert fresh and len(report.groups) == 1

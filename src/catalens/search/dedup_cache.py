@@ -20,6 +20,10 @@ was computed for and recomputes only when that state moves:
 The state is read before computing, so a write that lands during a computation makes the next call
 compute again. One lock per (model, options): concurrent callers wait for the computation in flight
 and share its report instead of computing it twice. The report is shared: do not change it.
+
+A server cannot wait minutes for a request: :meth:`DedupCache.poll` starts the computation in a
+background thread, waits a few seconds for it and otherwise answers with the last report computed
+for that model and options (``fresh`` False), or with none yet (the route answers 202, "computing").
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ class DedupCache:
         self._lock = threading.Lock()  # guards the two dicts
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._jobs: dict[tuple[Any, ...], threading.Thread] = {}  # background computations (poll)
+        self._errors: dict[tuple[Any, ...], Exception] = {}
         self.computed = 0  # reports computed (a hit does not count)
 
     def get(self, catalog: Any, model: str | None = None, **options: Any) -> Any:
@@ -113,6 +119,55 @@ class DedupCache:
                 self.computed += 1
             return report
 
+    def poll(
+        self, catalog: Any, model: str | None = None, wait_s: float = 5.0, **options: Any
+    ) -> tuple[Any, bool]:
+        """(report, fresh) without blocking for long: the up-to-date report when it is ready within
+        ``wait_s`` seconds; otherwise the last report of this model and options (fresh False) or
+        None, while a background thread computes the new one (one per key; its error, such as no
+        vectors for the model, is raised by the next :meth:`poll`)."""
+        key = (catalog.searcher(model).model, _options_key(options))
+        report, fresh = self._lookup(catalog, model, key)
+        if fresh:
+            return report, True
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None or not job.is_alive():
+                self._raise_error(key)
+                job = threading.Thread(
+                    target=self._compute_quietly,
+                    args=(key, catalog, model, options),
+                    name="catalens-dedup",
+                    daemon=True,
+                )
+                self._jobs[key] = job
+                job.start()
+        job.join(max(0.0, wait_s))
+        if not job.is_alive():
+            with self._lock:
+                self._raise_error(key)
+        return self._lookup(catalog, model, key)
+
+    def _lookup(self, catalog: Any, model: str | None, key: tuple[Any, ...]) -> tuple[Any, bool]:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None, False
+        state = (*catalog_state(catalog.db, key[0]), *engine_state(catalog.searcher(model)))
+        return entry.report, entry.state == state
+
+    def _raise_error(self, key: tuple[Any, ...]) -> None:  # under self._lock
+        error = self._errors.pop(key, None)
+        if error is not None:
+            raise error
+
+    def _compute_quietly(self, key: tuple[Any, ...], catalog: Any, model: str | None, options: Any) -> None:
+        try:
+            self.get(catalog, model, **options)
+        except Exception as exc:  # handed to the next poll
+            with self._lock:
+                self._errors[key] = exc
+
     def clear(self) -> None:
         """Forget every report (the next call computes)."""
         with self._lock:
@@ -125,6 +180,13 @@ def dedup_cache(catalog: Any) -> DedupCache:
     if cache is None:
         cache = catalog.__dict__.setdefault(_CACHE_ATTR, DedupCache())  # atomic: one cache wins
     return cache  # type: ignore[no-any-return]
+
+
+def poll_duplicates(
+    catalog: Any, model: str | None = None, wait_s: float = 5.0, **options: Any
+) -> tuple[Any, bool]:
+    """:meth:`DedupCache.poll` on the catalogue's cache: (report or None, fresh)."""
+    return dedup_cache(catalog).poll(catalog, model, wait_s, **options)
 
 
 def cached_duplicates(catalog: Any, model: str | None = None, **options: Any) -> Any:

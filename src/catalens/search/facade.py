@@ -96,6 +96,17 @@ class SearchMixin:
 
         return find_duplicates(self, self.searcher(model), **options)
 
+    def dedup_poll(
+        self, model: str | None = None, *, wait_s: float = 5.0, **options: Any
+    ) -> tuple[Any, bool]:
+        """(report or None, fresh) of the whole catalogue without blocking longer than ``wait_s``:
+        the report is computed in the background (:meth:`DedupCache.poll
+        <catalens.search.dedup_cache.DedupCache.poll>`); until it is ready, the last one computed
+        (fresh False) or None."""
+        from catalens.search.dedup_cache import poll_duplicates
+
+        return poll_duplicates(self, model, wait_s, **options)
+
     def dedup_image(self, path: str | Path, model: str | None = None, **options: Any) -> Any:
         """Catalog images that duplicate the image at ``path`` (nothing is stored)."""
         from catalens.search.dedup import check_image

@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
 
 from catalens.api import security
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
+WAIT_S = 5.0  # how long a request waits for a report being computed before answering 202
+RETRY_AFTER_S = 5
 
 
 @router.post("/dedup/check", responses=UPLOAD_ERRORS)
@@ -30,7 +33,12 @@ def dedup_check(
 
 
 @router.get(
-    "/dedup/groups", responses=ERRORS | {409: {**ERRORS[400], "description": "no vectors for the model"}}
+    "/dedup/groups",
+    responses=ERRORS
+    | {
+        202: {"description": "the first report is being computed: ask again after Retry-After seconds"},
+        409: {**ERRORS[400], "description": "no vectors for the model"},
+    },
 )
 def dedup_groups(
     view: Annotated[
@@ -45,11 +53,20 @@ def dedup_groups(
 ) -> Any:
     """One page of the catalogue's duplicate groups (or variant families), largest first, each with
     its images (sha256, source, products) and the pairs that joined them. The report is computed
-    once per catalogue state and reused by later pages (images added or removed: computed again)."""
-    report = cat.dedup(model or None, cached=True)
+    once per catalogue state, in the background, and reused by later pages (images added or
+    removed: computed again). Until the first one is ready the answer is 202 ``computing``; while a
+    newer one is computed, the last one is served with ``status`` ``updating``."""
+    report, fresh = cat.dedup_poll(model or None, wait_s=WAIT_S)
+    if report is None:
+        return JSONResponse(
+            {"view": view, "status": "computing", "retry_after_s": RETRY_AFTER_S},
+            status_code=202,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     groups = list(report.groups if view == "duplicates" else getattr(report, "families", []))
     return {
         "view": view,
+        "status": "ready" if fresh else "updating",
         "total": len(groups),
         "offset": offset,
         "limit": limit,

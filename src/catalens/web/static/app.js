@@ -570,7 +570,14 @@ async function duplicatesView() {
     body.replaceChildren(skeletons(4));
     let page;
     try { page = await api.get("/dedup/groups", { view: kind, offset, limit }); } catch (err) { return showError(body, err); }
-    info.textContent = `${page.total.toLocaleString()} ${kind === "duplicates" ? "duplicate groups" : "variant families"}`;
+    if (page.status === "computing") { // the first report of a large catalogue takes minutes: ask again
+      info.textContent = "";
+      body.replaceChildren(empty("Finding duplicates…", "The catalogue's duplicate report is being computed; this page updates when it is ready."));
+      const here = location.hash;
+      setTimeout(() => { if (location.hash === here) load(); }, (page.retry_after_s || 5) * 1000);
+      return;
+    }
+    info.textContent = `${page.total.toLocaleString()} ${kind === "duplicates" ? "duplicate groups" : "variant families"}${page.status === "updating" ? " (updating…)" : ""}`;
     body.replaceChildren(...(page.groups.length ? page.groups.map((g) => h("div", { class: "panel section dupgroup", "data-testid": "dup-group" },
       h("div", { class: "row" }, h("h3", {}, `Group ${g.group}`), h("span", { class: "badge" }, g.kind), h("span", { class: "muted small" }, `score ${g.score.toFixed(3)} · ${g.images.length} images`)),
       h("div", { class: "side-by-side" }, g.images.map((im) => {
