@@ -20,23 +20,13 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import func, select
+from catalens.search.engine import watermark
+
+__all__ = ["SearchRefresher", "watermark"]
 
 log = logging.getLogger("catalens.api")
 
 DEFAULT_INTERVAL_S = 1.0
-
-
-def watermark(db: Any) -> tuple[Any, ...]:
-    """What changes whenever search results could: embeddings, products, links (added, removed
-    or edited). Aggregates over primary keys and two small columns: one round trip."""
-    from catalens.catalog.schema import EmbeddingRecord, Product, ProductImage
-
-    with db.session() as s:
-        emb = s.execute(select(func.count(), func.max(EmbeddingRecord.id))).one()
-        prod = s.execute(select(func.count(), func.max(Product.updated_at))).one()
-        links = s.scalar(select(func.count()).select_from(ProductImage))
-    return (*emb, *prod, links)
 
 
 class SearchRefresher:

@@ -43,6 +43,8 @@ log = logging.getLogger("catalens.api")
 class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
     """A catalog with the extra methods a long-running service needs."""
 
+    search_follows_writes = False  # the refresher swaps engines in (no watermark query per request)
+
     def __init__(self, settings: Settings, api_settings: ApiSettings | None = None) -> None:
         super().__init__(settings)
         self.api_settings = api_settings or ApiSettings()

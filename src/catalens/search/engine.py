@@ -151,6 +151,20 @@ def _cached(cache: Mapping[str, V], keys: Sequence[str]) -> tuple[dict[str, V], 
     return found, missing
 
 
+def watermark(db: CatalogDB) -> tuple[Any, ...]:
+    """What changes whenever search results could: embeddings, products, links (added, removed
+    or edited). Aggregates over primary keys and two small columns: one round trip."""
+    from sqlalchemy import func, select
+
+    from catalens.catalog.schema import EmbeddingRecord, Product, ProductImage
+
+    with db.session() as s:
+        emb = s.execute(select(func.count(), func.max(EmbeddingRecord.id))).one()
+        prod = s.execute(select(func.count(), func.max(Product.updated_at))).one()
+        links = s.scalar(select(func.count()).select_from(ProductImage))
+    return (*emb, *prod, links)
+
+
 class CatalogSearch:
     """Search one model's embeddings of a catalog. Open once, query many times."""
 

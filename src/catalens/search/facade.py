@@ -6,8 +6,9 @@ database, settings and stored vectors.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from catalens.search.engine import CatalogSearch, SearchResult
@@ -16,16 +17,35 @@ if TYPE_CHECKING:
 class SearchMixin:
     """Methods for visual search, the vector index and duplicates."""
 
-    def searcher(self, model: str | None = None, **index_options: Any) -> CatalogSearch:
-        """The catalog's search engine for ``model`` (index opened and synced with the database)."""
-        from catalens.search.engine import CatalogSearch
+    #: True: an open engine is rebuilt when the database moved since it was built (this catalogue's
+    #: own ingest, or another process's): one watermark query per call. A server (ServiceCatalog)
+    #: swaps engines in its refresher's thread instead, off the request path.
+    search_follows_writes: ClassVar[bool] = True
 
-        cache = self.__dict__.setdefault("_searchers", {})
+    def searcher(self, model: str | None = None, **index_options: Any) -> CatalogSearch:
+        """The catalog's search engine for ``model`` (index opened and synced with the database;
+        built once per database state, one build at a time)."""
+        from catalens.search.engine import CatalogSearch, watermark
+
         name = model or self.settings.default_model  # type: ignore[attr-defined]
         key = (name, tuple(sorted(index_options.items())))
-        if key not in cache:
-            cache[key] = CatalogSearch(self.db, self.settings, model, **index_options)  # type: ignore[attr-defined]
-        return cache[key]
+        mark = watermark(self.db) if self.search_follows_writes else None  # type: ignore[attr-defined]
+        engine = self._open_engine(key, mark)
+        if engine is not None:
+            return engine
+        with self.__dict__.setdefault("_searcher_lock", threading.Lock()):  # setdefault: atomic
+            engine = self._open_engine(key, mark)  # built by another thread meanwhile
+            if engine is None:
+                engine = CatalogSearch(self.db, self.settings, model, **index_options)  # type: ignore[attr-defined]
+                self.__dict__.setdefault("_searcher_marks", {})[key] = mark
+                self.__dict__.setdefault("_searchers", {})[key] = engine
+            return engine
+
+    def _open_engine(self, key: tuple[Any, ...], mark: Any) -> CatalogSearch | None:
+        engine = (self.__dict__.get("_searchers") or {}).get(key)
+        if engine is None or (mark is not None and (self.__dict__.get("_searcher_marks") or {}).get(key) != mark):
+            return None
+        return engine  # type: ignore[no-any-return]
 
     def sync_index(self, model: str | None = None) -> dict[str, Any]:
         """Bring the model's vector index in line with the database; returns what was done and index info."""
