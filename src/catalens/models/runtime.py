@@ -91,7 +91,33 @@ class _EncoderBase:
         return f"{type(self).__name__}({self.model_id!r}, version={self.version!r}, dim={self.dim})"
 
 
-class OnnxImageEncoder(_EncoderBase):
+class _StreamedEncoder(_EncoderBase):
+    """A CPU runtime that runs a large batch as ``threads`` parts at once, one thread each, and a
+    small one as a single call on all threads. Subclasses say how to run the two: :meth:`_run_whole`
+    and :meth:`_run_parts`."""
+
+    STREAM_MIN = 4  # images per thread from which a batch is split
+    threads = 1
+    streams = True
+
+    def encode(self, batch: np.ndarray) -> np.ndarray:
+        arr = self._check(batch)
+        n = arr.shape[0]
+        if n == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if not self.streams or self.threads < 2 or n < self.STREAM_MIN * self.threads:
+            return self._run_whole(arr)
+        parts = [np.ascontiguousarray(p) for p in np.array_split(arr, self.threads)]
+        return np.concatenate(self._run_parts(parts))
+
+    def _run_whole(self, arr: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _run_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class OnnxImageEncoder(_StreamedEncoder):
     """ONNX Runtime on CPU (all graph optimisations, ``threads`` = one per core).
 
     Small batches run in one call with ``threads`` intra-op threads (lowest latency for a single
@@ -103,7 +129,6 @@ class OnnxImageEncoder(_EncoderBase):
     """
 
     backend = "onnx-cpu"
-    STREAM_MIN = 4
 
     def __init__(
         self,
@@ -161,24 +186,20 @@ class OnnxImageEncoder(_EncoderBase):
                 self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="catalens-onnx")
             return self._stream_session, self._pool
 
-    def encode(self, batch: np.ndarray) -> np.ndarray:
-        arr = self._check(batch)
-        n = arr.shape[0]
-        if n == 0:
-            return np.zeros((0, self.dim), np.float32)
-        if not self.streams or n < self.STREAM_MIN * self.threads:
-            return self._run(self.session, arr)
+    def _run_whole(self, arr: np.ndarray) -> np.ndarray:
+        return self._run(self.session, arr)
+
+    def _run_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
         session, pool = self._streams()
-        parts = np.array_split(arr, self.threads)
-        futures = [pool.submit(self._run, session, np.ascontiguousarray(p)) for p in parts[1:]]
-        first = self._run(session, np.ascontiguousarray(parts[0]))  # this thread runs one part
-        return np.concatenate([first, *(f.result() for f in futures)])
+        futures = [pool.submit(self._run, session, p) for p in parts[1:]]
+        first = self._run(session, parts[0])  # this thread runs one part
+        return [first, *(f.result() for f in futures)]
 
 
 OPENVINO_HINT = "device 'openvino' needs OpenVINO: pip install 'catalens[openvino]'"
 
 
-class OpenVinoImageEncoder(_EncoderBase):
+class OpenVinoImageEncoder(_StreamedEncoder):
     """OpenVINO on CPU, on the cached ONNX export, threaded like :class:`OnnxImageEncoder`.
 
     ``precision`` ``None`` keeps OpenVINO's default inference precision for the CPU (bf16 on CPUs
@@ -190,7 +211,6 @@ class OpenVinoImageEncoder(_EncoderBase):
     """
 
     backend = "openvino-cpu"
-    STREAM_MIN = 4
 
     def __init__(
         self,
@@ -249,16 +269,13 @@ class OpenVinoImageEncoder(_EncoderBase):
             self._queue = ov.AsyncInferQueue(compiled, self.threads)
         return self._queue
 
-    def encode(self, batch: np.ndarray) -> np.ndarray:
-        arr = self._check(batch)
-        n = arr.shape[0]
-        if n == 0:
-            return np.zeros((0, self.dim), np.float32)
+    def _run_whole(self, arr: np.ndarray) -> np.ndarray:
         with self._lock:  # one infer request per stream: calls take turns
-            if self.threads == 1 or n < self.STREAM_MIN * self.threads:
-                return np.array(self._request.infer({0: arr})[0], dtype=np.float32)
+            return np.array(self._request.infer({0: arr})[0], dtype=np.float32)
+
+    def _run_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
             queue = self._streams()
-            parts = np.array_split(arr, self.threads)
             out: list[Any] = [None] * len(parts)
 
             def done(request: Any, i: int) -> None:
@@ -266,9 +283,9 @@ class OpenVinoImageEncoder(_EncoderBase):
 
             queue.set_callback(done)
             for i, part in enumerate(parts):
-                queue.start_async({0: np.ascontiguousarray(part)}, i)
+                queue.start_async({0: part}, i)
             queue.wait_all()
-            return np.concatenate(out)
+            return out
 
 
 class TorchImageEncoder(_EncoderBase):
