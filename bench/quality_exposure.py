@@ -179,6 +179,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=150, help="photos per source (fewer where a half has fewer)")
     ap.add_argument("--models", type=Path, help="evaluate the models in this folder, not the packaged ones")
     ap.add_argument("--scores", type=Path, help="write every score (JSON lines) here")
+    ap.add_argument("--param", action="append", default=[], help="override a check parameter: NAME=VALUE")
     ap.add_argument("--write-exclude", type=Path, help="write the dev and lock-box stems here and stop")
     args = ap.parse_args()
     if args.write_exclude:
@@ -199,6 +200,9 @@ def main() -> int:
         for prof in ("general", "marketplace-main-image")
     }
     for c in checks.values():
+        for item in args.param:
+            name, _, value = item.partition("=")
+            c.p[name] = type(c.p[name])(value) if not isinstance(c.p[name], bool) else value == "true"
         c.setup()
     chosen: list[tuple[str, str, Path]] = []
     for src in SOURCES:
@@ -234,6 +238,8 @@ def main() -> int:
                         "ev": round(ev, 3),
                         "score": round(float(res.score), 5),
                         "verdict": res.verdict,
+                        "trees": (res.details or {}).get("trees"),
+                        "cnn": (res.details or {}).get("cnn"),
                     }
                 )
     if args.scores:
