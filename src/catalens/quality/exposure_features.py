@@ -8,9 +8,7 @@ synthetic exposure changes of catalogue photos (``catalens.quality.train_exposur
 
 Every feature but two is a share or a percentile of the shared working copy, so it hardly depends
 on the photo's size; the two log-gradient features do (a smaller photo has steeper steps per pixel),
-which is why the training photos are rescaled at random; the last feature is the photo's size itself
-(log2 of its long side: a 60x80 thumbnail's tones and JPEG noise differ from a full-size photo's, and
-the model learns where). ``FEATURE_VERSION`` changes whenever a feature changes: a packaged
+which is why the training photos are rescaled at random. ``FEATURE_VERSION`` changes whenever a feature changes: a packaged
 model names the version it was trained on and refuses other versions.
 """
 
@@ -20,7 +18,7 @@ import numpy as np
 
 from catalens.quality.context import QCImage
 
-FEATURE_VERSION = "exposure-f4"
+FEATURE_VERSION = "exposure-f3"
 _DARK = (20, 35, 50, 70, 90)
 _CONTENT_P = (0.5, 2, 10, 25, 50, 75, 90, 98)
 _GLOBAL_P = (0.1, 1, 5, 50, 95)
@@ -49,7 +47,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "skin_share",
     "skin_light_share",
     "skin_luma_p50",
-    "log2_long_side",
 )
 
 
@@ -150,7 +147,6 @@ def exposure_features(img: QCImage) -> np.ndarray:
         f += [_enclosed_white(near_white), float(near_white.mean())]
         f += _percentiles(ghist, _GLOBAL_P)
         f += colour
-        f.append(float(np.log2(max(1, img.width or 0, img.height or 0))))
         return np.asarray(f, np.float32)
 
     return img.memo(FEATURE_VERSION, compute)  # type: ignore[no-any-return]

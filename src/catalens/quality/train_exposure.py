@@ -1,12 +1,8 @@
 """Train the packaged over-exposure model from a folder of correctly exposed photos.
 
-Each photo gives three examples: the photo itself, a mild change (still acceptable: at most +1 EV
-at mid-grey, or darker) and an over-exposed copy (+1.5..+3.5 EV at mid-grey). The over-exposure takes
-one of several forms (:data:`OVER_KINDS`): a camera's exposure gain in linear light with clipping, the
-same with a highlight shoulder (no hard clip), a brightness gain on the encoded values, or a gamma
-lift of the shadows and mid-tones; each is set by its *equivalent EV at mid-grey* (the stops by which
-18% grey is raised), so every form means the same severity. The photo is first rescaled to a long
-side drawn log-uniformly from 60 px thumbnails to 1200 px, then JPEG-encoded at a random quality. A
+Each photo gives three examples: the photo itself, a mild change (-1, +0.5 or +1 EV: still
+acceptable) and an over-exposed copy (+1.5..+3.5 EV), each exposure change applied in linear light with clipping
+like a camera would, then JPEG-encoded at a random quality and, for variety, rescaled. A
 gradient-boosted tree model (scikit-learn) learns over-exposed vs not from
 :func:`~catalens.quality.exposure_features.exposure_features`; its trees are stored as flat arrays
 (``overexposure.npz``, evaluated with NumPy by :mod:`catalens.quality.learned`) with a JSON file of
@@ -38,80 +34,21 @@ from catalens.quality.exposure_features import FEATURE_NAMES, FEATURE_VERSION, e
 from catalens.quality.learned import save_learned, trees_from_sklearn
 
 MODEL_NAME = "overexposure"
-POSITIVE_EV = (1.5, 3.5)  # over-exposed copies: equivalent EV at mid-grey, uniform in this range
-MILD_EV = (-1.0, 1.0)  # acceptable changes (the negatives beside the untouched photo)
-OVER_KINDS = ("linear_gain", "shoulder", "encoded_gain", "gamma")
-MIN_LONG_SIDE, MAX_LONG_SIDE = 60, 1200  # long side drawn log-uniformly in this range
-MAX_UPSCALE = 3.0
-JPEG_QUALITY = (75, 85, 90, 95)
-MID_GREY = 0.18  # linear
+POSITIVE_EV = (1.5, 2.0, 2.5, 3.0, 3.5)  # over-exposed copies: one of these, in stops
+MILD_EV = (-1.0, 0.5, 1.0)  # acceptable changes (the negatives beside the untouched photo)
+SCALES = (0.5, 1.0, 1.0, 2.0, 3.0)  # resize factor, then kept within the long-side limits below
+MIN_LONG_SIDE, MAX_LONG_SIDE = 120, 1200
+JPEG_QUALITY = (85, 90, 95)
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
-
-
-def _linear(v: np.ndarray | float) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-def _encoded(lin: np.ndarray) -> np.ndarray:
-    lin = np.clip(lin, 0.0, 1.0)
-    return np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
-
-
-def _u8(v: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def change_exposure(arr: np.ndarray, ev: float) -> np.ndarray:
     """``arr`` (uint8 sRGB) with its exposure changed by ``ev`` stops in linear light, clipped."""
-    return _u8(_encoded(_linear(arr.astype(np.float32) / 255.0) * (2.0**ev)))
-
-
-def over_expose(arr: np.ndarray, kind: str, ev: float) -> np.ndarray:
-    """``arr`` (uint8 sRGB) brightened by ``kind`` (one of :data:`OVER_KINDS`) so that mid-grey rises
-    by ``ev`` stops (``ev`` <= 0: the linear gain, which darkens)."""
-    if kind == "linear_gain" or ev <= 0:
-        return change_exposure(arr, ev)
     a = arr.astype(np.float32) / 255.0
-    grey = float(_encoded(np.float32(MID_GREY)))  # mid-grey's encoded value (~0.46)
-    target = MID_GREY * 2.0**ev  # its linear value after the change
-    if kind == "shoulder":  # gain, then 2x / (1 + x): highlights roll off before they clip
-        t = min(target, 0.95)
-        lin = _linear(a) * (t / (2.0 - t) / MID_GREY)
-        return _u8(_encoded(2.0 * lin / (1.0 + lin)))
-    if kind == "encoded_gain":  # a brightness slider on the encoded values, clipped
-        f = float(_encoded(np.float32(min(target, 1.0)))) / grey
-        return _u8(a * f)
-    if kind == "gamma":  # encoded ** g: shadows and mid-tones lifted, white stays white
-        g = np.log(float(_encoded(np.float32(min(target, 0.99))))) / np.log(grey)
-        return _u8(a**g)
-    raise ValueError(f"unknown over-exposure {kind!r}; known: {', '.join(OVER_KINDS)}")
-
-
-def rescale(img: Any, rng: random.Random) -> Any:
-    """``img`` (PIL) resized to a long side drawn log-uniformly in [MIN_LONG_SIDE, MAX_LONG_SIDE],
-    upscaled at most MAX_UPSCALE times."""
-    from PIL import Image
-
-    long_side = max(img.size)
-    side = float(np.exp(rng.uniform(np.log(MIN_LONG_SIDE), np.log(MAX_LONG_SIDE))))
-    scale = min(side / long_side, MAX_UPSCALE)
-    if abs(scale - 1.0) <= 0.01:
-        return img
-    return img.resize((max(8, round(img.width * scale)), max(8, round(img.height * scale))), Image.LANCZOS)
-
-
-def variants(arr: np.ndarray, rng: random.Random) -> list[tuple[str, float, np.ndarray]]:
-    """(kind, equivalent EV, edited array) for the untouched photo, a mild change and an
-    over-exposed copy."""
-    mild_kind, over_kind = rng.choice(OVER_KINDS), rng.choice(OVER_KINDS)
-    mild = rng.uniform(*MILD_EV)
-    over = rng.uniform(*POSITIVE_EV)
-    return [
-        ("clean", 0.0, arr),
-        (mild_kind, mild, over_expose(arr, mild_kind, mild)),
-        (over_kind, over, over_expose(arr, over_kind, over)),
-    ]
+    lin = np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4) * (2.0**ev)
+    lin = np.clip(lin, 0.0, 1.0)
+    srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.round(np.clip(srgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _jpeg(arr: np.ndarray, quality: int) -> bytes:
@@ -128,27 +65,30 @@ def examples_from(path: Path, seed: int) -> list[tuple[np.ndarray, float]]:
 
     rng = random.Random(seed)
     with Image.open(path) as im:
-        img = rescale(im.convert("RGB"), rng)
+        img = im.convert("RGB")
+    scale = rng.choice(SCALES)
+    long_side = max(img.size)
+    scale = min(max(scale, MIN_LONG_SIDE / long_side), MAX_LONG_SIDE / long_side)
+    if abs(scale - 1.0) > 0.01:
+        size = (max(16, round(img.width * scale)), max(16, round(img.height * scale)))
+        img = img.resize(size, Image.LANCZOS)
+    arr = np.asarray(img)
     out = []
-    for _kind, ev, changed in variants(np.asarray(img), rng):
+    for ev in (0.0, rng.choice(MILD_EV), rng.choice(POSITIVE_EV)):
+        changed = arr if ev == 0.0 else change_exposure(arr, ev)
         qc = QCImage.from_bytes(_jpeg(changed, rng.choice(JPEG_QUALITY)), str(path))
         out.append((exposure_features(qc), ev))
     return out
 
 
 def build_set(
-    paths: Sequence[Path], seed: int = 0, workers: int = 2, rounds: int = 1
+    paths: Sequence[Path], seed: int = 0, workers: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features, EV and source index for every example of ``paths`` (unreadable files skipped);
-    ``rounds``: examples drawn per photo (each round another size and other changes)."""
+    """Features, EV and source index for every example of ``paths`` (unreadable files skipped)."""
 
     def one(i: int) -> list[tuple[np.ndarray, float, int]]:
         try:
-            return [
-                (x, ev, i)
-                for r in range(rounds)
-                for x, ev in examples_from(paths[i], (seed + 7919 * r) * 1_000_003 + i)
-            ]
+            return [(x, ev, i) for x, ev in examples_from(paths[i], seed * 1_000_003 + i)]
         except (OSError, ValueError) as exc:
             print(f"skipped {paths[i]}: {exc}")
             return []
@@ -163,7 +103,7 @@ def fit(x: np.ndarray, ev: np.ndarray, seed: int = 0) -> Any:
     """A gradient-boosted classifier: over-exposed (EV >= 1.5) vs not."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    y = (ev >= POSITIVE_EV[0]).astype(int)
+    y = (ev >= min(POSITIVE_EV)).astype(int)
     return HistGradientBoostingClassifier(
         max_iter=300, learning_rate=0.05, max_leaf_nodes=31, random_state=seed
     ).fit(x, y)
@@ -196,7 +136,6 @@ def train(
     target_fpr: float = 0.01,
     command: str = "",
     cache: Path | None = None,
-    rounds: int = 1,
 ) -> dict[str, Any]:
     """Build the set, fit on 80% of the source photos, pick the threshold on the other 20%, refit on
     all and write ``out/overexposure.npz`` + ``.json``. Returns the metadata."""
@@ -204,13 +143,13 @@ def train(
     names = np.array([str(p) for p in paths])
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
-            if list(z["paths"]) != list(names) or str(z["version"]) != f"{FEATURE_VERSION}:{seed}:{rounds}":
+            if list(z["paths"]) != list(names) or str(z["version"]) != f"{FEATURE_VERSION}:{seed}":
                 raise SystemExit(f"{cache} was built from other photos, seed or features: delete it")
             x, ev, src = z["x"], z["ev"], z["src"]
     else:
-        x, ev, src = build_set(paths, seed, rounds=rounds)
+        x, ev, src = build_set(paths, seed)
         if cache is not None:
-            np.savez(cache, x=x, ev=ev, src=src, paths=names, version=f"{FEATURE_VERSION}:{seed}:{rounds}")
+            np.savez(cache, x=x, ev=ev, src=src, paths=names, version=f"{FEATURE_VERSION}:{seed}")
     rng = np.random.default_rng(seed)
     held = rng.random(len(paths)) < 0.2
     test = held[src]
@@ -226,7 +165,7 @@ def train(
     metrics = {
         "held_out_photos": int(held.sum()),
         "fpr_untouched": share(et == 0.0),
-        "flagged_mild": share((et != 0.0) & (et < POSITIVE_EV[0])),
+        "flagged_mild": share((et != 0.0) & (et < min(POSITIVE_EV))),
         "recall": {f"ev>={lo:g}": share(et >= lo) for lo in (1.5, 2.0, 2.5, 3.0)},
     }
     final = fit(x, ev, seed)
@@ -247,13 +186,11 @@ def train(
             "degradations": {
                 "mild_ev": MILD_EV,
                 "positive_ev": POSITIVE_EV,
-                "over_kinds": OVER_KINDS,
                 "jpeg_quality": JPEG_QUALITY,
+                "scales": SCALES,
                 "long_side": [MIN_LONG_SIDE, MAX_LONG_SIDE],
-                "max_upscale": MAX_UPSCALE,
             },
             "seed": seed,
-            "rounds": rounds,
             "command": command,
         },
         "held_out": metrics,
@@ -273,7 +210,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=0, help="use at most this many photos (random sample)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target-fpr", type=float, default=0.01)
-    ap.add_argument("--rounds", type=int, default=1, help="examples drawn per photo (each: 3 variants)")
     ap.add_argument("--cache", type=Path, help="npz file keeping the computed features between runs")
     args = ap.parse_args(argv)
     exclude = set(args.exclude.read_text().split()) if args.exclude else set()
@@ -286,16 +222,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         [*(d.name for d in args.dirs), "--out", str(args.out)]
         + (["--exclude", args.exclude.name] if args.exclude else [])
         + ([f"--limit={args.limit}"] if args.limit else [])
-        + [f"--seed={args.seed}", f"--target-fpr={args.target_fpr}", f"--rounds={args.rounds}"]
+        + [f"--seed={args.seed}", f"--target-fpr={args.target_fpr}"]
     )
     meta = train(
-        paths,
-        args.out,
-        seed=args.seed,
-        target_fpr=args.target_fpr,
-        command=command,
-        cache=args.cache,
-        rounds=args.rounds,
+        paths, args.out, seed=args.seed, target_fpr=args.target_fpr, command=command, cache=args.cache
     )
     print(json.dumps({k: meta[k] for k in ("threshold", "held_out", "seconds")}))
 

@@ -1,8 +1,8 @@
 """Train the packaged over-exposure CNN (``quality/data/exposure.onnx``) from folders of correctly
-exposed photos. It sees the same kind of examples as the tonal tree model (:mod:`train_exposure`):
-each photo, rescaled (60 px thumbnails to 1200 px), gives itself, a mild change (negatives) and an
-over-exposed copy (+1.5..+3.5 EV at mid-grey, one of several forms of over-exposure), JPEG-encoded
-and decoded as the quality checks decode a photo; the frozen Lite0 front to stage 2 still sees absolute tones, and the head learns
+exposed photos. It sees the same examples as the tonal tree model (:mod:`train_exposure`): each
+photo gives itself and a -1/+0.5/+1 EV change (negatives) and a +1.5..+3.5 EV copy (positive),
+changed in linear light with clipping, rescaled, JPEG-encoded and decoded as the quality checks
+decode a photo; the frozen Lite0 front to stage 2 still sees absolute tones, and the head learns
 where the highlights are blown and what a lifted black looks like
 (:mod:`catalens.quality.pixel_train` does the rest).
 
@@ -20,29 +20,45 @@ import numpy as np
 from catalens.quality.context import QCImage
 from catalens.quality.pixel_net import NETS
 from catalens.quality.pixel_train import cli
-from catalens.quality.train_exposure import JPEG_QUALITY, rescale, variants
+from catalens.quality.train_exposure import (
+    JPEG_QUALITY,
+    MAX_LONG_SIDE,
+    MILD_EV,
+    MIN_LONG_SIDE,
+    POSITIVE_EV,
+    SCALES,
+    change_exposure,
+)
 
 SPEC = NETS["exposure"]
 
 
 def examples_from(path: Path, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """("clean" | "mild" | "over", the QC working copy) for one photo."""
-    import random
-
     from PIL import Image
 
     with Image.open(path) as im:
-        img = rescale(im.convert("RGB"), random.Random(int(rng.integers(1 << 31))))
+        img = im.convert("RGB")
+    scale = float(rng.choice(SCALES))
+    scale = min(max(scale, MIN_LONG_SIDE / max(img.size)), MAX_LONG_SIDE / max(img.size))
+    if abs(scale - 1.0) > 0.01:
+        img = img.resize(
+            (max(16, round(img.width * scale)), max(16, round(img.height * scale))), Image.LANCZOS
+        )
     arr = np.asarray(img)
     out = []
-    for kind, ev, changed in variants(arr, random.Random(int(rng.integers(1 << 31)))):
-        label = "clean" if kind == "clean" else "over" if ev >= 1.5 else "mild"
+    for kind, ev in (
+        ("clean", 0.0),
+        ("mild", float(rng.choice(MILD_EV))),
+        ("over", float(rng.choice(POSITIVE_EV))),
+    ):
+        changed = arr if ev == 0.0 else change_exposure(arr, ev)
         buf = io.BytesIO()
         Image.fromarray(changed).save(buf, "JPEG", quality=int(rng.choice(JPEG_QUALITY)))
         qc = QCImage.from_bytes(buf.getvalue(), str(path))
         if qc.decoded is None:
             raise ValueError(f"could not decode a copy of {path}")
-        out.append((label, np.asarray(qc.decoded.image.convert("RGB"))))
+        out.append((kind, np.asarray(qc.decoded.image.convert("RGB"))))
     return out
 
 

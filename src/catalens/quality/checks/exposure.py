@@ -90,8 +90,8 @@ class OverexposedCheck(Check):
 
     unit = "over-exposure probability (0..1)"
     params = {
-        "warn": 0.74,  # <= 1% of clean photos, 0.5% at fail (bench/quality_exposure.py dev part)
-        "fail": 0.88,
+        "warn": 0.3,
+        "fail": 0.85,
         "min_content": 0.01,
         "model": "overexposure",
         "cnn": True,
