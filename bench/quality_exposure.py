@@ -210,7 +210,9 @@ def main() -> int:
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for src, pid, path in chosen:
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha1(f"edit:{src}:{pid}".encode()).digest()[:4], "little"))
+        rng = np.random.default_rng(
+            int.from_bytes(hashlib.sha1(f"edit:{src}:{pid}".encode()).digest()[:4], "little")
+        )
         img = Image.open(path).convert("RGB")
         side = size_of(src, pid)
         if side and max(img.size) > side:
@@ -248,16 +250,29 @@ def main() -> int:
     for prof in checks:
         mine = [r for r in rows if r["profile"] == prof]
         by_side = {}
-        for lo, hi, name in ((0, 100, "<=100"), (101, 200, "<=200"), (201, 300, "<=300"), (301, 10**6, ">300")):
+        for lo, hi, name in (
+            (0, 100, "<=100"),
+            (101, 200, "<=200"),
+            (201, 300, "<=300"),
+            (301, 10**6, ">300"),
+        ):
             part = [r for r in mine if lo <= r["side"] <= hi]
             if part:
-                by_side[name] = {"n": len(part) // 3, "warn": summary(part, "warn"), "fail": summary(part, "fail")}
+                by_side[name] = {
+                    "n": len(part) // 3,
+                    "warn": summary(part, "warn"),
+                    "fail": summary(part, "fail"),
+                }
         by_edit = {
-            e: round(np.mean([r["verdict"] != "pass" for r in mine if r["kind"] == "over" and r["edit"] == e]), 4)
+            e: round(
+                np.mean([r["verdict"] != "pass" for r in mine if r["kind"] == "over" and r["edit"] == e]), 4
+            )
             for e in EDITS
         }
         by_edit_fail = {
-            e: round(np.mean([r["verdict"] == "fail" for r in mine if r["kind"] == "over" and r["edit"] == e]), 4)
+            e: round(
+                np.mean([r["verdict"] == "fail" for r in mine if r["kind"] == "over" and r["edit"] == e]), 4
+            )
             for e in EDITS
         }
         print(

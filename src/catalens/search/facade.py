@@ -43,7 +43,9 @@ class SearchMixin:
 
     def _open_engine(self, key: tuple[Any, ...], mark: Any) -> CatalogSearch | None:
         engine = (self.__dict__.get("_searchers") or {}).get(key)
-        if engine is None or (mark is not None and (self.__dict__.get("_searcher_marks") or {}).get(key) != mark):
+        if engine is None or (
+            mark is not None and (self.__dict__.get("_searcher_marks") or {}).get(key) != mark
+        ):
             return None
         return engine  # type: ignore[no-any-return]
 
