@@ -530,3 +530,28 @@ def test_a_check_that_raises_fails_closed(tmp_path: Path, monkeypatch: pytest.Mo
         res = CliRunner().invoke(app, [*args, "-q", "--fail-on", gate])
         assert res.exit_code == code, (gate, res.output)
         assert gate != "error" or "1 error" in res.output
+
+
+def test_text_word_lists_live_in_a_data_file(tmp_path: Path) -> None:
+    """The OCR checks' word lists are packaged data (with where they come from), loaded and checked."""
+    from catalens.errors import ConfigError
+    from catalens.quality.checks import text
+    from catalens.quality.learned import data_dir
+
+    packaged = data_dir() / text.WORDS_FILE
+    assert "Where they come from" in packaged.read_text(encoding="utf-8")
+    lists = text.load_word_lists()
+    assert lists["promo_words"] == text.PROMO_WORDS and "sale" in lists["promo_words"]
+    assert lists["watermark_words"] == text.WATERMARK_WORDS and "©" in lists["watermark_words"]
+    bad = tmp_path / "words.yaml"
+    bad.write_text("promo_words: [sale]\n")
+    with pytest.raises(ConfigError, match=r"words\.yaml: needs the lists"):
+        text.load_word_lists(bad)
+    bad.write_text(
+        "promo_words: []\npromo_patterns: ['(unclosed']\npromo_modifiers: []\nwatermark_words: []\n"
+    )
+    with pytest.raises(ConfigError, match="not a regular expression"):
+        text.load_word_lists(bad)
+    bad.write_text("promo_words: [\n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        text.load_word_lists(bad)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,30 +33,35 @@ from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 
 OCR_SIDE = 640
-# Promotional vocabulary. Single words are matched per OCR token with a small edit tolerance (OCR
-# misreads such as "OFEER", "FREF"); phrases with a number or % are matched as regular expressions.
-PROMO_WORDS = [
-    "sale",
-    "free",
-    "shipping",
-    "delivery",
-    "discount",
-    "offer",
-    "offers",
-    "deal",
-    "deals",
-    "clearance",
-    "limited",
-    "bogo",
-    "bestseller",
-    "cashback",
-    "coupon",
-    "promo",
-    "arrival",
-    "lowest",
-    "price",
-]
-PROMO_PATTERNS = [r"\d+\s*%", r"\bbuy\s*\d", r"\bget\s*\d", r"\b\d+\s*off\b", r"% ?off", r"\bflat\s*\d"]
+WORDS_FILE = "text_words.yaml"  # in catalens/quality/data: the word lists and where they come from
+
+
+def load_word_lists(path: Path | None = None) -> dict[str, list[str]]:
+    """The text checks' word lists (``promo_words``, ``promo_patterns``, ``promo_modifiers``,
+    ``watermark_words``) from the packaged YAML file, or ``path``."""
+    import yaml
+
+    from catalens.quality.learned import data_dir
+
+    src = path or data_dir() / WORDS_FILE
+    try:
+        data = yaml.safe_load(src.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{src}: cannot read the text checks' word lists: {exc}") from exc
+    keys = ("promo_words", "promo_patterns", "promo_modifiers", "watermark_words")
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in keys):
+        raise ConfigError(f"{src}: needs the lists {', '.join(keys)}")
+    for pattern in data["promo_patterns"]:
+        try:
+            re.compile(str(pattern))
+        except re.error as exc:
+            raise ConfigError(f"{src}: promo pattern {pattern!r} is not a regular expression: {exc}") from exc
+    return {k: [str(w) for w in data[k]] for k in keys}
+
+
+_WORDS = load_word_lists()
+PROMO_WORDS = _WORDS["promo_words"]
+PROMO_PATTERNS = _WORDS["promo_patterns"]
 
 
 def ocr_engine() -> Any:
@@ -275,8 +281,7 @@ def _edit_distance(a: str, b: str) -> int:
 
 
 SUBSTRING_MIN = 5  # promo words this long also match inside a longer token ("BESTPRICE", "FREESHIPPING")
-# Words that open a promotional compound when OCR drops the space ("HOTDEAL", "BIGSALE", "MEGAOFFER").
-PROMO_MODIFIERS = ["hot", "big", "mega", "super", "flash", "best", "great", "top", "special", "free", "new"]
+PROMO_MODIFIERS = _WORDS["promo_modifiers"]  # open a compound when OCR drops the space ("HOTDEAL")
 
 
 def _compound(token: str, words: list[str]) -> str | None:
@@ -430,20 +435,7 @@ class TextCheck(Check):
         )
 
 
-WATERMARK_WORDS = [
-    "©",
-    "(c)",
-    "copyright",
-    "watermark",
-    "sample",
-    "proof",
-    "preview",
-    "www",
-    ".com",
-    "photo",
-    "studio",
-    "stock",
-]
+WATERMARK_WORDS = _WORDS["watermark_words"]
 
 
 def _self_repeats(token: str, k: int) -> bool:
