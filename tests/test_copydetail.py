@@ -158,3 +158,31 @@ def test_refine_takes_a_frame_copy_of_a_thumbnail_without_keypoints() -> None:
     verdict = np.array([""], dtype=object)
     out, scores = refine(OPTS, cos, _verification(1), verdict, ["t"], ["r"], views.__getitem__, rank=rank)
     assert out[0] == "copy" and scores[0].method == "frame", scores[0].to_dict()
+
+
+def test_refine_loads_each_view_about_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs are checked in an order whose photos were loaded shortly before (reverse Cuthill-McKee):
+    a chain of look-alikes given in random order loads each photo once with a 4-view cache."""
+    from catalens.search import dedup
+
+    rng = np.random.default_rng(0)
+    names = [f"img{i:04d}" for i in rng.permutation(400)]  # keys unrelated to the chain's order
+    pairs = [(names[i], names[i + 1]) for i in range(399)]
+    pairs = [pairs[i] for i in rng.permutation(len(pairs))]
+    loads: list[str] = []
+
+    def load(key: str) -> None:
+        loads.append(key)
+        return None  # unreadable: the coarse verdict stands, no comparison
+
+    monkeypatch.setattr(dedup, "VIEW_CACHE", 4)
+    n = len(pairs)
+    cos = np.full(n, 0.9, dtype=np.float32)
+    verdict = np.array(["copy"] * n, dtype=object)
+    out, _ = refine(
+        OPTS, cos, _verification(n), verdict, [a for a, _ in pairs], [b for _, b in pairs], load, workers=1
+    )
+    assert list(out) == ["copy"] * n
+    assert len(loads) == len(set(loads)) == 400
+    order = dedup.cache_friendly_order(np.arange(n), [a for a, _ in pairs], [b for _, b in pairs])
+    assert sorted(order) == list(range(n))

@@ -491,8 +491,8 @@ def refine(
     out = verdict.copy()
     if len(todo) == 0:
         return out, {}
-    order = sorted(todo.tolist(), key=lambda i: (a_keys[i], b_keys[i]))  # reuse each view while cached
-    cached = lru_cache(maxsize=256)(load)
+    order = cache_friendly_order(todo, a_keys, b_keys)
+    cached = lru_cache(maxsize=VIEW_CACHE)(load)
 
     def run(i: int) -> copydetail.DetailScores | None:
         va, vb = cached(a_keys[i]), cached(b_keys[i])
@@ -514,6 +514,31 @@ def refine(
         scores[i] = d
         out[i] = "copy" if detail_is_copy(options, d) else not_copy[i]
     return out, scores
+
+
+VIEW_CACHE = 256  # detail views held at once (~0.6 MB each)
+
+
+def cache_friendly_order(todo: np.ndarray, a_keys: Sequence[str], b_keys: Sequence[str]) -> list[int]:
+    """The pairs ``todo`` in an order whose two photos were mostly loaded shortly before: the photos
+    are numbered by reverse Cuthill-McKee on the graph of the pairs (neighbours get near numbers),
+    and the pairs sorted by their later photo, so a pair's views are still in the LRU cache of
+    :data:`VIEW_CACHE` views whenever the graph's bandwidth allows (sorting by the first photo's key
+    alone loaded ~2.2 views per photo on a 1,200-photo lock-box)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    idx = todo.tolist()
+    keys = {k: n for n, k in enumerate(dict.fromkeys(k for i in idx for k in (a_keys[i], b_keys[i])))}
+    if not idx:
+        return []
+    rows = np.array([keys[a_keys[i]] for i in idx])
+    cols = np.array([keys[b_keys[i]] for i in idx])
+    graph = coo_matrix((np.ones(len(idx)), (rows, cols)), shape=(len(keys), len(keys))).tocsr()
+    place = np.empty(len(keys), dtype=np.int64)
+    place[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(len(keys))
+    late, early = np.maximum(place[rows], place[cols]), np.minimum(place[rows], place[cols])
+    return [idx[j] for j in np.lexsort((early, late))]
 
 
 def view_loader(catalog: Any, shas: Sequence[str]) -> ViewLoader:
