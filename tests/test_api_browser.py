@@ -155,8 +155,11 @@ def test_product_page(page: object, server: dict) -> None:
     page.wait_for_selector("[data-testid=similar] [data-testid=result-card]")
     page.wait_for_selector("[data-testid=recommendations] [data-testid=result-card]")
     assert page.locator("[data-testid=main-image] img").count() == 1
-    natural = page.eval_on_selector("[data-testid=main-image] img", "i => i.complete && i.naturalWidth")
-    assert natural and natural > 0
+    # the image arrives after the page: wait until it has loaded (read at once, it raced on a busy box)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=main-image] img'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=tags]').innerText.includes('Classifying')"
     )
