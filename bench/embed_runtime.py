@@ -483,16 +483,16 @@ def main() -> None:
     kept = []
     for name in encoders:
         med, ratio = statistics.median(speeds[name]), statistics.median(ratios[name])
+        timing = {
+            "variant": name,
+            **info[name],
+            "images_per_s": med,
+            "runs": speeds[name],
+            "speed_vs_fp32": ratio,
+            "paired_ratios": ratios[name],
+        }
         if args.speed_only:
-            emit(
-                variant=name,
-                **info[name],
-                images_per_s=med,
-                runs=speeds[name],
-                speed_vs_fp32=ratio,
-                paired_ratios=ratios[name],
-                checks={"speed": ratio >= KEEP_SPEEDUP},
-            )
+            emit(**timing, checks={"speed": ratio >= KEEP_SPEEDUP})
             continue
         q, ref_q = quality[name], quality["ort-fp32"]
         deltas = {
@@ -512,12 +512,7 @@ def main() -> None:
         if keep:
             kept.append(name)
         emit(
-            variant=name,
-            **info[name],
-            images_per_s=med,
-            runs=speeds[name],
-            speed_vs_fp32=ratio,
-            paired_ratios=ratios[name],
+            **timing,
             **{k: v for k, v in q.items() if k != "quality_s"},
             delta_vs_fp32=deltas,
             checks=checks,

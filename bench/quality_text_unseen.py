@@ -23,9 +23,7 @@ the second is what a word list cannot know.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -37,9 +35,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-FACES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf", "DejaVuSerif-Bold.ttf")  # synth_marks.BENCH_FONTS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import quality_false_alarms as false_alarms  # noqa: E402
+
+FONT_DIR, FACES = false_alarms.FONT_DIR, false_alarms.FACES  # synth_marks.BENCH_FONTS
 PHRASES = (
     "Summer Sale",
     "Hurry Up",
@@ -75,21 +75,9 @@ PHRASES = (
 LAYOUTS = ("band", "badge", "plain")
 
 
-def half(pid: str) -> str:
-    return "dev" if int(hashlib.md5(f"text-unseen:{pid}".encode()).hexdigest(), 16) % 2 == 0 else "lockbox"
-
-
 def sample(dataset: str, which: str, n: int) -> list[tuple[str, Path]]:
-    root = DATA / dataset
-    rows = [r for r in csv.DictReader(open(root / "labels.csv")) if half(r["id"]) == which]
-    rows.sort(key=lambda r: hashlib.md5(f"order:{r['id']}".encode()).hexdigest())
-    return [(f"{dataset}/{r['id']}", root / r["image"]) for r in rows[:n]]
-
-
-def _jpeg(img: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    """``n`` photos of ``dataset`` in half ``which`` of this benchmark's own split."""
+    return false_alarms.sample(dataset, which, n, salt="text-unseen:", order="order:")
 
 
 def plant(img: Image.Image, phrase: str, layout: str, rng: np.random.Generator) -> Image.Image:
@@ -161,8 +149,8 @@ def main() -> int:
         phrase = str(rng.choice(PHRASES))
         layout = str(rng.choice(LAYOUTS))
         for kind, data in (
-            ("clean", _jpeg(img, 92)),
-            ("planted", _jpeg(plant(img, phrase, layout, rng), int(rng.integers(80, 96)))),
+            ("clean", false_alarms._jpeg(img, 92)),
+            ("planted", false_alarms._jpeg(plant(img, phrase, layout, rng), int(rng.integers(80, 96)))),
         ):
             qc = QCImage.from_bytes(data, f"{kind}:{key}")
             for prof, check in checks.items():

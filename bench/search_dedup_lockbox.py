@@ -32,15 +32,15 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # half: make_half arguments. "lockbox2" (myntra-fullres-dev, products never used by the copy rules:
 # the first lock-box, "lockbox", was spent by its report and is dev data since) mixes catalogue
 # sizes from 80 px thumbnails to full resolution and plants three copies per product.
+# dev_small and the fresh-edit lock-boxes: 300 originals with 3 planted copies each, no unplanted photos
+FRESH = {"n_orig": 300, "n_other": 0, "copies": 3}
 HALVES: dict[str, dict] = {
     "dev": {"n_orig": 270, "n_other": 500},
     # "dev_small": dev products (myntra-dev, clothing-dev, myntra-fullres-dev) reduced to thumbnails
     # of 60-100 px or kept as stored, three copies each: for choosing how thumbnails are verified.
     "dev_small": {
-        "n_orig": 300,
-        "n_other": 0,
+        **FRESH,
         "sources": ("myntra-dev", "clothing-dev", "myntra-fullres-dev"),
-        "copies": 3,
         "sizes": (60, 80, 100, 0),
         "size_pick": "hash",
         "seed": 11,
@@ -69,20 +69,16 @@ HALVES: dict[str, dict] = {
     # clothing-dev user photos (shown in the first lock-box, with other edits): its photos are not new,
     # its planted copies are. Reported once, after the detail-check routing was chosen on the others.
     "lockbox3": {
-        "n_orig": 300,
-        "n_other": 0,
+        **FRESH,
         "sources": ("myntra-fullres-dev", "clothing-dev"),
-        "copies": 3,
         "sizes": (300, 0, 80),
         "seed": 3,
     },
     # "lockbox4": the same photos again with fresh edits (seed 4, other sizes), for the detail-check
     # routing narrowed after lockbox3 was reported (coarse copies + each image's 3 nearest candidates).
     "lockbox4": {
-        "n_orig": 300,
-        "n_other": 0,
+        **FRESH,
         "sources": ("myntra-fullres-dev", "clothing-dev"),
-        "copies": 3,
         "sizes": (80, 300, 0),
         "seed": 4,
     },
@@ -90,10 +86,8 @@ HALVES: dict[str, dict] = {
     # edit kind meets every size (in lockbox2-4 sizes took turns and each size met 3 edit kinds only:
     # lockbox4 put all resize / recompress / crop copies on 80 px thumbnails). Same code as lockbox4.
     "lockbox5": {
-        "n_orig": 300,
-        "n_other": 0,
+        **FRESH,
         "sources": ("myntra-fullres-dev", "clothing-dev"),
-        "copies": 3,
         "sizes": (0, 300, 80),
         "size_pick": "hash",
         "seed": 5,
@@ -102,10 +96,8 @@ HALVES: dict[str, dict] = {
     # products of all three sources (their photos were shown by spent lock-boxes with other edits),
     # for the thumbnail frame check chosen on dev_small / dev_thumbs. Reported once.
     "lockbox6": {
-        "n_orig": 300,
-        "n_other": 0,
+        **FRESH,
         "sources": ("myntra-fullres-dev", "clothing-dev", "myntra-dev"),
-        "copies": 3,
         "sizes": (0, 300, 80, 60),
         "size_pick": "hash",
         "seed": 6,
