@@ -173,6 +173,21 @@ def summary(rows: list[dict[str, Any]], level: str) -> dict[str, Any]:
     }
 
 
+def ranking(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Threshold-free figures of the score: AUC of over-exposed vs clean, and the recall at the
+    lowest threshold that flags at most 1% of the clean photos."""
+    from sklearn.metrics import roc_auc_score
+
+    pos = np.array([r["score"] for r in rows if r["kind"] == "over"])
+    clean = np.sort([r["score"] for r in rows if r["kind"] == "clean"])[::-1]
+    thr = clean[int(0.01 * len(clean))] if len(clean) else 1.0  # scores above it: <= 1% of clean
+    y = np.r_[np.ones(len(pos)), np.zeros(len(clean))]
+    return {
+        "auc_over_vs_clean": round(float(roc_auc_score(y, np.r_[pos, clean])), 4),
+        "recall_at_1pct_clean": round(float((pos > thr).mean()), 4),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--half", choices=("dev", "lockbox"))
@@ -284,6 +299,7 @@ def main() -> int:
                     "photos": len(mine) // 3,
                     "warn": summary(mine, "warn"),
                     "fail": summary(mine, "fail"),
+                    **ranking(mine),
                     "by_side": by_side,
                     "recall_by_edit_warn": by_edit,
                     "recall_by_edit_fail": by_edit_fail,

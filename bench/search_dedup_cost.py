@@ -30,7 +30,7 @@ rep = cat.dedup()
 dt = time.perf_counter() - t
 st = rep.stats
 print(json.dumps({"seconds": round(dt, 2), "stage_seconds": st["seconds"], "candidate_pairs": st["candidate_pairs"],
-                  "detail_pairs": st.get("detail_pairs"), "groups": st["groups"], "images_in_groups": st["images_in_groups"],
+                  "detail_pairs": st.get("detail_pairs"), "detail_views_loaded": st.get("detail_views_loaded"), "groups": st["groups"], "images_in_groups": st["images_in_groups"],
                   "families": st.get("families"), "load": round(os.getloadavg()[0], 2)}))
 """
 

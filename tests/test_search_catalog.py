@@ -252,10 +252,11 @@ def test_dedup_groups_copies_not_similar_products(fake_encoder: object, home: Pa
     fresh = make_product_image(tmp_path / "fresh.png", seed=4242)
     assert not cat.dedup_image(fresh, candidate_cosine=0.5)["duplicate"]
     # the full-detail check ran on the unsettled pairs and can be switched off
-    assert report.stats["detail_pairs"] > 0
+    assert report.stats["detail_pairs"] > 0 and report.stats["detail_views_loaded"] > 0
     assert any(p["inliers"] for g in groups for p in g["pairs"] if p["kind"] == "near")
     quick = cat.dedup(candidate_cosine=0.5, detail=False)
     assert quick.stats["detail_pairs"] == 0 and quick.options.detail is False
+    assert quick.stats["detail_views_loaded"] == 0
     cat.close()
 
 

@@ -93,8 +93,9 @@ class DedupOptions:
     detail_max_diff: float = 4.0  # median CIELAB distance outside them
     # thumbnails whose keypoints do not register are compared frame to frame (copydetail "frame"):
     # without keypoint evidence no pasted-over region is allowed and the pixels must agree closely
-    # (chosen on bench/search_dedup_lockbox.py dev_small + dev_thumbs: 43 of 48 thumbnail resize /
-    # recompress copies, 0 of 7,128 other frame-compared pairs; white socks at 60 px: 3.04 / 8.6)
+    # (chosen on bench/search_dedup_lockbox.py dev_small + dev_thumbs with bench/search_dedup_frame.py:
+    # 45 of 50 thumbnail resize / recompress copies, 0 of 7,130 pairs of two products; white socks
+    # at 60 px: 3.04 / 8.6)
     detail_frame_max_damage: float = 0.01
     detail_frame_max_diff: float = 3.0  # median CIELAB distance
     detail_frame_max_p95: float = 8.0  # its 95th percentile
@@ -606,7 +607,13 @@ def find_duplicates(
     t4 = time.perf_counter()
     rank = neighbour_rank(pa, pb, cos32)
     pick = needs_detail(opts, cos32, ver, verdict, rank)
-    loader = view_loader(catalog, [h for i in np.flatnonzero(pick) for h in (a_sha[i], b_sha[i])])
+    load_view = view_loader(catalog, [h for i in np.flatnonzero(pick) for h in (a_sha[i], b_sha[i])])
+    loaded: list[str] = []  # every view decoded (list.append: safe from the pool's threads)
+
+    def loader(sha: str) -> copydetail.DetailView | None:
+        loaded.append(sha)
+        return load_view(sha)
+
     verdict, detail = refine(
         opts, cos32, ver, verdict, a_sha, b_sha, loader, workers=min(workers, 2), rank=rank
     )
@@ -630,6 +637,7 @@ def find_duplicates(
         "candidate_pairs": int(len(pa)),
         "aligned_pairs": int(ver.gated.sum()),
         "detail_pairs": len(detail),
+        "detail_views_loaded": len(loaded),  # photos decoded for the detail check (a view per photo: ideal)
         "verified_pairs": len(near),
         "pairs_by_verdict": {k: int((verdict == k).sum()) for k in VERDICTS if k},
         "families": len(families),
