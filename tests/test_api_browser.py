@@ -313,3 +313,55 @@ def test_duplicates_and_quality_pages(page: object, server: dict, tmp_path: Path
         check in r.get("dismissed", []) for r in cat.qc_results()
     )
     page.screenshot(path=str(server["shots"] / "quality.png"), full_page=True)
+
+
+def test_shop_the_look_boxes_search_each_product(page: object, server: dict, tmp_path: Path, monkeypatch) -> None:
+    """Upload a photo of two products: boxes appear over it; clicking one shows that product's matches."""
+    import numpy as np
+    from PIL import Image
+
+    from catalens.detect import service
+    from catalens.detect.detector import Detection
+
+    canvas = Image.new("RGB", (420, 260), (150, 120, 90))
+    boxes = []
+    for i, pid in enumerate((4, 20)):
+        shot = Image.open(server["photos"] / f"p{pid}.png").convert("RGB")
+        x, y = 20 + 230 * i, 40
+        canvas.paste(shot, (x, y))
+        boxes.append((float(x), float(y), float(x + shot.width), float(y + shot.height)))
+    photo = tmp_path / "look.png"
+    canvas.save(photo)
+
+    class Stub:
+        def detect(self, rgb, *, masks=True, threshold=None):
+            out = []
+            for k, (x0, y0, x1, y1) in enumerate(boxes):
+                m = np.zeros(rgb.shape[:2], bool)
+                m[int(y0) : int(y1), int(x0) : int(x1)] = True
+                out.append(Detection((x0, y0, x1, y1), 0.9 - 0.1 * k, ("top", "footwear")[k], m))
+            return out
+
+    monkeypatch.setattr(service, "default_detector", lambda: Stub())
+    page.goto(server["url"] + "/#/search")
+    page.set_input_files("[data-testid=search-file]", str(photo))
+    page.wait_for_selector("[data-testid=look-box]")
+    page.wait_for_function("() => document.querySelector('.query-line').innerText.includes('your photo')")
+    assert page.locator("[data-testid=look-box]").count() == 2
+    page.locator("[data-testid=look-box]").nth(1).click()
+    page.wait_for_function("() => document.querySelector('.query-line').innerText.includes('product 2')")
+    page.wait_for_selector("[data-testid=result-card]")
+    second = page.locator("[data-testid=result-card] .title").all_inner_texts()
+    assert page.locator(".look .box.active").inner_text() == "2 footwear"
+    page.locator("[data-testid=look-photo]").evaluate("img => img.decode()")
+    page.screenshot(path=str(server["shots"] / "shop_the_look.png"))
+    page.locator("[data-testid=look-box]").first.click()
+    page.wait_for_function("() => document.querySelector('.query-line').innerText.includes('product 1')")
+    first = page.locator("[data-testid=result-card] .title").all_inner_texts()
+    # each box shows the results the API gives for that product (which product ranks first is
+    # tested with the real crops in tests/test_detect.py)
+    from catalens.detect.service import search_each
+
+    want = search_each(server["cat"], photo, 24)
+    assert first == [r.title for r in want.items[0].answer]
+    assert second == [r.title for r in want.items[1].answer] and first != second

@@ -97,6 +97,9 @@ def _print_report(report: Any, as_json: bool, title: str) -> None:
         "model",
     ):
         table.add_row(key, str(data[key]))
+    if "detected" in data:
+        d = data["detected"]
+        table.add_row("detected", f"{d['crops']} products in {d['photos']} photos ({d['new_crops']} new)")
     out.print(table)
     if data["failures"]:
         ft = Table(title=f"{len(data['failures'])} failed", show_lines=False)
@@ -154,6 +157,14 @@ def ingest(
         bool,
         typer.Option(help="An empty folder or manifest is a warning, not an error (exit 0 with 0 images)."),
     ] = False,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="Also find the products in each photo and store each, cut out, as an image of its own "
+            "(linked to its photo and box): user photos become searchable item by item.",
+        ),
+    ] = False,
 ) -> None:
     """Add images to the catalog (idempotent by content hash; resumable) and embed them.
 
@@ -169,7 +180,7 @@ def ingest(
         with cli_warnings(), rich_progress(err, enabled=not quiet and not as_json) as progress:
             report = cat.ingest(
                 sources, image_col=image_col, id_col=id_col, text_col=text_col, label_cols=label_col,
-                embed=embed, model=model, progress=progress, ray=ray, allow_empty=allow_empty,
+                embed=embed, model=model, progress=progress, ray=ray, allow_empty=allow_empty, detect=detect,
             )  # fmt: skip
     except CatalensError as exc:
         _fail(exc)
@@ -413,6 +424,7 @@ FEATURE_CLIS = (
     "catalens.quality.cli",
     "catalens.recommend.cli",
     "catalens.explain.cli",
+    "catalens.detect.cli",
     "catalens.api.cli",
     "catalens.maintenance.cli",
 )

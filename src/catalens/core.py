@@ -12,6 +12,7 @@ from catalens.catalog.db import CatalogDB
 from catalens.catalog.storage import check_home_writable
 from catalens.classify.facade import ClassifyMixin
 from catalens.config import Settings, load_settings
+from catalens.detect.facade import DetectMixin
 from catalens.explain.facade import ExplainMixin
 from catalens.ingest.sources import ManifestColumns, SourceItem, iter_source, refuse_empty
 from catalens.pipeline.ingest import JobReport, run_job
@@ -23,7 +24,7 @@ from catalens.vectors import load_vectors
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 
 
-class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainMixin):
+class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainMixin, DetectMixin):
     """A catalogue of product images: its database, vector files and settings.
 
     >>> cat = Catalog.open("catalens-home")
@@ -76,8 +77,12 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
         progress: ProgressFactory | None = None,
         ray: str | None = None,
         allow_empty: bool = False,
+        detect: bool = False,
     ) -> JobReport:
         """Ingest a folder, manifest, URL list or URL(s); embed new images unless ``embed=False``.
+
+        ``detect``: also find the products in each photo and store each as a catalogue image of its
+        own, linked to its photo and box (see :mod:`catalens.detect.ingest`).
 
         ``ray``: run the per-image work on the Ray cluster at that address ("auto": the running one).
         A source that holds no image (an empty folder, a manifest without rows) raises
@@ -101,17 +106,51 @@ class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainM
             "embed": embed,
         }
         tick = progress("ingest", len(items)) if progress else None
-        return run_job(
+        report = run_job(
             self.db,
             self.settings,
             items,
             kind="ingest",
             source=" ".join(map(str, sources)),
             encoder=encoder,
-            options=options | {"model": getattr(encoder, "model_id", None)} | _ray_option(ray),
+            options=options | {"model": getattr(encoder, "model_id", None)} | _ray_option(ray) | {"detect": detect},
             on_progress=tick,
             prepare_with=_ray_engine(ray, self.settings),
         )
+        if detect:
+            self._ingest_crops(items, report, encoder, progress)
+        return report
+
+    def _ingest_crops(
+        self, items: Sequence[SourceItem], report: JobReport, encoder: Any, progress: ProgressFactory | None
+    ) -> None:
+        """Detect the products of the photos just ingested and ingest each one's crop (a second job)."""
+        from catalens.detect.ingest import crop_photos
+        from catalens.pipeline.ingest import Failure
+
+        keys = [it.url or str(Path(it.source).resolve()) for it in items if it.error is None]
+        shas = list(dict.fromkeys(self.db.shas_for_sources(keys).values()))
+        crop_items, regions, unreadable = crop_photos(self, shas)
+        for src, why in unreadable:
+            report.failures.append(Failure(src, "detect", why))
+            report.failed += 1
+        tick = progress("crops", len(crop_items)) if progress else None
+        crops = run_job(
+            self.db,
+            self.settings,
+            crop_items,
+            kind="ingest-crops",
+            source="detect",
+            encoder=encoder,
+            options={"model": getattr(encoder, "model_id", None), "photos": len(shas)},
+            on_progress=tick,
+        )
+        stored = self.db.known_image_shas()
+        new = self.db.record_regions([r for r in regions if r["crop_sha256"] in stored])
+        report.failures.extend(crops.failures)
+        report.failed += crops.failed
+        report.embedded += crops.embedded
+        report.detected = {"photos": len(shas), "crops": len(regions), "new_crops": new}
 
     def embed(
         self, model: str | None = None, *, progress: ProgressFactory | None = None, ray: str | None = None

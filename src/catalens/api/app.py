@@ -36,6 +36,7 @@ FEATURE_ROUTERS = (
     ("recommend", "recommend"),
     ("events", "record_event"),
     ("explain", "explain_label"),
+    ("detect", "detect"),
 )
 WEB_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
 

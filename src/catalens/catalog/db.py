@@ -282,6 +282,61 @@ class CatalogDB:
                 s.scalars(select(ImageRecord).where(ImageRecord.status == "ok").order_by(ImageRecord.id))
             )
 
+    def shas_for_sources(self, sources: Iterable[str]) -> dict[str, str]:
+        """``{source: sha256}`` of the ok images stored from these sources (paths or URLs)."""
+        want = list(dict.fromkeys(sources))
+        out: dict[str, str] = {}
+        with self.session() as s:
+            for i in range(0, len(want), 500):
+                q = select(ImageRecord.source, ImageRecord.sha256).where(
+                    ImageRecord.status == "ok", ImageRecord.source.in_(want[i : i + 500])
+                )
+                out.update({src: sha for src, sha in s.execute(q) if sha})
+        return out
+
+    def record_regions(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store detected-product crops (``ImageRegion`` fields); a crop already stored is kept.
+        Returns how many were new."""
+        from catalens.catalog.schema import ImageRegion
+
+        if not rows:
+            return 0
+        with self.session() as s:
+            have = set(
+                s.scalars(
+                    select(ImageRegion.crop_sha256).where(
+                        ImageRegion.crop_sha256.in_([r["crop_sha256"] for r in rows])
+                    )
+                )
+            )
+            new = [r for r in {r["crop_sha256"]: r for r in rows}.values() if r["crop_sha256"] not in have]
+            if new:
+                s.execute(insert(ImageRegion), new)
+        return len(new)
+
+    def regions(self, sha256: str) -> dict[str, Any]:
+        """The crops detected in the photo ``sha256`` and, when it is itself a crop, its photo and box."""
+        from catalens.catalog.schema import ImageRegion
+
+        def row(r: Any) -> dict[str, Any]:
+            return {
+                "crop_sha256": r.crop_sha256,
+                "source_sha256": r.source_sha256,
+                "box": [r.x0, r.y0, r.x1, r.y1],
+                "score": r.score,
+                "category": r.category,
+                "detector": r.detector,
+            }
+
+        with self.session() as s:
+            crops = s.scalars(
+                select(ImageRegion)
+                .where(ImageRegion.source_sha256 == sha256)
+                .order_by(ImageRegion.score.desc())
+            )
+            parent = s.scalar(select(ImageRegion).where(ImageRegion.crop_sha256 == sha256))
+            return {"crops": [row(r) for r in crops], "crop_of": row(parent) if parent else None}
+
     def image(self, sha256: str) -> ImageRecord | None:
         with self.session() as s:
             return s.scalar(select(ImageRecord).where(ImageRecord.sha256 == sha256))

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -156,3 +157,21 @@ class EmbeddingVector(Base):
     model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ImageRegion(Base):
+    """A product cut out of a catalogue photo by the detector (``ingest --detect``): the crop is a
+    catalogue image of its own (``crop_sha256``), linked to its photo and box. New table, no data
+    change: created by ``create_all`` on open (no schema version step)."""
+
+    __tablename__ = "image_regions"
+    crop_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    x0: Mapped[float] = mapped_column(Float)
+    y0: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    category: Mapped[str] = mapped_column(String(32))
+    detector: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -50,6 +50,9 @@ def classify(
             "--zero-shot", help="CLIP-type model: zero-shot over the built-in taxonomy (no training)."
         ),
     ] = None,
+    each: Annotated[
+        bool, typer.Option("--each", help="Find the products in each photo and classify each one.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ray: Annotated[
         str | None, typer.Option("--ray", metavar="[ADDRESS]", help="With --all: " + RAY_HELP)
@@ -60,7 +63,16 @@ def classify(
         classifier = f"zeroshot:{zero_shot}"
     _need_inputs(all_, paths, "classify")
     try:
+        if each and (all_ or title):
+            raise ClassifierError("--each classifies the products found in photo files: not with --all or --title")
         with _catalog() as cat:
+            if each:
+                found = [
+                    cat.classify_each(str(p), classifier, top_k=top_k, hierarchy=hierarchy).to_dict()
+                    for p in paths or []
+                ]
+                _print_each(found, as_json)
+                return
             if all_:
                 res: Any = cat.classify_all(
                     classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k, ray=ray
@@ -340,14 +352,39 @@ def eval_(
     print_json(res)
 
 
+def _print_each(found: list[dict[str, Any]], as_json: bool) -> None:
+    """Per-product answers of ``classify --each`` / ``colour --each``."""
+    if as_json:
+        print_json(found)
+        return
+    for photo in found:
+        out.print(f"{photo['source']}: {photo['count']} products", highlight=False)
+        for it in photo["items"]:
+            head = f"  {it['item'] + 1}. {it['category']} ({it['score']:.2f})"
+            if "colours" in it:
+                cols = ", ".join(f"{c['name']} {c['percent']}%" for c in it["colours"]["colours"])
+                out.print(f"{head}: {it['colours']['primary']}  ({cols})", highlight=False)
+                continue
+            fields = "; ".join(
+                f"{f}={v.get('label')} ({v.get('prob', 0):.2f})" for f, v in it.get("fields", {}).items()
+            )
+            out.print(f"{head}: {fields}", highlight=False)
+
+
 def colour(
     paths: Annotated[list[Path], typer.Argument(help="Image files.")],
+    each: Annotated[
+        bool, typer.Option("--each", help="Find the products in each photo and name each one's colours.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Dominant product colours (the product's, not the background's), named, with percentages."""
     results = []
     try:
         with _catalog() as cat:
+            if each:
+                _print_each([cat.colours_each(p).to_dict() for p in paths], as_json)
+                return
             for p in paths:
                 results.append({"source": str(p), **cat.colours(p)})
     except CatalensError as exc:

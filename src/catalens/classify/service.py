@@ -132,15 +132,29 @@ def classify_files(
 ) -> list[dict[str, Any]]:
     from catalens.imageio import open_image
 
-    clf = resolve(cat, classifier)
     images = [open_image(p).image for p in paths]
-    probs = probas_images(cat, clf, images, titles)
+    rows = classify_images(
+        cat, images, classifier, top_k=top_k, hierarchy=hierarchy, threshold=threshold, titles=titles
+    )
+    return [{"source": str(p), **r} for p, r in zip(paths, rows, strict=True)]
+
+
+def classify_images(
+    cat: Any,
+    images: Sequence[Any],
+    classifier: str = "builtin",
+    *,
+    top_k: int = 3,
+    hierarchy: str = "joint",
+    threshold: float | None = None,
+    titles: Sequence[str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Classify in-memory PIL images (e.g. product crops): ``{"classifier", "fields"}`` each."""
+    clf = resolve(cat, classifier)
+    probs = probas_images(cat, clf, list(images), titles)
     sizes = [im.size for im in images]
     rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes)
-    return [
-        {"source": str(p), "classifier": clf.name, "fields": {f: fp.to_dict() for f, fp in r.items()}}
-        for p, r in zip(paths, rows, strict=True)
-    ]
+    return [{"classifier": clf.name, "fields": {f: fp.to_dict() for f, fp in r.items()}} for r in rows]
 
 
 def classify_all(

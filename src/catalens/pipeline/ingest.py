@@ -56,6 +56,8 @@ class JobReport:
     elapsed_s: float = 0.0
     model: str | None = None
     failures: list[Failure] = field(default_factory=list)
+    # ``ingest --detect``: photos searched for products, crops found / stored new (None: not asked)
+    detected: dict[str, int] | None = None
 
     @property
     def rate(self) -> float:
@@ -74,6 +76,7 @@ class JobReport:
             "images_per_s": round(self.rate, 2),
             "model": self.model,
             "failures": [f.__dict__ for f in self.failures],
+            **({"detected": self.detected} if self.detected is not None else {}),
         }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,29 @@ SEARCH_EPILOG = (
 )
 
 
+def _print_each(found: Any, as_json: bool, k: int, where: str | None) -> None:
+    """Results of ``search --image PHOTO --each``: one table per detected product."""
+    if as_json:
+        print_json({"query": {"image": found.source, "each": True}, "k": k, "where": where, **found.to_dict()})
+        return
+    from rich.table import Table
+
+    if not found.items:
+        out.print(f"no products found in {found.source}; search the whole photo without --each")
+        return
+    for item in found.items:
+        det = item.detection
+        box = ", ".join(f"{v:.0f}" for v in det.box)
+        table = Table(title=f"product {item.index + 1}: {det.category} ({det.score:.2f}), box [{box}]")
+        for col in ("#", "score", "product", "title", "image"):
+            table.add_column(col, overflow="fold")
+        for r in item.answer or []:
+            table.add_row(
+                str(r.rank), f"{r.score:.4f}", r.product_id or "-", r.title or "", r.image_source or r.image_sha256[:12]
+            )
+        out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     @app.command(epilog=SEARCH_EPILOG)
     def search(
@@ -37,6 +60,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--all-images", help="One result per image instead of per product.")
         ] = False,
         model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+        each: Annotated[
+            bool,
+            typer.Option(
+                "--each", help="With --image: find the products in the photo and search for each one."
+            ),
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     ) -> None:
         """Find products by photo, by product id or by words (one result per product by default)."""
@@ -44,12 +73,18 @@ def register(app: typer.Typer) -> None:
             given = [x is not None for x in (image, product_id, text)]
             if sum(given) != 1:
                 raise ConfigError("give exactly one of --image, --id, --text")
+            if each and image is None:
+                raise ConfigError("--each needs --image (it searches each product found in the photo)")
             if where is not None:
                 from catalens.search.filters import parse_where
 
                 parse_where(where)  # fail fast on a malformed filter, before opening anything heavy
             cat = _catalog()
             with cli_warnings():
+                if each and image is not None:
+                    found = cat.search_image_each(image, k, where=where, all_images=all_images, model=model)
+                    _print_each(found, as_json, k, where)
+                    return
                 if image is not None:
                     res = cat.search_image(image, k, where=where, all_images=all_images, model=model)
                     query = {"image": str(image)}

@@ -27,6 +27,25 @@ def embed_image_file(encoder: Any, path: str | Path, settings: Any) -> tuple[str
     return sha256_bytes(data), vec, decoded
 
 
+def check_encoder(encoder: Any, searcher: Any) -> None:
+    """Refuse an encoder whose model or version differs from the searcher's stored embeddings."""
+    if encoder.model_id != searcher.data.model_id or encoder.version != searcher.data.version:
+        raise ConfigError(
+            f"the loaded model {encoder.model_id} {encoder.version} differs from the stored embeddings "
+            f"({searcher.data.model_id} {searcher.data.version}); run `catalens embed` first"
+        )
+
+
+def embed_pil_images(catalog: Any, searcher: Any, images: list[Any]) -> np.ndarray:
+    """(n, d) L2-normalised query vectors of in-memory PIL images (e.g. product crops)."""
+    encoder = catalog.encoder(searcher.model)
+    check_encoder(encoder, searcher)
+    if not images:
+        return np.zeros((0, 0), np.float32)
+    batch = np.stack([np.asarray(encoder.preprocess(im.convert("RGB")), dtype=np.float32) for im in images])
+    return l2_normalize(np.asarray(encoder.encode(batch)))
+
+
 def image_query_vector(catalog: Any, searcher: Any, path: str | Path) -> tuple[str, np.ndarray]:
     """(sha256, vector) for a query image: the stored vector when those bytes are embedded already."""
     data = read_bytes(path, max_bytes=catalog.settings.max_file_bytes)
@@ -35,10 +54,6 @@ def image_query_vector(catalog: Any, searcher: Any, path: str | Path) -> tuple[s
     if stored is not None:
         return sha, stored
     encoder = catalog.encoder(searcher.model)
-    if encoder.model_id != searcher.data.model_id or encoder.version != searcher.data.version:
-        raise ConfigError(
-            f"the loaded model {encoder.model_id} {encoder.version} differs from the stored embeddings "
-            f"({searcher.data.model_id} {searcher.data.version}); run `catalens embed` first"
-        )
+    check_encoder(encoder, searcher)
     sha, vec, _ = embed_image_file(encoder, path, catalog.settings)
     return sha, vec

@@ -206,12 +206,53 @@ async function searchView() {
     }
   }
 
+  // shop the look: the products found in the photo, as boxes to click; each box shows its own results
+  const look = h("div", { class: "look-panel hidden", "data-testid": "look" });
+  function showItem(page, item, boxes) {
+    boxes.forEach((b, i) => b.classList.toggle("active", i === item.item));
+    queryLine.replaceChildren(`Results for product ${item.item + 1} in your photo (${item.category})`);
+    const grid = h("div", { class: "cards" }, (item.results || []).map(resultCard));
+    results.replaceChildren(item.results && item.results.length ? grid : empty("No matches", "Try removing a filter."));
+    decorate(grid);
+  }
+  async function detectPhoto(f, url) {
+    look.classList.add("hidden");
+    if (!has("detect")) return;
+    const form = new FormData();
+    form.append("file", f);
+    form.append("search", "true");
+    form.append("limit", 24);
+    const where = filters.where();
+    if (where) form.append("where", where);
+    let page;
+    try { page = await api.postForm("/detect", form); } catch (err) { return toast(`finding products: ${err.message}`, true); }
+    if (!page.items.length) return;
+    const frame = h("div", { class: "look" }, Object.assign(h("img", { alt: "your photo", "data-testid": "look-photo" }), { src: url }));
+    const boxes = page.items.map((it) => {
+      const [x0, y0, x1, y1] = it.box;
+      const b = h("button", {
+        class: "box", type: "button", "data-testid": "look-box", title: `${it.category} · ${pct(it.score)}`,
+        style: `left:${(100 * x0) / page.width}%;top:${(100 * y0) / page.height}%;width:${(100 * (x1 - x0)) / page.width}%;height:${(100 * (y1 - y0)) / page.height}%`,
+        onclick: () => showItem(page, it, boxes),
+      }, h("span", {}, `${it.item + 1} ${it.category}`));
+      frame.append(b);
+      return b;
+    });
+    look.replaceChildren(
+      h("div", { class: "look-head" }, h("b", {}, `${page.count} product${page.count > 1 ? "s" : ""} in your photo`),
+        h("span", { class: "muted small" }, " · click one to search for it, or "),
+        h("button", { class: "ghost small", type: "button", onclick: () => { boxes.forEach((b) => b.classList.remove("active")); run("file", f); } }, "the whole photo")),
+      frame);
+    look.classList.remove("hidden");
+  }
+
   function useFile(f) {
     if (!f) return;
     if (!f.type.startsWith("image/") && f.type) return toast(`${f.name}: not an image`, true);
     const url = URL.createObjectURL(f);
     preview.replaceWith(Object.assign(h("img", { class: "preview", alt: "query" }), { src: url }));
     run("file", f);
+    detectPhoto(f, url);
   }
   fileInput.addEventListener("change", () => useFile(fileInput.files[0]));
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -234,7 +275,7 @@ async function searchView() {
     h("div", { class: "search-hero" }, drop,
       h("div", { class: "text-search panel" }, h("h2", {}, "Search the catalogue"), textForm)),
     h("div", { class: "filters" }, filters.selects, filters.expr),
-    queryLine, results);
+    look, queryLine, results);
   results.replaceChildren(empty("Start with a photo or a few words", "Results show similarity scores and tags; click one for its product page."));
   // deep link: #/search?text=…, #/search?id=<product> (image search by that product's photos), &where=…
   const q = hashParams();

@@ -1,0 +1,83 @@
+"""Product detection on the :class:`~catalens.core.Catalog`: find the products in a photo and
+search, classify or name the colours of each one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from catalens.detect.service import PhotoDetections
+
+
+class DetectMixin:
+    """Detection methods of :class:`~catalens.core.Catalog` (see :mod:`catalens.detect.service`)."""
+
+    settings: Any
+    db: Any
+
+    def image_regions(self, sha256: str) -> dict[str, Any]:
+        """Products cut out of the photo ``sha256`` by ``ingest --detect`` (``crops``), and the photo
+        and box it was cut from when it is itself such a crop (``crop_of``)."""
+        from catalens.errors import NotFoundError
+
+        if self.db.image(sha256) is None:
+            raise NotFoundError(f"no image {sha256} in the catalogue")
+        return self.db.regions(sha256)
+
+    def detect(
+        self, path: str | Path, *, threshold: float | None = None, max_items: int = 10
+    ) -> PhotoDetections:
+        """The products in the photo at ``path``: box, mask, score and coarse category, best first."""
+        from catalens.detect.service import detect_photo
+
+        return detect_photo(path, settings=self.settings, threshold=threshold, max_items=max_items)[1]
+
+    def search_image_each(
+        self,
+        path: str | Path,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        all_images: bool = False,
+        model: str | None = None,
+        threshold: float | None = None,
+        max_items: int = 10,
+    ) -> PhotoDetections:
+        """One list of similar products per product detected in the photo at ``path``."""
+        from catalens.detect.service import search_each
+
+        return search_each(
+            self,
+            path,
+            k,
+            where=where,
+            all_images=all_images,
+            model=model,
+            threshold=threshold,
+            max_items=max_items,
+        )
+
+    def classify_each(
+        self,
+        path: str | Path,
+        classifier: str = "builtin",
+        *,
+        top_k: int = 3,
+        hierarchy: str = "joint",
+        threshold: float | None = None,
+        max_items: int = 10,
+    ) -> PhotoDetections:
+        """Classifier fields for each product detected in the photo at ``path``."""
+        from catalens.detect.service import classify_each
+
+        return classify_each(
+            self, path, classifier, top_k=top_k, hierarchy=hierarchy, threshold=threshold, max_items=max_items
+        )
+
+    def colours_each(
+        self, path: str | Path, *, threshold: float | None = None, max_items: int = 10
+    ) -> PhotoDetections:
+        """Dominant colours of each product detected in the photo at ``path`` (its own pixels)."""
+        from catalens.detect.service import colours_each
+
+        return colours_each(path, settings=self.settings, threshold=threshold, max_items=max_items)
