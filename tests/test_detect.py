@@ -99,9 +99,14 @@ class _StubDetector:
         return out
 
 
-def _outfit(tmp_path: Path, shots: list[Path]) -> tuple[Path, list[tuple[float, float, float, float]]]:
+def _outfit(
+    tmp_path: Path, shots: list[Path], textured: bool = False
+) -> tuple[Path, list[tuple[float, float, float, float]]]:
+    """Two product shots side by side on a 400 px photo (white or a texture) and their boxes. (The
+    fake encoder compares raw pixels, so search tests use the white photo: a crop's margin of
+    texture would decide its match.)"""
     rng = np.random.default_rng(0)
-    canvas = Image.fromarray(texture(rng, 400))
+    canvas = Image.fromarray(texture(rng, 400)) if textured else Image.new("RGB", (400, 400), "white")
     boxes = []
     for i, p in enumerate(shots):
         im = Image.open(p).convert("RGB")
@@ -139,10 +144,12 @@ def test_search_each_searches_every_detected_product(catalogue, tmp_path: Path, 
     assert found.items[1].answer[0].product_id == "P5"
     data = found.to_dict()
     assert data["count"] == 2 and data["items"][1]["results"][0]["product_id"] == "P5"
-    # the crop on white: the texture around the product is gone
+    # a crop on white: the texture around the product is gone; the plain crop keeps it
+    photo, _ = _outfit(tmp_path, [folder / "p2.png", folder / "p5.png"], textured=True)
     rgb = np.asarray(Image.open(photo).convert("RGB"))
-    crop = np.asarray(product_crop(rgb, found.items[0].detection))
+    crop = np.asarray(product_crop(rgb, found.items[0].detection, on_white=True))
     assert (crop[:5] == 255).all()
+    assert not (np.asarray(product_crop(rgb, found.items[0].detection))[:5] == 255).all()
     colours = cat.colours_each(photo).to_dict()
     assert len(colours["items"]) == 2 and colours["items"][0]["colours"]["primary"]
 
@@ -324,3 +331,39 @@ def test_ingest_detect_stores_each_product_as_a_linked_image(
         assert again.detected == {"photos": 1, "crops": 2, "new_crops": 0}
         with pytest.raises(Exception, match="no image"):
             cat.image_regions("0" * 64)
+
+
+def test_missing_or_foreign_detector_files_name_the_trainer(tmp_path: Path) -> None:
+    from catalens.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="python -m catalens.detect.train"):
+        Detector(tmp_path)
+    (tmp_path / "detector.onnx").write_bytes(b"x")
+    (tmp_path / "detector.json").write_text(json.dumps({"version": "detector-v0"}))
+    with pytest.raises(ConfigError, match="retrain"):
+        Detector(tmp_path)
+
+
+def test_each_options_on_the_cli(catalogue, tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from catalens.cli import app
+
+    cat, folder = catalogue
+    photo, boxes = _outfit(tmp_path, [folder / "p2.png", folder / "p5.png"])
+    monkeypatch.setattr(service, "default_detector", lambda: _StubDetector(boxes))
+    home = str(cat.settings.home)
+    run = CliRunner().invoke
+    res = run(app, ["--home", home, "search", "--image", str(photo), "--each", "-k", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["query"]["each"] and [it["results"][0]["product_id"] for it in data["items"]] == ["P2", "P5"]
+    res = run(app, ["--home", home, "search", "--image", str(photo), "--each", "-k", "2"])
+    assert res.exit_code == 0 and "product 2: top" in res.stdout
+    res = run(app, ["--home", home, "search", "--text", "red", "--each"])
+    assert res.exit_code == 2 and "--each needs --image" in res.output
+    res = run(app, ["--home", home, "colour", str(photo), "--each", "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)[0]["items"]) == 2
+    res = run(app, ["--home", home, "classify", "--all", "--each"])
+    assert res.exit_code == 2 and "--each" in res.output

@@ -23,8 +23,11 @@ def detect(
         typer.Option("--draw", help="Folder for each photo with its boxes and masks drawn (PNG)."),
     ] = None,
     crops: Annotated[
-        Path | None, typer.Option("--crops", help="Folder for each detected product, cut out on white (PNG).")
+        Path | None, typer.Option("--crops", help="Folder for each detected product's crop (PNG).")
     ] = None,
+    on_white: Annotated[
+        bool, typer.Option("--on-white", help="With --crops: set the pixels off the product's mask to white.")
+    ] = False,
     threshold: Annotated[
         float | None, typer.Option(min=0.01, max=0.99, help="Score threshold (default: the model's).")
     ] = None,
@@ -61,7 +64,7 @@ def detect(
             if crops is not None:
                 for it in found.items:
                     target = crops / f"{p.stem}-{it.index + 1}-{it.detection.category}.png"
-                    product_crop(rgb, it.detection).save(target)
+                    product_crop(rgb, it.detection, on_white=on_white).save(target)
                     row["items"][it.index]["crop"] = str(target)
             results.append(row)
     except CatalensError as exc:

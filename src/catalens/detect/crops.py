@@ -1,10 +1,11 @@
 """Cut a detected product out of its photo, for search, classification and colour.
 
 A crop is the detection's box widened by ``pad`` of its size on each side. With ``on_white`` the
-pixels outside the product's mask (grown by a few pixels, so a soft edge is kept) are set to white:
-the crop then looks like a catalogue photo, the person and the floor around the product are gone,
-and colour naming sees the product's own pixels. When the mask covers too little of the box to
-trust, the plain crop is used.
+pixels outside the product's mask (grown by a few pixels, so a soft edge is kept) are set to white,
+so the crop looks like a catalogue photo; when the mask covers too little of the box to trust, the
+plain crop is used. The plain crop is the default: on the dev half of ``bench/detect.py`` it found
+the exact product as often as the crop on white (R@10 0.820 both), named the catalogue colour more
+often (0.382 vs 0.336) and matched the user photos' category as often (0.672 vs 0.667 top-1).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def crop_box(det: Detection, width: int, height: int, pad: float = 0.06) -> tupl
     return box
 
 
-def product_crop(rgb: np.ndarray, det: Detection, *, on_white: bool = True, pad: float = 0.06) -> Image.Image:
+def product_crop(
+    rgb: np.ndarray, det: Detection, *, on_white: bool = False, pad: float = 0.06
+) -> Image.Image:
     """The detected product as a PIL image (RGB)."""
     import cv2
 

@@ -1,7 +1,7 @@
 """``ingest --detect``: store each product found in a photo as a catalogue image of its own.
 
 After the photos of an ingest are stored, each one is run through the detector; every product found
-is cut out on white (:func:`catalens.detect.crops.product_crop`), written once as a PNG blob in the
+is cropped (:func:`catalens.detect.crops.product_crop`), written once as a PNG blob in the
 home (``blobs/<sha[:2]>/<sha>.png``, named by its content hash, so a second run writes and stores
 nothing new) and ingested like any other image (embedded, searchable, checkable). The link from crop
 to photo, with the box, score, category and detector version, is kept in ``image_regions``; crops

@@ -22,6 +22,7 @@ from catalens.detect.cutouts import Cutout
 
 SIZE = 384
 MAX_HIDDEN = 0.45  # a product hidden by later ones past this share is left out of the scene
+ROTATE_P, ROTATE_MAX = 0.3, 20.0  # share of cut-outs turned, and by at most this many degrees
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,25 @@ def _scaled(item: Item, long_side: float, rng: np.random.Generator) -> np.ndarra
     out = cv2.resize(rgba, size, interpolation=interp)
     if rng.random() < 0.5:
         out = out[:, ::-1]
+    if rng.random() < ROTATE_P:  # laid out at an angle (a flat-lay, a photo from above)
+        out = _rotated(np.ascontiguousarray(out), rng.uniform(-ROTATE_MAX, ROTATE_MAX))
     gain = rng.uniform(0.8, 1.12)
     out = out.astype(np.float32)
     out[..., :3] = np.clip(out[..., :3] * gain + rng.uniform(-12, 12), 0, 255)
     return out.astype(np.uint8)
+
+
+def _rotated(rgba: np.ndarray, degrees: float) -> np.ndarray:
+    """``rgba`` turned by ``degrees`` on a canvas large enough to hold it (transparent corners)."""
+    import cv2
+
+    h, w = rgba.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(h * sin + w * cos) + 1, int(h * cos + w * sin) + 1
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(rgba, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0, 0))
 
 
 def finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -203,16 +219,17 @@ def compose(
     side = min(size_h, size_w)
     canvas = background.astype(np.float32).copy()
     n = max(1, len(items))
-    lo, hi = (0.45, 0.9) if n == 1 else (0.5 / np.sqrt(n), 1.05 / np.sqrt(n))
+    # one product: often large, as in a user's photo of one garment that fills the frame
+    lo, hi = (0.45, 1.15) if n == 1 else (0.5 / np.sqrt(n), 1.05 / np.sqrt(n))
     alphas: list[np.ndarray] = []
     pasted: list[float] = []
     kept: list[Item] = []
     for item in items:
         rgba = _scaled(item, side * rng.uniform(lo, hi), rng)
         h, w = rgba.shape[:2]
-        # mostly inside the frame; a little may run off an edge, as in a real photo
-        x = int(rng.integers(-w // 8, max(1 - w // 8, size_w - w + w // 8)))
-        y = int(rng.integers(-h // 8, max(1 - h // 8, size_h - h + h // 8)))
+        off = 5 if n == 1 else 8  # mostly inside the frame; a little may run off an edge
+        x = int(rng.integers(-w // off, max(1 - w // off, size_w - w + w // off)))
+        y = int(rng.integers(-h // off, max(1 - h // off, size_h - h + h // off)))
         alpha = _paste(canvas, rgba, x, y, shadow=rng.random() < 0.4, rng=rng)
         for k, prev in enumerate(alphas):
             alphas[k] = prev * (1 - alpha)

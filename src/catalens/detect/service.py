@@ -93,7 +93,7 @@ def detect_photo(
     return rgb, detect_array(rgb, str(path), threshold=threshold, max_items=max_items)
 
 
-def crops(rgb: np.ndarray, found: PhotoDetections, *, on_white: bool = True) -> list[Any]:
+def crops(rgb: np.ndarray, found: PhotoDetections, *, on_white: bool = False) -> list[Any]:
     return [product_crop(rgb, it.detection, on_white=on_white) for it in found.items]
 
 
@@ -145,7 +145,8 @@ def classify_each(
 def colours_each(
     path: str | Path, *, settings: Any | None = None, threshold: float | None = None, max_items: int = 10
 ) -> PhotoDetections:
-    """Dominant colours of each detected product's own pixels (its mask on white)."""
+    """Dominant colours of each detected product (its crop; the colour code finds the product's own
+    pixels in it)."""
     from catalens.classify.colour import dominant_colours
 
     rgb, found = detect_photo(path, settings=settings, threshold=threshold, max_items=max_items)

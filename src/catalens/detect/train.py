@@ -39,7 +39,7 @@ from catalens.detect.detector import INPUT_LONG, STRIDE, VERSION, decode, iou
 from catalens.detect.scenes import SIZE, Item, Scene, compose, photo_patch, texture
 
 SCENE_COUNTS = (0, 1, 2, 3, 4, 5)
-SCENE_WEIGHTS = (0.05, 0.15, 0.2, 0.25, 0.2, 0.15)
+SCENE_WEIGHTS = (0.05, 0.25, 0.2, 0.2, 0.15, 0.15)
 GAUSS_ALPHA = 0.54  # centre Gaussian sigma = alpha * box side / 6 (TTFNet)
 
 
