@@ -351,17 +351,18 @@ def test_shop_the_look_boxes_search_each_product(page: object, server: dict, tmp
     page.locator("[data-testid=look-box]").nth(1).click()
     page.wait_for_function("() => document.querySelector('.query-line').innerText.includes('product 2')")
     page.wait_for_selector("[data-testid=result-card]")
-    second = page.locator("[data-testid=result-card] .title").all_inner_texts()
+    shas = "els => els.map((e) => e.dataset.sha)"
+    second = page.locator("[data-testid=result-card]").evaluate_all(shas)
     assert page.locator(".look .box.active").inner_text() == "2 footwear"
     page.locator("[data-testid=look-photo]").evaluate("img => img.decode()")
     page.screenshot(path=str(server["shots"] / "shop_the_look.png"))
     page.locator("[data-testid=look-box]").first.click()
     page.wait_for_function("() => document.querySelector('.query-line').innerText.includes('product 1')")
-    first = page.locator("[data-testid=result-card] .title").all_inner_texts()
+    first = page.locator("[data-testid=result-card]").evaluate_all(shas)
     # each box shows the results the API gives for that product (which product ranks first is
     # tested with the real crops in tests/test_detect.py)
     from catalens.detect.service import search_each
 
     want = search_each(server["cat"], photo, 24)
-    assert first == [r.title for r in want.items[0].answer]
-    assert second == [r.title for r in want.items[1].answer] and first != second
+    assert first == [r.image_sha256 for r in want.items[0].answer]
+    assert second == [r.image_sha256 for r in want.items[1].answer] and first != second
