@@ -120,6 +120,9 @@ def test_api_stateful_with_links(api_schema) -> None:
     responses as documented, and links actually followed (values of one response used in the next
     request)."""
     schema = api_schema.exclude(method="DELETE", path_regex=r"^/api/v1/keys/")  # keeps the test's key
+    # the detection routes (fuzzed one by one above) start no link of their own; left out so the
+    # derandomized walk explores the catalogue as it did before they existed
+    schema = schema.exclude(path_regex=r"^/api/v1/(detect|images/\{sha256\}/regions)$")
     machine = schema.as_state_machine()
     statuses: list[int] = []
     followed: list[str] = []
