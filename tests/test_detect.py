@@ -367,3 +367,46 @@ def test_each_options_on_the_cli(catalogue, tmp_path: Path, monkeypatch) -> None
     assert len(json.loads(res.stdout)[0]["items"]) == 2
     res = run(app, ["--home", home, "classify", "--all", "--each"])
     assert res.exit_code == 2 and "--each" in res.output
+
+
+def test_api_upload_with_detect_stores_the_crops(
+    fake_encoder: object, home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from catalens.api.app import create_app
+    from catalens.api.service import ServiceCatalog
+    from catalens.api.settings import ApiSettings
+    from catalens.config import load_settings
+
+    folder = tmp_path / "shots"
+    for i in range(2):
+        make_product_image(folder / f"p{i}.png", i, size=(150, 200))
+    photo, boxes = _outfit(tmp_path, [folder / "p0.png", folder / "p1.png"])
+    monkeypatch.setattr(service, "default_detector", lambda: _StubDetector(boxes))
+    cat = ServiceCatalog(load_settings(home, default_model="fake-encoder"), ApiSettings())
+    key, _ = cat.create_key("write", "t")
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(catalog=cat, api_settings=cat.api_settings)) as client:
+        r = client.post(
+            "/api/v1/ingest/upload",
+            files=[("files", ("outfit.jpg", photo.read_bytes(), "image/jpeg"))],
+            data={"detect": "true"},
+            headers=auth,
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        for _ in range(400):
+            job = client.get(f"/api/v1/jobs/{job_id}", headers=auth).json()
+            if job["status"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.05)
+        assert job["status"] == "done", job
+        assert job["report"]["detected"] == {"photos": 1, "crops": 2, "new_crops": 2}
+        assert job["total"] == 3  # the photo, then its two crops
+        sha = next(s for s in (i.sha256 for i in cat.db.ok_images()) if cat.image_regions(s)["crops"])
+        regions = client.get(f"/api/v1/images/{sha}/regions", headers=auth).json()
+        assert len(regions["crops"]) == 2
+    cat.close()
