@@ -97,8 +97,7 @@ class JobManager:
         job.status, job.started_at = "running", time.time()
 
         def progress(_name: str, total: int | None) -> Callable[[int], None]:
-            # a job of several phases (ingest, then the crops of ingest --detect) counts them all
-            job.total = total if job.total is None or total is None else job.total + total
+            job.total = total
 
             def tick(n: int) -> None:
                 job.done += n

@@ -88,7 +88,6 @@ class UrlIngestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[UrlItemIn] = Field(min_length=1, max_length=10_000)
     embed: bool = True
-    detect: bool = False  # also store each product found in a photo as an image of its own
 
 
 class KeyIn(BaseModel):

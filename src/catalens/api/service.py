@@ -134,10 +134,8 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         title: str | None = None,
         attrs: dict[str, Any] | None = None,
         embed: bool = True,
-        detect: bool = False,
     ) -> ApiJob:
-        """Check and store uploaded images, then ingest them in the background (``detect``: and each
-        product found in them, see :mod:`catalens.detect.ingest`)."""
+        """Check and store uploaded images, then ingest them in the background."""
         manifest = stage_images(
             self.settings.home,
             uploads,
@@ -149,22 +147,13 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         )
         products = [json.loads(line)["id"] for line in manifest.read_text(encoding="utf-8").splitlines()]
         return self._submit(
-            "upload",
-            manifest,
-            products,
-            image_col="image",
-            id_col="id",
-            text_col="title",
-            embed=embed,
-            detect=detect,
+            "upload", manifest, products, image_col="image", id_col="id", text_col="title", embed=embed
         )
 
-    def submit_urls(self, items: Sequence[UrlItem], *, embed: bool = True, detect: bool = False) -> ApiJob:
+    def submit_urls(self, items: Sequence[UrlItem], *, embed: bool = True) -> ApiJob:
         """Check the URLs (scheme, address guard), then fetch and ingest them in the background."""
         manifest = stage_urls(self.settings.home, items, allow_private=self.settings.allow_private_urls)
-        return self._submit(
-            "urls", manifest, image_col="image", id_col="id", text_col="title", embed=embed, detect=detect
-        )
+        return self._submit("urls", manifest, image_col="image", id_col="id", text_col="title", embed=embed)
 
     def submit_manifest(
         self,
@@ -175,7 +164,6 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
         text_col: str | None = None,
         label_cols: list[str] | None = None,
         embed: bool = True,
-        detect: bool = False,
         allow_local_paths: bool = False,
     ) -> ApiJob:
         """Check an uploaded manifest row by row, then ingest it in the background."""
@@ -195,7 +183,6 @@ class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
             text_col=text_col,
             label_cols=label_cols,
             embed=embed,
-            detect=detect,
         )
 
     def _refresh_search(self) -> None:

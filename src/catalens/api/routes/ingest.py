@@ -43,10 +43,6 @@ def ingest_upload(
     title: Annotated[str | None, Form(max_length=10_000)] = None,
     attrs: Annotated[str | None, Form(max_length=100_000, description="JSON object of attributes")] = None,
     embed: Annotated[bool, Form()] = True,
-    detect: Annotated[
-        bool,
-        Form(description="also store each product found in a photo as an image of its own (ingest --detect)"),
-    ] = False,
     cat: Any = Depends(catalog),
     _p: Any = Depends(security.write),
 ) -> Any:
@@ -56,9 +52,7 @@ def ingest_upload(
         raise ApiError(413, "too-many-files", f"at most {limit} files per request")
     extra = _attrs(attrs)
     uploads = read_uploads(files, cat)
-    job = cat.submit_upload(
-        uploads, product_id=product_id or None, title=title, attrs=extra, embed=embed, detect=detect
-    )
+    job = cat.submit_upload(uploads, product_id=product_id or None, title=title, attrs=extra, embed=embed)
     return job.to_dict()
 
 
@@ -66,7 +60,7 @@ def ingest_upload(
 def ingest_urls(body: UrlIngestIn, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Any:
     """Fetch and ingest images by URL; private/loopback addresses are refused unless the server allows them."""
     items = [UrlItem(i.url, i.product_id, i.title, dict(i.attrs)) for i in body.items]
-    return cat.submit_urls(items, embed=body.embed, detect=body.detect).to_dict()
+    return cat.submit_urls(items, embed=body.embed).to_dict()
 
 
 @router.post("/ingest/manifest", response_model=JobOut, status_code=202, responses=UPLOAD_ERRORS)
@@ -76,10 +70,6 @@ def ingest_manifest(
     id_col: Annotated[str | None, Form(max_length=200)] = None,
     text_col: Annotated[str | None, Form(max_length=200)] = None,
     embed: Annotated[bool, Form()] = True,
-    detect: Annotated[
-        bool,
-        Form(description="also store each product found in a photo as an image of its own (ingest --detect)"),
-    ] = False,
     cat: Any = Depends(catalog),
     principal: Any = Depends(security.write),
 ) -> Any:
@@ -91,7 +81,6 @@ def ingest_manifest(
         id_col=id_col or None,
         text_col=text_col or None,
         embed=embed,
-        detect=detect,
         allow_local_paths=role_allows(principal.role, "admin"),
     )
     return job.to_dict()
