@@ -7,7 +7,6 @@ whole photos go through.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,22 +187,3 @@ def draw(rgb: np.ndarray, found: PhotoDetections, *, masks: bool = True) -> Any:
         d.text((x0 + 2, max(0, y0 - 12)), label, fill=(255, 255, 255))
     return img
 
-
-def detect_files(
-    paths: Sequence[str | Path],
-    *,
-    settings: Any | None = None,
-    threshold: float | None = None,
-    max_items: int = 10,
-) -> list[PhotoDetections | dict[str, Any]]:
-    """Detections for each file; a file that cannot be read gives ``{"source", "error"}`` and the
-    rest go on."""
-    from catalens.errors import CatalensError
-
-    out: list[PhotoDetections | dict[str, Any]] = []
-    for p in paths:
-        try:
-            out.append(detect_photo(p, settings=settings, threshold=threshold, max_items=max_items)[1])
-        except (CatalensError, OSError, ValueError) as exc:
-            out.append({"source": str(p), "error": str(exc)})
-    return out
