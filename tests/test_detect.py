@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from catalens.classify.colour import dominant_colours
 from catalens.detect import service
 from catalens.detect.categories import categories, category_of, garment_category
 from catalens.detect.crops import product_crop
-from catalens.detect.cutouts import cut_out
+from catalens.detect.cutouts import backdrop_mask, cut_out
 from catalens.detect.detector import Detection, Detector, decode, input_size
 from catalens.detect.scenes import Item, compose, texture
+from catalens.errors import ConfigError
+from catalens.quality.context import QCImage
+from catalens.quality.registry import get_check
 from tests.conftest import make_product_image, shared_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -367,3 +371,112 @@ def test_each_options_on_the_cli(catalogue, tmp_path: Path, monkeypatch) -> None
     assert len(json.loads(res.stdout)[0]["items"]) == 2
     res = run(app, ["--home", home, "classify", "--all", "--each"])
     assert res.exit_code == 2 and "--each" in res.output
+
+
+# ---- QC on the product mask (framing, background, colour) -----------------------------------------
+
+
+def _with_mask(img: Image.Image, mask: np.ndarray | None) -> QCImage:
+    """A QCImage whose product detector answer is ``mask`` (the model itself is tested apart)."""
+    qc = QCImage.from_pil(img)
+    dets = [] if mask is None else [Detection((0.0, 0.0, 1.0, 1.0), 0.9, "top", mask)]
+    qc.__dict__["_detected"] = (dets, mask)
+    return qc
+
+
+def _grey_shot(fill: float) -> tuple[Image.Image, np.ndarray]:
+    """A dark product filling ``fill`` of a 300x400 frame's height on a grey studio backdrop."""
+    arr = np.full((400, 300, 3), 170, np.uint8)
+    mask = np.zeros((400, 300), bool)
+    h = int(400 * fill)
+    mask[(400 - h) // 2 : (400 + h) // 2, 100:200] = True
+    arr[mask] = (40, 50, 120)
+    return Image.fromarray(arr), mask
+
+
+def test_framing_measures_fill_on_any_background_with_the_product_mask() -> None:
+    img, mask = _grey_shot(0.6)
+    main = {"min_fill_warn": 0.85, "min_fill_fail": 0.7}
+    old = get_check("framing")(region="near_white", **main).run(_with_mask(img, mask))
+    assert old.score is None and old.verdict == "pass"  # not a white shot: not measured
+    res = get_check("framing")(**main).run(_with_mask(img, mask))  # auto: the mask off white
+    assert res.verdict == "fail" and abs(res.score - 0.6) < 0.01 and res.details["product_from"] == "detector"
+    none = get_check("framing")(**main).run(_with_mask(img, None))
+    assert none.score is None and "no product detected" in none.reason
+    # on white, auto keeps measuring the non-white pixels (the mask is not asked for)
+    white = np.asarray(img).copy()
+    white[~mask] = 255
+    qc = QCImage.from_pil(Image.fromarray(white))
+    res = get_check("framing")(**main).run(qc)
+    assert res.details["product_from"] == "near-white" and "_detected" not in qc.__dict__
+    with pytest.raises(ConfigError, match="region must be one of"):
+        get_check("framing")(region="mask")
+
+
+def test_background_detector_region_leaves_the_product_positions_out() -> None:
+    main = {"band": 0.04, "warn": 0.97, "fail": 0.85, "region": "detector"}
+    img = Image.new("RGB", (300, 400), (255, 255, 255))
+    ImageDraw.Draw(img).rectangle((100, 0, 200, 400), fill=(60, 70, 160))  # a model off both edges
+    mask = np.asarray(img)[..., 0] < 200
+    res = get_check("background")(**main).run(_with_mask(img, mask))
+    assert res.verdict == "pass" and set(res.details["product_at_edge"]) == {"top", "bottom"}
+    grey = np.asarray(img).copy()
+    grey[~mask] = 190
+    assert get_check("background")(**main).run(_with_mask(Image.fromarray(grey), mask)).verdict == "fail"
+    with pytest.raises(ConfigError, match="region must be one of"):
+        get_check("background")(region="mask")
+
+
+def test_colour_on_the_product_mask() -> None:
+    arr = np.zeros((200, 150, 3), np.uint8)
+    arr[:] = np.random.default_rng(0).integers(0, 255, (200, 150, 3))  # a busy scene
+    mask = np.zeros((200, 150), bool)
+    mask[50:150, 40:110] = True
+    arr[mask] = (200, 30, 40)  # a red product
+    res = dominant_colours(Image.fromarray(arr), product_mask=mask)
+    assert res.method.startswith("mask") and res.primary == "Red"
+    tiny = np.zeros_like(mask)
+    tiny[0, 0] = True  # under 3% of the photo: the colour code's own separation
+    assert not dominant_colours(Image.fromarray(arr), product_mask=tiny).method.startswith("mask")
+
+
+def test_qc_product_mask_from_the_packaged_detector_on_a_real_photo() -> None:
+    """The real detector on a held-out catalogue photo, its white backdrop replaced by grey: framing is
+    measured and its fill is within 0.05 of the product's true fill."""
+    data = shared_dataset("myntra-dev")
+    held = (ROOT / "bench" / "data" / "detect_heldout.txt").read_text().split()
+    errors = []
+    for name in held[:12]:
+        arr = np.asarray(Image.open(data / name).convert("RGB")).copy()
+        product = ~backdrop_mask(arr)
+        ys, xs = np.nonzero(product)
+        truth = max((xs.max() - xs.min() + 1) / arr.shape[1], (ys.max() - ys.min() + 1) / arr.shape[0])
+        arr[~product] = 180
+        res = get_check("framing")().run(QCImage.from_pil(Image.fromarray(arr)))
+        if res.score is not None:
+            errors.append(abs(res.score - truth))
+    assert len(errors) >= 10 and float(np.median(errors)) <= 0.05, errors
+
+
+def test_colour_detects_the_product_only_on_a_white_backdrop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalens.classify import colour
+
+    calls: list[tuple[int, ...]] = []
+
+    def fake(img):  # type: ignore[no-untyped-def]
+        calls.append(np.asarray(img).shape)
+        m = np.zeros((img.height, img.width), bool)
+        m[img.height // 4 : 3 * img.height // 4, img.width // 4 : 3 * img.width // 4] = True
+        return m
+
+    monkeypatch.setattr(colour, "detected_mask", fake)
+    white = np.full((200, 150, 3), 250, np.uint8)
+    white[50:150, 40:110] = (30, 40, 150)
+    res = colour.dominant_colours(Image.fromarray(white), detect_on_white=True)
+    assert calls and res.method.startswith("mask") and "Blue" in res.primary
+    grey = white.copy()
+    grey[(white == 250).all(axis=2)] = 170
+    calls.clear()
+    res = colour.dominant_colours(Image.fromarray(grey), detect_on_white=True)
+    assert not calls and res.method.startswith("border")
+    assert colour.white_backdrop(white) and not colour.white_backdrop(grey)

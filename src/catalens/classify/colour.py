@@ -4,7 +4,9 @@
    background, white or not), the foreground is every pixel farther than ``BG_DELTA_E`` from the
    border colour (CIELAB distance), cleaned with a morphological opening. Otherwise (a cluttered
    user photo) OpenCV GrabCut runs from a centre rectangle. A mask under 3% of the image falls
-   back to a centre ellipse.
+   back to a centre ellipse. On a plain near-white backdrop, callers that ask for it
+   (``detect_on_white``; ``Catalog.colours`` does) use the packaged product detector's mask instead:
+   it gained on held-out white-background photos and lost on grey ones (bench/quality_mask.py).
 2. K-means (k=5) on the foreground pixels in CIELAB; each cluster is named by the nearest palette
    colour or shade of one (CIE76 distance; ``SHADES``); clusters with the same name merge;
    percentages are of the foreground.
@@ -127,13 +129,11 @@ def _small(img: Any, side: int = 128) -> np.ndarray:
     return np.asarray(im, np.uint8)
 
 
-def foreground_mask(arr: np.ndarray) -> tuple[np.ndarray, str]:
-    """Boolean foreground mask of an RGB array and the method used ("border" or "grabcut")."""
-    import cv2
-
+def _border(arr: np.ndarray) -> np.ndarray:
+    """The pixels (N, 3) of the outer twentieth of each side."""
     h, w, _ = arr.shape
     b = max(2, min(h, w) // 20)
-    border = np.concatenate(
+    return np.concatenate(
         [
             arr[:b].reshape(-1, 3),
             arr[-b:].reshape(-1, 3),
@@ -141,8 +141,26 @@ def foreground_mask(arr: np.ndarray) -> tuple[np.ndarray, str]:
             arr[:, -b:].reshape(-1, 3),
         ]
     )
-    lab = rgb_to_lab(arr)
+
+
+def white_backdrop(arr: np.ndarray) -> bool:
+    """Whether the photo's border is a plain near-white studio backdrop (median colour: every channel
+    >= 230, channel spread <= 15, and 80% of the border within 6 CIELAB units of it)."""
+    border = _border(arr)
+    med = np.median(border, axis=0)
+    if med.min() < 230 or med.max() - med.min() > 15:
+        return False
     blab = rgb_to_lab(border)
+    return bool(np.percentile(np.linalg.norm(blab - np.median(blab, axis=0), axis=1), 80) < 6.0)
+
+
+def foreground_mask(arr: np.ndarray) -> tuple[np.ndarray, str]:
+    """Boolean foreground mask of an RGB array and the method used ("border" or "grabcut")."""
+    import cv2
+
+    h, w, _ = arr.shape
+    lab = rgb_to_lab(arr)
+    blab = rgb_to_lab(_border(arr))
     bg = np.median(blab, axis=0)
     spread = np.percentile(np.linalg.norm(blab - bg, axis=1), 80)
     kernel = np.ones((3, 3), np.uint8)
@@ -165,6 +183,23 @@ def foreground_mask(arr: np.ndarray) -> tuple[np.ndarray, str]:
         mask = ((((yy - h / 2) / (0.35 * h)) ** 2 + ((xx - w / 2) / (0.35 * w)) ** 2) <= 1).astype(np.uint8)
         method += "+centre"
     return mask.astype(bool), method
+
+
+def detected_mask(img: Any) -> np.ndarray | None:
+    """The packaged product detector's product-pixel mask of a PIL image (at most 384 px), or None."""
+    from catalens.detect.detector import default_detector
+
+    rgb = _small(img, 384)
+    if min(rgb.shape[:2]) < 8:
+        return None
+    return default_detector().detect_with_mask(rgb)[1]
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    import cv2
+
+    small = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return small.astype(bool)
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +231,14 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)
 
 
-def dominant_colours(img: Any, k: int = 5, max_pixels: int = 4000) -> ColourResult:
+def dominant_colours(
+    img: Any,
+    k: int = 5,
+    max_pixels: int = 4000,
+    *,
+    product_mask: np.ndarray | None = None,
+    detect_on_white: bool = False,
+) -> ColourResult:
     """The product's dominant colours (foreground only), named and with percentages.
 
     Skin-tone pixels are left out when the rest holds at least 40% of the foreground (a model
@@ -204,9 +246,21 @@ def dominant_colours(img: Any, k: int = 5, max_pixels: int = 4000) -> ColourResu
     sigma = 30% of each side), where the product sits in a catalogue photo and where other worn
     items (trousers under a shirt, hair) are not. ``primary`` is "Multi" when no colour reaches
     35% and at least three hold 15% or more.
+
+    ``product_mask`` (bool, the image's size or any size of the same shape ratio), e.g. the product
+    detector's mask, replaces the foreground separation when it covers at least 3% of the image.
+    ``detect_on_white``: on a plain near-white backdrop, run the packaged product detector and use its
+    mask (off a white backdrop the backdrop-colour separation stays: see bench/RESULTS.md "QC on the
+    product mask" for how this was chosen).
     """
     arr = _small(img)
-    mask, method = foreground_mask(arr)
+    if product_mask is None and detect_on_white and white_backdrop(arr):
+        product_mask = detected_mask(img)
+    given = None if product_mask is None else _resize_mask(product_mask, arr.shape[:2])
+    if given is not None and given.mean() >= 0.03:
+        mask, method = given, "mask"
+    else:
+        mask, method = foreground_mask(arr)
     h, w = mask.shape
     yy, xx = np.nonzero(mask)
     weight = np.exp(-(((xx - (w - 1) / 2) / (0.3 * w)) ** 2 + ((yy - (h - 1) / 2) / (0.3 * h)) ** 2) / 2)

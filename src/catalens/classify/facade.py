@@ -153,8 +153,11 @@ class ClassifyMixin:
         return tag_all(self, tagger, **opts)
 
     def colours(self, path: str | Path, **opts: Any) -> dict[str, Any]:
-        """Dominant product colours (foreground only) named against the retail palette, with percentages."""
+        """Dominant product colours (foreground only) named against the retail palette, with percentages.
+        On a plain white backdrop the packaged product detector's mask is the foreground
+        (``detect_on_white``, on by default)."""
         from catalens.classify.colour import dominant_colours
         from catalens.imageio import open_image
 
+        opts.setdefault("detect_on_white", True)
         return dominant_colours(open_image(path).image, **opts).to_dict()

@@ -188,6 +188,14 @@ class Detector:
         self, rgb: np.ndarray, *, masks: bool = True, threshold: float | None = None
     ) -> list[Detection]:
         """The products in ``rgb`` (uint8 RGB, any size), best score first."""
+        return self.detect_with_mask(rgb, masks=masks, threshold=threshold)[0]
+
+    def detect_with_mask(
+        self, rgb: np.ndarray, *, masks: bool = True, threshold: float | None = None
+    ) -> tuple[list[Detection], np.ndarray | None]:
+        """The products in ``rgb`` and the photo's whole product-pixel mask (bool, the photo's size:
+        every pixel the network calls product, not clipped to the boxes; None when nothing is found or
+        ``masks`` is off). Each detection's own mask is that mask inside its box."""
         import cv2
 
         if rgb.ndim != 3 or rgb.shape[2] < 3 or min(rgb.shape[:2]) < 8:
@@ -212,7 +220,7 @@ class Detector:
                 ys, xs = slice(int(y0), int(np.ceil(y1))), slice(int(x0), int(np.ceil(x1)))
                 mask[ys, xs] = full[ys, xs]
             out.append(Detection((x0, y0, x1, y1), score, self.categories[c], mask))
-        return out
+        return out, full
 
 
 _default: Detector | None = None

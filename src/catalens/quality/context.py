@@ -2,8 +2,8 @@
 
 The file is read and decoded once (JPEG draft mode, so a 1200 px JPEG decodes at about 600 px),
 then reduced to a working copy whose long side is at most ``WORK_SIDE`` px. Derived arrays (gray,
-LAB, near-white mask, foreground mask, gradients) are computed lazily on first use and cached, so
-checks that need the same array share its cost. The true file size (``width``/``height``) is kept
+LAB, near-white mask, foreground mask, gradients, the packaged product detector's boxes and mask) are
+computed lazily on first use and cached, so checks that need the same array share its cost. The true file size (``width``/``height``) is kept
 for the resolution check.
 """
 
@@ -167,6 +167,26 @@ class QCImage:
         gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
         return cv2.magnitude(gx, gy)
+
+    @cached_property
+    def _detected(self) -> tuple[list[Any], np.ndarray | None]:
+        from catalens.detect.detector import default_detector
+
+        if min(self.rgb.shape[:2]) < 8:
+            return [], None
+        return default_detector().detect_with_mask(self.rgb)
+
+    @property
+    def products(self) -> list[Any]:
+        """The packaged product detector's :class:`~catalens.detect.detector.Detection` s on the working
+        copy (boxes and masks in working-copy pixels), best first; [] when it finds none."""
+        return self._detected[0]
+
+    @property
+    def product_mask(self) -> np.ndarray | None:
+        """bool mask (working copy) of every pixel the product detector calls product (not clipped to
+        its boxes: a box can fall short of a model's head or feet); None when it finds no product."""
+        return self._detected[1]
 
     def memo(self, key: str, fn: Any) -> Any:
         """Cache any other derived value (model outputs shared by several checks)."""

@@ -11,16 +11,35 @@
   and scores ~0; a busy scene ~0. ``product_at_edge: false`` scores the whole band (the old rule).
 * ``framing``: the product's fill of the frame and whether it touches / is cut off at the edges.
   Fill = max(product bbox width / image width, product bbox height / image height) - the way
-  marketplaces measure "the product fills 85% of the frame". Only meaningful on a light background.
+  marketplaces measure "the product fills 85% of the frame". The product is the non-white pixels on a
+  white-background shot and the packaged product detector's mask on any other background
+  (``region``; see bench/RESULTS.md "QC on the product mask" for how each was measured).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from catalens.errors import ConfigError
 from catalens.quality.context import QCImage
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade, worst
+
+REGIONS = ("auto", "near_white", "detector")
+
+
+def _check_choice(check: str, param: str, value: Any, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise ConfigError(f"check {check!r}: {param} must be one of {', '.join(known)}, got {value!r}")
+
+
+def load_detector() -> None:
+    """Load the packaged product detector once, before a run's worker threads start."""
+    from catalens.detect.detector import default_detector
+
+    default_detector()
 
 
 def border_band(shape: tuple[int, ...], band: float) -> np.ndarray:
@@ -94,7 +113,35 @@ class BackgroundCheck(Check):
         "product_at_edge": True,
         "max_product_run": 0.25,
         "max_product_share": 0.4,
+        "region": "frame",
     }
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__(**overrides)
+        _check_choice("background", "region", self.p["region"], ("frame", "detector"))
+
+    def setup(self) -> None:
+        if self.p["region"] == "detector":
+            load_detector()
+
+    def _product_runs(self, img: QCImage, white: np.ndarray, keep: np.ndarray, b: int) -> list[str]:
+        """Clear ``keep`` where a short non-white run of the frame is the product crossing the edge;
+        the sides crossed."""
+        h, w = img.near_white.shape
+        inward = _inward(img.foreground, b)
+        n = len(white)
+        budget = float(self.p["max_product_share"]) * n
+        crossing = []
+        for start, length in sorted(_runs(~white), key=lambda r: r[1]):
+            idx = (start + np.arange(length)) % n
+            if length > float(self.p["max_product_run"]) * n or length > budget:
+                continue
+            if inward[idx].mean() < 0.5:  # a strip along the edge, not the product
+                continue
+            keep[idx] = False
+            budget -= length
+            crossing.append(_side(int(idx[length // 2]), w, h))
+        return crossing
 
     def run(self, img: QCImage) -> CheckResult:
         nw = img.near_white
@@ -103,19 +150,12 @@ class BackgroundCheck(Check):
         white = _perimeter(nw, b) >= 0.5
         keep = np.ones(len(white), dtype=bool)  # positions that are background
         crossing: list[str] = []
-        if self.p["product_at_edge"] and white.any():
-            inward = _inward(img.foreground, b)
-            n = len(white)
-            budget = float(self.p["max_product_share"]) * n
-            for start, length in sorted(_runs(~white), key=lambda r: r[1]):
-                idx = (start + np.arange(length)) % n
-                if length > float(self.p["max_product_run"]) * n or length > budget:
-                    continue
-                if inward[idx].mean() < 0.5:  # a strip along the edge, not the product
-                    continue
-                keep[idx] = False
-                budget -= length
-                crossing.append(_side(int(idx[length // 2]), w, h))
+        if self.p["region"] == "detector":
+            if img.product_mask is not None:
+                keep = _perimeter(img.product_mask, b) < 0.5
+                crossing = sorted({_side(int(i), w, h) for i in np.flatnonzero(~keep)})
+        elif self.p["product_at_edge"] and white.any():
+            crossing = self._product_runs(img, white, keep, b)
         share = float(white[keep].mean()) if keep.any() else 0.0
         verdict = grade(share, self.p["warn"], self.p["fail"], higher_is_worse=False)
         where = f"; the product crosses the {', '.join(sorted(set(crossing)))} edge" if crossing else ""
@@ -154,7 +194,9 @@ def _side(pos: int, w: int, h: int) -> str:
 class FramingCheck(Check):
     """Score: product fill of the frame (0..1, see module doc). Fails/warns under ``min_fill_*``; warns
     (or fails with ``touching: fail``) when the product touches more than ``max_touch_sides`` sides.
-    Skipped (pass) when the background is not mostly white, since the product cannot be isolated."""
+    ``region`` says where the product comes from: ``near_white`` (the non-white pixels; skipped, pass,
+    when the background is not mostly white), ``detector`` (the packaged product detector's mask, on any
+    background) or ``auto`` (near-white on a white-background shot, the detector otherwise)."""
 
     higher_is_worse = False
     unit = "fill (bbox side / frame side)"
@@ -166,16 +208,35 @@ class FramingCheck(Check):
         "max_touch_sides": 0,
         "touch_share": 0.03,
         "min_white_border": 0.6,
+        "region": "auto",
     }
 
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__(**overrides)
+        _check_choice("framing", "region", self.p["region"], REGIONS)
+
+    def setup(self) -> None:
+        if self.p["region"] != "near_white":
+            load_detector()
+
     def run(self, img: QCImage) -> CheckResult:
+        mode = str(self.p["region"])
         nw = img.near_white
         band = border_band(nw.shape, 0.04)
-        if float(nw[band].mean()) < float(self.p["min_white_border"]):
-            return CheckResult(
-                "framing", None, self.unit, "pass", "not a white-background shot: framing not measured"
-            )
-        fg = img.foreground
+        white_shot = float(nw[band].mean()) >= float(self.p["min_white_border"])
+        if mode == "near_white" or (mode == "auto" and white_shot):
+            if not white_shot:
+                return CheckResult(
+                    "framing", None, self.unit, "pass", "not a white-background shot: framing not measured"
+                )
+            fg, source = img.foreground, "near-white"
+        else:
+            mask = img.product_mask
+            if mask is None:
+                return CheckResult(
+                    "framing", None, self.unit, "pass", "no product detected: framing not measured"
+                )
+            fg, source = mask, "detector"
         box = product_box(fg)
         if box is None:
             return CheckResult(
@@ -213,5 +274,5 @@ class FramingCheck(Check):
             verdict,
             reason,
             regions=[region],
-            details={"touching": touching, "box": region},
+            details={"touching": touching, "box": region, "product_from": source},
         )
