@@ -447,25 +447,85 @@ def test_watermark_words_with_ocr_misreads_and_fragmented_tiles() -> None:
     assert why(["streetbasket ball"]) == []  # a 4-letter piece repeating by chance is not tiling
 
 
+TEE = [(180, 120), (260, 120), (300, 160), (340, 120), (420, 120), (540, 260), (470, 320), (430, 280),
+       (430, 760), (170, 760), (170, 280), (130, 320), (60, 260)]  # a T-shirt's outline, 600x800
+
+
 def test_big_print_on_the_product_is_not_an_overlay() -> None:
-    """General profile: large text printed on a garment (inside its silhouette, even in white letters)
-    does not count towards the text area; the same box on the white margin does."""
+    """General profile: large text printed on a garment (inside it, even in white letters) does not
+    count towards the text area; the same box on the white margin does."""
     from catalens.quality.checks.text import TextBox
 
     img = Image.new("RGB", (600, 800), "white")
     d = ImageDraw.Draw(img)
-    d.rectangle([100, 80, 500, 760], fill=(20, 20, 25))  # a black shirt on a white backdrop
-    d.rectangle([160, 300, 440, 420], fill=(250, 250, 250))  # white print (near-white, not backdrop)
+    d.polygon(TEE, fill=(20, 20, 25))  # a black T-shirt on a white backdrop
+    d.text((190, 330), "MAKE", fill=(250, 250, 250), font_size=70)  # white print (near-white, not backdrop)
     params = load_profile("general").checks["text"]
 
     def verdict(box: list[float], **over: object) -> str:
         q = QCImage.from_pil(img)
+        q.__dict__["_detected"] = ([], None)  # no detector answer: the silhouette alone
         q.cache["ocr"] = [TextBox(box=box, text="MAKE", confidence=0.99, contrast=200, area=0.25)]
         return get_check("text")(**{**params, **over}).run(q).verdict
 
-    assert verdict([150, 290, 450, 430]) == "pass"  # the print, inside the shirt
+    assert verdict([180, 320, 420, 420]) == "pass"  # the print, inside the shirt
     assert verdict([20, 10, 580, 75]) != "pass"  # same area above the shirt: an overlay
-    assert verdict([150, 290, 450, 430], exclude_print=False) != "pass"  # strict profiles count print
+    assert verdict([180, 320, 420, 420], exclude_print=False) != "pass"  # counting all text
+    assert verdict([180, 320, 420, 420], print_rule="silhouette") == "pass"
+
+
+def test_print_rule_product_tells_print_from_bands_badges_and_text_across_the_edge() -> None:
+    """``print_rule: product``: text on the garment (even a white garment on white, where the detector's
+    mask stands in for the silhouette, and on a grey backdrop) is print; a band across the photo, a
+    badge on the garment and text across the garment's edge are overlays, and both areas are reported."""
+    from catalens.quality.checks.text import TextBox, on_plate, text_on_product
+
+    def shirt(backdrop: tuple[int, int, int] = (255, 255, 255), cloth=(20, 20, 25)) -> Image.Image:  # type: ignore[no-untyped-def]
+        img = Image.new("RGB", (600, 800), backdrop)
+        d = ImageDraw.Draw(img)
+        d.rectangle([100, 80, 500, 760], fill=cloth)
+        d.text((200, 430), "MAKE", fill=(250, 250, 250), font_size=60)  # printed letters
+        return img
+
+    def qc(img: Image.Image, mask: np.ndarray | None = None) -> QCImage:
+        q = QCImage.from_pil(img)
+        if mask is not None:  # the detector answers on the working copy
+            h, w = q.rgb.shape[:2]
+            mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        q.__dict__["_detected"] = ([], mask)  # the detector's answer (the model is tested in test_detect)
+        return q
+
+    garment = np.zeros((800, 600), bool)
+    garment[80:761, 100:501] = True
+    printed = [190, 420, 360, 500]
+    assert text_on_product(qc(shirt()), printed)
+    assert text_on_product(qc(shirt(backdrop=(170, 170, 170)), garment), printed)  # the mask off white
+    assert not text_on_product(qc(shirt(backdrop=(170, 170, 170))), printed)  # no product found: overlay
+    white = shirt(cloth=(252, 252, 250))
+    ImageDraw.Draw(white).rectangle([100, 80, 500, 760], outline=(200, 200, 200))
+    assert text_on_product(qc(white, garment), printed)
+    band = shirt()
+    ImageDraw.Draw(band).rectangle([0, 600, 600, 660], fill=(200, 20, 40))
+    ImageDraw.Draw(band).text((180, 610), "SALE", fill=(255, 255, 255), font_size=40)
+    assert on_plate(qc(band), [170, 600, 300, 660]) and not text_on_product(qc(band), [170, 600, 300, 660])
+    badge = shirt()
+    ImageDraw.Draw(badge).rounded_rectangle([220, 500, 420, 560], radius=12, fill=(20, 60, 160))
+    ImageDraw.Draw(badge).text((240, 508), "NEW", fill=(255, 230, 0), font_size=40)
+    assert not text_on_product(qc(badge), [232, 505, 410, 555])
+    edge = shirt()
+    ImageDraw.Draw(edge).text((30, 200), "HOT", fill=(250, 250, 250), font_size=60, stroke_width=3, stroke_fill=(0, 0, 0))
+    assert not text_on_product(qc(edge), [25, 195, 160, 270])  # across the garment's left edge
+    params = {"warn": 0.0005, "fail": 0.003, "exclude_print": True, "print_rule": "product"}
+    q = qc(band)
+    q.cache["ocr"] = [
+        TextBox(box=printed, text="MAKE", confidence=0.99, contrast=200, area=0.03),
+        TextBox(box=[170, 600, 300, 660], text="SALE", confidence=0.99, contrast=200, area=0.016),
+    ]
+    res = get_check("text")(**params).run(q)
+    assert res.verdict == "fail" and res.details["print"] == ["MAKE"]
+    assert res.details["print_area"] == 0.03 and res.details["overlay_area"] == 0.016
+    with pytest.raises(ConfigError, match="print_rule must be one of"):
+        get_check("text")(print_rule="mask")
 
 
 def test_even_pad_is_a_border_even_where_the_photo_edge_matches_its_colour() -> None:

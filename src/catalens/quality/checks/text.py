@@ -6,8 +6,9 @@ too. The detector is capped at the same long side (RapidOCR's default instead sc
 up to 736 px, about 2.4x more pixels for a 3:4 photo and as much slower); text a shopper can read
 on a product photo (>= ~2% of its height) stays >= ~13 px tall at 640 px.
 
-* ``text``: score = share of the image covered by text boxes; the text read and any promotional
-  words (``promo_words``) are in ``details``; boxes are returned as ``regions``.
+* ``text``: score = share of the image covered by text boxes (overlays only, when the product's own
+  print is told apart: ``exclude_print``, ``print_rule``); the text read, any promotional words
+  (``promo_words``), the print and overlay areas are in ``details``; boxes are returned as ``regions``.
 * ``watermark``: tiled text (pieces of the same words repeat across 3+ lines, or within one
   run-together line, and - on a white-backdrop photo - not all of it inside the product: a monogram
   or a logo printed over a bag or a pair of shoes repeats on the product only, a tiled mark repeats
@@ -33,6 +34,7 @@ from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 
 OCR_SIDE = 640
+PRINT_RULES = ("silhouette", "product")  # how the text check tells print on the product from overlays
 WORDS_FILE = "text_words.yaml"  # in catalens/quality/data: the word lists and where they come from
 
 
@@ -373,11 +375,105 @@ def is_print(img: QCImage, box: list[float], *, min_inside: float = 0.9) -> bool
     return inside.size > 0 and float(inside.mean()) >= min_inside
 
 
+def product_region(img: QCImage) -> np.ndarray | None:
+    """The product's pixels (working copy): on a white-backdrop photo its silhouette, joined with the
+    packaged product detector's mask (:attr:`QCImage.product_mask`) when the silhouette holds under
+    70% of that mask (a white garment on white, which the silhouette misses); elsewhere the detector's
+    mask. None when neither finds a product."""
+    sil, mask = product_silhouette(img), img.product_mask
+    if sil is None or mask is None:
+        return sil if mask is None else mask
+    return sil | mask if (sil & mask).sum() < 0.7 * mask.sum() else sil
+
+
+def _ground(img: QCImage, box: list[float]) -> tuple[slice, slice, np.ndarray] | None:
+    """The working-copy slices of a text box (full-resolution px) and the mask of its ground: the
+    majority (Otsu) luma class inside the box, i.e. what is around and between the strokes."""
+    import cv2
+
+    h, w = img.gray.shape
+    x0, y0, x1, y1 = (v / img.to_full for v in box)
+    ys = slice(max(0, int(y0)), min(h, int(np.ceil(y1))))
+    xs = slice(max(0, int(x0)), min(w, int(np.ceil(x1))))
+    gray = img.gray[ys, xs]
+    if gray.shape[0] < 3 or gray.shape[1] < 3:
+        return None
+    _, cls = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    fg = cls.astype(bool)
+    return ys, xs, (fg if fg.mean() >= 0.5 else ~fg)
+
+
+def on_plate(
+    img: QCImage, box: list[float], *, delta_e: float = 15.0, reach: float = 3.0, min_fill: float = 0.9
+) -> bool:
+    """True when a text box (full-resolution px) sits on a plate of its own - a band, badge or box
+    drawn behind the text. The plate's colour is the majority (Otsu) class inside the box; the plate
+    is the connected region of that colour (within ``delta_e`` CIELAB units) that holds those pixels.
+    It is a plate when it ends within ``reach`` box heights above and below the box (a band may run
+    to the frame's sides; a badge ends on all sides or at the frame's edge) and fills at least
+    ``min_fill`` of its bounding box (a rectangle or rounded box: drawn plates fill 0.94-1.0 of it
+    after JPEG, the printed patches of garments on the dev half of bench/quality_text_print.py mostly
+    0.4-0.8). Print on a garment has the garment's own fabric around it, which runs on past the text
+    or is not a rectangle."""
+    import cv2
+
+    lab = img.memo("lab", lambda: cv2.cvtColor(img.rgb, cv2.COLOR_RGB2LAB).astype(np.float32))
+    h = lab.shape[0]
+    cut = _ground(img, box)
+    if cut is None:
+        return False
+    ys, xs, ground = cut
+    by0, by1, bx0, bx1 = ys.start, ys.stop, xs.start, xs.stop
+    plate = np.median(lab[by0:by1, bx0:bx1][ground], axis=0)
+    th = by1 - by0
+    wy0, wy1 = max(0, int(by0 - reach * th)), min(h, int(by1 + reach * th))
+    window = lab[wy0:wy1]  # the full width: a band may cross the photo
+    similar = (np.linalg.norm(window - plate, axis=2) <= delta_e).astype(np.uint8)
+    _, labels = cv2.connectedComponents(similar, connectivity=4)
+    seeds = labels[by0 - wy0 : by1 - wy0, bx0:bx1][ground]
+    seeds = seeds[seeds > 0]
+    if seeds.size == 0:
+        return False
+    comp = labels == np.bincount(seeds).argmax()
+    rows, cols = np.flatnonzero(comp.any(axis=1)), np.flatnonzero(comp.any(axis=0))
+    top, bottom = int(rows[0]) + wy0, int(rows[-1]) + wy0 + 1
+    if (top == wy0 and wy0 > 0) or (bottom == wy1 and wy1 < h):
+        return False  # runs on past the window above or below: the garment, the backdrop
+    left, right = int(cols[0]), int(cols[-1]) + 1
+    filled = comp.copy()
+    filled[by0 - wy0 : by1 - wy0, bx0:bx1] = True  # the strokes' holes
+    area = filled[top - wy0 : bottom - wy0, left:right]
+    return float(area.mean()) >= min_fill
+
+
+def text_on_product(
+    img: QCImage, box: list[float], *, min_ground: float = 0.9, min_box: float = 0.75
+) -> bool:
+    """True when a text box is the product's own print on any background: at least ``min_ground`` of
+    its ground (the pixels around and between the strokes, :func:`_ground`) and ``min_box`` of the
+    whole box lie inside the product (:func:`product_region`), and the text is not on a plate of its
+    own (:func:`on_plate`). The ground alone can mislead (an overlay's strokes join the silhouette;
+    across a dark garment's edge the garment is the majority), the box alone too (print running to a
+    seam): both must agree. Text on the background, across the product's edge, or in a band or box
+    is an overlay."""
+    region = product_region(img)
+    cut = _ground(img, box)
+    if region is None or cut is None:
+        return False
+    ys, xs, ground = cut
+    inside = region[ys, xs]
+    if float(inside[ground].mean()) < min_ground or float(inside.mean()) < min_box:
+        return False
+    return not on_plate(img, box)
+
+
 @register_check("text")
 class TextCheck(Check):
-    """Score: share of the image covered by confident text (0..1); with ``exclude_print`` the text
-    printed on the product itself (see :func:`is_print`) is left out of the share (it is listed in
-    ``details``). Fails on promotional words (wherever they are) or text over ``fail``; warns over
+    """Score: share of the image covered by confident overlaid text (0..1); with ``exclude_print`` the
+    text printed on the product itself is left out of the share (listed in ``details``, with
+    ``print_area`` and ``overlay_area``). ``print_rule`` says what is print: ``silhouette`` (inside the
+    white-backdrop product silhouette, :func:`is_print`; off white nothing is print) or ``product``
+    (inside the product on any background and not on a band or badge, :func:`text_on_product`). Fails on promotional words (wherever they are) or text over ``fail``; warns over
     ``warn``."""
 
     unit = "text area share (0..1)"
@@ -390,10 +486,29 @@ class TextCheck(Check):
         "promo_words": PROMO_WORDS,
         "promo_verdict": "fail",
         "exclude_print": False,
+        "print_rule": "silhouette",
     }
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__(**overrides)
+        if self.p["print_rule"] not in PRINT_RULES:
+            raise ConfigError(
+                f"check 'text': print_rule must be one of {', '.join(PRINT_RULES)}, got {self.p['print_rule']!r}"
+            )
 
     def setup(self) -> None:
         ocr_engine()
+        if self.p["exclude_print"] and self.p["print_rule"] == "product":
+            from catalens.detect.detector import default_detector
+
+            default_detector()
+
+    def _is_print(self, img: QCImage, box: list[float]) -> bool:
+        if not self.p["exclude_print"]:
+            return False
+        if self.p["print_rule"] == "product":
+            return text_on_product(img, box)
+        return is_print(img, box)
 
     def run(self, img: QCImage) -> CheckResult:
         boxes = [
@@ -403,8 +518,9 @@ class TextCheck(Check):
             and b.area >= float(self.p["min_box"])
             and len(b.text.strip()) >= 2
         ]
-        printed = [b for b in boxes if self.p["exclude_print"] and is_print(img, b.box)]
+        printed = [b for b in boxes if self._is_print(img, b.box)]
         area = float(sum(b.area for b in boxes if b not in printed))
+        print_area = float(sum(b.area for b in printed))
         texts = [b.text for b in boxes]
         promo = _promo(texts, list(self.p["promo_words"] or []))
         verdict = grade(area, self.p["warn"], self.p["fail"], higher_is_worse=True)
@@ -431,6 +547,8 @@ class TextCheck(Check):
                 "promo": promo,
                 "confidence": [round(b.confidence, 3) for b in boxes],
                 "print": [b.text for b in printed],
+                "overlay_area": round(area, 6),
+                "print_area": round(print_area, 6),
             },
         )
 
