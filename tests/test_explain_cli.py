@@ -113,3 +113,28 @@ def test_explain_quality_draws_verdict_regions(tmp_path: Path) -> None:
     if with_regions:  # drawn pixels differ from the plain (scaled) image
         plain = np.asarray(img.resize(Image.open(out).size))
         assert np.abs(np.asarray(Image.open(out), dtype=int) - plain).sum() > 0
+
+
+def test_explain_on_product_keeps_the_map_on_the_detected_product(
+    tmp_path: Path, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--on-product``: the map is weighted by the product's mask (the detector is stubbed: its model
+    is tested in test_detect); where no product is found the plain map is kept."""
+    from catalens.explain import product
+
+    def left_half(image):  # type: ignore[no-untyped-def]
+        m = np.zeros((image.height, image.width), bool)
+        m[:, : image.width // 2] = True
+        return m
+
+    monkeypatch.setattr(product, "product_mask", left_half)
+    home, out = tmp_path / "home", tmp_path / "out"
+    r = _run(home, "explain", str(images["a"]), "--on-product", "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["on_product"] is True
+    m = np.load(data["files"]["map"])
+    assert m[:, 130:].sum() < 0.02 * m.sum()  # nothing past the product's edge (blur: a few px)
+    monkeypatch.setattr(product, "product_mask", lambda image: None)
+    r = _run(home, "explain", str(images["a"]), "--on-product", "--out", str(out), "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["on_product"] is False

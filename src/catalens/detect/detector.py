@@ -190,6 +190,15 @@ class Detector:
         """The products in ``rgb`` (uint8 RGB, any size), best score first."""
         return self.detect_with_mask(rgb, masks=masks, threshold=threshold)[0]
 
+    def product_pixels(self, rgb: np.ndarray) -> np.ndarray:
+        """bool (photo height, photo width): every pixel the network calls product, whether or not a box
+        clears the detection threshold (the explanation weighting uses it)."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        mask_logit = self.raw(rgb)[2]
+        return cv2.resize(_sigmoid(mask_logit).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
+
     def detect_with_mask(
         self, rgb: np.ndarray, *, masks: bool = True, threshold: float | None = None
     ) -> tuple[list[Detection], np.ndarray | None]:

@@ -52,6 +52,14 @@ def explain(
             "(default 0.04; 0 = plain bilinear upsampling).",
         ),
     ] = None,
+    on_product: Annotated[
+        bool,
+        typer.Option(
+            "--on-product",
+            help="Weight the map by the product the packaged detector finds: what on the product was "
+            "recognised (bench/explain_product_mass.py).",
+        ),
+    ] = False,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help=_OUT_HELP)] = Path("explanations"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -73,6 +81,7 @@ def explain(
                 threshold=threshold,
                 top_k=top_k,
                 smooth=smooth,
+                on_product=on_product,
             )
             files = e.save(out_dir)
     except CatalensError as exc:

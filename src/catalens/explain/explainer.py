@@ -134,6 +134,7 @@ class Explanation:
     seconds: float = 0.0
     layer: str = ""
     smooth: float = 0.0
+    on_product: bool = False  # the map was weighted by the detected product
 
     def source_map(self) -> np.ndarray:
         """The map at the source image's resolution (zero where the model did not look)."""
@@ -152,6 +153,7 @@ class Explanation:
             "method": self.method,
             "layer": self.layer,
             "smooth": self.smooth,
+            "on_product": self.on_product,
             "target": self.target,
             "label": self.label,
             "index": self.index,
@@ -228,12 +230,14 @@ class Explainer:
         threshold: float = 0.5,
         top_k: int = 5,
         smooth: float | None = None,
+        on_product: bool = False,
     ) -> Explanation:
         """Explain ``label`` (default: the top class) of ``target`` (default: ImageNet) for one image.
 
         ``smooth``: sigma of the Gaussian smoothing of the upsampled map as a fraction of the
         input's shorter side (None: :data:`DEFAULT_SMOOTH`; 0: the plain bilinear upsampling).
-        ``grid_map`` stays the method's raw map either way.
+        ``grid_map`` stays the method's raw map either way. ``on_product``: weight the map by the
+        product the packaged detector finds in the photo (:mod:`catalens.explain.product`).
         """
         from catalens.explain.targets import ImageNetTarget
 
@@ -253,6 +257,11 @@ class Explainer:
         sigma = frac * min(self.spec.image_size)
         input_map = normalise(smooth_map(upsample(grid, self.spec.image_size), sigma))
         crop = self.preprocess.crop_box(*pil.size)
+        weighted = False
+        if on_product:
+            from catalens.explain.product import weight
+
+            input_map, weighted = weight(input_map, pil, crop)
         found = regions(input_map, crop, threshold=threshold, top_k=top_k)
         seconds = time.perf_counter() - start
         probs = torch.softmax(torch.from_numpy(result.logits).double(), dim=-1).numpy()
@@ -276,4 +285,5 @@ class Explainer:
             seconds=seconds,
             layer=self.layer.name,
             smooth=frac,
+            on_product=weighted,
         )

@@ -64,10 +64,12 @@ class ExplainMixin:
         threshold: float = 0.5,
         top_k: int = 5,
         smooth: float | None = None,
+        on_product: bool = False,
     ) -> Explanation:
         """Heatmap of why ``label`` (default: the predicted one) is given to ``image``.
 
-        ``image`` is a path, a catalog image sha256 (or prefix) or a product id.
+        ``image`` is a path, a catalog image sha256 (or prefix) or a product id. ``on_product``:
+        weight the map by the product the packaged detector finds (:mod:`catalens.explain.product`).
         """
         from catalens.explain.refs import resolve_image_ref
 
@@ -76,7 +78,14 @@ class ExplainMixin:
             classifier, field, imagenet=imagenet, model=model, image_size=_header_size(path)
         )
         return self.explainer(model_name).explain(
-            path, target, label, method=method, threshold=threshold, top_k=top_k, smooth=smooth
+            path,
+            target,
+            label,
+            method=method,
+            threshold=threshold,
+            top_k=top_k,
+            smooth=smooth,
+            on_product=on_product,
         )
 
     def explain_match(
