@@ -55,11 +55,11 @@ def explain(
     on_product: Annotated[
         bool,
         typer.Option(
-            "--on-product",
+            "--on-product/--whole-photo",
             help="Weight the map by the product the packaged detector finds: what on the product was "
-            "recognised (bench/explain_product_mass.py).",
+            "recognised (bench/explain_product_mass.py); --whole-photo: the model's map as it is.",
         ),
-    ] = False,
+    ] = True,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help=_OUT_HELP)] = Path("explanations"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
