@@ -187,3 +187,15 @@ def test_colour_ignores_white_background_and_cluttered_background() -> None:
     clutter[40:120, 30:90] = (30, 40, 160)  # a blue product in the centre
     res2 = dominant_colours(Image.fromarray(clutter))
     assert res2.colours[0][0] in ("Blue", "Navy Blue") and res2.colours[0][1] > 0.4
+
+
+def test_label_spreading_labels_the_confident_unlabelled_rows() -> None:
+    from catalens.classify.propagate import spread
+
+    X, y = _blobs(20, 3, seed=4)
+    lab = [0, 1, 20, 21, 40, 41]  # two labelled rows per blob
+    unl = [i for i in range(len(y)) if i not in lab]
+    guess = spread(X[lab], [f"c{y[i]}" for i in lab], X[unl])
+    known = [(g, f"c{y[i]}") for g, i in zip(guess, unl, strict=True) if g is not None]
+    assert len(known) >= 0.8 * len(unl) and all(g == t for g, t in known)
+    assert spread(X[:2], ["a", "a"], X[2:5]) == [None, None, None]  # one class: nothing to spread

@@ -143,3 +143,24 @@ def test_classify_file_json_and_threshold(shop: Path, home: Path) -> None:
     r = _run(home, "classify")
     assert r.exit_code == 2 and "--all" in _t(r)
     assert np.isfinite(out["prob"])
+
+
+def test_train_propagate_spreads_labels_to_the_unlabelled_catalogue(shop: Path, home: Path, tmp_path: Path) -> None:
+    """Six labelled products of 24: ``--propagate kind`` adds the confident unlabelled images to the
+    training rows for that field only; the held-out rows never join; an unknown field is an error."""
+    few = tmp_path / "few.csv"
+    lines = shop.read_text().splitlines()
+    few.write_text("\n".join(lines[:7]) + "\n")  # header + 6 rows (3 of each kind)
+    r = _run(home, "train", "few", "--labels", str(few), "--field", "kind", "--method", "prototype",
+             "--model", "fake-encoder", "--holdout", "0.34", "--propagate", "kind", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    spread = info["propagated"]
+    assert spread["unlabelled"] == N - 6 and 0 < spread["joined"]["kind"] <= N - 6
+    folder = Path(info["folder"])
+    trained = set((folder / "train_images.txt").read_text().split())
+    held = {row.split(",")[0] for row in (folder / "holdout.csv").read_text().splitlines()[1:]}
+    assert held and not trained & held and len(trained) == 6 - len(held) + spread["joined"]["kind"]
+    r = _run(home, "train", "few", "--labels", str(few), "--field", "kind", "--method", "prototype",
+             "--model", "fake-encoder", "--propagate", "colour")  # fmt: skip
+    assert r.exit_code != 0 and "--propagate names fields not trained: colour" in _t(r)

@@ -177,6 +177,15 @@ def train(
     holdout_out: Annotated[
         Path | None, typer.Option(help="Also write the held-out rows as a labels CSV (for eval --labels).")
     ] = None,
+    propagate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--propagate",
+            help="Spread this field's labels to the catalogue's unlabelled images before training "
+            "(repeatable; helps a many-class field such as articleType with a few hundred labels, not "
+            "colour or gender: bench/RESULTS.md 'classify: from few labels').",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone).
@@ -215,6 +224,7 @@ def train(
                     title_words=title_words,
                     holdout=holdout,
                     holdout_out=holdout_out,
+                    propagate=propagate or (),
                     **opts,
                 )
     except CatalensError as exc:
@@ -234,6 +244,7 @@ def train(
         "views": clf.extra.get("views", []),
         "view_problems": clf.extra.get("view_problems", {}),
         "holdout": clf.data.get("holdout"),
+        "propagated": clf.data.get("propagated"),
     }
     if as_json:
         print_json(data)
@@ -254,6 +265,10 @@ def train(
                 f"catalens eval -c {clf.name}",
                 highlight=False,
             )
+        if data["propagated"]:
+            p = data["propagated"]
+            joined = ", ".join(f"{f} {n}" for f, n in p["joined"].items())
+            out.print(f"  labels spread to {p['unlabelled']} unlabelled images; joined: {joined}", highlight=False)
         if data["views"]:
             out.print(f"  trained on views: stored + {', '.join(data['views'])}", highlight=False)
         vp = data["view_problems"]

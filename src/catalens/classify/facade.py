@@ -30,6 +30,7 @@ class ClassifyMixin:
         holdout: float = 0.2,
         holdout_seed: int = 0,
         holdout_out: str | Path | None = None,
+        propagate: Sequence[str] = (),
         **options: Any,
     ) -> Any:
         """Train and save a classifier (labels CSV, or the catalog's own attributes when None).
@@ -38,6 +39,8 @@ class ClassifyMixin:
         out of training; the version folder records the training images and the held-out rows
         (:mod:`catalens.classify.holdout`), ``evaluate_classifier`` scores those by default and
         refuses rows the classifier saw. ``holdout_out``: also write the held-out rows as a labels CSV.
+        ``propagate``: fields whose labels spread to the catalogue's unlabelled images before training
+        (:mod:`catalens.classify.propagate`; the held-out rows never join).
         """
         from catalens.classify.holdout import image_sources, save_split, split_holdout, write_holdout
         from catalens.classify.labels import catalog_labels, read_labels
@@ -52,6 +55,19 @@ class ClassifyMixin:
         )
         tr, te = split_holdout(ls, holdout, holdout_seed)
         train_set, held = ls.subset(tr), ls.subset(te)
+        spread_info = None
+        if propagate:
+            from catalens.classify.propagate import propagate as spread_labels
+
+            train_set, spread_info = spread_labels(
+                self,
+                train_set,
+                list(propagate),
+                model=model or self.settings.default_model,  # type: ignore[attr-defined]
+                text_model=text_model,
+                exclude=held.shas,
+                seed=holdout_seed,
+            )
         tax = load_taxonomy(taxonomy) if taxonomy else None
         clf = train_classifier(
             self,
@@ -72,6 +88,8 @@ class ClassifyMixin:
         if holdout_out is not None:
             write_holdout(Path(holdout_out), held, flds, sources)
         clf.data["holdout"] = {"rows": len(held), "fraction": holdout, "seed": holdout_seed}
+        if spread_info is not None:
+            clf.data["propagated"] = spread_info
         return clf
 
     def zeroshot_classifier(

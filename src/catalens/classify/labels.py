@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,12 @@ def read_labels(
             f"(by {key!r}; e.g. {unknown[:3]}); ingest them first or pass --skip-unknown"
         )
     return _finish(shas, labels, owner, str(p))
+
+
+def catalog_titles(db: CatalogDB, shas: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """sha -> (product id, product title) of the images of ``shas`` that belong to a product."""
+    owner = _catalog_maps(db)[3]
+    return {s: owner[s] for s in shas if s in owner}
 
 
 def catalog_labels(db: CatalogDB, fields: list[str]) -> LabelSet:
