@@ -327,3 +327,51 @@ def test_catalog_search_through_milvus_lite(fake_encoder: object, home: Path, tm
         ]
     with Catalog.open(home, index_uri=uri) as cat:
         assert cat.sync_index()["sync"]["action"] == "none"
+
+
+def test_text_search_ranks_thumbnails_as_their_own_group(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Thumbnails sit apart from the stored-size photos the projection learned from (here: shifted
+    along one axis); plain cosine buries them, the grouped ranking brings the matching one up, and one
+    group alone ranks exactly as the plain search."""
+    from catalens.search import text as T
+    from catalens.search.engine import SearchResult
+    from catalens.vectors import l2_normalize
+
+    rng = np.random.default_rng(0)
+    dim = 16
+    titled = l2_normalize(rng.standard_normal((60, dim)).astype(np.float32) + 2 * np.eye(dim)[0])
+    untitled = l2_normalize(rng.standard_normal((30, dim)).astype(np.float32) + 2 * np.eye(dim)[1])
+    X = np.vstack([titled, untitled])
+    q = l2_normalize((np.eye(dim, dtype=np.float32)[0] * 3 + untitled[5])[None])[0]  # the title of untitled #5
+
+    class Searcher:
+        _generation, links = 0, {f"s{i}": [f"P{i}"] for i in range(len(X))}
+        sha_at = {i: f"s{i}" for i in range(len(X))}
+
+        def matrix(self):  # type: ignore[no-untyped-def]
+            return X
+
+        def search(self, qv, k, where=None, all_images=False, positions=None):  # type: ignore[no-untyped-def]
+            pos = np.arange(len(X)) if positions is None else np.asarray(positions)
+            sc = X[pos] @ qv
+            order = pos[np.argsort(-sc)][:k]
+            return [SearchResult(r, float(X[p] @ qv), f"P{p}", f"s{p}", None) for r, p in enumerate(order, 1)]
+
+    s = Searcher()
+    monkeypatch.setattr(T, "text_query_vector", lambda cat, searcher, text: q)
+    monkeypatch.setattr(T, "titled_pairs", lambda searcher: ([], [], np.arange(60)))
+    sizes = {f"s{i}": (225, 300) if i < 60 else (60, 80) for i in range(len(X))}
+    monkeypatch.setattr(T, "_image_sizes", lambda searcher: sizes)
+    plain = [r.product_id for r in s.search(q, 10)]
+    grouped = [r.product_id for r in T.search_text(None, s, "a title", 10)]
+    assert "P65" not in plain and "P65" in grouped[:3]
+    assert [r.rank for r in T.search_text(None, s, "a title", 10)] == list(range(1, 11))
+    groups = T.image_groups(s)
+    assert set(groups) == {"regular", "thumb"} and len(groups["thumb"][0]) == 30
+    monkeypatch.setattr(T, "BY_TITLE", True)
+    assert set(T.image_groups(Searcher())) == {"titled/regular", "untitled/thumb"}
+    # every photo of one size: one group, the plain ranking
+    monkeypatch.setattr(T, "BY_TITLE", False)
+    monkeypatch.setattr(T, "_image_sizes", lambda searcher: {f"s{i}": (225, 300) for i in range(len(X))})
+    s2 = Searcher()
+    assert [r.product_id for r in T.search_text(None, s2, "a title", 10)] == [r.product_id for r in s2.search(q, 10)]

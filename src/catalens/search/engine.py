@@ -312,14 +312,19 @@ class CatalogSearch:
         all_images: bool = False,
         exclude_products: Sequence[str] = (),
         exclude_images: Sequence[str] = (),
+        positions: np.ndarray | None = None,
     ) -> list[SearchResult]:
-        """Top-``k`` results for one or several query vectors (several: max score per image)."""
+        """Top-``k`` results for one or several query vectors (several: max score per image);
+        ``positions``: search only these vector positions (with ``where``: both must hold)."""
         if k < 1:
             raise ConfigError("k must be at least 1")
         q = l2_normalize(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
         if q.shape[1] != self.data.dim:
             raise ConfigError(f"query has dimension {q.shape[1]}, model {self.model!r} has {self.data.dim}")
         allowed = self.allowed_positions(where)
+        if positions is not None:
+            pos = np.asarray(positions, dtype=np.int64)
+            allowed = pos if allowed is None else np.intersect1d(allowed, pos)
         n_allowed = self.index.count() if allowed is None else len(allowed)
         if n_allowed == 0:
             return []

@@ -93,12 +93,11 @@ class SearchMixin:
         all_images: bool = False,
         model: str | None = None,
     ) -> list[SearchResult]:
-        """Products matching a text query (text tower of a CLIP-type model, else the trained projection)."""
-        from catalens.search.text import text_query_vector
+        """Products matching a text query (text tower of a CLIP-type model, else the trained projection);
+        titled / untitled photos and thumbnails are ranked as groups and merged (:mod:`catalens.search.text`)."""
+        from catalens.search.text import search_text
 
-        s = self.searcher(model)
-        vec = text_query_vector(self, s, text)
-        return s.search(vec, k, where=where, all_images=all_images)
+        return search_text(self, self.searcher(model), text, k, where=where, all_images=all_images)
 
     def train_text_projection(self, model: str | None = None, **options: Any) -> dict[str, Any]:
         """(Re)train the catalog-aligned text projection for ``model``; returns its metadata."""
