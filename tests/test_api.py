@@ -492,6 +492,7 @@ def test_events_and_recommend(api):
     cat, c = api
     w = _key(cat, "write")
     _err(c.post("/api/v1/recommend", json={"user": "u1"}), 503, "recommend-not-ready")  # nothing fitted yet
+    assert "503" in c.get("/openapi.json").json()["paths"]["/api/v1/recommend"]["post"]["responses"]  # documented
     assert c.post("/api/v1/recommend/refit", headers=w).status_code == 202
     assert cat.refits.wait_idle()
     _err(c.post("/api/v1/recommend", json={"user": "u1"}), 409, "no-events")

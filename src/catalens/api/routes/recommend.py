@@ -48,7 +48,9 @@ class RecommendOut(BaseModel):
     took_ms: float = 0.0
 
 
-@router.post("/recommend", response_model=RecommendOut, responses=ERRORS | {409: ERRORS[400]})
+@router.post(
+    "/recommend", response_model=RecommendOut, responses=ERRORS | {409: ERRORS[400], 503: ERRORS[400]}
+)
 def recommend(body: RecommendIn, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """Give exactly one of ``user`` or ``products``. Each item says why it is recommended."""
     res = cat.recommend(
