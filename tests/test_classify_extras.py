@@ -139,6 +139,19 @@ def test_colour_descriptor_separates_colours_and_drops_skin() -> None:
     assert np.abs(with_face[n : 2 * n] - blue[n : 2 * n]).sum() < np.abs(with_face[:n] - blue[:n]).sum()
 
 
+def test_colour_descriptor_on_a_given_product_mask() -> None:
+    """A mask given (e.g. the product detector's) is the foreground: a red garment on a blue
+    backdrop described on its mask matches the same garment on white."""
+    on_white = colour_descriptor(_photo((200, 30, 40)))
+    a = np.asarray(_photo((200, 30, 40))).copy()
+    garment = (a == (200, 30, 40)).all(axis=2)
+    a[~garment] = (40, 60, 190)  # a saturated blue backdrop
+    own = colour_descriptor(Image.fromarray(a))
+    given = colour_descriptor(Image.fromarray(a), garment)
+    assert np.linalg.norm(given - on_white) < np.linalg.norm(own - on_white)
+    assert np.allclose(colour_descriptor(Image.fromarray(a), np.zeros_like(garment)), own)  # empty: own split
+
+
 @pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 def test_feature_cache_computes_once(tmp_path) -> None:
     from catalens.catalog.db import CatalogDB

@@ -53,12 +53,19 @@ def _palette_hist(lab: np.ndarray) -> np.ndarray:
     return w.mean(0).astype(np.float32)
 
 
-def colour_descriptor(img: Any) -> np.ndarray:
-    """The fixed-length (:data:`DESCRIPTOR_DIM`) foreground colour descriptor of a PIL image."""
+def colour_descriptor(img: Any, product_mask: np.ndarray | None = None) -> np.ndarray:
+    """The fixed-length (:data:`DESCRIPTOR_DIM`) foreground colour descriptor of a PIL image;
+    ``product_mask`` (bool, any size of the image's shape ratio) replaces the foreground separation
+    (bench/classify_colour_mask.py measures the product detector's mask there)."""
     im = img.convert("RGB")
     im.thumbnail((SIDE, SIDE))  # downscale before masking: the mask and histograms need no more
     arr = np.asarray(im, np.uint8)
-    mask, _ = foreground_mask(arr)
+    if product_mask is not None and product_mask.any():
+        from catalens.classify.colour import _resize_mask
+
+        mask = _resize_mask(product_mask, arr.shape[:2])
+    else:
+        mask, _ = foreground_mask(arr)
     px = arr[mask]
     if len(px) > MAX_PIXELS:
         px = px[np.random.default_rng(0).choice(len(px), MAX_PIXELS, replace=False)]
