@@ -1,7 +1,7 @@
 """baseColour from the product's own pixels: image embedding alone, + the foreground colour descriptor,
 + the same descriptor on the product detector's mask; neighbouring-colour confusions (issue 20 item 7).
 
-    cp -r /work/bench-home /tmp/semi-home     # (the copy bench/classify_semi.py uses)
+    catalens --home /tmp/semi-home ingest ../shared/data/myntra-dev/labels.csv --id-col id --text-col productDisplayName   # the bench home: Lite0, titles, labels
     python bench/classify_colour_mask.py --home /tmp/semi-home --half dev       # choose here
     python bench/classify_colour_mask.py --home /tmp/semi-home --half lockbox   # report once
 

@@ -1,7 +1,7 @@
 """The README's classification figures re-measured on a lock-box (issue 20 item 1): Lite0 vs Lite0-hc,
 with and without thumbnail views, as stored (225x300) and as 60x80 thumbnails.
 
-    cp -r /work/bench-home /tmp/semi-home
+    catalens --home /tmp/semi-home ingest ../shared/data/myntra-dev/labels.csv --id-col id --text-col productDisplayName   # the bench home: Lite0, titles, labels
     catalens --home /tmp/semi-home embed --model efficientnet-lite0-hc
     python bench/classify_lockbox.py --home /tmp/semi-home --half dev
     python bench/classify_lockbox.py --home /tmp/semi-home --half lockbox
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from classify_semi import parts  # noqa: E402
+from classify_semi import parts, weighted_f1s  # noqa: E402
 
 FIELDS = ["articleType", "gender", "baseColour"]
 MODELS = ("efficientnet-lite0", "efficientnet-lite0-hc")
@@ -37,10 +37,7 @@ def main() -> int:
     ap.add_argument("--home", required=True)
     ap.add_argument("--half", choices=("dev", "lockbox"), required=True)
     args = ap.parse_args()
-    from sklearn.metrics import f1_score
-
     from catalens.classify.labels import catalog_labels
-    from catalens.classify.predict import field_probas
     from catalens.classify.train import image_matrix, train_on_matrix
     from catalens.classify.views import view_matrix
     from catalens.core import Catalog
@@ -60,17 +57,10 @@ def main() -> int:
                 X[pool], L.subset(pool), FIELDS, "linear", name="lockbox", model=model, model_version=version,
                 drop_rare=True, views={"thumb": V[pool]} if views == "thumb" else None,
             )  # fmt: skip
-            row: dict[str, dict[str, float]] = {}
-            for size, (E, sizes) in {"225x300": (X[held], None), "60x80": (V[held], small)}.items():
-                probs = field_probas(clf, E, sizes=sizes)
-                row[size] = {}
-                for f in FIELDS:
-                    keep = [j for j, i in enumerate(held) if L.labels[f][i] is not None]
-                    pred = np.array(clf.head(f).classes)[probs[f].argmax(1)]
-                    truth = [L.labels[f][held[j]] for j in keep]
-                    row[size][f] = round(
-                        float(f1_score(truth, pred[keep], average="weighted", zero_division=0)), 4
-                    )
+            row = {
+                size: {f: round(v, 4) for f, v in weighted_f1s(clf, E, sizes, L, held, FIELDS).items()}
+                for size, (E, sizes) in {"225x300": (X[held], None), "60x80": (V[held], small)}.items()
+            }
             out[f"{model}|views={views}"] = row
         out[f"{model}|view_problems"] = len(problems)
     out["seconds"] = round(time.perf_counter() - t0, 1)

@@ -22,8 +22,9 @@ FIELDS = ["masterCategory", "subCategory", "articleType", "gender", "baseColour"
 HIER = FIELDS[:3]
 
 
-def split(cat, labels, seed: int = 0, test_frac: float = 0.2) -> tuple[list[int], list[int]]:
-    """Groups = connected components of (same title) or (same pixel hash); groups go wholly to one side."""
+def groups(cat, labels) -> list[list[int]]:
+    """Row indices grouped into connected components of (same title) or (same pixel hash): one
+    product's photos and exact copies, which must stay on one side of any split."""
     parent = list(range(len(labels)))
 
     def find(i: int) -> int:
@@ -43,17 +44,23 @@ def split(cat, labels, seed: int = 0, test_frac: float = 0.2) -> tuple[list[int]
                 parent[find(i)] = find(first[k])
             else:
                 first[k] = i
-    groups: dict[int, list[int]] = {}
+    out: dict[int, list[int]] = {}
     for i in range(len(labels)):
-        groups.setdefault(find(i), []).append(i)
-    order = sorted(groups, key=lambda g: min(labels.product_ids[i] or "" for i in groups[g]))
+        out.setdefault(find(i), []).append(i)
+    return list(out.values())
+
+
+def split(cat, labels, seed: int = 0, test_frac: float = 0.2) -> tuple[list[int], list[int]]:
+    """Groups (:func:`groups`) go wholly to one side."""
+    groups_ = dict(enumerate(groups(cat, labels)))
+    order = sorted(groups_, key=lambda g: min(labels.product_ids[i] or "" for i in groups_[g]))
     rng = np.random.default_rng(seed)
     rng.shuffle(order)
     test: list[int] = []
     for g in order:
         if len(test) >= test_frac * len(labels):
             break
-        test.extend(groups[g])
+        test.extend(groups_[g])
     ts = set(test)
     return [i for i in range(len(labels)) if i not in ts], sorted(test)
 

@@ -45,18 +45,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality_false_alarms as false_alarms  # noqa: E402
 from quality_background import corners_white  # noqa: E402
-from quality_text_unseen import PHRASES  # noqa: E402
+from quality_text_unseen import PHRASES, text_style  # noqa: E402
 
 from catalens.detect.cutouts import backdrop_mask  # noqa: E402
 
 DATA = false_alarms.DATA
-FONT_DIR, FACES = false_alarms.FONT_DIR, false_alarms.FACES
 LAYOUTS = ("band", "badge", "margin", "edge", "over")
 OVERLAYS = ("band", "badge", "margin", "edge")  # the overlay recall counts these
 MAIN = {"warn": 0.0005, "fail": 0.003, "promo_verdict": "fail"}
@@ -84,26 +83,11 @@ def photos(half: str, n_printed: int, n_other: int, n_full: int) -> list[tuple[s
     return out
 
 
-def _font(size: int, rng: np.random.Generator) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONT_DIR / str(rng.choice(FACES))), size)
-
-
 def plant(img: Image.Image, product: np.ndarray, layout: str, phrase: str, rng: np.random.Generator) -> Image.Image:
     out = img.copy()
     w, h = out.size
     d = ImageDraw.Draw(out)
-    size = max(9, int(rng.uniform(0.05, 0.09) * h))
-    font = _font(size, rng)
-    x0, y0, x1, y1 = d.textbbox((0, 0), phrase, font=font)
-    while x1 - x0 > (0.9 if layout == "band" else 0.6) * w and size > 9:
-        size = max(9, int(size * 0.9))
-        font = ImageFont.truetype(font.path, size)
-        x0, y0, x1, y1 = d.textbbox((0, 0), phrase, font=font)
-    tw, th = x1 - x0, y1 - y0
-    ink = tuple(int(c) for c in rng.choice([(255, 255, 255), (255, 230, 0), (20, 20, 20)]))
-    back = tuple(int(c) for c in rng.choice([(200, 20, 40), (20, 60, 160), (0, 0, 0), (230, 90, 0)]))
-    if ink == (20, 20, 20):
-        back = (255, 215, 0)
+    font, size, x0, y0, tw, th, ink, back = text_style(d, w, h, phrase, rng, 0.9 if layout == "band" else 0.6)
     stroke = (0, 0, 0) if ink != (20, 20, 20) else (255, 255, 255)
     if layout == "band":
         y = int(rng.choice([0.04, 0.82]) * h)

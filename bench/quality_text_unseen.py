@@ -80,23 +80,32 @@ def sample(dataset: str, which: str, n: int) -> list[tuple[str, Path]]:
     return false_alarms.sample(dataset, which, n, salt="text-unseen:", order="order:")
 
 
+def text_style(
+    d: ImageDraw.ImageDraw, w: int, h: int, phrase: str, rng: np.random.Generator, max_width: float = 0.9
+) -> tuple[ImageFont.FreeTypeFont, int, int, int, int, int, tuple[int, ...], tuple[int, ...]]:
+    """(font, size, x0, y0, text width, text height, ink, back) of an overlay phrase: 5-9% of the
+    photo's height in a bench face, shrunk to at most ``max_width`` of its width; ink and plate
+    colours drawn (black ink gets a yellow plate)."""
+    size = max(9, int(rng.uniform(0.05, 0.09) * h))
+    font = ImageFont.truetype(str(FONT_DIR / str(rng.choice(FACES))), size)
+    x0, y0, x1, y1 = d.textbbox((0, 0), phrase, font=font)
+    while x1 - x0 > max_width * w and size > 9:  # fit the width
+        size = max(9, int(size * 0.9))
+        font = ImageFont.truetype(font.path, size)
+        x0, y0, x1, y1 = d.textbbox((0, 0), phrase, font=font)
+    ink = tuple(int(c) for c in rng.choice([(255, 255, 255), (255, 230, 0), (20, 20, 20)]))
+    back = tuple(int(c) for c in rng.choice([(200, 20, 40), (20, 60, 160), (0, 0, 0), (230, 90, 0)]))
+    if ink == (20, 20, 20):
+        back = (255, 215, 0)
+    return font, size, x0, y0, x1 - x0, y1 - y0, ink, back
+
+
 def plant(img: Image.Image, phrase: str, layout: str, rng: np.random.Generator) -> Image.Image:
     """``phrase`` drawn over ``img`` in ``layout``."""
     out = img.convert("RGB").copy()
     w, h = out.size
     d = ImageDraw.Draw(out)
-    size = max(9, int(rng.uniform(0.05, 0.09) * h))
-    font = ImageFont.truetype(str(FONT_DIR / str(rng.choice(FACES))), size)
-    x0, y0, x1, y1 = d.textbbox((0, 0), phrase, font=font)
-    while x1 - x0 > 0.9 * w and size > 9:  # fit the width
-        size = max(9, int(size * 0.9))
-        font = ImageFont.truetype(font.path, size)
-        x0, y0, x1, y1 = d.textbbox((0, 0), phrase, font=font)
-    tw, th = x1 - x0, y1 - y0
-    ink = tuple(int(c) for c in rng.choice([(255, 255, 255), (255, 230, 0), (20, 20, 20)]))
-    back = tuple(int(c) for c in rng.choice([(200, 20, 40), (20, 60, 160), (0, 0, 0), (230, 90, 0)]))
-    if ink == (20, 20, 20):
-        back = (255, 215, 0)
+    font, size, x0, y0, tw, th, ink, back = text_style(d, w, h, phrase, rng)
     if layout == "band":
         y = int(rng.choice([0.04, 0.82]) * h)
         d.rectangle((0, y, w, y + th + int(0.6 * th)), fill=back)
