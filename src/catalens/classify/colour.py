@@ -187,12 +187,9 @@ def foreground_mask(arr: np.ndarray) -> tuple[np.ndarray, str]:
 
 def detected_mask(img: Any) -> np.ndarray | None:
     """The packaged product detector's product-pixel mask of a PIL image (at most 384 px), or None."""
-    from catalens.detect.detector import default_detector
+    from catalens.detect.detector import photo_product_mask
 
-    rgb = _small(img, 384)
-    if min(rgb.shape[:2]) < 8:
-        return None
-    return default_detector().detect_with_mask(rgb)[1]
+    return photo_product_mask(img, max_side=384)
 
 
 def _resize_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -235,6 +235,27 @@ class Detector:
 _default: Detector | None = None
 
 
+def photo_product_mask(
+    image: Any, *, boxed: bool = True, max_side: int | None = None, min_share: float = 0.0
+) -> np.ndarray | None:
+    """The packaged detector's product-pixel mask of a PIL image (of the image as given, or shrunk to
+    ``max_side`` px first). ``boxed``: only when a product clears the detection threshold
+    (:meth:`Detector.detect_with_mask`); else every pixel the network calls product
+    (:meth:`Detector.product_pixels`). None for a photo under 8 px, when nothing is found, or when the
+    mask covers under ``min_share`` of the photo."""
+    im = image.convert("RGB")
+    if max_side is not None:
+        im.thumbnail((max_side, max_side))
+    rgb = np.asarray(im)
+    if min(rgb.shape[:2]) < 8:
+        return None
+    det = default_detector()
+    mask = det.detect_with_mask(rgb)[1] if boxed else det.product_pixels(rgb)
+    if mask is None or not mask.any() or mask.mean() < min_share:
+        return None
+    return mask
+
+
 def default_detector() -> Detector:
     """The packaged detector, loaded once."""
     global _default

@@ -38,13 +38,9 @@ def from_source(mask: np.ndarray, crop_box: Box, size: tuple[int, int]) -> np.nd
 def product_mask(image: Any) -> np.ndarray | None:
     """The packaged product detector's product-pixel mask of a PIL image (its size; every pixel it calls
     product, with or without a box over its threshold), or None when it covers under 2% of the photo."""
-    from catalens.detect.detector import default_detector
+    from catalens.detect.detector import photo_product_mask
 
-    rgb = np.asarray(image.convert("RGB"))
-    if min(rgb.shape[:2]) < 8:
-        return None
-    mask = default_detector().product_pixels(rgb)
-    return mask if mask.mean() >= 0.02 else None
+    return photo_product_mask(image, boxed=False, min_share=0.02)
 
 
 def weight(

@@ -32,6 +32,7 @@ class Check:
     scope: ClassVar[Scope] = "pixels"
     description: ClassVar[str] = ""
     params: ClassVar[dict[str, Any]] = {}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # parameters that take one of a few names
     higher_is_worse: ClassVar[bool] = True  # how to sort scores in reports (worst first)
 
     def __init__(self, **overrides: Any) -> None:
@@ -42,6 +43,11 @@ class Check:
                 f"known: {', '.join(sorted(self.params)) or '(none)'}"
             )
         self.p: dict[str, Any] = {**self.params, **overrides}
+        for param, known in self.choices.items():
+            if self.p[param] not in known:
+                raise ConfigError(
+                    f"check {self.name!r}: {param} must be one of {', '.join(known)}, got {self.p[param]!r}"
+                )
 
     def run(self, img: QCImage) -> CheckResult:  # pragma: no cover - abstract
         raise NotImplementedError

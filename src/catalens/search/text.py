@@ -362,6 +362,7 @@ def text_query_vector(catalog: Any, searcher: CatalogSearch, text: str) -> np.nd
 
 SMALL_SIDE = 120  # a photo whose shorter side is at most this is in the thumbnail group
 BY_TITLE = False  # group by title state too (measured on dev: it cost the stored-size photos, see below)
+STATS_SAMPLE = 20_000  # a group's mean and covariance from at most this many of its photos (seeded)
 MIN_GROUP = 20  # smaller groups join the plain ranking of the largest group (no stable statistics)
 _GROUPS: weakref.WeakKeyDictionary[
     Any, tuple[tuple[int, int], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
@@ -402,9 +403,11 @@ def image_groups(searcher: CatalogSearch) -> dict[str, tuple[np.ndarray, np.ndar
     out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     if len(members) > 1:
         matrix = searcher.matrix()
+        rng = np.random.default_rng(0)
         for g, pos in members.items():
             arr = np.array(sorted(pos), dtype=np.int64)
-            x = l2_normalize(np.asarray(matrix[arr], dtype=np.float32))
+            sample = arr if len(arr) <= STATS_SAMPLE else np.sort(rng.choice(arr, STATS_SAMPLE, replace=False))
+            x = l2_normalize(np.asarray(matrix[sample], dtype=np.float32))
             mu = x.mean(axis=0)
             cov = np.cov(x, rowvar=False).astype(np.float32) if len(x) > 1 else np.zeros((x.shape[1],) * 2)
             out[g] = (arr, mu.astype(np.float32), cov)

@@ -18,21 +18,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from catalens.errors import ConfigError
 from catalens.quality.context import QCImage
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade, worst
 
 REGIONS = ("auto", "near_white", "detector")
-
-
-def _check_choice(check: str, param: str, value: Any, known: tuple[str, ...]) -> None:
-    if value not in known:
-        raise ConfigError(f"check {check!r}: {param} must be one of {', '.join(known)}, got {value!r}")
 
 
 def load_detector() -> None:
@@ -115,10 +107,7 @@ class BackgroundCheck(Check):
         "max_product_share": 0.4,
         "region": "frame",
     }
-
-    def __init__(self, **overrides: Any) -> None:
-        super().__init__(**overrides)
-        _check_choice("background", "region", self.p["region"], ("frame", "detector"))
+    choices = {"region": ("frame", "detector")}
 
     def setup(self) -> None:
         if self.p["region"] == "detector":
@@ -210,10 +199,7 @@ class FramingCheck(Check):
         "min_white_border": 0.6,
         "region": "auto",
     }
-
-    def __init__(self, **overrides: Any) -> None:
-        super().__init__(**overrides)
-        _check_choice("framing", "region", self.p["region"], REGIONS)
+    choices = {"region": REGIONS}
 
     def setup(self) -> None:
         if self.p["region"] != "near_white":

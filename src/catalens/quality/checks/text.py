@@ -488,13 +488,7 @@ class TextCheck(Check):
         "exclude_print": False,
         "print_rule": "silhouette",
     }
-
-    def __init__(self, **overrides: Any) -> None:
-        super().__init__(**overrides)
-        if self.p["print_rule"] not in PRINT_RULES:
-            raise ConfigError(
-                f"check 'text': print_rule must be one of {', '.join(PRINT_RULES)}, got {self.p['print_rule']!r}"
-            )
+    choices = {"print_rule": PRINT_RULES}
 
     def setup(self) -> None:
         ocr_engine()
