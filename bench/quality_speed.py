@@ -1,6 +1,11 @@
-"""Speed of catalens' quality checks on a folder of ~1200 px JPEGs: pixel checks (2 workers), then
-with OCR + NSFW. Prints JSON lines; medians of ``--runs`` runs. Pin to 2 cores with taskset for the
-2-core figure: ``taskset -c 0,1 python bench/quality_speed.py FOLDER``."""
+"""Speed of catalens' quality checks on a folder of ~1200 px JPEGs (2 workers): the pixel checks, then
+the general profile with its model checks (OCR, overlay detector, NSFW) one lever at a time: the OCR
+detector's runtime, precision and threads, the watermark second look, and the ceiling without OCR.
+Prints JSON lines; medians of ``--runs`` runs in one invocation, with the load average. Pin to 2
+cores with taskset for the 2-core figure:
+
+    python bench/quality_speed.py ../shared/data/myntra-fullres-dev/images --runs 3 --models 60
+"""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--models", type=int, default=40, help="images for the OCR + NSFW run (0 = skip)")
+    ap.add_argument("--models", type=int, default=60, help="images for the model-check runs (0 = skip)")
     a = ap.parse_args()
     files = sorted(Path(a.folder).glob("*.jpg"))
     items = [QCItem(str(p), p) for p in files]
@@ -56,33 +61,63 @@ def main() -> None:
                 "cores": cores,
                 "images_per_s_median": round(statistics.median(rates), 1),
                 "runs": [round(r, 1) for r in rates],
+                "load_1min": round(os.getloadavg()[0], 2),
             }
         )
     )
     if a.models:
         sub = items[: a.models]
-        # the general profile's model checks (OCR text + watermark, the overlay detector, NSFW); the
-        # watermark check's second look (extra OCR views when the shared read finds no mark) as the
-        # profile gates it, ungated and off, in the same run: what it costs
+        # the general profile with its model checks (OCR text + watermark, the overlay detector, NSFW),
+        # one lever at a time, each the median of --runs runs in this one invocation
+        import catalens.quality.checks.text as text_mod
+
         general = load_profile("general").checks
-        models = {c: general[c] for c in ("text", "watermark", "watermark_visual", "nsfw")}
-        for label, watermark in (
-            ("pixel + OCR + overlay detector + NSFW (general profile: second look gated)", {}),
-            ("same, second look not gated", {"second_look_gate": None}),
-            ("same, no second look", {"second_look": []}),
-        ):
-            prof.checks = {**pixel, **models, "watermark": {**models["watermark"], **watermark}}
+        full = {**pixel, **{c: general[c] for c in ("text", "watermark", "watermark_visual", "nsfw")}}
+        no_ocr = {c: v for c, v in full.items() if c not in ("text", "watermark")}
+        variants = [  # label, checks, OCR runtime, OCR precision, OCR threads per call
+            ("OCR detector on ONNX Runtime, 2 threads per call (before)", full, "onnxruntime", "f32", 2),
+            ("OCR detector on ONNX Runtime, 1 thread per call", full, "onnxruntime", "f32", 1),
+            ("OCR detector on OpenVINO fp32, 1 thread per call (default)", full, "openvino", "f32", 1),
+            (
+                "OCR detector on OpenVINO, native precision (bf16 where the CPU has it)",
+                full,
+                "openvino",
+                "native",
+                1,
+            ),
+            (
+                "default, watermark second look off",
+                {**full, "watermark": {**full["watermark"], "second_look": []}},
+                "openvino",
+                "f32",
+                1,
+            ),
+            (
+                "ceiling: general profile without the OCR checks (text, watermark)",
+                no_ocr,
+                "openvino",
+                "f32",
+                1,
+            ),
+        ]
+        for label, checks, runtime, precision, threads in variants:
+            os.environ["CATALENS_OCR_RUNTIME"], os.environ["CATALENS_OCR_PRECISION"] = runtime, precision
+            text_mod.OCR_THREADS = threads
+            prof.checks = dict(checks)
             run_checks(sub[:2], prof, settings)  # load the models
-            rep = run_checks(sub, prof, settings)
+            rates = [len(sub) / run_checks(sub, prof, settings).seconds for _ in range(a.runs)]
             print(
                 json.dumps(
                     {
                         "what": label,
                         "images": len(sub),
                         "cores": cores,
-                        "images_per_s": round(len(sub) / rep.seconds, 2),
+                        "images_per_s_median": round(statistics.median(rates), 2),
+                        "runs": [round(r, 2) for r in rates],
+                        "load_1min": round(os.getloadavg()[0], 2),
                     }
-                )
+                ),
+                flush=True,
             )
 
 

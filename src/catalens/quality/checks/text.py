@@ -34,6 +34,9 @@ from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 
 OCR_SIDE = 640
+# intra-op threads per OCR call: the QC runner already checks one image per worker thread, and two
+# 2-thread calls on two cores ran at 0.89x of two 1-thread calls (bench/quality_speed.py)
+OCR_THREADS = 1
 PRINT_RULES = ("silhouette", "product")  # how the text check tells print on the product from overlays
 WORDS_FILE = "text_words.yaml"  # in catalens/quality/data: the word lists and where they come from
 
@@ -67,10 +70,10 @@ PROMO_PATTERNS = _WORDS["promo_patterns"]
 
 
 def ocr_engine() -> Any:
-    """The shared RapidOCR engine (loaded once; 2 ONNX Runtime threads)."""
+    """The shared RapidOCR engine (loaded once; :data:`OCR_THREADS` threads per call)."""
     from catalens.ocr import ocr_engine as shared
 
-    return shared(limit_type="max", side=OCR_SIDE, threads=2)
+    return shared(limit_type="max", side=OCR_SIDE, threads=OCR_THREADS)
 
 
 @dataclass
@@ -240,7 +243,7 @@ def mark_engine(side: int) -> Any:
     """The shared RapidOCR engine of the second look (detector capped at ``side`` px)."""
     from catalens.ocr import ocr_engine as shared
 
-    return shared(limit_type="max", side=int(side), threads=2)
+    return shared(limit_type="max", side=int(side), threads=OCR_THREADS)
 
 
 def read_mark_view(img: QCImage, view: str) -> list[TextBox]:
