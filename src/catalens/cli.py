@@ -419,6 +419,7 @@ def models_info(name: Annotated[str, typer.Argument(help="Model name.")]) -> Non
 
 # Feature packages add their commands here; each module exposes register(app).
 FEATURE_CLIS = (
+    "catalens.catalog.cli",
     "catalens.search.cli",
     "catalens.classify.cli",
     "catalens.quality.cli",

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from catalens.catalog.db import CatalogDB
+from catalens.catalog.products import ProductsMixin
 from catalens.catalog.storage import check_home_writable
 from catalens.classify.facade import ClassifyMixin
 from catalens.config import Settings, load_settings
@@ -24,7 +25,9 @@ from catalens.vectors import load_vectors
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 
 
-class Catalog(SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainMixin, DetectMixin):
+class Catalog(
+    ProductsMixin, SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainMixin, DetectMixin
+):
     """A catalogue of product images: its database, vector files and settings.
 
     >>> cat = Catalog.open("catalens-home")

@@ -1,5 +1,6 @@
-"""What the web page shows about catalogued images: tags with confidences, colours, quality verdicts
-with reasons, per-image badges for result grids, and the quality dashboard summary.
+"""What the web page shows about catalogued images, cached for the service: tags with confidences,
+colours, quality verdicts with reasons and per-image badges for result grids. (The stored quality
+results and the dashboard summary are the core's: ``Catalog.qc_stored`` / ``qc_summary``.)
 
 ``InsightsMixin`` adds these as methods of :class:`catalens.api.service.ServiceCatalog`. Everything
 reads stored data where it exists (embeddings, ``quality_results``) and computes the rest once per
@@ -14,14 +15,11 @@ the classify package supports it, otherwise skipped with a note.
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import select
-
 from catalens.errors import CatalensError, NotFoundError
-
-SEVERITY = {"error": 3, "fail": 2, "warn": 1, "pass": 0}
+from catalens.quality.summary import SEVERITY
 
 
 class ClassifierLoading(CatalensError):
@@ -181,38 +179,11 @@ class InsightsMixin:
         return dict(_caches(self)["colours"].get_or(sha, lambda: self.colours(path)))  # type: ignore[attr-defined]
 
     # ---- quality ------------------------------------------------------------------------------
-    def _stored_qc(self, shas: list[str], profile: str | None = None) -> list[Any]:
-        """Stored results of these images, accepted exceptions applied (a dismissed check reads
-        ``pass`` with ``dismissed``, as in :func:`catalens.quality.store.load_results`)."""
-        from catalens.quality.exceptions import apply_exceptions, dismissed_pairs
-        from catalens.quality.tables import QualityResultRecord
-
-        rows = []
-        with self.db.session() as s:  # type: ignore[attr-defined]
-            for i in range(0, len(shas), 500):
-                q = select(QualityResultRecord).where(QualityResultRecord.image_sha256.in_(shas[i : i + 500]))
-                if profile:
-                    q = q.where(QualityResultRecord.profile == profile)
-                rows.extend(
-                    {
-                        "sha256": r.image_sha256,
-                        "profile": r.profile,
-                        "verdict": r.verdict,
-                        "issues": list(r.issues or []),
-                        "results": list(r.results or []),
-                        "checked_at": r.created_at.isoformat() if r.created_at else None,
-                        "stored": True,
-                    }
-                    for r in s.scalars(q.order_by(QualityResultRecord.id))
-                )
-        dismissed = dismissed_pairs(self.db) if rows else {}  # type: ignore[attr-defined]
-        return [apply_exceptions(r, dismissed) for r in rows]
-
     def image_quality(self, sha: str, profile: str | None = None) -> dict[str, Any]:
         """Quality verdicts with reasons: the stored results of every profile run on this image, or,
         for a ``profile`` not run on it yet, the checks computed now (not stored)."""
         path, _ = self.image_file(sha)  # type: ignore[attr-defined]
-        stored = self._stored_qc([sha], profile)
+        stored = self.qc_stored([sha], profile)  # type: ignore[attr-defined]
         if stored or not profile:
             return {"sha256": sha, "profiles": stored}
 
@@ -234,20 +205,6 @@ class InsightsMixin:
         row = _caches(self)["qc"].get_or((sha, profile), compute)
         return {"sha256": sha, "profiles": [apply_exceptions(row, dismissed_pairs(self.db))]}  # type: ignore[attr-defined]
 
-    def quality_profiles(self) -> list[str]:
-        """Profile names available to this catalogue (shipped and ``<home>/profiles``)."""
-        from importlib import resources
-
-        names = {
-            p.name.rsplit(".", 1)[0]
-            for p in resources.files("catalens.quality").joinpath("profiles").iterdir()
-            if p.name.endswith((".yaml", ".yml"))
-        }
-        user = self.settings.home / "profiles"  # type: ignore[attr-defined]
-        if user.is_dir():
-            names |= {p.stem for p in user.glob("*.y*ml")}
-        return sorted(names)
-
     # ---- grids --------------------------------------------------------------------------------
     def image_badges(
         self, shas: list[str], profile: str | None = None, classifier: str | None = None
@@ -257,7 +214,7 @@ class InsightsMixin:
         ``builtin``). One database query and one matrix product for the whole grid."""
         shas = list(dict.fromkeys(shas))
         out: dict[str, dict[str, Any]] = {h: {"quality": None, "tags": []} for h in shas}
-        for row in self._stored_qc(shas, profile):
+        for row in self.qc_stored(shas, profile):  # type: ignore[attr-defined]
             cur = out[row["sha256"]]["quality"]
             if cur is None or SEVERITY[row["verdict"]] > SEVERITY[cur["verdict"]]:
                 out[row["sha256"]]["quality"] = {k: row[k] for k in ("profile", "verdict", "issues")}
@@ -275,90 +232,3 @@ class InsightsMixin:
                 for f, p in fields.items()
             ]
         return {"classifier": name, "profile": profile, "images": out}
-
-    # ---- dashboard ----------------------------------------------------------------------------
-    def qc_summary(
-        self, profile: str | None = None, worst: int = 24, offset: int = 0, check: str | None = None
-    ) -> dict[str, Any]:
-        """Counts by verdict and by issue over the stored results, one page (``offset``, ``worst``
-        rows; ``worst_total`` in all) of the worst images (most failed checks, then warnings; only
-        those with ``check`` failing when given) with their reasons and products, and the profiles
-        that have results. Dismissed checks (accepted exceptions) count as passing and are listed
-        as ``dismissed`` reasons."""
-        from catalens.catalog.schema import ProductImage
-
-        every = self.qc_results()  # type: ignore[attr-defined]
-        profiles = Counter(r["profile"] for r in every)
-        if profile is None and profiles:  # one profile at a time: the one run on most images
-            profile = sorted(profiles.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-        rows = [r for r in every if r["profile"] == profile]
-        verdicts = Counter(r["verdict"] for r in rows)
-        issues: dict[str, Counter[str]] = {}
-        for r in rows:
-            for res in r["results"]:
-                if res.get("verdict") in ("warn", "fail", "error"):
-                    issues.setdefault(res["check"], Counter())[res["verdict"]] += 1
-
-        def badness(r: dict[str, Any]) -> tuple[int, int, float]:
-            v = [x.get("verdict") for x in r["results"]]
-            return (
-                v.count("error") + v.count("fail"),
-                v.count("warn"),
-                -min((x.get("score") or 0.0) for x in r["results"]),
-            )
-
-        failing = [
-            r
-            for r in rows
-            if r["verdict"] != "pass"
-            and (not check or any(x["check"] == check and x.get("verdict") != "pass" for x in r["results"]))
-        ]
-        bad = sorted(failing, key=badness, reverse=True)[offset : offset + worst]
-        shas = [r["sha256"] for r in bad if r["sha256"]]
-        owners: dict[str, list[str]] = {}
-        if shas:
-            with self.db.session() as s:  # type: ignore[attr-defined]
-                q = select(ProductImage.image_sha256, ProductImage.product_id).where(
-                    ProductImage.image_sha256.in_(shas)
-                )
-                for h, pid in s.execute(q):
-                    owners.setdefault(h, []).append(pid)
-        worst_rows = [
-            {
-                "sha256": r["sha256"],
-                "source": r["source"],
-                "profile": r["profile"],
-                "verdict": r["verdict"],
-                "products": owners.get(r["sha256"], []),
-                "reasons": [
-                    {"check": x["check"], "verdict": x["verdict"], "reason": x.get("reason", "")}
-                    for x in r["results"]
-                    if x.get("verdict") in ("warn", "fail", "error")
-                ]
-                + [
-                    {"check": x["check"], "verdict": "dismissed", "reason": x.get("reason", "")}
-                    for x in r["results"]
-                    if x.get("dismissed")
-                ],
-            }
-            for r in bad
-        ]
-        by_issue = sorted(
-            (
-                {"check": c, "fail": n["fail"], "warn": n["warn"], "error": n["error"]}
-                for c, n in issues.items()
-            ),
-            key=lambda d: (-(d["fail"] + d["warn"] + d["error"]), d["check"]),
-        )
-        return {
-            "profile": profile,
-            "profiles": [{"name": p, "images": n} for p, n in sorted(profiles.items())],
-            "available_profiles": self.quality_profiles(),
-            "images": len(rows),
-            "verdicts": {v: verdicts.get(v, 0) for v in ("pass", "warn", "fail", "error")},
-            "by_issue": by_issue,
-            "dismissed": sum(1 for r in rows for x in r["results"] if x.get("dismissed")),
-            "worst_total": len(failing),
-            "offset": offset,
-            "worst": worst_rows,
-        }

@@ -1,5 +1,6 @@
-"""``ServiceCatalog``: the :class:`catalens.Catalog` the service uses, plus catalogue edits
-(:class:`CatalogueMixin`), API keys and background ingest jobs. Routes call its methods only."""
+"""``ServiceCatalog``: the :class:`catalens.Catalog` the service uses (products, images, quality and
+every task live in the core), plus the page's cached insights, API keys and background ingest jobs.
+Routes call its methods only."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from sqlalchemy import func, select, update
 
 from catalens.api import keys as _keys
 from catalens.api.batching import BatchingEncoder
-from catalens.api.catalogue import CatalogueMixin
 from catalens.api.insights import InsightsMixin
 from catalens.api.jobs import ApiJob, JobManager
 from catalens.api.refits import RecommendRefitter
@@ -40,7 +40,7 @@ from catalens.ingest.sources import ManifestColumns
 log = logging.getLogger("catalens.api")
 
 
-class ServiceCatalog(CatalogueMixin, InsightsMixin, Catalog):
+class ServiceCatalog(InsightsMixin, Catalog):
     """A catalog with the extra methods a long-running service needs."""
 
     search_follows_writes = False  # the refresher swaps engines in (no watermark query per request)

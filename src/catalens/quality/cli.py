@@ -127,6 +127,66 @@ def qc_check(
 
 
 @qc_app.command(
+    "summary",
+    epilog=(
+        "Examples:\n\n"
+        "  catalens qc summary\n\n"
+        "  catalens qc summary --profile marketplace-main-image --worst 50\n\n"
+        "  catalens qc summary --check text --json\n\n"
+        "The stored results of one profile (default: the one run on most images; see catalens qc --all): "
+        "counts by verdict and by check, and the worst images with their reasons and products - what "
+        "the web page's quality dashboard shows. Dismissed checks count as passing."
+    ),
+)
+def qc_summary(
+    profile: Annotated[
+        str | None, typer.Option(help="Profile name (default: the one run on most images).")
+    ] = None,
+    worst: Annotated[int, typer.Option(min=0, max=1000, help="List this many of the worst images.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many of the worst images.")] = 0,
+    check: Annotated[str | None, typer.Option(help="Only images where this check does not pass.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Counts and the worst images of the stored quality results."""
+    try:
+        with _catalog() as cat:
+            data = cat.qc_summary(profile, worst=worst, offset=offset, check=check)
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(data)
+        return
+    if data["profile"] is None:
+        out.print("no stored quality results (catalens qc --all)")
+        return
+    v = data["verdicts"]
+    out.print(
+        f"[bold]{data['profile']}[/bold]: {data['images']} images - pass {v['pass']}, warn {v['warn']}, "
+        f"fail {v['fail']}, error {v['error']}; {data['dismissed']} dismissed",
+        highlight=False,
+    )
+    from rich.table import Table
+
+    if data["by_issue"]:
+        table = Table(title="by check")
+        for col in ("check", "fail", "warn", "error"):
+            table.add_column(col)
+        for row in data["by_issue"]:
+            table.add_row(row["check"], str(row["fail"]), str(row["warn"]), str(row["error"]))
+        out.print(table)
+    if data["worst"]:
+        table = Table(
+            title=f"worst images ({offset + 1}-{offset + len(data['worst'])} of {data['worst_total']})"
+        )
+        for col in ("image", "verdict", "products", "reasons"):
+            table.add_column(col, overflow="fold")
+        for row in data["worst"]:
+            reasons = "; ".join(f"{r['check']} {r['verdict']}: {r['reason']}" for r in row["reasons"])
+            table.add_row(row["sha256"][:12], row["verdict"], ", ".join(row["products"]), reasons)
+        out.print(table)
+
+
+@qc_app.command(
     "dismiss",
     epilog=(
         "Examples:\n\n"

@@ -57,7 +57,12 @@ class QualityMixin:
 
             map_items = ray_items_map(ray or "auto", prof, self.settings)  # type: ignore[attr-defined]
         report = run_checks(
-            items, prof, self.settings, on_progress=tick, workers=workers, map_items=map_items  # type: ignore[attr-defined]
+            items,
+            prof,
+            self.settings,
+            on_progress=tick,
+            workers=workers,
+            map_items=map_items,  # type: ignore[attr-defined]
         )
         if (
             all_images
@@ -85,3 +90,37 @@ class QualityMixin:
         from catalens.quality.store import load_results
 
         return load_results(self.db, profile, verdict)  # type: ignore[attr-defined]
+
+    def qc_stored(self, shas: Sequence[str], profile: str | None = None) -> list[dict[str, Any]]:
+        """Every stored result of these images (or of ``profile`` only), accepted exceptions applied."""
+        from catalens.quality.summary import stored_results
+
+        return stored_results(self.db, list(shas), profile)  # type: ignore[attr-defined]
+
+    def quality_profiles(self) -> list[str]:
+        """Profile names this catalog can use: the shipped ones and ``<home>/profiles/*.yaml``."""
+        from catalens.quality.summary import profile_names
+
+        return profile_names(self.settings.home)  # type: ignore[attr-defined]
+
+    def qc_summary(
+        self, profile: str | None = None, worst: int = 24, offset: int = 0, check: str | None = None
+    ) -> dict[str, Any]:
+        """The quality dashboard of the stored results of one ``profile`` (default: the one run on most
+        images): counts by verdict and by issue, a page (``offset``, ``worst`` rows) of the worst images
+        with reasons and products (only those with ``check`` not passing when given), the profiles that
+        have results and those available. See :func:`catalens.quality.summary.summarise`.
+
+        >>> cat.qc_summary("marketplace-main-image", worst=10)["verdicts"]
+        """
+        from catalens.quality.summary import summarise
+
+        return summarise(
+            self.db,  # type: ignore[attr-defined]
+            self.qc_results(),
+            profile=profile,
+            worst=worst,
+            offset=offset,
+            check=check,
+            available=self.quality_profiles(),
+        )

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from catalens.api import security
-from catalens.api.catalogue import check_sha
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
+from catalens.catalog.products import check_sha
 
 router = APIRouter(prefix="/api/v1", tags=["classify"])
 

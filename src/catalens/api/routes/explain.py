@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from catalens.api import security
-from catalens.api.catalogue import check_sha
 from catalens.api.routes import ERRORS, catalog
+from catalens.catalog.products import check_sha
 
 router = APIRouter(prefix="/api/v1", tags=["explain"])
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalens.api import security
-from catalens.api.catalogue import check_sha
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
+from catalens.catalog.products import check_sha
 
 router = APIRouter(prefix="/api/v1", tags=["quality"])
 

@@ -1,8 +1,8 @@
-"""Catalogue reads and edits the service needs: products and images (list, read, update, delete),
-attribute facets, the stored file of an image and cached thumbnails.
+"""Products and images of a catalog: list, read, update and delete them, attribute facets, the stored
+file of an image and cached thumbnails.
 
-``CatalogueMixin`` adds these as methods of :class:`catalens.api.service.ServiceCatalog` (a
-:class:`catalens.Catalog`), so the routes call catalog methods only.
+``ProductsMixin`` adds these as methods of :class:`catalens.Catalog`; the CLI (``catalens products``),
+the REST routes and the web page all call them.
 """
 
 from __future__ import annotations
@@ -10,12 +10,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from catalens.catalog.schema import ImageRecord, Product, ProductImage
 from catalens.errors import ConfigError, NotFoundError
+
+if TYPE_CHECKING:
+    from catalens.catalog.db import CatalogDB
+    from catalens.config import Settings
 
 THUMB_SIZES = (64, 128, 256, 512)
 
@@ -69,8 +73,11 @@ def _image_dict(img: ImageRecord) -> dict[str, Any]:
     }
 
 
-class CatalogueMixin:
-    """Products and images for the REST API and the web page."""
+class ProductsMixin:
+    """Products and images: the methods behind ``catalens products``, the REST API and the web page."""
+
+    db: CatalogDB  # what the mixin needs from the catalog
+    settings: Settings
 
     def check_where(self, where: str | None) -> list[str]:
         """The CLI's ``--where`` checks for a request's filter (:func:`catalens.search.filters.check_filter`
@@ -85,13 +92,13 @@ class CatalogueMixin:
         from catalens.search.filters import check_filter, parse_where
 
         flt = parse_where(where)
-        with self.db.session() as s:  # type: ignore[attr-defined]
+        with self.db.session() as s:
             stamp = tuple(s.execute(select(func.count(Product.id), func.max(Product.updated_at))).one())
         cache: dict[str, tuple[Any, list[str]]] = self.__dict__.setdefault("_where_notes", {})
         hit = cache.get(flt.text)
         if hit is not None and hit[0] == stamp:
             return list(hit[1])
-        rows = [filter_attrs(pid, t, a) for pid, (t, a) in product_rows(self.db).items()]  # type: ignore[attr-defined]
+        rows = [filter_attrs(pid, t, a) for pid, (t, a) in product_rows(self.db).items()]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # returned to the caller, not printed in the server log
             notes = check_filter(flt, rows)
@@ -133,7 +140,7 @@ class CatalogueMixin:
         if q:
             pat = f"%{q.strip().lower()}%"
             stmt = stmt.where(func.lower(Product.id).like(pat) | func.lower(Product.title).like(pat))
-        with self.db.session() as s:  # type: ignore[attr-defined]
+        with self.db.session() as s:
             if flt is None:
                 total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
                 page = list(s.scalars(stmt.offset(offset).limit(limit)))
@@ -168,7 +175,7 @@ class CatalogueMixin:
 
     def product(self, product_id: str) -> dict[str, Any]:
         """A product with its images (in position order)."""
-        with self.db.session() as s:  # type: ignore[attr-defined]
+        with self.db.session() as s:
             p = s.get(Product, product_id)
             if p is None:
                 raise NotFoundError(f"no product {product_id!r}")
@@ -190,7 +197,7 @@ class CatalogueMixin:
     ) -> dict[str, Any]:
         """Change a product's title and/or attributes (merged, or replaced with ``replace_attrs``);
         a ``None`` attribute value removes that attribute."""
-        with self.db.session() as s:  # type: ignore[attr-defined]
+        with self.db.session() as s:
             p = s.get(Product, product_id)
             if p is None:
                 raise NotFoundError(f"no product {product_id!r}")
@@ -207,7 +214,7 @@ class CatalogueMixin:
     def delete_product(self, product_id: str) -> None:
         """Delete a product with everything keyed by it (image links, events) and every image no
         other product links to (see :meth:`delete_image`); images another product shows stay."""
-        orphans = self.db.delete_product_rows(product_id)  # type: ignore[attr-defined]
+        orphans = self.db.delete_product_rows(product_id)
         if orphans is None:
             raise NotFoundError(f"no product {product_id!r}")
         for engine in self._open_searchers():
@@ -219,7 +226,7 @@ class CatalogueMixin:
     def facets(self, max_values: int = 200) -> dict[str, list[tuple[str, int]]]:
         """Attribute name -> [(value, count)], most frequent first, for attributes with few values."""
         counts: dict[str, Counter[str]] = {}
-        with self.db.session() as s:  # type: ignore[attr-defined]
+        with self.db.session() as s:
             for attrs in s.scalars(select(Product.attrs)):
                 for key, value in (attrs or {}).items():
                     if value is None or isinstance(value, dict | list):
@@ -233,7 +240,7 @@ class CatalogueMixin:
 
     # ---- images -------------------------------------------------------------------------------
     def _image_record(self, sha: str) -> ImageRecord:
-        rec = self.db.image(check_sha(sha))  # type: ignore[attr-defined]
+        rec = self.db.image(check_sha(sha))
         if rec is None or rec.status != "ok":
             raise NotFoundError(f"no image {sha!r}")
         return rec
@@ -241,7 +248,7 @@ class CatalogueMixin:
     def image_info(self, sha: str) -> dict[str, Any]:
         """An image's facts and the products it belongs to."""
         rec = self._image_record(sha)
-        with self.db.session() as s:  # type: ignore[attr-defined]
+        with self.db.session() as s:
             products = list(
                 s.scalars(select(ProductImage.product_id).where(ProductImage.image_sha256 == sha))
             )
@@ -257,13 +264,13 @@ class CatalogueMixin:
         self._catalogue_changed()
 
     def _delete_image(self, sha: str) -> None:
-        gone = self.db.delete_image_rows(sha)  # type: ignore[attr-defined]
+        gone = self.db.delete_image_rows(sha)
         if gone is None:
             return
         for engine in self._open_searchers():  # never returned again, without re-opening the index
             engine.forget(images=[sha])
         self._zero_file_vectors(gone.positions)
-        home = self.settings.home.resolve()  # type: ignore[attr-defined]
+        home = self.settings.home.resolve()
         for size in THUMB_SIZES:
             (home / "thumbs" / str(size) / sha[:2] / f"{sha}.jpg").unlink(missing_ok=True)
         if gone.stored_path and _inside(Path(gone.stored_path), home / "blobs"):
@@ -283,14 +290,14 @@ class CatalogueMixin:
 
         from catalens.vectors import FileVectorStore, open_store
 
-        dims = {(m.model_id, m.version): m.dim for m in self.db.models()}  # type: ignore[attr-defined]
-        st = self.settings  # type: ignore[attr-defined]
+        dims = {(m.model_id, m.version): m.dim for m in self.db.models()}
+        st = self.settings
         for model_id, version, position in positions:
             dim = dims.get((model_id, version))
             if dim is None:
                 continue
             try:
-                store = open_store(self.db, st.home, model_id, version, dim, st.vector_store)  # type: ignore[attr-defined]
+                store = open_store(self.db, st.home, model_id, version, dim, st.vector_store)
             except ConfigError:  # the vectors live in another home: its rows stay unused holes
                 continue
             if isinstance(store, FileVectorStore) and position < store.rows_on_disk():
@@ -317,13 +324,13 @@ class CatalogueMixin:
         """A JPEG thumbnail (longest side ``size``), made on first use and cached under the home."""
         if size not in THUMB_SIZES:
             raise ConfigError(f"thumbnail size must be one of {', '.join(map(str, THUMB_SIZES))}")
-        out = self.settings.home / "thumbs" / str(size) / sha[:2] / f"{check_sha(sha)}.jpg"  # type: ignore[attr-defined]
+        out = self.settings.home / "thumbs" / str(size) / sha[:2] / f"{check_sha(sha)}.jpg"
         if out.is_file():
             return out
         from catalens.imageio import open_image
 
         src, _ = self.image_file(sha)
-        st = self.settings  # type: ignore[attr-defined]
+        st = self.settings
         img = open_image(
             src, max_bytes=st.max_file_bytes, max_pixels=st.max_pixels, max_side=st.max_side, draft_to=size
         ).image
