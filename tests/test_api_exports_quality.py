@@ -162,4 +162,4 @@ def test_image_quality_and_badges_respect_dismissals(served) -> None:  # type: i
     assert cat.image_badges([sha])["images"][sha]["quality"]["verdict"] == "pass"
     # a name that is not a check is refused (the known ones are listed)
     bad = c.post("/api/v1/qc/exceptions", json={"sha256": sha, "check": "blurr"}, headers=auth)
-    assert bad.status_code == 400 and "known checks" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "unknown check" in bad.json()["error"]["message"] and "known: " in bad.json()["error"]["message"]

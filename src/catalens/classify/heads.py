@@ -1,7 +1,8 @@
 """Fitting heads on embeddings: prototypes, linear probes, temperature scaling, abstain threshold.
 
 Every head is affine (``logits = x @ W.T + b``), see :mod:`catalens.classify.artifact`.
-Registry: :data:`HEAD_FITTERS` maps a method name to ``fit(X, y, n_classes, **opts) -> (W, b)``.
+Registry: :data:`HEAD_FITTERS` (a :class:`catalens.registry.Registry`) maps a method name to
+``fit(X, y, n_classes, **opts) -> (W, b)``; ``register_head`` adds one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from catalens.classify.errors import ClassifierError
+from catalens.registry import Registry
 
 MIN_EXAMPLES = {"prototype": 1, "prototype-lr": 1, "linear": 2, "finetune": 2}
 
@@ -168,11 +172,20 @@ def fit_prototype_lr(
     return (scale * Wt.detach().numpy()).astype(np.float32), mask
 
 
-HEAD_FITTERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
-    "prototype": fit_prototype,
-    "prototype-lr": fit_prototype_lr,
-    "linear": fit_linear,
-}
+HeadFitter = Callable[..., tuple[np.ndarray, np.ndarray]]
+HEAD_FITTERS: Registry[HeadFitter] = Registry(
+    "classifier head", error=ClassifierError, extra_names=("finetune",)
+)
+
+
+def register_head(name: str, fit: HeadFitter, *, overwrite: bool = False) -> HeadFitter:
+    """Make ``fit(X, y, n_classes, **opts) -> (W, b)`` available as training method ``name``."""
+    return HEAD_FITTERS.register(name, fit, overwrite=overwrite)
+
+
+register_head("prototype", fit_prototype)
+register_head("prototype-lr", fit_prototype_lr)
+register_head("linear", fit_linear)
 
 
 def nll(logits: np.ndarray, y: np.ndarray, t: float) -> float:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from catalens.errors import ModelError
+from catalens.registry import Registry
 
 
 @dataclass
@@ -41,16 +42,13 @@ class SpatialLayer:
 
 
 Adapter = Callable[[nn.Module, Any], SpatialLayer | None]
-_ADAPTERS: list[tuple[str, Adapter]] = []
+ADAPTERS: Registry[Adapter] = Registry("layer adapter")
 
 
-def register_adapter(name: str, adapter: Adapter, *, first: bool = False) -> None:
-    """Add an adapter: ``adapter(backbone, tower) -> SpatialLayer | None`` (None: not this family)."""
-    entry = (name, adapter)
-    if first:
-        _ADAPTERS.insert(0, entry)
-    else:
-        _ADAPTERS.append(entry)
+def register_adapter(name: str, adapter: Adapter, *, first: bool = False, overwrite: bool = False) -> None:
+    """Add an adapter: ``adapter(backbone, tower) -> SpatialLayer | None`` (None: not this family).
+    Adapters are tried in registration order; ``first`` puts this one ahead of the others."""
+    ADAPTERS.register(name, adapter, first=first, overwrite=overwrite)
 
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
@@ -128,7 +126,7 @@ register_adapter("conv", _conv_adapter)
 def spatial_layer(tower: Any) -> SpatialLayer:
     """The :class:`SpatialLayer` of an :class:`~catalens.models.tower.ImageTower` (ModelError if none)."""
     backbone = getattr(tower, "backbone", tower)
-    for _name, adapter in _ADAPTERS:
+    for adapter in ADAPTERS.values():
         found = adapter(backbone, tower)
         if found is not None:
             return found

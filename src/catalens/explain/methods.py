@@ -31,6 +31,7 @@ import torch
 from catalens.errors import ConfigError, ModelError, NoGradientPathError
 from catalens.explain.layers import FeatureHook, SpatialLayer
 from catalens.explain.targets import resolve_label
+from catalens.registry import Registry
 
 EPS = 1e-7
 
@@ -45,18 +46,20 @@ class MethodOutput:
 
 
 Method = Callable[[Any, SpatialLayer, torch.Tensor, Any, int | None], MethodOutput]
-_METHODS: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("explanation method", extra_names=("lib:<pytorch-grad-cam method>",))
 _KINDS: dict[str, tuple[str, ...]] = {}
 
 
-def register_method(name: str, fn: Method, *, kinds: tuple[str, ...] = ("conv", "tokens", "nhwc")) -> None:
+def register_method(
+    name: str, fn: Method, *, kinds: tuple[str, ...] = ("conv", "tokens", "nhwc"), overwrite: bool = False
+) -> None:
     """Make ``fn`` available as method ``name`` for layers of ``kinds`` (conv, tokens, nhwc)."""
-    _METHODS[name] = fn
+    METHODS.register(name, fn, overwrite=overwrite)
     _KINDS[name] = kinds
 
 
 def method_names() -> list[str]:
-    return [*_METHODS, "lib:<pytorch-grad-cam method>"]
+    return [*METHODS.names(), *METHODS.extra_names]
 
 
 def get_method(name: str, layer: SpatialLayer | None = None) -> Method:
@@ -64,9 +67,9 @@ def get_method(name: str, layer: SpatialLayer | None = None) -> Method:
     key = name.strip().lower()
     if key.startswith("lib:"):
         return _library_method(key[4:])
-    fn = _METHODS.get(key)
-    if fn is None:
-        raise ConfigError(f"unknown explanation method {name!r}; known: {', '.join(method_names())}")
+    if key not in METHODS:
+        raise ConfigError(METHODS.unknown_message(name))
+    fn = METHODS.get(key)
     if layer is not None and layer.kind not in _KINDS[key]:
         raise ConfigError(f"method {name!r} does not apply to {layer.kind} models ({layer.name})")
     return fn

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from catalens.errors import ConfigError
+from catalens.registry import Registry
 
 Metadata = Mapping[str, Any]
 
@@ -92,32 +93,28 @@ class VectorIndex(Protocol):
 
 
 IndexFactory = Callable[..., VectorIndex]
-_BACKENDS: dict[str, IndexFactory] = {}
+
+
+def _builtin_backends() -> None:
+    from catalens.index.faiss_index import FaissIndex
+    from catalens.index.milvus_index import MilvusIndex
+
+    register_index_backend("faiss", FaissIndex.open)
+    register_index_backend("milvus", MilvusIndex.open)
+
+
+INDEX_BACKENDS: Registry[IndexFactory] = Registry("index backend", builtins=_builtin_backends)
 
 
 def register_index_backend(scheme: str, factory: IndexFactory, *, overwrite: bool = False) -> None:
     """Make ``open_index("<scheme>://...")`` use ``factory(location, dim=..., name=..., **options)``."""
     if not scheme.isidentifier():
         raise ConfigError(f"invalid index scheme {scheme!r}")
-    if scheme in _BACKENDS and not overwrite and _BACKENDS[scheme] is not factory:
-        raise ConfigError(f"index backend {scheme!r} is already registered")
-    _BACKENDS[scheme] = factory
+    INDEX_BACKENDS.register(scheme, factory, overwrite=overwrite)
 
 
 def index_backends() -> list[str]:
-    _ensure_builtin()
-    return sorted(_BACKENDS)
-
-
-def _ensure_builtin() -> None:
-    if "faiss" not in _BACKENDS:
-        from catalens.index.faiss_index import FaissIndex
-
-        register_index_backend("faiss", FaissIndex.open)
-    if "milvus" not in _BACKENDS:
-        from catalens.index.milvus_index import MilvusIndex
-
-        register_index_backend("milvus", MilvusIndex.open)
+    return sorted(INDEX_BACKENDS.names())
 
 
 def parse_index_uri(uri: str | None) -> tuple[str, str]:
@@ -155,11 +152,8 @@ def open_index(
     ``default_dir`` is the folder used by a bare ``faiss`` URI; ``name`` names the collection
     (a Milvus collection, or the sub-folder of a ``faiss:///folder`` URI).
     """
-    _ensure_builtin()
     scheme, location = parse_index_uri(uri)
-    factory = _BACKENDS.get(scheme)
-    if factory is None:
-        raise ConfigError(f"no index backend for {scheme!r}; known: {', '.join(sorted(_BACKENDS))}")
+    factory = INDEX_BACKENDS.get(scheme)
     if scheme == "faiss":
         if location:
             folder = Path(location) / name

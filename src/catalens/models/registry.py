@@ -29,10 +29,18 @@ from urllib.parse import parse_qsl
 
 from catalens.errors import ModelError
 from catalens.models.spec import ModelSpec
+from catalens.registry import Registry
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_ALIASES: dict[str, str] = {}
 DYNAMIC_PREFIXES = ("timm", "open_clip", "hf", "file")
+DYNAMIC_FORMS = (
+    "timm:<model>",
+    "open_clip:<arch>/<pretrained>",
+    "hf:<repo or folder>",
+    "file:<checkpoint>?arch=<timm arch>",
+    "file:<catalens model folder>",
+)
+_REGISTRY: Registry[ModelSpec] = Registry("model", error=ModelError, extra_names=DYNAMIC_FORMS)
+_ALIASES: dict[str, str] = {}
 
 _HALF = (0.5, 0.5, 0.5)
 
@@ -48,21 +56,21 @@ def register_model(spec: ModelSpec, *, aliases: tuple[str, ...] = (), overwrite:
             raise ModelError(f"model name {key!r} uses a reserved prefix ({', '.join(DYNAMIC_PREFIXES)})")
         taken = key in _REGISTRY or key in _ALIASES
         if taken and not overwrite:
-            existing = _REGISTRY.get(key) or _REGISTRY[_ALIASES[key]]
+            existing = _REGISTRY.get(key, None) or _REGISTRY[_ALIASES[key]]
             if existing == spec:
                 continue
             raise ModelError(f"model name {key!r} is already registered (pass overwrite=True to replace it)")
-    _REGISTRY[spec.name] = spec
+    _REGISTRY.register(spec.name, spec, overwrite=True)  # name clashes were refused above
     _ALIASES.pop(spec.name, None)
     for alias in aliases:
-        _REGISTRY.pop(alias, None)
+        _REGISTRY.unregister(alias)
         _ALIASES[alias] = spec.name
     return spec
 
 
 def unregister_model(name: str) -> None:
     """Remove a registered name (and its aliases). Unknown names are ignored."""
-    _REGISTRY.pop(name, None)
+    _REGISTRY.unregister(name)
     for alias in [a for a, target in _ALIASES.items() if target == name or a == name]:
         _ALIASES.pop(alias, None)
 
@@ -107,11 +115,7 @@ def get_spec(name: str | ModelSpec) -> ModelSpec:
         return _REGISTRY[_ALIASES[key]]
     prefix, target, options = parse_model_name(key)
     if prefix is None:
-        raise ModelError(
-            f"unknown model {key!r}. Known models: {', '.join(model_names())}. "
-            f"Other models: timm:<model>, open_clip:<arch>/<pretrained>, hf:<repo or folder>, "
-            f"file:<checkpoint>?arch=<timm arch>, file:<catalens model folder>"
-        )
+        raise ModelError(f"unknown model {key!r}; known: {', '.join([*model_names(), *DYNAMIC_FORMS])}")
     if not target:
         raise ModelError(f"model {key!r}: nothing after '{prefix}:'")
     if prefix == "timm":

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from catalens.errors import ConfigError
+from catalens.registry import Registry
 
 if TYPE_CHECKING:
     from catalens.quality.context import QCImage
@@ -56,33 +57,21 @@ class Check:
         """Load models etc. once before a run (called in the main thread)."""
 
 
-_REGISTRY: dict[str, type[Check]] = {}
-
-
-def register_check(name: str) -> Callable[[type[Check]], type[Check]]:
-    """Class decorator that registers a :class:`Check` under ``name``."""
-
-    def deco(cls: type[Check]) -> type[Check]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"check {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
 def _load_builtin() -> None:
     import catalens.quality.checks  # noqa: F401  (registers the built-in checks)
 
 
+CHECKS: Registry[type[Check]] = Registry("check", builtins=_load_builtin)
+
+
+def register_check(name: str) -> Callable[[type[Check]], type[Check]]:
+    """Class decorator that registers a :class:`Check` under ``name``."""
+    return CHECKS.decorator(name)
+
+
 def get_check(name: str) -> type[Check]:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown check {name!r}; known checks: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return CHECKS.get(name)
 
 
 def list_checks() -> dict[str, type[Check]]:
-    _load_builtin()
-    return dict(sorted(_REGISTRY.items()))
+    return dict(sorted(CHECKS.items()))

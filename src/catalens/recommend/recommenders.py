@@ -15,9 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from catalens.errors import ConfigError
 from catalens.recommend.interactions import Interactions, Query
 from catalens.recommend.signals import Interests, Signals
+from catalens.registry import Registry
 
 
 class QueryContext:
@@ -63,21 +63,16 @@ class Recommender:
         return "visual"
 
 
-RECOMMENDERS: dict[str, type[Recommender]] = {}
+RECOMMENDERS: Registry[type[Recommender]] = Registry("recommender")
 
 
 def register_recommender(cls: type[Recommender]) -> type[Recommender]:
     """Class decorator: make a recommender available by its ``name``."""
-    if not cls.name:
-        raise ValueError("a recommender needs a name")
-    RECOMMENDERS[cls.name] = cls
-    return cls
+    return RECOMMENDERS.decorator()(cls)
 
 
 def get_recommender(name: str) -> type[Recommender]:
-    if name not in RECOMMENDERS:
-        raise ConfigError(f"unknown recommender {name!r}; choose one of {', '.join(RECOMMENDERS)}")
-    return RECOMMENDERS[name]
+    return RECOMMENDERS.get(name)
 
 
 def list_recommenders() -> list[dict[str, str]]:
