@@ -35,7 +35,12 @@ def dhash(gray: np.ndarray) -> int:
 class DuplicatesCheck(Check):
     unit = "hamming distance (bits of 64)"
     scope = "batch"
-    params = {"max_distance": 4, "verdict": "warn", "method": "auto"}
+    # candidates (method auto): each photo's ``neighbours`` nearest photos of the set by the descriptor's
+    # gray thumbnail with correlation >= ``min_similarity``; every candidate is aligned. 5 neighbours
+    # (10 before): on bench/quality_duplicates.py's dev half 3 kept every copy 10 found (1-2 lost border
+    # copies) at 0.38x the time; 5 leaves room for families of look-alike colour variants, whose gray
+    # thumbnails rank close together (8 variants tried on dev, see bench/RESULTS.md)
+    params = {"max_distance": 4, "verdict": "warn", "method": "auto", "neighbours": 5, "min_similarity": 0.5}
 
     def fingerprint(self, img: QCImage) -> dict[str, Any]:
         fp: dict[str, Any] = {"sha256": img.sha256, "dhash": dhash(img.gray)}
@@ -75,7 +80,7 @@ class DuplicatesCheck(Check):
             assert full is not None
             vec = full.gray.reshape(len(idx), -1).astype(np.float32)
             vec -= vec.mean(axis=1, keepdims=True)
-            ra, rb, sim = neighbour_pairs(vec, 10, 0.5)
+            ra, rb, sim = neighbour_pairs(vec, int(self.p["neighbours"]), float(self.p["min_similarity"]))
             a = [keys[r] for r in ra]
             b = [keys[r] for r in rb]
             opts = DedupOptions()
