@@ -332,7 +332,7 @@ class HybridRecommender(Recommender):
 
     def score(self, ctx: QueryContext) -> np.ndarray:
         if self.mode in COMPONENTS:
-            return ctx.features[self.signals.feature_names.index(self.mode)]
+            return ctx.feature(self.mode)
         rf = self._features(ctx)
         wv = self.weights / self.scale
         sc = wv @ rf.x - float(wv @ self.mean)

@@ -38,9 +38,15 @@ class QueryContext:
 
     @property
     def features(self) -> np.ndarray:
+        """Every signal's score per item, one row per name of ``signals.feature_names``."""
         if self._features is None:
             self._features = self.signals.features(self.q, self.interests)
         return self._features
+
+    def feature(self, name: str) -> np.ndarray:
+        """One signal's scores by name (``vis_max``, ``vis_mean``, ``vis_recent``, ``cf``, ``pop``,
+        ``attr``, ``attr_<facet>``)."""
+        return self.features[self.signals.feature_names.index(name)]
 
 
 class Recommender:
@@ -110,7 +116,7 @@ class VisualRecommender(Recommender):
     description = "multi-interest visual taste profile (event-weighted, time-decayed)"
 
     def score(self, ctx: QueryContext) -> np.ndarray:
-        return ctx.features[0]
+        return ctx.feature("vis_max")
 
 
 @register_recommender
@@ -119,7 +125,7 @@ class ItemToItemRecommender(Recommender):
     description = "more like this: visual similarity to the most recent items"
 
     def score(self, ctx: QueryContext) -> np.ndarray:
-        return ctx.features[2]
+        return ctx.feature("vis_recent")
 
 
 @register_recommender
@@ -128,7 +134,7 @@ class CFRecommender(Recommender):
     description = "collaborative filtering: implicit ALS on the event matrix, folded in per query"
 
     def score(self, ctx: QueryContext) -> np.ndarray:
-        return ctx.features[3]
+        return ctx.feature("cf")
 
     def reason_signal(self, ctx: QueryContext, item: int) -> str:
         return "cf"
@@ -140,7 +146,7 @@ class AttributeRecommender(Recommender):
     description = "attribute match: the history's preference for each facet value (type, colour, brand, ...)"
 
     def score(self, ctx: QueryContext) -> np.ndarray:
-        return ctx.features[5]
+        return ctx.feature("attr")
 
     def reason_signal(self, ctx: QueryContext, item: int) -> str:
         return "attr"
