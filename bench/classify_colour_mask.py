@@ -8,7 +8,7 @@
 Rows and split: those of ``bench/classify_semi.py`` (title / pixel groups, md5 ``semi:``): the heads are
 trained on every labelled row of ``pool`` (1,770), scored on ``dev`` or ``lockbox``, as stored
 (225x300) and as 60x80 thumbnails (``classify.views.view_image``; the small heads score those).
-Inputs (linear heads, thumbnail views, rare classes dropped, as ``catalens train --drop-rare``):
+Inputs (linear heads, thumbnail views, rare classes dropped, as ``catalens classify train --drop-rare``):
 - ``image``: the Lite0 embedding;
 - ``image+colour``: + ``colour_calib.colour_descriptor`` (what ``--colour-features`` uses: backdrop
   colour separation, GrabCut on a busy photo, skin removed);

@@ -3,7 +3,7 @@ myntra-dev's baseColour label, on every 8th image, with the most frequent confus
 
     python bench/classify_colour_names.py
 
-This is not the calibrated colour classifier (``catalens train --colour-features``, see
+This is not the calibrated colour classifier (``catalens classify train --colour-features``, see
 bench/classify_colour.py); it checks that the names a merchandiser sees are sensible.
 """
 

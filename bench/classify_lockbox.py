@@ -7,7 +7,7 @@ with and without thumbnail views, as stored (225x300) and as 60x80 thumbnails.
     python bench/classify_lockbox.py --home /tmp/semi-home --half lockbox
 
 Rows and split: those of ``bench/classify_semi.py`` (title / pixel groups by the md5 of ``semi:``): linear
-heads (library ``train_on_matrix``, rare classes dropped, as ``catalens train --drop-rare``) trained on
+heads (library ``train_on_matrix``, rare classes dropped, as ``catalens classify train --drop-rare``) trained on
 every labelled ``pool`` row (60%), scored on ``dev`` or ``lockbox`` (20% each). The choices these figures
 stand for (Lite0-hc as the classifier input, thumbnail views with routing by size) were made earlier on
 another split of the same photos (``bench/classify_myntra.py``, ``classify_sizes.py``); nothing is

@@ -10,7 +10,7 @@ product's photos, exact copies: a group is wholly on one side). Groups are split
 catalogue), ``dev`` 20%, ``lockbox`` 20%. Fields: articleType, gender, baseColour.
 
 Methods, each trained with the library's linear heads, thumbnail views and rare classes dropped
-(``train_on_matrix``, as ``catalens train --drop-rare`` does), for 100, 300 and 1,000 labelled rows (two seeded draws each, mean) and the
+(``train_on_matrix``, as ``catalens classify train --drop-rare`` does), for 100, 300 and 1,000 labelled rows (two seeded draws each, mean) and the
 whole pool:
 - ``supervised``: the labelled rows alone;
 - ``self_training``: the supervised classifier labels the unlabelled pool; rows whose calibrated

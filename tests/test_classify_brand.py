@@ -50,7 +50,7 @@ def test_brand_train_tag_files_and_all(shop: Path, home: Path, monkeypatch: pyte
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["brands"] == 2 and info["brands_seen"] == 3 and Path(info["folder"]).is_dir()
-    assert any(c["name"] == "brands" for c in json.loads(_run(home, "classifiers", "--json").stdout))
+    assert any(c["name"] == "brands" for c in json.loads(_run(home, "classify", "list", "--json").stdout))
 
     r = _run(home, "brand", "tag", str(shop / "b1.png"), str(shop / "b2.png"), "-c", "brands", "--no-ocr",
              "--json", "--threshold", "0")  # fmt: skip
@@ -104,7 +104,7 @@ def test_brand_tag_refuses_a_non_brand_classifier(shop: Path, home: Path, tmp_pa
     csv.write_text(
         "image,kind\n" + "\n".join(f"{shop / f'b{i}.png'},{'A' if i % 2 else 'B'}" for i in range(10)) + "\n"
     )
-    r = _run(home, "train", "kinds", "--labels", str(csv), "--field", "kind", "--model", "fake-encoder")
+    r = _run(home, "classify", "train", "kinds", "--labels", str(csv), "--field", "kind", "--model", "fake-encoder")
     assert r.exit_code == 0, r.output
     r = _run(home, "brand", "tag", str(shop / "b1.png"), "-c", "kinds", "--no-ocr")
     assert r.exit_code != 0 and "not a brand tagger" in _t(r)

@@ -48,7 +48,7 @@ def shop(fake_encoder: object, home: Path, tmp_path: Path) -> Path:
 
 
 def test_train_classify_all_eval_and_report(shop: Path, home: Path, tmp_path: Path) -> None:
-    r = _run(home, "train", "kinds", "--labels", str(shop), "--field", "kind", "--field", "gender",
+    r = _run(home, "classify", "train", "kinds", "--labels", str(shop), "--field", "kind", "--field", "gender",
              "--method", "prototype", "--model", "fake-encoder", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
@@ -76,9 +76,9 @@ def test_train_classify_all_eval_and_report(shop: Path, home: Path, tmp_path: Pa
         assert s.scalar(select(func.count()).select_from(ClassPrediction)) == 2 * N
 
     report = tmp_path / "report"
-    r = _run(home, "eval", "--classifier", "kinds", "--labels", str(shop), "--report", str(report))
+    r = _run(home, "classify", "eval", "--classifier", "kinds", "--labels", str(shop), "--report", str(report))
     assert r.exit_code == 2 and "were used to train" in r.output  # its own training rows: refused
-    r = _run(home, "eval", "--classifier", "kinds", "--labels", str(shop), "--report", str(report),
+    r = _run(home, "classify", "eval", "--classifier", "kinds", "--labels", str(shop), "--report", str(report),
              "--allow-train-overlap")  # fmt: skip
     assert r.exit_code == 0, r.output
     ev = json.loads(r.stdout)
@@ -100,7 +100,7 @@ def test_labels_csv_errors_name_the_problem(shop: Path, home: Path, tmp_path: Pa
     def train(csv_text: str, *extra: str):
         p = tmp_path / "bad.csv"
         p.write_text(csv_text)
-        return _run(home, "train", "x", "--labels", str(p), "--model", "fake-encoder", *extra)
+        return _run(home, "classify", "train", "x", "--labels", str(p), "--model", "fake-encoder", *extra)
 
     lines = shop.read_text().splitlines()
     r = train("\n".join(lines) + "\n", "--field", "colour")
@@ -122,7 +122,7 @@ def test_labels_csv_errors_name_the_problem(shop: Path, home: Path, tmp_path: Pa
     assert r.exit_code != 0 and "fewer than 2 examples" in _t(r) and "Socks" in _t(r)
     r = train(lines[0] + "\n", "--field", "kind")
     assert r.exit_code != 0 and "no rows" in _t(r)
-    r = _run(home, "eval", "--classifier", "nosuch")
+    r = _run(home, "classify", "eval", "--classifier", "nosuch")
     assert r.exit_code != 0 and "nosuch" in _t(r)
 
 
@@ -151,7 +151,7 @@ def test_train_propagate_spreads_labels_to_the_unlabelled_catalogue(shop: Path, 
     few = tmp_path / "few.csv"
     lines = shop.read_text().splitlines()
     few.write_text("\n".join(lines[:7]) + "\n")  # header + 6 rows (3 of each kind)
-    r = _run(home, "train", "few", "--labels", str(few), "--field", "kind", "--method", "prototype",
+    r = _run(home, "classify", "train", "few", "--labels", str(few), "--field", "kind", "--method", "prototype",
              "--model", "fake-encoder", "--holdout", "0.34", "--propagate", "kind", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
@@ -161,6 +161,6 @@ def test_train_propagate_spreads_labels_to_the_unlabelled_catalogue(shop: Path, 
     trained = set((folder / "train_images.txt").read_text().split())
     held = {row.split(",")[0] for row in (folder / "holdout.csv").read_text().splitlines()[1:]}
     assert held and not trained & held and len(trained) == 6 - len(held) + spread["joined"]["kind"]
-    r = _run(home, "train", "few", "--labels", str(few), "--field", "kind", "--method", "prototype",
+    r = _run(home, "classify", "train", "few", "--labels", str(few), "--field", "kind", "--method", "prototype",
              "--model", "fake-encoder", "--propagate", "colour")  # fmt: skip
     assert r.exit_code != 0 and "--propagate names fields not trained: colour" in _t(r)

@@ -236,7 +236,7 @@ def test_cli_train_finetune_options(tmp_path: Path, tiny_spec) -> None:
     home = tmp_path / "home"
     with Catalog.open(home) as cat:
         cat.ingest(folder, embed=False)
-    args = ["--home", str(home), "train", "cli-ft", "--labels", str(tmp_path / "labels.csv")]
+    args = ["--home", str(home), "classify", "train", "cli-ft", "--labels", str(tmp_path / "labels.csv")]
     args += ["--field", "articleType", "--method", "finetune", "--model", TINY, "--unfreeze-blocks", "1"]
     args += ["--epochs", "1", "--device", "cpu", "--batch-size", "4", "--json"]
     res = CliRunner().invoke(app, args)

@@ -61,11 +61,11 @@ def shop(fake_encoder: object, home: Path, tmp_path: Path) -> Path:
 
 
 def test_train_title_words_classify_with_title_and_eval(shop: Path, home: Path) -> None:
-    r = _run(home, "train", "fused", "--labels", str(shop), "--field", "kind", "--title-words",
+    r = _run(home, "classify", "train", "fused", "--labels", str(shop), "--field", "kind", "--title-words",
              "--model", "fake-encoder", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["input"] == "image+words"
-    ev = json.loads(_run(home, "eval", "-c", "fused", "--labels", str(shop), "--allow-train-overlap").stdout)
+    ev = json.loads(_run(home, "classify", "eval", "-c", "fused", "--labels", str(shop), "--allow-train-overlap").stdout)
     assert ev["fields"]["kind"]["accuracy"] == 1.0  # the images alone cannot tell the kinds apart
     r = _run(home, "classify", "--all", "-c", "fused", "--json")
     assert r.exit_code == 0, r.output
@@ -115,6 +115,6 @@ def test_fused_training_needs_titles(fake_encoder: object, home: Path, tmp_path:
     (tmp_path / "l.csv").write_text("\n".join(rows) + "\n")
     with Catalog.open(home) as cat:
         cat.ingest(tmp_path / "l.csv", id_col="id")
-    r = _run(home, "train", "x", "--labels", str(tmp_path / "l.csv"), "--field", "kind", "--title-words",
+    r = _run(home, "classify", "train", "x", "--labels", str(tmp_path / "l.csv"), "--field", "kind", "--title-words",
              "--model", "fake-encoder", "--method", "prototype")  # fmt: skip
     assert r.exit_code != 0 and "titles" in " ".join(r.output.split())

@@ -174,15 +174,15 @@ def test_train_computes_views_once_and_survives_a_missing_file(shop: Path, home:
 
 
 def test_cli_views_option(shop: Path, home: Path) -> None:
-    r = runner.invoke(app, ["--home", str(home), "train", "k", "--labels", str(shop), "--field", "kind",
+    r = runner.invoke(app, ["--home", str(home), "classify", "train", "k", "--labels", str(shop), "--field", "kind",
                             "--model", "fake-encoder", "--views", "none", "--json"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["views"] == []
-    r = runner.invoke(app, ["--home", str(home), "train", "k", "--labels", str(shop), "--field", "kind",
+    r = runner.invoke(app, ["--home", str(home), "classify", "train", "k", "--labels", str(shop), "--field", "kind",
                             "--model", "fake-encoder"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "stored + thumb" in r.output
-    r = runner.invoke(app, ["--home", str(home), "train", "k", "--labels", str(shop), "--field", "kind",
+    r = runner.invoke(app, ["--home", str(home), "classify", "train", "k", "--labels", str(shop), "--field", "kind",
                             "--model", "fake-encoder", "--views", "huge"])  # fmt: skip
     assert r.exit_code != 0 and "unknown view" in r.output
 

@@ -123,6 +123,7 @@ def test_tiny_clip_zero_shot_end_to_end(tiny_hf_clip, tmp_path) -> None:
         [
             "--home",
             str(home),
+            "classify",
             "train",
             "zs",
             "--method",

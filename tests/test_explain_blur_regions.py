@@ -72,7 +72,7 @@ def test_explain_quality_draws_blur_regions(tmp_path) -> None:
     Image.fromarray(np.dstack([gray] * 3)).save(path)
     out = tmp_path / "soft.qc.png"
     r = CliRunner().invoke(
-        app, ["--home", str(tmp_path / "home"), "explain-quality", str(path), "--out", str(out), "--json"]
+        app, ["--home", str(tmp_path / "home"), "explain", "quality", str(path), "--out", str(out), "--json"]
     )
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)

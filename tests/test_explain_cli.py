@@ -80,7 +80,7 @@ def test_explain_cli_trained_classifier_and_errors(tmp_path: Path, images: dict[
 
 def test_explain_match_and_regions_cli(tmp_path: Path, images: dict[str, Path]) -> None:
     home, out = tmp_path / "home", tmp_path / "out"
-    r = _run(home, "explain-match", str(images["a"]), str(images["b"]), "--out", str(out), "--json")
+    r = _run(home, "explain", "match", str(images["a"]), str(images["b"]), "--out", str(out), "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert data["exact"] is True and -1 <= data["similarity"] <= 1 and data["pairs"]
@@ -90,7 +90,7 @@ def test_explain_match_and_regions_cli(tmp_path: Path, images: dict[str, Path]) 
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([[10, 10, 60, 80, "logo"], {"box": [100, 100, 200, 280], "label": "tag"}]))
     png = tmp_path / "drawn.png"
-    r = _run(home, "draw-regions", str(images["a"]), str(boxes), "--out", str(png))
+    r = _run(home, "explain", "regions", str(images["a"]), str(boxes), "--out", str(png))
     assert r.exit_code == 0, r.output
     assert Image.open(png).size == (240, 320)
 
@@ -104,7 +104,7 @@ def test_explain_quality_draws_verdict_regions(tmp_path: Path) -> None:
     img.save(path)
     home = tmp_path / "home"
     out = tmp_path / "framed.qc.png"
-    r = _run(home, "explain-quality", str(path), "--out", str(out), "--json")
+    r = _run(home, "explain", "quality", str(path), "--out", str(out), "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert out.is_file()

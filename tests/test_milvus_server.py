@@ -55,7 +55,7 @@ def test_catalogue_on_milvus_server_equals_faiss_exact(
     )
     assert res.exit_code == 0, res.output
     assert [x["product_id"] for x in json.loads(res.stdout)["results"]] == [p for p, _, _ in faiss[3]]
-    info = r.invoke(app, ["--home", str(home), "--index", milvus_database, "search-index", "--json"])
+    info = r.invoke(app, ["--home", str(home), "--index", milvus_database, "search", "index", "--json"])
     assert info.exit_code == 0 and json.loads(info.stdout)["sync"]["action"] == "none"
 
 

@@ -197,7 +197,7 @@ def test_lite0_hc_embed_train_classify_cli(tmp_path):
         versions = {m.version for m in cat.db.models() if m.model_id == "efficientnet-lite0-hc"}
     assert vecs.shape == (6, 2848) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
     assert all(v.endswith("-" + feature_tag(get_spec("efficientnet-lite0-hc"))) for v in versions)
-    run("train", "hc", "--labels", str(tmp_path / "labels.csv"), "--field", "colour", "--method", "prototype",
+    run("classify", "train", "hc", "--labels", str(tmp_path / "labels.csv"), "--field", "colour", "--method", "prototype",
         "--model", "efficientnet-lite0-hc", "--json")  # fmt: skip
     # the predicted label itself (a JSON dump always lists both classes in top_k, so "red" in it proves
     # nothing): p1 is red and p0 blue, and the hypercolumn prototype head must tell them apart

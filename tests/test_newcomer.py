@@ -144,7 +144,7 @@ def test_info_shows_classifiers_events_qc_text_search_and_jobs(
     home = str(shop.settings.home)
     res = runner.invoke(app, ["--home", home, "info"])
     assert res.exit_code == 0, res.output
-    for text in ("not trained (run catalens search-train-text)", "classifiers: none", "events: none"):
+    for text in ("not trained (run catalens search train-text)", "classifiers: none", "events: none"):
         assert text in res.output
     assert "QC results: none" in res.output and "recent jobs" in res.output and "ingest" in res.output
     shop.import_events(_write_events(tmp_path / "ev.csv", _shop_log(n_users=4)))
@@ -202,7 +202,7 @@ def test_train_keeps_a_holdout_and_eval_refuses_training_rows(
 ) -> None:
     home = str(shop.settings.home)
     test_csv = tmp_path / "test.csv"
-    args = ["--home", home, "train", "kinds", "--field", "articleType", "--model", "fake-encoder"]
+    args = ["--home", home, "classify", "train", "kinds", "--field", "articleType", "--model", "fake-encoder"]
     res = runner.invoke(app, [*args, "--holdout-out", str(test_csv)])
     assert res.exit_code == 0, res.output
     assert "held out 6 labelled images" in res.output  # 2 of 10 products per kind
@@ -214,25 +214,25 @@ def test_train_keeps_a_holdout_and_eval_refuses_training_rows(
     trained = set((folder / "train_images.txt").read_text().split())
     assert len(trained) == 24 and not trained & {r["sha256"] for r in held}
     # eval with no labels: the held-out split
-    res = runner.invoke(app, ["--home", home, "eval", "-c", "kinds"])
+    res = runner.invoke(app, ["--home", home, "classify", "eval", "-c", "kinds"])
     assert res.exit_code == 0, res.output
     ev = json.loads(res.output)
     assert ev["fields"]["articleType"]["n"] == 6 and ev["train_overlap"]["rows"] == 0
     assert "held-out split of kinds" in ev["labels"]
     assert (
         json.loads(
-            runner.invoke(app, ["--home", home, "eval", "-c", "kinds", "--labels", str(test_csv)]).output
+            runner.invoke(app, ["--home", home, "classify", "eval", "-c", "kinds", "--labels", str(test_csv)]).output
         )["fields"]["articleType"]["n"]
         == 6
     )
     # the training rows: refused, or scored with a loud warning
     full = tmp_path / "img" / ".." / "products.csv"
-    res = runner.invoke(app, ["--home", home, "eval", "-c", "kinds", "--labels", str(full)])
+    res = runner.invoke(app, ["--home", home, "classify", "eval", "-c", "kinds", "--labels", str(full)])
     assert (
         res.exit_code == 2 and "24 of 30 label rows" in res.output and "--allow-train-overlap" in res.output
     )
     res = runner.invoke(
-        app, ["--home", home, "eval", "-c", "kinds", "--labels", str(full), "--allow-train-overlap"]
+        app, ["--home", home, "classify", "eval", "-c", "kinds", "--labels", str(full), "--allow-train-overlap"]
     )
     assert res.exit_code == 0 and "WARNING:" in res.output and "optimistic" in res.output
 

@@ -347,16 +347,31 @@ def test_cli_events_recommend_and_eval(shop: Catalog, tmp_path: Path, home: Path
     assert res.exit_code != 0 and "unknown product" in res.output
     res = runner.invoke(app, ["--home", str(home), "recommend"])
     assert res.exit_code != 0
-    res = runner.invoke(app, ["--home", str(home), "recommend-eval", str(path), "--json"])
+    res = runner.invoke(app, ["--home", str(home), "recommend", "eval", str(path), "--json"])
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert [r["recommender"] for r in rep["rows"]][:2] == ["random", "popular"] and rep["users"] > 0
     empty = tmp_path / "empty.csv"
     empty.write_text("user_id,product_id,event,timestamp\n")
-    res = runner.invoke(app, ["--home", str(home), "recommend-eval", str(empty)])
+    res = runner.invoke(app, ["--home", str(home), "recommend", "eval", str(empty)])
     assert res.exit_code != 0 and "no valid events" in res.output
-    res = runner.invoke(app, ["--home", str(home), "recommend", "--help"])
+    res = runner.invoke(app, ["--home", str(home), "recommend", "query", "--help"])
     assert "Examples" in res.stdout
+    # the verbs: `recommend user U` and `recommend items P...` are the flag forms
+    by_flag = json.loads(
+        runner.invoke(app, ["--home", str(home), "recommend", "--user", "u3", "-k", "4", "--json"]).stdout
+    )
+    by_verb = json.loads(
+        runner.invoke(app, ["--home", str(home), "recommend", "user", "u3", "-k", "4", "--json"]).stdout
+    )
+    assert [i["product_id"] for i in by_verb["items"]] == [i["product_id"] for i in by_flag["items"]]
+    flag_items = runner.invoke(
+        app, ["--home", str(home), "recommend", "--products", "shoe-1,bag-2", "-k", "3", "--json"]
+    )
+    verb_items = runner.invoke(
+        app, ["--home", str(home), "recommend", "items", "shoe-1", "bag-2", "-k", "3", "--json"]
+    )
+    assert json.loads(verb_items.stdout)["items"] == json.loads(flag_items.stdout)["items"]
 
 
 # ---- unknown products, stored engines, hybrid vs its components ----------------------------------

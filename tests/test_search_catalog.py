@@ -300,12 +300,12 @@ def test_cli(catalog: Catalog, home: Path, tmp_path: Path) -> None:
         app, ["--home", str(home), "dedup", "--image", str(tmp_path / "imgs" / "p1.png"), "--json"]
     )
     assert one.exit_code == 1 and json.loads(one.stdout)["duplicate"]
-    idx = r.invoke(app, ["--home", str(home), "search-index", "--json"])
+    idx = r.invoke(app, ["--home", str(home), "search", "index", "--json"])
     assert idx.exit_code == 0 and json.loads(idx.stdout)["index"]["kind"] == "exact"
-    tt = r.invoke(app, ["--home", str(home), "search-train-text", "--method", "ridge", "--json"])
+    tt = r.invoke(app, ["--home", str(home), "search", "train-text", "--method", "ridge", "--json"])
     assert tt.exit_code == 0, tt.output
     assert json.loads(tt.stdout)["method_key"] == "ridge"
-    bad = r.invoke(app, ["--home", str(home), "search-train-text", "--method", "nope"])
+    bad = r.invoke(app, ["--home", str(home), "search", "train-text", "--method", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
 
 

@@ -286,7 +286,7 @@ def _print_info_parts(data: dict[str, Any]) -> None:
             ]
             out.print(_table("classifiers", ("name", "latest", "method", "model", "fields"), rows))
         else:
-            out.print("classifiers: none (catalens train NAME --field ...)")
+            out.print("classifiers: none (catalens classify train NAME --field ...)")
     if not failed("events"):
         ev = data["events"]
         if ev["events"]:

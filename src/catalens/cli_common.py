@@ -6,15 +6,18 @@ Feature modules (``catalens.<feature>.cli``) import from here and expose
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from catalens.errors import CatalensError, CatalensWarning
 
@@ -81,3 +84,42 @@ def cli_warnings() -> Iterator[None]:
     for w in caught:
         if not issubclass(w.category, CatalensWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+# ---- noun-verb groups ----------------------------------------------------------------------------
+class DefaultCommandGroup(TyperGroup):
+    """A noun group (``catalens classify train|eval|run|...``) whose first argument, when it names no
+    subcommand (a path, an option), goes to ``default_command``: ``catalens classify photo.jpg`` is
+    ``catalens classify run photo.jpg``. ``--help`` alone shows the group's help."""
+
+    default_command = ""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def noun_group(app: typer.Typer, name: str, help_text: str, default: str) -> typer.Typer:
+    """Add the group ``catalens <name>`` whose default verb is ``default``; returns it for its verbs."""
+    cls = type(f"{name.title()}Group", (DefaultCommandGroup,), {"default_command": default})
+    group = typer.Typer(cls=cls, help=help_text, no_args_is_help=True, rich_markup_mode="markdown")
+    app.add_typer(group, name=name)
+    return group
+
+
+def deprecated_alias(app: typer.Typer, old: str, new: str, fn: Callable[..., Any], epilog: str = "") -> None:
+    """Keep ``catalens <old>`` working for one release as a hidden command that prints a deprecation
+    notice (on stderr) and then runs ``catalens <new>``."""
+
+    @functools.wraps(fn)
+    def alias(*args: Any, **kwargs: Any) -> Any:
+        err.print(
+            f"[yellow]deprecated:[/yellow] `catalens {old}` is now `catalens {new}`; the old name goes in "
+            "the next release",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return fn(*args, **kwargs)
+
+    app.command(old, hidden=True, epilog=epilog or f"Example:\n\n  catalens {new} --help")(alias)

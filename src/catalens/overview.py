@@ -78,7 +78,7 @@ def qc_part(db: CatalogDB) -> list[dict[str, Any]]:
 
 def text_search_part(home: Path, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each embedded model: how ``search --text`` works for it (its own text tower, a trained
-    projection with its held-out Recall@10, or not available until ``catalens search-train-text``)."""
+    projection with its held-out Recall@10, or not available until ``catalens search train-text``)."""
     from catalens.vectors import vector_key
 
     out = []
@@ -105,7 +105,7 @@ def text_search_part(home: Path, models: list[dict[str, Any]]) -> list[dict[str,
                 "trained_at": meta.get("trained_at"),
             }
         else:
-            row["status"] = "not trained (run catalens search-train-text)"
+            row["status"] = "not trained (run catalens search train-text)"
         out.append(row)
     return out
 

@@ -12,7 +12,10 @@ from catalens.cli_common import _catalog, _fail, cli_warnings, err, out, print_j
 from catalens.errors import CatalensError, ConfigError, NotFoundError
 
 products_app = typer.Typer(
-    help="List, show, update and delete the catalog's products (and every image only they show).",
+    help=(
+        "List, show, update and delete the catalog's products (and every image only they show): "
+        "`catalens products list|show|update|delete`.\n\nExample: catalens products list --where \"gender = 'Women'\""
+    ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )

@@ -1,7 +1,7 @@
 """The out-of-the-box classifier: ImageNet-1k classes of the packaged Lite0 -> e-commerce taxonomy.
 
 The taxonomy and the class -> node mapping live in ``data/ecommerce.yaml`` (documented there;
-``catalens taxonomy --builtin --mapping`` prints it). For an image, the 1000-way softmax of the
+``catalens classify taxonomy --builtin --mapping`` prints it). For an image, the 1000-way softmax of the
 Lite0 classifier is computed; the probabilities of the ImageNet classes mapped to a node are
 summed (category = sum over its subcategories, subcategory = sum over its types, the article
 types). Each level answers its best guess (consistent down the hierarchy) with its probability;

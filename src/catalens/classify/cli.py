@@ -1,4 +1,5 @@
-"""CLI: ``catalens classify``, ``train``, ``eval``, ``colour``, ``classifiers``, ``taxonomy``."""
+"""CLI: ``catalens classify run|train|eval|list|taxonomy``, ``colour`` and ``brand`` (old flat names: hidden
+aliases with a deprecation notice)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from catalens.classify.errors import ClassifierError
-from catalens.cli_common import RAY_HELP, _catalog, _fail, err, out, print_json
+from catalens.cli_common import RAY_HELP, _catalog, _fail, deprecated_alias, err, noun_group, out, print_json
 from catalens.errors import CatalensError
 
 
@@ -64,7 +65,9 @@ def classify(
     _need_inputs(all_, paths, "classify")
     try:
         if each and (all_ or title):
-            raise ClassifierError("--each classifies the products found in photo files: not with --all or --title")
+            raise ClassifierError(
+                "--each classifies the products found in photo files: not with --all or --title"
+            )
         with _catalog() as cat:
             if each:
                 found = [
@@ -171,7 +174,7 @@ def train(
             min=0.0,
             max=0.9,
             help="Share of the labelled products kept out of training (stratified by the first field); "
-            "`catalens eval -c NAME` scores them. 0: train on everything.",
+            "`catalens classify eval -c NAME` scores them. 0: train on everything.",
         ),
     ] = 0.2,
     holdout_out: Annotated[
@@ -191,7 +194,7 @@ def train(
     """Train a classifier from labelled data on the stored embeddings (or fine-tune the backbone).
 
     A held-out split (--holdout, default 20% of the products) is kept out of training and saved with
-    the classifier; `catalens eval -c NAME` scores it."""
+    the classifier; `catalens classify eval -c NAME` scores it."""
     opts: dict[str, Any] = {}
     if method not in ("finetune", "zeroshot"):
         opts.update(train_views=views, view_progress=_view_progress(as_json))
@@ -262,13 +265,15 @@ def train(
             kept = f", also written to {holdout_out}" if holdout_out else ""
             out.print(
                 f"  held out {data['holdout']['rows']} labelled images for evaluation{kept}: "
-                f"catalens eval -c {clf.name}",
+                f"catalens classify eval -c {clf.name}",
                 highlight=False,
             )
         if data["propagated"]:
             p = data["propagated"]
             joined = ", ".join(f"{f} {n}" for f, n in p["joined"].items())
-            out.print(f"  labels spread to {p['unlabelled']} unlabelled images; joined: {joined}", highlight=False)
+            out.print(
+                f"  labels spread to {p['unlabelled']} unlabelled images; joined: {joined}", highlight=False
+            )
         if data["views"]:
             out.print(f"  trained on views: stored + {', '.join(data['views'])}", highlight=False)
         vp = data["view_problems"]
@@ -425,7 +430,7 @@ def classifiers(
         print_json(rows)
         return
     if not rows:
-        out.print("no classifiers; train one with `catalens train NAME --field FIELD`")
+        out.print("no classifiers; train one with `catalens classify train NAME --field FIELD`")
     for r in rows:
         out.print(f"{r['name']}  {r['latest']}  {r['method']}  {r['model']}  fields={','.join(r['fields'])}")
 
@@ -580,8 +585,15 @@ def _need_inputs(all_: bool, paths: list[Path] | None, verb: str) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(brand_app, name="brand")
-    app.command(
+    group = noun_group(
+        app,
         "classify",
+        "Classify photos, and train, evaluate and list classifiers: `catalens classify run|train|eval|list|taxonomy`."
+        "\n\nExample: catalens classify photo.jpg   (= catalens classify run photo.jpg; --all for the whole catalog)",
+        default="run",
+    )
+    group.command(
+        "run",
         epilog=(
             "Examples:\n\n  catalens classify photo.jpg\n\n  catalens classify a.jpg b.jpg --json\n\n"
             "  catalens classify --all --classifier shop-types\n\n"
@@ -589,37 +601,44 @@ def register(app: typer.Typer) -> None:
             "  catalens classify photo.jpg --zero-shot open_clip:ViT-B-32/path/to/weights.safetensors"
         ),
     )(classify)
-    app.command(
+    group.command(
         "train",
         epilog=(
-            "Examples:\n\n  catalens train shop-types --labels labels.csv --field articleType\n\n"
-            "  catalens train shop --labels labels.csv --field articleType --holdout-out test.csv   "
-            "(then: catalens eval -c shop, or --labels test.csv)\n\n"
-            "  catalens train tags --field masterCategory --field subCategory --field articleType "
+            "Examples:\n\n  catalens classify train shop-types --labels labels.csv --field articleType\n\n"
+            "  catalens classify train shop --labels labels.csv --field articleType --holdout-out test.csv   "
+            "(then: catalens classify eval -c shop, or --labels test.csv)\n\n"
+            "  catalens classify train tags --field masterCategory --field subCategory --field articleType "
             "--hierarchy 'masterCategory>subCategory>articleType' --drop-rare\n\n"
-            "  catalens train colours --field baseColour --colour-features\n\n"
-            "  catalens train few0 --labels ten_per_class.csv --field label --method prototype-lr; "
-            "catalens train few2 ... --model efficientnet-lite2   (few examples; classify -c few0+few2)\n\n"
-            "  catalens train tags --field articleType --field gender --calibration vector\n\n"
-            "  catalens train fused --field articleType --text-model minilm --title-words   "
+            "  catalens classify train colours --field baseColour --colour-features\n\n"
+            "  catalens classify train few0 --labels ten_per_class.csv --field label --method prototype-lr; "
+            "catalens classify train few2 ... --model efficientnet-lite2   (few examples; classify -c few0+few2)\n\n"
+            "  catalens classify train tags --field articleType --field gender --calibration vector\n\n"
+            "  catalens classify train fused --field articleType --text-model minilm --title-words   "
             "(image + title; classify with --title)\n\n"
-            "  catalens train ft --labels labels.csv --field articleType --field gender --method finetune "
+            "  catalens classify train ft --labels labels.csv --field articleType --field gender --method finetune "
             "--unfreeze-blocks 2 --epochs 6   (then: catalens classify --all -c ft)\n\n"
-            "  catalens train zs --method zeroshot --model hf:/path/to/clip --taxonomy shop.yaml "
+            "  catalens classify train zs --method zeroshot --model hf:/path/to/clip --taxonomy shop.yaml "
             "--field articleType"
         ),
     )(train)
-    app.command(
+    group.command(
         "eval",
         epilog=(
-            "Examples:\n\n  catalens eval --classifier shop-types --report report/   (its held-out split)\n\n"
-            "  catalens eval --classifier shop-types --labels test.csv --report report/\n\n"
+            "Examples:\n\n  catalens classify eval --classifier shop-types --report report/   (its held-out split)\n\n"
+            "  catalens classify eval --classifier shop-types --labels test.csv --report report/\n\n"
             "Label rows the classifier was trained on are refused (exit 2) unless --allow-train-overlap."
         ),
     )(eval_)
     app.command("colour", epilog="Examples:\n\n  catalens colour photo.jpg --json")(colour)
-    app.command("classifiers", epilog="Examples:\n\n  catalens classifiers --json")(classifiers)
-    app.command(
+    group.command("list", epilog="Examples:\n\n  catalens classify list --json")(classifiers)
+    group.command(
         "taxonomy",
-        epilog="Examples:\n\n  catalens taxonomy\n\n  catalens taxonomy --mapping\n\n  catalens taxonomy my-shop.yaml",
+        epilog="Examples:\n\n  catalens classify taxonomy\n\n  catalens classify taxonomy --mapping\n\n  catalens classify taxonomy my-shop.yaml",
     )(taxonomy)
+    for old, new, fn in (
+        ("train", "classify train", train),
+        ("eval", "classify eval", eval_),
+        ("classifiers", "classify list", classifiers),
+        ("taxonomy", "classify taxonomy", taxonomy),
+    ):
+        deprecated_alias(app, old, new, fn)

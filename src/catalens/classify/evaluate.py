@@ -86,7 +86,7 @@ def write_report(report_dir: str | Path, name: str, results: dict[str, dict[str,
     d = Path(report_dir)
     d.mkdir(parents=True, exist_ok=True)
     parts = [
-        "<!doctype html><meta charset='utf-8'><title>catalens eval: " + html.escape(name) + "</title>",
+        "<!doctype html><meta charset='utf-8'><title>catalens classify eval: " + html.escape(name) + "</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}</style>",
         f"<h1>Classifier {html.escape(name)}</h1>",

@@ -17,7 +17,7 @@ a head warm-up on frozen features (linear probe first, then fine-tune), AdamW wi
 schedule, label smoothing, early stopping on a grouped validation split (by title) with the best
 epoch restored, then temperature scaling and the abstain threshold fitted on that split.
 
-:func:`finetune_classifier` (used by ``catalens train --method finetune``) saves two artefacts:
+:func:`finetune_classifier` (used by ``catalens classify train --method finetune``) saves two artefacts:
 
 * the fine-tuned backbone as a model folder ``<home>/models/<name>/<version>/`` whose model id is
   ``file:<that folder>`` -- ``catalens embed --model file:...`` and the ONNX export work with it;

@@ -1,4 +1,4 @@
-"""Labels spread from the labelled images to the rest of the catalogue (``catalens train --propagate``).
+"""Labels spread from the labelled images to the rest of the catalogue (``catalens classify train --propagate``).
 
 A team labels a few hundred products; the catalogue holds many more. For a field with many classes
 and few labels per class (articleType from 100-300 labelled products), the unlabelled images still

@@ -363,7 +363,7 @@ def evaluate(
         if not allow_train_overlap:
             raise TrainOverlapError(
                 f"{what}: scoring them would report training accuracy, not how it does on new products. "
-                f"Evaluate on its held-out split (`catalens eval -c {clf.name}` with no --labels, or the "
+                f"Evaluate on its held-out split (`catalens classify eval -c {clf.name}` with no --labels, or the "
                 "CSV written by `train --holdout-out`), or pass --allow-train-overlap to score them anyway"
             )
         warning = f"{what}; these scores are optimistic (training data), not held-out performance"

@@ -7,7 +7,7 @@ the last word (the type word in most catalogue titles), with plural stems of wor
 word pairs ("T-Shirts", "Tshirt" and "tshirts" meet), is hashed (CRC-32, stable across processes
 and Python versions, so no vocabulary is stored) into ``dim`` columns; a row is the L2-normalised
 binary indicator vector. The linear head standardises columns, which weighs rare words up like an
-IDF would. Used by classifiers whose input includes ``words`` (``catalens train --title-words``).
+IDF would. Used by classifiers whose input includes ``words`` (``catalens classify train --title-words``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ The result is an ordinary :class:`~catalens.classify.artifact.Classifier` whose 
 ``logits = scale * cos(image, class text)`` (``W`` = class text embeddings, ``b`` = 0; the scale
 is the temperature ``1 / scale``), so top-k, hierarchy decoding, abstain flags, ``classify --all``,
 ``eval`` and ensembles work unchanged. It can be saved like any classifier
-(``catalens train NAME --method zeroshot --model MODEL``).
+(``catalens classify train NAME --method zeroshot --model MODEL``).
 
 Class names are turned into words (``prompt_name``): "Tshirts" -> "tshirts",
 "PersonalCare" -> "personal care", "Navy Blue" -> "navy blue". Colour fields and gender fields

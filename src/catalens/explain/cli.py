@@ -1,4 +1,5 @@
-"""CLI: ``catalens explain``, ``explain-match``, ``explain-quality``, ``draw-regions``."""
+"""CLI: ``catalens explain label|match|quality|regions`` (``catalens explain PHOTO`` is ``explain label``;
+old ``explain-match``, ``explain-quality``, ``draw-regions``: hidden aliases with a deprecation notice)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from catalens.cli_common import _catalog, _fail, err, out, print_json
+from catalens.cli_common import _catalog, _fail, deprecated_alias, err, noun_group, out, print_json
 from catalens.errors import CatalensError, ConfigError
 
 _OUT_HELP = "Folder for the overlay PNG, the raw map (.npy) and the JSON (default: ./explanations)."
@@ -210,8 +211,15 @@ def explain_quality(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(
+    group = noun_group(
+        app,
         "explain",
+        "Heatmaps of what the model looked at: `catalens explain label|match|quality|regions`."
+        "\n\nExample: catalens explain shirt.jpg --classifier shop --field articleType   (= explain label ...)",
+        default="label",
+    )
+    group.command(
+        "label",
         epilog=(
             "Examples:\n\n"
             "  catalens explain shirt.jpg --imagenet\n\n"
@@ -222,32 +230,35 @@ def register(app: typer.Typer) -> None:
             "model's torch weights: ONNX-only models have no gradients."
         ),
     )(explain)
-    app.command(
-        "explain-match",
+    group.command(
+        "match",
         epilog=(
             "Examples:\n\n"
-            "  catalens explain-match query.jpg match.jpg\n\n"
-            "  catalens explain-match 1563 1580 --out why/ --json\n\n"
+            "  catalens explain match query.jpg match.jpg\n\n"
+            "  catalens explain match 1563 1580 --out why/ --json\n\n"
             "With --mode contribution the query's map sums to the cosine similarity of the two "
             "embeddings, so it shows where the score comes from."
         ),
     )(explain_match)
-    app.command(
-        "draw-regions",
+    group.command(
+        "regions",
         epilog=(
             "Examples:\n\n"
-            "  catalens draw-regions photo.jpg boxes.json --out photo.boxes.png\n\n"
-            "  catalens qc photo.jpg --json > qc.json && catalens draw-regions photo.jpg qc.json\n\n"
+            "  catalens explain regions photo.jpg boxes.json --out photo.boxes.png\n\n"
+            "  catalens qc photo.jpg --json > qc.json && catalens explain regions photo.jpg qc.json\n\n"
             "Boxes are [x0, y0, x1, y1] in the image's pixels; quality results are coloured by verdict."
         ),
     )(draw_regions_cmd)
-    app.command(
-        "explain-quality",
+    group.command(
+        "quality",
         epilog=(
             "Examples:\n\n"
-            "  catalens explain-quality photo.jpg\n\n"
-            "  catalens explain-quality photo.jpg --profile marketplace-main-image --out photo.qc.png --json\n\n"
+            "  catalens explain quality photo.jpg\n\n"
+            "  catalens explain quality photo.jpg --profile marketplace-main-image --out photo.qc.png --json\n\n"
             "Checks that return regions (text, watermark, border, background...) are drawn "
             "in red (fail) or orange (warn)."
         ),
     )(explain_quality)
+    deprecated_alias(app, "explain-match", "explain match", explain_match)
+    deprecated_alias(app, "explain-quality", "explain quality", explain_quality)
+    deprecated_alias(app, "draw-regions", "explain regions", draw_regions_cmd)

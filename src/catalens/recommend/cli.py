@@ -1,4 +1,4 @@
-"""CLI: ``catalens events import``, ``catalens recommend``, ``catalens recommend-eval``."""
+"""CLI: ``catalens events import``, ``catalens recommend``, ``catalens recommend eval``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from catalens.cli_common import _catalog, _fail, err, out, print_json
+from catalens.cli_common import _catalog, _fail, deprecated_alias, err, noun_group, out, print_json
 from catalens.errors import CatalensError
 
 events_app = typer.Typer(
@@ -196,10 +196,51 @@ def recommend_eval(
     out.print(table)
 
 
+def recommend_user(
+    user: Annotated[str, typer.Argument(help="Shopper id.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of recommendations.")] = 20,
+    where: Annotated[str | None, typer.Option(help="Attribute filter as in search.")] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="Comma-separated product ids never to recommend.")
+    ] = None,
+    recommender: Annotated[
+        str, typer.Option("--recommender", "-r", help="See catalens recommend query --help.")
+    ] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Recommendations for a shopper from the images they viewed and bought."""
+    recommend(user=user, products=None, k=k, where=where, exclude=exclude, recommender=recommender,
+              diversity=None, max_per_category=None, include_out_of_stock=False, model=None, as_json=as_json)  # fmt: skip
+
+
+def recommend_items(
+    products: Annotated[list[str], typer.Argument(help="Product ids (an anonymous session or basket).")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of recommendations.")] = 20,
+    where: Annotated[str | None, typer.Option(help="Attribute filter as in search.")] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="Comma-separated product ids never to recommend.")
+    ] = None,
+    recommender: Annotated[
+        str, typer.Option("--recommender", "-r", help="See catalens recommend query --help.")
+    ] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Recommendations for a list of products (what goes with these, more like these)."""
+    recommend(user=None, products=",".join(products), k=k, where=where, exclude=exclude, recommender=recommender,
+              diversity=None, max_per_category=None, include_out_of_stock=False, model=None, as_json=as_json)  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(events_app, name="events")
-    app.command(
+    group = noun_group(
+        app,
         "recommend",
+        "Personalised recommendations and their evaluation: `catalens recommend user|items|query|eval`."
+        "\n\nExample: catalens recommend user u42 -k 10   (= catalens recommend --user u42 -k 10)",
+        default="query",
+    )
+    group.command(
+        "query",
         epilog=(
             "Examples:\n\n"
             "  catalens recommend --user u42\n\n"
@@ -208,12 +249,19 @@ def register(app: typer.Typer) -> None:
             "  catalens recommend --user u42 --max-per-category 3 --exclude 1563"
         ),
     )(recommend)
-    app.command(
-        "recommend-eval",
-        epilog=(
-            "Examples:\n\n"
-            "  catalens recommend-eval events.csv\n\n"
-            "  catalens recommend-eval --max-users 2000 --json\n\n"
-            "  catalens recommend-eval events.parquet -r visual -r hybrid -k 20"
-        ),
-    )(recommend_eval)
+    group.command(
+        "user",
+        epilog="Examples:\n\n  catalens recommend user u42\n\n  catalens recommend user u42 -k 10 --json",
+    )(recommend_user)
+    group.command(
+        "items",
+        epilog="Examples:\n\n  catalens recommend items 1563 1580\n\n  catalens recommend items 1563 -r item2item --json",
+    )(recommend_items)
+    epilog_eval = (
+        "Examples:\n\n"
+        "  catalens recommend eval events.csv\n\n"
+        "  catalens recommend eval --max-users 2000 --json\n\n"
+        "  catalens recommend eval events.parquet -r visual -r hybrid -k 20"
+    )
+    group.command("eval", epilog=epilog_eval)(recommend_eval)
+    deprecated_alias(app, "recommend-eval", "recommend eval", recommend_eval)

@@ -1,4 +1,5 @@
-"""CLI commands of the search package: ``search``, ``dedup``, ``search-train-text``, ``search-index``."""
+"""CLI commands of the search package: ``search query|image|product|text|train-text|index`` and ``dedup``.
+``catalens search --text ...`` (a first argument that names no verb) is ``catalens search query ...``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from catalens.cli_common import _catalog, _fail, cli_warnings, out, print_json
+from catalens.cli_common import _catalog, _fail, cli_warnings, deprecated_alias, noun_group, out, print_json
 from catalens.errors import CatalensError, ConfigError
 
 SEARCH_EPILOG = (
@@ -23,10 +24,21 @@ SEARCH_EPILOG = (
 )
 
 
+K = Annotated[int, typer.Option("-k", "--k", help="Number of results.", min=1, max=10_000)]
+WHERE = Annotated[str | None, typer.Option("--where", help="Filter on product attributes.")]
+ALL_IMAGES = Annotated[
+    bool, typer.Option("--all-images", help="One result per image instead of per product.")
+]
+MODEL = Annotated[str | None, typer.Option(help="Embedding model (default: configured).")]
+JSON = Annotated[bool, typer.Option("--json", help="Print results as JSON.")]
+
+
 def _print_each(found: Any, as_json: bool, k: int, where: str | None) -> None:
     """Results of ``search --image PHOTO --each``: one table per detected product."""
     if as_json:
-        print_json({"query": {"image": found.source, "each": True}, "k": k, "where": where, **found.to_dict()})
+        print_json(
+            {"query": {"image": found.source, "each": True}, "k": k, "where": where, **found.to_dict()}
+        )
         return
     from rich.table import Table
 
@@ -41,13 +53,26 @@ def _print_each(found: Any, as_json: bool, k: int, where: str | None) -> None:
             table.add_column(col, overflow="fold")
         for r in item.answer or []:
             table.add_row(
-                str(r.rank), f"{r.score:.4f}", r.product_id or "-", r.title or "", r.image_source or r.image_sha256[:12]
+                str(r.rank),
+                f"{r.score:.4f}",
+                r.product_id or "-",
+                r.title or "",
+                r.image_source or r.image_sha256[:12],
             )
         out.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(epilog=SEARCH_EPILOG)
+    group = noun_group(
+        app,
+        "search",
+        "Find products by photo, by product id or by words, and keep the index and the text projection "
+        "up to date: `catalens search image|product|text|query|train-text|index`."
+        '\n\nExample: catalens search text "red running shoes"   (= catalens search --text ...)',
+        default="query",
+    )
+
+    @group.command("query", epilog=SEARCH_EPILOG)
     def search(
         image: Annotated[Path | None, typer.Option("--image", help="Query image file.")] = None,
         product_id: Annotated[
@@ -114,12 +139,93 @@ def register(app: typer.Typer) -> None:
             )
         out.print(table)
 
-    @app.command(
-        "search-train-text",
+    @group.command(
+        "image",
         epilog=(
-            "Examples:\n\n  catalens search-train-text\n\n"
-            "  catalens search-train-text --model efficientnet-lite2 --json\n\n"
-            "  catalens search-train-text --method ridge"
+            "Examples:\n\n  catalens search image query.jpg -k 10\n\n"
+            "  catalens search image outfit.jpg --each   (one result list per product found in the photo)"
+        ),
+    )
+    def search_image(
+        image: Annotated[Path, typer.Argument(help="Query image file.")],
+        k: K = 10,
+        where: WHERE = None,
+        all_images: ALL_IMAGES = False,
+        model: MODEL = None,
+        each: Annotated[
+            bool, typer.Option("--each", help="Find the products in the photo and search for each.")
+        ] = False,
+        as_json: JSON = False,
+    ) -> None:
+        """Products that look like a photo."""
+        search(
+            image=image,
+            product_id=None,
+            text=None,
+            k=k,
+            where=where,
+            all_images=all_images,
+            model=model,
+            each=each,
+            as_json=as_json,
+        )  # noqa: E501
+
+    @group.command(
+        "product",
+        epilog="Examples:\n\n  catalens search product 15970\n\n  catalens search product 15970 --where \"gender = 'Men'\" --json",
+    )
+    def search_product(
+        product_id: Annotated[str, typer.Argument(help="Query product id (more like this).")],
+        k: K = 10,
+        where: WHERE = None,
+        all_images: ALL_IMAGES = False,
+        model: MODEL = None,
+        as_json: JSON = False,
+    ) -> None:
+        """More like this: products that look like a catalogued product."""
+        search(
+            image=None,
+            product_id=product_id,
+            text=None,
+            k=k,
+            where=where,
+            all_images=all_images,
+            model=model,
+            each=False,
+            as_json=as_json,
+        )  # noqa: E501
+
+    @group.command(
+        "text",
+        epilog='Examples:\n\n  catalens search text "red running shoes"\n\n  catalens search text "navy kurta" -k 20 --json',
+    )
+    def search_text(
+        text: Annotated[str, typer.Argument(help="Query words.")],
+        k: K = 10,
+        where: WHERE = None,
+        all_images: ALL_IMAGES = False,
+        model: MODEL = None,
+        as_json: JSON = False,
+    ) -> None:
+        """Products matching words (titles, and photos without a title by their pixels)."""
+        search(
+            image=None,
+            product_id=None,
+            text=text,
+            k=k,
+            where=where,
+            all_images=all_images,
+            model=model,
+            each=False,
+            as_json=as_json,
+        )  # noqa: E501
+
+    @group.command(
+        "train-text",
+        epilog=(
+            "Examples:\n\n  catalens search train-text\n\n"
+            "  catalens search train-text --model efficientnet-lite2 --json\n\n"
+            "  catalens search train-text --method ridge"
         ),
     )
     def search_train_text(
@@ -141,7 +247,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             cat = _catalog()
-            with step("search-train-text", enabled=not as_json):
+            with step("search train-text", enabled=not as_json):
                 meta = cat.train_text_projection(model, holdout=holdout, method=method)
         except CatalensError as exc:
             _fail(exc)
@@ -153,9 +259,9 @@ def register(app: typer.Typer) -> None:
                 f"held-out Recall@10 = {meta['heldout_recall_at_10']} (setting {meta['picked']})"
             )
 
-    @app.command(
-        "search-index",
-        epilog="Examples:\n\n  catalens search-index\n\n  catalens --index milvus://milvus.db search-index --json",
+    @group.command(
+        "index",
+        epilog="Examples:\n\n  catalens search index\n\n  catalens --index milvus://milvus.db search index --json",
     )
     def search_index(
         model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
@@ -277,3 +383,6 @@ def register(app: typer.Typer) -> None:
             out.print(f"[bold]family {i}[/bold] {len(g['images'])} images")
             for im in g["images"]:
                 out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")
+
+    deprecated_alias(app, "search-train-text", "search train-text", search_train_text)
+    deprecated_alias(app, "search-index", "search index", search_index)

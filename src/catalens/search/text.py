@@ -25,7 +25,7 @@ space, learned from the catalog's own (image embedding, product title) pairs:
 * artefact: ``<home>/textproj/<vector key>.npz`` (krr: anchors, coef, temperature; ridge: W,
   text mean) + ``.json`` (training metadata: method, model, version, text model, pairs,
   products, parameters, held-out Recall@10 per setting, trained_at);
-* retraining: ``catalens search-train-text`` (or ``Catalog.train_text_projection``) retrains
+* retraining: ``catalens search train-text`` (or ``Catalog.train_text_projection``) retrains
   on demand; a text search retrains automatically when the catalog's titled images grew by more
   than ``RETRAIN_GROWTH`` (20%) since training. With no artefact, a text search on an image-only
   model raises :class:`TextSearchUnavailableError` naming the command to run.
@@ -336,7 +336,7 @@ def text_query_vector(catalog: Any, searcher: CatalogSearch, text: str) -> np.nd
     if proj is None:
         raise TextSearchUnavailableError(
             f"model {searcher.model!r} has no text tower and no text projection is trained for it; "
-            "run `catalens search-train-text` first (it learns one from the catalog's product titles)"
+            "run `catalens search train-text` first (it learns one from the catalog's product titles)"
         )
     art, meta = proj
     n_now = titled_count(searcher)
