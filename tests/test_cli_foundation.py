@@ -115,7 +115,9 @@ def test_old_command_names_still_work_with_a_deprecation_notice(tmp_path: Path, 
     old_index = runner.invoke(app, ["--home", home, "search-index", "--json"])
     assert old_index.exit_code == 0 and "catalens search index" in old_index.stderr
     new_index = runner.invoke(app, ["--home", home, "search", "index", "--json"])
-    assert json.loads(old_index.stdout)["index"]["count"] == json.loads(new_index.stdout)["index"]["count"] == 4
+    assert (
+        json.loads(old_index.stdout)["index"]["count"] == json.loads(new_index.stdout)["index"]["count"] == 4
+    )
     top = runner.invoke(app, ["--help"]).output
     for hidden in ("search-index", "recommend-eval", "explain-match", "draw-regions"):
         assert hidden not in top  # hidden from the command list
