@@ -5,8 +5,9 @@ one engine per (limit type, side, threads, runtime) so each configuration loads 
 process.
 
 The text *detector* (a DB segmentation net, most of OCR's cost) runs on OpenVINO when it is installed:
-on the same ONNX file, at fp32, its probability map matches ONNX Runtime's to ~1e-6 and it is ~3x
-faster on the CPU (``bench/quality_speed.py``). The recogniser stays on ONNX Runtime (no gain there).
+on the same ONNX file, at fp32, its probability map matches ONNX Runtime's and it runs several times
+faster on the CPU (bench/RESULTS.md "quality: speed of the model checks"). The recogniser stays on
+ONNX Runtime (no gain there).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ and every unlabelled image whose spread label holds at least ``min_p`` of its di
 training rows with that label, for that field only. The held-out rows never join.
 
 Measured (bench/classify_semi.py, lock-box part, bench/RESULTS.md "classify: from few labels"): it
-wins articleType at 100 and 300 labels (+2 to +9 points weighted-F1, 225x300 and 60x80, image and
-image+title) and ties at 1,000; it *loses* gender and baseColour (labels spread along the look of a
+wins articleType at 100 and 300 labels (every size, image and image+title) and ties at 1,000; it
+*loses* gender and baseColour (labels spread along the look of a
 product type, not its colour), and self-training with the classifier's own calibrated labels did not
 win anywhere - so propagation is opt-in, per field.
 """

@@ -32,7 +32,7 @@ from catalens.classify.taxonomy import Taxonomy
 CALIBRATIONS = ("holdout", "crossfit", "vector")
 CROSSFIT_FOLDS = 5
 # linear heads on fused image+title inputs (~5.8k columns): weaker regularisation, more L-BFGS
-# iterations (myntra-dev articleType wF1 0.902 -> 0.910 with C=0.5/50 -> 2/100, bench/RESULTS.md),
+# iterations (chosen on myntra-dev articleType: bench/RESULTS.md "classify: image + title"),
 # and a floor on column scales so that a title word missing from a new title is not blown up
 FUSED_LINEAR_OPTS: dict[str, Any] = {"C": 2.0, "max_iter": 100, "sd_floor": 0.5}
 

@@ -1,8 +1,8 @@
 """Extra training views of stored images: the same photo as a small thumbnail.
 
 A head trained only on the embeddings of 225x300 catalogue photos loses a lot on 60x80 thumbnails
-of the same products (myntra-dev, Lite0-hc linear: articleType weighted-F1 0.79 -> 0.69, gender
-0.84 -> 0.68; ``bench/classify_sizes.py``): a shrunk photo is another input distribution for the
+of the same products (articleType and gender by about 10 and 16 points weighted-F1 with Lite0-hc;
+``bench/classify_sizes.py``, bench/RESULTS.md "classify: photo sizes"): a shrunk photo is another input distribution for the
 frozen backbone. So a classifier trained with views has two heads per field: the main head, fitted
 on the stored embeddings as before, and a ``small`` head fitted on each image twice, as stored and
 as a thumbnail, which scores photos whose shorter side is at most ``SMALL_FACTOR`` x the view's

@@ -4,9 +4,8 @@ A crop is the detection's box widened by ``pad`` of its size on each side. With 
 pixels outside the product's mask (grown by a few pixels, so a soft edge is kept) are set to white,
 so the crop looks like a catalogue photo; when the mask covers too little of the box to trust, the
 plain crop is used. The plain crop is the default: on the dev half of ``bench/detect.py`` (packaged
-detector) it found the exact product as often as the crop on white (R@10 0.853 vs 0.847), named the
-catalogue colour more often (0.415 vs 0.334) and matched the user photos' category more often (top-1
-0.720 vs 0.688).
+detector) it found the exact product as often as the crop on white, and named the catalogue colour and
+matched the user photos' category more often (figures: bench/RESULTS.md "detect").
 """
 
 from __future__ import annotations

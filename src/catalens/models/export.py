@@ -7,8 +7,8 @@ Exporters, in order:
    padding from the input shape at run time, which the TorchScript exporter turns into ~500
    shape-arithmetic nodes and separate ``Pad`` ops that block conv fusion. The network input
    size is fixed, so a copy of the tower with those paddings frozen to constants is exported
-   instead (:func:`freeze_same_padding`). EfficientNet-Lite0: ~1 s to export, and the graph runs
-   as fast as the dynamo export (~1.4x faster than the unfrozen TorchScript export).
+   instead (:func:`freeze_same_padding`): quick to export, and the graph runs as fast as the dynamo
+   export (faster than the unfrozen TorchScript export).
 2. dynamo exporter (torch.export + onnxscript, opset 18): ~7 s for Lite0 on a 2-core CPU; used
    when the TorchScript exporter fails (or is gone in a later torch).
 

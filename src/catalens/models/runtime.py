@@ -124,8 +124,8 @@ class OnnxImageEncoder(_StreamedEncoder):
     query). Batches of at least ``STREAM_MIN`` images per thread are split into ``threads``
     parts that run concurrently, one intra-op thread each, on a second session: a convolution
     network's operators on a few images parallelise poorly inside ONNX Runtime, so several
-    single-threaded runs use the cores better (measured on 2 cores, EfficientNet-Lite0 at batch
-    32: 116 vs 90 images/s; ``bench/embed_throughput.py``). ``streams=False`` turns it off.
+    single-threaded runs use the cores better (``bench/embed_throughput.py``, bench/RESULTS.md
+    "foundation"). ``streams=False`` turns it off.
     """
 
     backend = "onnx-cpu"

@@ -19,9 +19,9 @@ def _lower_priority(nice: int) -> Callable[[], None]:
     Linux gives every thread its own nice value. While a model runs, the decode threads compete
     with the inference threads for the cores; a small nice (the default 3, about half the CPU
     share of a nice-0 thread under contention) lets inference run first while decoding keeps up.
-    Measured with bench/embed_throughput.py (bench/RESULTS.md): nice +10 cost ~9% end-to-end
-    under background load (88.9 vs 97.4 images/s); SCHED_IDLE, tried before, starved the decode
-    threads whenever any other process was busy, even at nice 15 (7.6 vs 71 images/s).
+    Measured with bench/embed_throughput.py (bench/RESULTS.md "foundation"): a larger nice cost
+    end-to-end rate under background load, and SCHED_IDLE, tried before, starved the decode threads
+    whenever any other process was busy.
     """
 
     def init() -> None:

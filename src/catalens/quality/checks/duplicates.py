@@ -37,9 +37,9 @@ class DuplicatesCheck(Check):
     scope = "batch"
     # candidates (method auto): each photo's ``neighbours`` nearest photos of the set by the descriptor's
     # gray thumbnail with correlation >= ``min_similarity``; every candidate is aligned. 5 neighbours
-    # (10 before): on bench/quality_duplicates.py's dev half 3 kept every copy 10 found (1-2 lost border
-    # copies) at 0.38x the time; 5 leaves room for families of look-alike colour variants, whose gray
-    # thumbnails rank close together (8 variants tried on dev, see bench/RESULTS.md)
+    # (10 before): on bench/quality_duplicates.py's dev half 3 kept every copy 10 found, in less time;
+    # 5 leaves room for families of look-alike colour variants, whose gray thumbnails rank close
+    # together (bench/RESULTS.md "quality: speed of the model checks")
     params = {"max_distance": 4, "verdict": "warn", "method": "auto", "neighbours": 5, "min_similarity": 0.5}
 
     def fingerprint(self, img: QCImage) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from catalens.quality.result import CheckResult, grade
 
 OCR_SIDE = 640
 # intra-op threads per OCR call: the QC runner already checks one image per worker thread, and two
-# 2-thread calls on two cores ran at 0.89x of two 1-thread calls (bench/quality_speed.py)
+# 2-thread calls on two cores ran slower than two 1-thread calls (bench/quality_speed.py)
 OCR_THREADS = 1
 PRINT_RULES = ("silhouette", "product")  # how the text check tells print on the product from overlays
 WORDS_FILE = "text_words.yaml"  # in catalens/quality/data: the word lists and where they come from
