@@ -196,7 +196,7 @@ class Catalog(
     def info(self) -> dict[str, Any]:
         """Counts by status, models embedded, failures, recent jobs, classifiers, events, QC runs
         and text-search status (see :mod:`catalens.overview`)."""
-        data = self.db.info()
+        data: dict[str, Any] = self.db.info()
         data["home"] = str(self.settings.home.resolve())
         data["database"] = self.settings.database_url
         data["schema_version"] = self.db.schema_version

@@ -89,7 +89,7 @@ class Registry(Mapping[str, T], Generic[T]):
                     self._loaded = True
                     self._builtins()
 
-    def get(self, name: str, default: object = _MISSING) -> T:  # type: ignore[override]
+    def get(self, name: str, default: object = _MISSING) -> T:
         """The plugin called ``name``. If there is none: ``default`` when given, else the registry's
         ``error`` naming every known one."""
         self._load()

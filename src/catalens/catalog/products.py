@@ -10,16 +10,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
 from catalens.catalog.schema import ImageRecord, Product, ProductImage
+from catalens.catalog_base import CatalogParts
 from catalens.errors import ConfigError, NotFoundError
-
-if TYPE_CHECKING:
-    from catalens.catalog.db import CatalogDB
-    from catalens.config import Settings
 
 THUMB_SIZES = (64, 128, 256, 512)
 
@@ -73,11 +70,8 @@ def _image_dict(img: ImageRecord) -> dict[str, Any]:
     }
 
 
-class ProductsMixin:
+class ProductsMixin(CatalogParts):
     """Products and images: the methods behind ``catalens products``, the REST API and the web page."""
-
-    db: CatalogDB  # what the mixin needs from the catalog
-    settings: Settings
 
     def check_where(self, where: str | None) -> list[str]:
         """The CLI's ``--where`` checks for a request's filter (:func:`catalens.search.filters.check_filter`

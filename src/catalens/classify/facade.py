@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from catalens.catalog_base import CatalogParts
 
-class ClassifyMixin:
+
+class ClassifyMixin(CatalogParts):
     """Methods for classification, tagging, colour, brand, evaluation."""
 
     def train_classifier(
@@ -49,9 +51,9 @@ class ClassifyMixin:
 
         flds = list(fields)
         ls = (
-            catalog_labels(self.db, flds)  # type: ignore[attr-defined]
+            catalog_labels(self.db, flds)
             if labels is None
-            else read_labels(self.db, labels, flds, skip_unknown=skip_unknown)  # type: ignore[attr-defined]
+            else read_labels(self.db, labels, flds, skip_unknown=skip_unknown)
         )
         tr, te = split_holdout(ls, holdout, holdout_seed)
         train_set, held = ls.subset(tr), ls.subset(te)
@@ -63,7 +65,7 @@ class ClassifyMixin:
                 self,
                 train_set,
                 list(propagate),
-                model=model or self.settings.default_model,  # type: ignore[attr-defined]
+                model=model or self.settings.default_model,
                 text_model=text_model,
                 exclude=held.shas,
                 seed=holdout_seed,
@@ -82,9 +84,10 @@ class ClassifyMixin:
             drop_rare=drop_rare,
             **options,
         )
-        sources = image_sources(self.db, held.shas)  # type: ignore[attr-defined]
-        if getattr(clf, "folder", None) is not None:
-            save_split(Path(clf.folder), train_set, held, flds, sources)
+        sources = image_sources(self.db, held.shas)
+        folder = getattr(clf, "folder", None)
+        if folder is not None:
+            save_split(Path(folder), train_set, held, flds, sources)
         if holdout_out is not None:
             write_holdout(Path(holdout_out), held, flds, sources)
         clf.data["holdout"] = {"rows": len(held), "fraction": holdout, "seed": holdout_seed}
@@ -110,7 +113,7 @@ class ClassifyMixin:
         tax = load_taxonomy(taxonomy) if taxonomy else None
         clf = zeroshot_classifier(model, tax, fields=fields, name=name, **opts)
         if save:
-            save_classifier(self.settings.home, clf)  # type: ignore[attr-defined]
+            save_classifier(self.settings.home, clf)
         return clf
 
     def classify(
@@ -142,12 +145,12 @@ class ClassifyMixin:
     def classifiers(self) -> list[dict[str, Any]]:
         from catalens.classify.artifact import list_classifiers
 
-        return list_classifiers(self.settings.home)  # type: ignore[attr-defined]
+        return list_classifiers(self.settings.home)
 
     def load_classifier(self, name: str, version: str | None = None) -> Any:
         from catalens.classify.artifact import load_classifier
 
-        return load_classifier(self.settings.home, name, version)  # type: ignore[attr-defined]
+        return load_classifier(self.settings.home, name, version)
 
     def train_brand_tagger(self, name: str, **opts: Any) -> Any:
         """Learn and save a brand tagger (labels: the ``brand_col=`` attribute, else the title words

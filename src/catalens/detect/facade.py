@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from catalens.catalog_base import CatalogParts
 from catalens.detect.service import PhotoDetections
 
 
-class DetectMixin:
+class DetectMixin(CatalogParts):
     """Detection methods of :class:`~catalens.core.Catalog` (see :mod:`catalens.detect.service`)."""
-
-    settings: Any
-    db: Any
 
     def image_regions(self, sha256: str) -> dict[str, Any]:
         """Products cut out of the photo ``sha256`` by ``ingest --detect`` (``crops``), and the photo
@@ -22,7 +20,8 @@ class DetectMixin:
 
         if self.db.image(sha256) is None:
             raise NotFoundError(f"no image {sha256} in the catalogue")
-        return self.db.regions(sha256)
+        found: dict[str, Any] = self.db.regions(sha256)
+        return found
 
     def detect(
         self, path: str | Path, *, threshold: float | None = None, max_items: int = 10

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from catalens.catalog_base import CatalogParts
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -16,15 +18,15 @@ if TYPE_CHECKING:
     from catalens.explain.match import MatchExplanation
 
 
-class ExplainMixin:
+class ExplainMixin(CatalogParts):
     """Methods for heatmaps and explanations."""
 
     def explainer(self, model: str | None = None) -> Explainer:
         """The torch explainer for ``model`` (default: the catalog's model), loaded once."""
         from catalens.explain.explainer import Explainer
 
-        cache = self.__dict__.setdefault("_explainers", {})
-        name = model or self.settings.default_model  # type: ignore[attr-defined]
+        cache: dict[str, Explainer] = self.__dict__.setdefault("_explainers", {})
+        name = model or self.settings.default_model
         if name not in cache:
             cache[name] = Explainer(name)
         return cache[name]
@@ -37,17 +39,17 @@ class ExplainMixin:
         imagenet: bool = False,
         model: str | None = None,
         image_size: tuple[int, int] | None = None,
-    ) -> tuple[Any, str]:
-        """``(target, model name)``: a trained classifier's field, or the model's ImageNet classifier
+    ) -> tuple[Any, str | None]:
+        """``(target, model name or None)``: a trained classifier's field, or the model's ImageNet classifier
         (``image_size``: a small photo gets the classifier's small-photo head, where it has one)."""
         from catalens.explain.targets import default_target
 
         return default_target(
-            self.settings.home,  # type: ignore[attr-defined]
+            self.settings.home,
             classifier=classifier,
             field=field,
             imagenet=imagenet,
-            model=model or self.settings.default_model,  # type: ignore[attr-defined]
+            model=model or self.settings.default_model,
             image_size=image_size,
         )
 
@@ -75,7 +77,7 @@ class ExplainMixin:
         """
         from catalens.explain.refs import resolve_image_ref
 
-        path = resolve_image_ref(self.db, image)  # type: ignore[attr-defined]
+        path = resolve_image_ref(self.db, image)
         target, model_name = self.explain_target(
             classifier, field, imagenet=imagenet, model=model, image_size=_header_size(path)
         )
@@ -97,8 +99,8 @@ class ExplainMixin:
         from catalens.explain.match import explain_match
         from catalens.explain.refs import resolve_image_ref
 
-        q = resolve_image_ref(self.db, query)  # type: ignore[attr-defined]
-        m = resolve_image_ref(self.db, match)  # type: ignore[attr-defined]
+        q = resolve_image_ref(self.db, query)
+        m = resolve_image_ref(self.db, match)
         return explain_match(self.explainer(model), q, m, mode=mode)
 
     def draw_regions(self, image: str | Path, regions: Any) -> Image.Image:
@@ -107,7 +109,7 @@ class ExplainMixin:
         from catalens.explain.refs import resolve_image_ref
         from catalens.explain.render import draw_regions
 
-        pil, _ = load_image(resolve_image_ref(self.db, image))  # type: ignore[attr-defined]
+        pil, _ = load_image(resolve_image_ref(self.db, image))
         return draw_regions(pil, regions)
 
     def explain_quality(
@@ -122,7 +124,7 @@ class ExplainMixin:
         from catalens.explain.refs import resolve_image_ref
         from catalens.explain.render import draw_regions
 
-        path = resolve_image_ref(self.db, image)  # type: ignore[attr-defined]
+        path = resolve_image_ref(self.db, image)
         report = self.qc([path], profile=profile, store=False)  # type: ignore[attr-defined]
         qc = report.images[0]
         pil, _ = load_image(path)

@@ -10,10 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from catalens.catalog_base import CatalogParts
+
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 
 
-class QualityMixin:
+class QualityMixin(CatalogParts):
     """Methods for quality and compliance checks."""
 
     def qc(
@@ -47,22 +49,22 @@ class QualityMixin:
         from catalens.quality.runner import run_checks
         from catalens.quality.store import save_results
 
-        prof = load_profile(profile, self.settings.home)  # type: ignore[attr-defined]
-        db = self.db  # type: ignore[attr-defined]
+        prof = load_profile(profile, self.settings.home)
+        db = self.db
         items, failed = collect_items(db, paths or [], all_images, allow_empty=allow_empty)
         tick = progress("qc", len(items)) if progress else None
         map_items = None
         if ray is not None:
             from catalens.quality.ray_qc import ray_items_map
 
-            map_items = ray_items_map(ray or "auto", prof, self.settings)  # type: ignore[attr-defined]
+            map_items = ray_items_map(ray or "auto", prof, self.settings)
         report = run_checks(
             items,
             prof,
             self.settings,
             on_progress=tick,
             workers=workers,
-            map_items=map_items,  # type: ignore[attr-defined]
+            map_items=map_items,
         )
         if (
             all_images
@@ -78,7 +80,7 @@ class QualityMixin:
             qc.profile = prof.name
         report.images.extend(failed)
         if store:
-            save_results(self.db, report.images, prof.name)  # type: ignore[attr-defined]
+            save_results(self.db, report.images, prof.name)
         if exceptions:
             from catalens.quality.exceptions import apply_to_images, dismissed_pairs
 
@@ -89,19 +91,19 @@ class QualityMixin:
         """Stored quality results (latest per image and profile)."""
         from catalens.quality.store import load_results
 
-        return load_results(self.db, profile, verdict)  # type: ignore[attr-defined]
+        return load_results(self.db, profile, verdict)
 
     def qc_stored(self, shas: Sequence[str], profile: str | None = None) -> list[dict[str, Any]]:
         """Every stored result of these images (or of ``profile`` only), accepted exceptions applied."""
         from catalens.quality.summary import stored_results
 
-        return stored_results(self.db, list(shas), profile)  # type: ignore[attr-defined]
+        return stored_results(self.db, list(shas), profile)
 
     def quality_profiles(self) -> list[str]:
         """Profile names this catalog can use: the shipped ones and ``<home>/profiles/*.yaml``."""
         from catalens.quality.summary import profile_names
 
-        return profile_names(self.settings.home)  # type: ignore[attr-defined]
+        return profile_names(self.settings.home)
 
     def qc_summary(
         self, profile: str | None = None, worst: int = 24, offset: int = 0, check: str | None = None
@@ -116,7 +118,7 @@ class QualityMixin:
         from catalens.quality.summary import summarise
 
         return summarise(
-            self.db,  # type: ignore[attr-defined]
+            self.db,
             self.qc_results(),
             profile=profile,
             worst=worst,

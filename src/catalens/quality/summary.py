@@ -22,7 +22,7 @@ def stored_results(db: Any, shas: list[str], profile: str | None = None) -> list
     from catalens.quality.exceptions import apply_exceptions, dismissed_pairs
     from catalens.quality.tables import QualityResultRecord
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with db.session() as s:
         for i in range(0, len(shas), 500):
             q = select(QualityResultRecord).where(QualityResultRecord.image_sha256.in_(shas[i : i + 500]))
@@ -138,8 +138,11 @@ def summarise(
         }
         for r in bad
     ]
+    rows_by_issue: list[dict[str, Any]] = [
+        {"check": c, "fail": n["fail"], "warn": n["warn"], "error": n["error"]} for c, n in issues.items()
+    ]
     by_issue = sorted(
-        ({"check": c, "fail": n["fail"], "warn": n["warn"], "error": n["error"]} for c, n in issues.items()),
+        rows_by_issue,
         key=lambda d: (-(d["fail"] + d["warn"] + d["error"]), d["check"]),
     )
     return {

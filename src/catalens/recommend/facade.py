@@ -12,8 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from catalens.catalog_base import CatalogParts
 
-class RecommendMixin:
+
+class RecommendMixin(CatalogParts):
     """Methods for events and recommendations."""
 
     _rec_state: Any = None
@@ -25,7 +27,7 @@ class RecommendMixin:
         left out and reported per row (``skipped``) with ``skip_unknown=True``."""
         from catalens.recommend.events import import_events
 
-        return import_events(self.db, path, on_unknown="skip" if skip_unknown else "store")  # type: ignore[attr-defined]
+        return import_events(self.db, path, on_unknown="skip" if skip_unknown else "store")
 
     def record_event(
         self,
@@ -54,13 +56,13 @@ class RecommendMixin:
             from catalens.errors import ConfigError
 
             raise ConfigError(f"bad event: {exc}") from exc
-        report = store_events(self.db, [ev], report=EventImportReport(source="api"))  # type: ignore[attr-defined]
+        report = store_events(self.db, [ev], report=EventImportReport(source="api"))
         return report.inserted == 1
 
     def event_count(self) -> int:
         from catalens.recommend.events import count_events
 
-        return count_events(self.db)  # type: ignore[attr-defined]
+        return count_events(self.db)
 
     # ---- recommending -------------------------------------------------------------------------
     def recommend_engine(self, model: str | None = None, *, config: Any = None, refit: bool = False) -> Any:
@@ -87,17 +89,17 @@ class RecommendMixin:
 
         cfg = config or RecommendConfig()
         key = engine_key(item_space_key(self, model), cfg.to_dict())
-        now = EventState(*fingerprint(self.db))  # type: ignore[attr-defined]
+        now = EventState(*fingerprint(self.db))
 
         def fresh(fitted: EventState) -> bool:
             if now == fitted:
                 return True
-            return is_fresh(fitted, now, events_after(self.db, fitted.top))  # type: ignore[attr-defined]
+            return is_fresh(fitted, now, events_after(self.db, fitted.top))
 
         st = self._rec_state
         if st is not None and st["key"] == key and (not fit or (not refit and fresh(st["events"]))):
             return st  # type: ignore[no-any-return]
-        store = EngineStore(self.settings.home / "recommend")  # type: ignore[attr-defined]
+        store = EngineStore(self.settings.home / "recommend")
         t0 = time.perf_counter()
         loaded = None if refit else store.load(key)
         if loaded is None and not fit:
@@ -108,7 +110,7 @@ class RecommendMixin:
             source = {"source": "loaded", "seconds": meta["load_s"], "path": str(store.path(key))}
         else:
             items = load_item_space(self, model)
-            engine = RecommendEngine(items, load_events(self.db), cfg).fit_all()  # type: ignore[attr-defined]
+            engine = RecommendEngine(items, load_events(self.db), cfg).fit_all()
             fitted = now
             fit_s = round(time.perf_counter() - t0, 3)
             saved = store.save(key, engine, now, {"fit_s": fit_s, "model": items.model})
@@ -132,7 +134,7 @@ class RecommendMixin:
         from catalens.recommend.events import load_user_events
 
         after = self._rec_state["top"] if top is None else top
-        return load_user_events(self.db, user, after_id=after)  # type: ignore[attr-defined]
+        return load_user_events(self.db, user, after_id=after)
 
     def recommend(
         self,
@@ -179,6 +181,7 @@ class RecommendMixin:
                 "the event log is empty: import events with `catalens events import FILE` "
                 "(or recommend for products with --products A,B)"
             )
+        assert user is not None  # one of user / products was checked above
         res = engine.recommend_user(user, k, extra=self._newer_events(user, state["top"]), **opts)
         res.engine = info
         return res
@@ -205,7 +208,7 @@ class RecommendMixin:
             get_recommender(n)
         items = load_item_space(self, model)
         if events is None:
-            arrays = load_events(self.db)  # type: ignore[attr-defined]
+            arrays = load_events(self.db)
             where = "the catalogue's event log"
         else:
             evs, _issues = read_events(events)

@@ -10,11 +10,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from catalens.catalog_base import CatalogParts
+
 if TYPE_CHECKING:
     from catalens.search.engine import CatalogSearch, SearchResult
 
 
-class SearchMixin:
+class SearchMixin(CatalogParts):
     """Methods for visual search, the vector index and duplicates."""
 
     #: True: an open engine is rebuilt when the database moved since it was built (this catalogue's
@@ -27,16 +29,16 @@ class SearchMixin:
         built once per database state, one build at a time)."""
         from catalens.search.engine import CatalogSearch, watermark
 
-        name = model or self.settings.default_model  # type: ignore[attr-defined]
+        name = model or self.settings.default_model
         key = (name, tuple(sorted(index_options.items())))
-        mark = watermark(self.db) if self.search_follows_writes else None  # type: ignore[attr-defined]
+        mark = watermark(self.db) if self.search_follows_writes else None
         engine = self._open_engine(key, mark)
         if engine is not None:
             return engine
         with self.__dict__.setdefault("_searcher_lock", threading.Lock()):  # setdefault: atomic
             engine = self._open_engine(key, mark)  # built by another thread meanwhile
             if engine is None:
-                engine = CatalogSearch(self.db, self.settings, model, **index_options)  # type: ignore[attr-defined]
+                engine = CatalogSearch(self.db, self.settings, model, **index_options)
                 self.__dict__.setdefault("_searcher_marks", {})[key] = mark
                 self.__dict__.setdefault("_searchers", {})[key] = engine
             return engine

@@ -1,0 +1,34 @@
+"""What every ``Catalog`` mixin may use from the catalog: a typed declaration, so a newcomer sees the
+dependencies of a task's facade and the type checker checks them (issue 19).
+
+The mixins (``catalog/products.py``, ``<task>/facade.py``) subclass :class:`CatalogParts`; at run time
+it is an empty base, and ``catalens.core.Catalog`` provides each attribute:
+
+* ``settings`` - :class:`catalens.config.Settings` (home, limits, default model, workers);
+* ``db`` - :class:`catalens.catalog.db.CatalogDB` (SQLAlchemy sessions and the queries jobs need);
+* ``encoder(model, device)`` - the loaded image encoder of a model (``catalens.models``);
+* ``vectors(model)`` - stored image hashes and embeddings of a model (embed once, use everywhere).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from catalens.catalog.db import CatalogDB
+    from catalens.config import Settings
+
+
+class CatalogParts:
+    """The catalog's shared parts, declared for the mixins (provided by ``catalens.core.Catalog``)."""
+
+    settings: Settings
+    db: CatalogDB
+
+    if TYPE_CHECKING:
+
+        def encoder(self, model: str | None = None, device: str | None = None) -> Any: ...
+
+        def vectors(self, model: str | None = None) -> tuple[list[str], np.ndarray]: ...

@@ -1,0 +1,44 @@
+"""The typed core (issue 19): ``mypy --strict`` on the Catalog, its mixins and what they return. The
+check must fail on an ``Any`` leaking out of a typed function (the second test proves it does)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mypy")
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "catalens"
+TYPED = [
+    "core.py",
+    "catalog_base.py",
+    "registry.py",
+    "ocr.py",
+    "catalog/products.py",
+    "quality/summary.py",
+    *sorted(str(p.relative_to(SRC)) for p in SRC.glob("*/facade.py")),
+]
+FLAGS = ["--strict", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary"]
+
+
+def _mypy(paths: list[str], cache: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "mypy", *FLAGS, "--cache-dir", str(cache), *paths]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=SRC.parents[1])
+
+
+def test_core_facades_and_results_type_check(tmp_path: Path) -> None:
+    assert len(TYPED) >= 12  # the core, every facade
+    res = _mypy([str(SRC / p) for p in TYPED], tmp_path / "cache")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_check_fails_on_an_any_leak(tmp_path: Path) -> None:
+    leak = tmp_path / "leak.py"
+    leak.write_text(
+        "import json\n\n\ndef count(text: str) -> int:\n    return json.loads(text)\n", encoding="utf-8"
+    )
+    res = _mypy([str(leak)], tmp_path / "cache")
+    assert res.returncode != 0 and "Returning Any" in res.stdout
