@@ -26,7 +26,7 @@ from catalens.errors import ConfigError
 
 log = logging.getLogger("catalens.api")
 
-CORE_ROUTERS = ("ops", "catalogue", "ingest", "keys", "export")
+CORE_ROUTERS = ("ops", "products", "ingest", "keys", "export")
 # feature routers: (module under catalens.api.routes, catalog method it needs)
 FEATURE_ROUTERS = (
     ("search", "search_image"),

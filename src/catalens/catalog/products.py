@@ -215,7 +215,7 @@ class ProductsMixin(CatalogParts):
             engine.forget(products=[product_id])
         for sha in orphans:
             self._delete_image(sha)
-        self._catalogue_changed()
+        self._catalog_changed()
 
     def facets(self, max_values: int = 200) -> dict[str, list[tuple[str, int]]]:
         """Attribute name -> [(value, count)], most frequent first, for attributes with few values."""
@@ -255,7 +255,7 @@ class ProductsMixin(CatalogParts):
         in the open search engines (the index itself drops them on its next sync)."""
         self._image_record(sha)
         self._delete_image(sha)
-        self._catalogue_changed()
+        self._catalog_changed()
 
     def _delete_image(self, sha: str) -> None:
         gone = self.db.delete_image_rows(sha)
@@ -297,7 +297,7 @@ class ProductsMixin(CatalogParts):
             if isinstance(store, FileVectorStore) and position < store.rows_on_disk():
                 store.write(position, np.zeros((1, dim), dtype=np.float32))
 
-    def _catalogue_changed(self) -> None:
+    def _catalog_changed(self) -> None:
         """Hook for what caches catalogue content beyond the search engines (recommendations)."""
         changed = getattr(self, "recommend_changed", None)
         if callable(changed):
