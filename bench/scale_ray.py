@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA / "myntra-dev" / "images")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally: the clusters are stopped
-    engine_log = logging.getLogger("catalens.pipeline.ray_engine")
+    engine_log = logging.getLogger("catalens.ingest.ray_engine")
     engine_log.setLevel(logging.INFO)
     engine_log.addHandler(_ReadyLog())
 

@@ -236,7 +236,7 @@ def test_prefetch_map_keeps_order_and_lowers_worker_priority() -> None:
     import os
     import threading
 
-    from catalens.pipeline.prefetch import prefetch_map
+    from catalens.ingest.prefetch import prefetch_map
 
     def work(i: int) -> tuple[int, int]:
         return i * i, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

@@ -206,7 +206,7 @@ def test_killing_a_worker_node_mid_job_keeps_exact_counts(
     n = 40
     for i in range(n):
         make_product_image(tmp_path / "photos" / f"q{i:02d}.png", seed=500 + i, size=(600, 800))
-    caplog.set_level(logging.WARNING, logger="catalens.pipeline.ray_engine")
+    caplog.set_level(logging.WARNING, logger="catalens.ingest.ray_engine")
     hit = False
     # Under load the second node's worker may not hold a batch at the moment it dies (it started
     # late, or had just handed its results back): then the job is simply unaffected. Each attempt

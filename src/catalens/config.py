@@ -47,7 +47,7 @@ class Settings:
     batch_size: int = 32
     workers: int = 2
     # nice increment of the decode/preprocess threads while embedding, so that inference runs
-    # first (0 = same priority); see pipeline/prefetch.py
+    # first (0 = same priority); see ingest/prefetch.py
     prefetch_nice: int = 3
 
     @property

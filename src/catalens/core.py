@@ -15,8 +15,8 @@ from catalens.classify.facade import ClassifyMixin
 from catalens.config import Settings, load_settings
 from catalens.detect.facade import DetectMixin
 from catalens.explain.facade import ExplainMixin
+from catalens.ingest.job import JobReport, run_job
 from catalens.ingest.sources import ManifestColumns, SourceItem, iter_source, refuse_empty
-from catalens.pipeline.ingest import JobReport, run_job
 from catalens.quality.facade import QualityMixin
 from catalens.recommend.facade import RecommendMixin
 from catalens.search.facade import SearchMixin
@@ -129,7 +129,7 @@ class Catalog(
     ) -> None:
         """Detect the products of the photos just ingested and ingest each one's crop (a second job)."""
         from catalens.detect.ingest import crop_photos
-        from catalens.pipeline.ingest import Failure
+        from catalens.ingest.job import Failure
 
         keys = [it.url or str(Path(it.source).resolve()) for it in items if it.error is None]
         shas = list(dict.fromkeys(self.db.shas_for_sources(keys).values()))
@@ -214,6 +214,6 @@ def _ray_engine(ray: str | None, settings: Settings) -> Any:
     """The Ray engine of a job when ``ray`` is given (None: the local engine). Ray is imported only then."""
     if ray is None:
         return None
-    from catalens.pipeline.ray_engine import RayEngine
+    from catalens.ingest.ray_engine import RayEngine
 
     return RayEngine(address=ray or "auto", device=settings.device)

@@ -14,7 +14,7 @@ import numpy as np
 
 from catalens.classify.predict import FieldArrays
 from catalens.classify.service import score_inputs
-from catalens.pipeline.ray_pool import ActorPool, cluster_cpus, connect, remote_class
+from catalens.ingest.ray_pool import ActorPool, cluster_cpus, connect, remote_class
 
 
 class ScoreWorker:

@@ -283,7 +283,7 @@ def reencode(
 ) -> tuple[dict[int, float], list[str]]:
     """Cosine between each stored row at ``positions`` and a fresh encoding of its image (read, decoded
     and preprocessed as ingest does); plus the sources that could not be read again (or changed)."""
-    from catalens.pipeline.ingest import ItemPreparer
+    from catalens.ingest.job import ItemPreparer
 
     preparer = ItemPreparer(cat.settings, encoder, set(), set())
     rows = store.rows()

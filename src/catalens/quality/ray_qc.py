@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from catalens.config import Settings
-from catalens.pipeline.ray_pool import ActorPool, cluster_cpus, connect, remote_class
+from catalens.ingest.ray_pool import ActorPool, cluster_cpus, connect, remote_class
 from catalens.quality.profiles import Profile
 from catalens.quality.result import ImageQC
 from catalens.quality.runner import ItemsMap, QCItem, check_item

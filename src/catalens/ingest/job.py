@@ -23,8 +23,8 @@ from catalens.catalog.storage import disk_full_error, is_disk_full
 from catalens.errors import CatalensError, ImageError
 from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
 from catalens.ingest.fetch import fetch_bytes
+from catalens.ingest.prefetch import prefetch_map
 from catalens.ingest.sources import SourceItem
-from catalens.pipeline.prefetch import prefetch_map
 from catalens.vectors import VectorStore, l2_normalize, open_store
 
 if TYPE_CHECKING:

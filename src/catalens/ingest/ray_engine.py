@@ -27,9 +27,9 @@ import numpy as np
 
 from catalens.catalog.db import NewImage
 from catalens.errors import ClusterError
+from catalens.ingest.job import Failure, IngestRunner, ItemPreparer, _Prepared
+from catalens.ingest.ray_pool import ActorPool, cluster_cpus, connect, remote_class
 from catalens.ingest.sources import SourceItem
-from catalens.pipeline.ingest import Failure, IngestRunner, ItemPreparer, _Prepared
-from catalens.pipeline.ray_pool import ActorPool, cluster_cpus, connect, remote_class
 from catalens.vectors import l2_normalize
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def load_worker_encoder(spec: Any, device: str, cache_dir: str) -> Any:
 
 @dataclass
 class RayEngine:
-    """``prepare_with`` of :func:`catalens.pipeline.ingest.run_job`: items prepared and embedded on
+    """``prepare_with`` of :func:`catalens.ingest.job.run_job`: items prepared and embedded on
     the cluster at ``address``, by ``workers`` actors (default: one per CPU of the cluster)."""
 
     address: str | None = None

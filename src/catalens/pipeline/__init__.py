@@ -1,1 +1,0 @@
-"""Batch execution: bounded prefetch of decode + preprocess overlapping batched inference."""
