@@ -82,7 +82,7 @@ def scores(pred: list[str], truth: list[str]) -> dict[str, float]:
 
 
 def evaluate(name: str, clf, top_node: list[str | None], x: np.ndarray, scale, truth: list[str]) -> None:
-    from catalens.classify.artifact import softmax
+    from catalens.classify.classifier import softmax
 
     head = clf.head("category")
     P = softmax(head.logits(x, scale))

@@ -54,7 +54,7 @@ def _describe(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     """(plain, masked) descriptors of the photo, then of its 60x80 thumbnail."""
     from catalens.classify.colour import _small, detected_mask, white_backdrop
     from catalens.classify.colour_calib import colour_descriptor
-    from catalens.classify.views import VIEWS, view_image
+    from catalens.classify.thumbnail_views import VIEWS, view_image
     from catalens.imageio import open_image
 
     img = open_image(path).image.convert("RGB")
@@ -97,8 +97,8 @@ def main() -> int:
 
     from catalens.classify.labels import catalog_labels
     from catalens.classify.predict import field_probas
+    from catalens.classify.thumbnail_views import view_matrix
     from catalens.classify.train import image_matrix, train_on_matrix
-    from catalens.classify.views import view_matrix
     from catalens.core import Catalog
 
     t0 = time.perf_counter()

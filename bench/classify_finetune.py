@@ -107,7 +107,7 @@ def backbones(cat, L, tr, te, out: Path) -> None:
 def finetune(cat, L, tr, te, out: Path, a: argparse.Namespace) -> None:
     import torch
 
-    from catalens.classify.artifact import softmax
+    from catalens.classify.classifier import softmax
     from catalens.classify.finetune import FinetuneConfig, catalog_images, finetune_arrays, hierarchy_paths
     from catalens.classify.finetune_data import load_uint8
     from catalens.models import get_spec, load_torch_model

@@ -38,8 +38,8 @@ def main() -> int:
     ap.add_argument("--half", choices=("dev", "lockbox"), required=True)
     args = ap.parse_args()
     from catalens.classify.labels import catalog_labels
+    from catalens.classify.thumbnail_views import view_matrix
     from catalens.classify.train import image_matrix, train_on_matrix
-    from catalens.classify.views import view_matrix
     from catalens.core import Catalog
 
     t0 = time.perf_counter()

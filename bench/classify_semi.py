@@ -143,8 +143,8 @@ def main() -> int:
 
     from catalens.classify.labels import catalog_labels
     from catalens.classify.predict import field_probas
+    from catalens.classify.thumbnail_views import view_matrix
     from catalens.classify.train import fuse, image_matrix, text_matrix, train_on_matrix
-    from catalens.classify.views import view_matrix
     from catalens.core import Catalog
 
     torch.set_num_threads(2)

@@ -14,7 +14,7 @@ preprocessing, encode), at several sizes:
 
 Each model is trained twice, side by side: on the stored embeddings only (``--views none``) and
 on the stored embeddings plus their 60x80 thumbnail views (``thumb``, the default of ``catalens
-train``; :mod:`catalens.classify.views`, computed once and cached in the home).
+train``; :mod:`catalens.classify.thumbnail_views`, computed once and cached in the home).
 
 Prints one JSON line per (model, views, set, size, field): weighted-F1, accuracy, the drop against
 the set's reference size (``225x300`` for dev-test, ``full`` for fullres), and the gain of the
@@ -49,8 +49,8 @@ def emit(obj: dict) -> None:
 
 def shrink(im, box: tuple[int, int]):
     """``im`` as a thumbnail file of ``box`` (short side, long side), oriented like the photo: the
-    library's own view (``catalens.classify.views.view_image``: LANCZOS, JPEG round trip at 90)."""
-    from catalens.classify.views import ViewSpec, view_image
+    library's own view (``catalens.classify.thumbnail_views.view_image``: LANCZOS, JPEG round trip at 90)."""
+    from catalens.classify.thumbnail_views import ViewSpec, view_image
 
     return view_image(im, ViewSpec(f"{box[0]}x{box[1]}", box))
 
@@ -78,8 +78,8 @@ def compare(cat, L, tr: list[int], fields: list[str], hier: list[str], sets: dic
             views_list: list[str], batch: int) -> None:  # fmt: skip
     """Train linear heads per (model, views) on rows ``tr`` of ``L``; score every set at every size."""
     from catalens.classify.service import probas_images
+    from catalens.classify.thumbnail_views import parse_views, view_matrix
     from catalens.classify.train import image_matrix, train_on_matrix
-    from catalens.classify.views import parse_views, view_matrix
     from catalens.imageio import open_image
 
     for model in models:

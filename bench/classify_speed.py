@@ -25,7 +25,7 @@ def run(home: str, model: str) -> None:
     import torch
 
     torch.set_num_threads(2)
-    from catalens.classify.artifact import save_classifier
+    from catalens.classify.classifier import save_classifier
     from catalens.classify.labels import catalog_labels
     from catalens.classify.predict import field_probas, predict_arrays, predict_rows
     from catalens.classify.train import image_matrix, train_on_matrix

@@ -92,7 +92,7 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from catalens.classify.artifact import softmax
+    from catalens.classify.classifier import softmax
     from catalens.classify.finetune import FinetuneConfig, finetune_arrays, hierarchy_paths
     from catalens.classify.finetune_data import load_uint8, normalise, to_input
     from catalens.classify.predict import decode

@@ -140,11 +140,11 @@ def size_of(source: str, pid: str) -> int:
 def use_models(folder: Path) -> None:
     """Evaluate the models in ``folder`` (overexposure.npz/.json, exposure.onnx/.json) instead of the
     packaged ones."""
-    import catalens.quality.learned as learned
-    import catalens.quality.pixel_net as pixel_net
+    import catalens.quality.cnn_models as cnn_models
+    import catalens.quality.tree_models as tree_models
 
-    learned.data_dir = lambda: folder  # type: ignore[assignment]
-    pixel_net.data_dir = lambda: folder  # type: ignore[assignment]
+    tree_models.data_dir = lambda: folder  # type: ignore[assignment]
+    cnn_models.data_dir = lambda: folder  # type: ignore[assignment]
 
 
 def _f1(tp: int, fp: int, n_pos: int) -> tuple[float, float | None]:

@@ -64,7 +64,7 @@ class Clock:
 def photo_pool(cache: Path) -> dict[str, Any]:
     """Descriptors of every myntra-dev photo + per-image timings (decode, describe)."""
     from catalens.imageio import decode_image, read_bytes
-    from catalens.search import copyfeat
+    from catalens.search import copy_descriptor
 
     if cache.exists():
         return pickle.loads(cache.read_bytes())
@@ -76,7 +76,7 @@ def photo_pool(cache: Path) -> dict[str, Any]:
         t0 = time.process_time()
         dec = decode_image(read_bytes(f), str(f), draft_to=160)
         t1 = time.process_time()
-        plain.append(copyfeat.describe(dec.image))
+        plain.append(copy_descriptor.describe(dec.image))
         t_describe += time.process_time() - t1
         t_decode += t1 - t0
         files.append(str(f))
@@ -85,7 +85,7 @@ def photo_pool(cache: Path) -> dict[str, Any]:
     big = sorted((DATA.parent / "myntra-fullres-dev" / "images").glob("*.jpg"))[:50]
     t0 = time.process_time()
     for f in big:
-        copyfeat.describe(decode_image(read_bytes(f), str(f), draft_to=160).image)
+        copy_descriptor.describe(decode_image(read_bytes(f), str(f), draft_to=160).image)
     t_big = (time.process_time() - t0) / max(1, len(big))
     pool = {
         "files": files,
@@ -100,9 +100,9 @@ def photo_pool(cache: Path) -> dict[str, Any]:
 
 
 def _mirror(blob: bytes) -> bytes:
-    from catalens.search import copyfeat
+    from catalens.search import copy_descriptor
 
-    t = copyfeat.parse([blob])
+    t = copy_descriptor.parse([blob])
     return t.gray[0][:, ::-1].tobytes() + t.lab[0][:, ::-1].tobytes()
 
 
@@ -114,9 +114,9 @@ def _recolour(blob: bytes, rng: np.random.Generator) -> bytes:
     lightness shift, so a dark garment made light changes the grey image too, as in a real
     colour variant.
     """
-    from catalens.search import copyfeat
+    from catalens.search import copy_descriptor
 
-    t = copyfeat.parse([blob])
+    t = copy_descriptor.parse([blob])
     lab = t.lab[0].astype(np.float32)
     gray = t.gray[0].astype(np.float32)
     dl = float(rng.uniform(8, 30)) * (1 if rng.random() < 0.5 else -1) * 2.55  # OpenCV L is 0-255
@@ -139,9 +139,9 @@ def _crop(blob: bytes, rng: np.random.Generator) -> bytes:
     """The descriptor of a copy cropped by 3-8% on one side in x and y (emulated on the thumbnails)."""
     import cv2
 
-    from catalens.search import copyfeat
+    from catalens.search import copy_descriptor
 
-    t = copyfeat.parse([blob])
+    t = copy_descriptor.parse([blob])
     fx, fy = rng.uniform(0.03, 0.08, 2)
     left, top = rng.random() < 0.5, rng.random() < 0.5
     out = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalens.classify.artifact import Classifier, FieldHead, load_classifier, save_classifier
+from catalens.classify.classifier import Classifier, FieldHead, load_classifier, save_classifier
 from catalens.classify.colour import dominant_colours, foreground_mask
 from catalens.classify.errors import LabelsError, TaxonomyError
 from catalens.classify.heads import add_prototype, fit_linear, fit_prototype, fit_temperature
@@ -49,7 +49,7 @@ def test_temperature_scaling_reduces_ece() -> None:
     noisy[flip] = rng.integers(0, 5, flip.sum())
     W, b = fit_prototype(X, y, 5)
     logits = (X @ W.T + b) * 50  # overconfident
-    from catalens.classify.artifact import softmax
+    from catalens.classify.classifier import softmax
 
     t = fit_temperature(logits, noisy)
     assert t > 1.0

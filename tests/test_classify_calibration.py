@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalens.classify.artifact import softmax
+from catalens.classify.classifier import softmax
 from catalens.classify.errors import ClassifierError
 from catalens.classify.heads import fit_vector_scaling
 from catalens.classify.labels import LabelSet

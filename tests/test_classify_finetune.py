@@ -161,7 +161,7 @@ def test_full_finetune_rejects_cache() -> None:
 
 
 def test_train_finetune_saves_model_and_classify_all_embeds_with_it(tmp_path: Path, tiny_spec) -> None:
-    from catalens.classify.artifact import load_classifier
+    from catalens.classify.classifier import load_classifier
     from catalens.core import Catalog
     from catalens.models import get_spec, load_image_encoder
 

@@ -1,4 +1,4 @@
-"""Thumbnail training views (catalens.classify.views): shapes, parsing, splits by image, caching, bad files."""
+"""Thumbnail training views (catalens.classify.thumbnail_views): shapes, parsing, splits by image, caching, bad files."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from catalens.classify.errors import ClassifierError
 from catalens.classify.labels import LabelSet
+from catalens.classify.thumbnail_views import VIEWS, parse_views, view_image
 from catalens.classify.train import _Stack, fit_field, train_on_matrix
-from catalens.classify.views import VIEWS, parse_views, view_image
 from catalens.cli import app
 from catalens.core import Catalog
 from tests.conftest import make_product_image
@@ -104,7 +104,7 @@ def _cached_views(cat: Catalog) -> int:
 
 
 def _fixed_head(cls_idx: int, n: int = 2, dim: int = 4):
-    from catalens.classify.artifact import FieldHead
+    from catalens.classify.classifier import FieldHead
 
     b = np.full(n, -10.0, np.float32)
     b[cls_idx] = 10.0
@@ -112,7 +112,7 @@ def _fixed_head(cls_idx: int, n: int = 2, dim: int = 4):
 
 
 def test_small_heads_score_small_photos_only_and_survive_save_load(tmp_path: Path) -> None:
-    from catalens.classify.artifact import Classifier, load_classifier, save_classifier
+    from catalens.classify.classifier import Classifier, load_classifier, save_classifier
     from catalens.classify.predict import Ensemble, field_probas, small_rows
 
     head = _fixed_head(0)
@@ -188,7 +188,7 @@ def test_cli_views_option(shop: Path, home: Path) -> None:
 
 
 def test_small_photos_are_routed_to_the_small_head(shop: Path, home: Path, tmp_path: Path) -> None:
-    from catalens.classify.artifact import save_classifier
+    from catalens.classify.classifier import save_classifier
 
     with Catalog.open(home) as cat:
         clf = cat.train_classifier("k", ["kind"], labels=shop, model="fake-encoder")

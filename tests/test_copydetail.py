@@ -91,9 +91,9 @@ def test_load_view_of_a_bad_file_is_none(tmp_path: Path) -> None:
 
 
 def _verification(n: int) -> Verification:
-    from catalens.search import copyfeat
+    from catalens.search import copy_descriptor
 
-    k = len(copyfeat.SCORE_FIELDS)
+    k = len(copy_descriptor.SCORE_FIELDS)
     ones = np.ones(n, dtype=bool)
     scores = np.ones((n, k), dtype=np.float32)  # structure 1, colour 1 ...: a coarse "copy"
     return Verification(

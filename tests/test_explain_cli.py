@@ -32,7 +32,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _save_classifier(home: Path) -> None:
     """A real classify artefact: a linear head on Lite0 embeddings with three classes."""
-    from catalens.classify.artifact import Classifier, FieldHead, save_classifier
+    from catalens.classify.classifier import Classifier, FieldHead, save_classifier
 
     rng = np.random.default_rng(0)
     head = FieldHead(

@@ -208,7 +208,7 @@ def test_lite0_hc_embed_train_classify_cli(tmp_path):
 
 def test_artifact_from_hypercolumn_tower_is_plain(tmp_path):
     """Fine-tuning saves the backbone; the artefact's embedding is the plain pooled one."""
-    from catalens.models.artifact import save_artifact
+    from catalens.models.finetuned import save_artifact
     from catalens.models.loader import build_image_tower
 
     base = get_spec(TINY)

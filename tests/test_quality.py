@@ -596,7 +596,7 @@ def test_text_word_lists_live_in_a_data_file(tmp_path: Path) -> None:
     """The OCR checks' word lists are packaged data (with where they come from), loaded and checked."""
     from catalens.errors import ConfigError
     from catalens.quality.checks import text
-    from catalens.quality.learned import data_dir
+    from catalens.quality.tree_models import data_dir
 
     packaged = data_dir() / text.WORDS_FILE
     assert "Where they come from" in packaged.read_text(encoding="utf-8")

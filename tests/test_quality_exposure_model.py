@@ -14,8 +14,8 @@ from test_quality import product, run_one
 from catalens.errors import ConfigError
 from catalens.quality.context import QCImage
 from catalens.quality.exposure_features import FEATURE_NAMES, FEATURE_VERSION, exposure_features
-from catalens.quality.learned import load_learned
 from catalens.quality.train_exposure import change_exposure, choose_threshold
+from catalens.quality.tree_models import load_learned
 
 
 def photo(seed: int, w: int = 480, h: int = 640) -> Image.Image:
@@ -90,7 +90,7 @@ def test_overexposed_copies_score_higher_than_originals() -> None:
 
 
 def test_model_feature_version_mismatch_is_refused(tmp_path: Path) -> None:
-    from catalens.quality.learned import data_dir
+    from catalens.quality.tree_models import data_dir
 
     (tmp_path / "overexposure.npz").write_bytes((data_dir() / "overexposure.npz").read_bytes())
     meta = json.loads((data_dir() / "overexposure.json").read_text())
@@ -161,7 +161,7 @@ def test_overexposed_averages_the_trees_and_the_cnn_in_log_odds() -> None:
 
 
 def test_exposure_cnn_scores_overexposed_copies_higher() -> None:
-    from catalens.quality.pixel_net import NETS, load_net, probability
+    from catalens.quality.cnn_models import NETS, load_net, probability
 
     _, meta = load_net("exposure")
     assert meta["version"] == NETS["exposure"].version
@@ -174,7 +174,7 @@ def test_exposure_cnn_scores_overexposed_copies_higher() -> None:
 
 
 def test_exposure_cnn_trainer_makes_three_examples_per_photo(tmp_path: Path) -> None:
-    from catalens.quality.pixel_net import probability
+    from catalens.quality.cnn_models import probability
     from catalens.quality.pixel_train import train
     from catalens.quality.train_exposure_net import SPEC, examples_from
 

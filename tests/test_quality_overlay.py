@@ -14,8 +14,7 @@ from test_quality import product
 
 from catalens.errors import ConfigError
 from catalens.quality.checks.text import TextBox
-from catalens.quality.context import QCImage
-from catalens.quality.pixel_net import (
+from catalens.quality.cnn_models import (
     LANDSCAPE,
     NETS,
     PORTRAIT,
@@ -25,6 +24,7 @@ from catalens.quality.pixel_net import (
     overlay_probability,
     prepare,
 )
+from catalens.quality.context import QCImage
 from catalens.quality.profiles import load_profile
 from catalens.quality.registry import get_check
 from catalens.quality.synth_marks import BENCH_FONTS, fonts, opaque_print, see_through_mark

@@ -322,7 +322,7 @@ def test_quality_floor_catches_a_broken_check(
 ) -> None:
     """Over-exposure: its packaged trees and CNN return noise. The rule-based checks: a verdict that no
     longer depends on the pixels (a fixed coin flip per file)."""
-    import catalens.quality.pixel_net as pixel_net
+    import catalens.quality.cnn_models as cnn_models
     from catalens.quality.checks.exposure import OverexposedCheck
     from catalens.quality.registry import get_check
     from catalens.quality.result import CheckResult
@@ -330,7 +330,7 @@ def test_quality_floor_catches_a_broken_check(
     if check == "overexposed":
         noise = _Noise()
         monkeypatch.setattr(OverexposedCheck, "_model", lambda self: noise)
-        monkeypatch.setattr(pixel_net, "probability", lambda img, net, *a, **k: float(noise.rng.random()))
+        monkeypatch.setattr(cnn_models, "probability", lambda img, net, *a, **k: float(noise.rng.random()))
     else:
 
         def coin(self: Any, img: Any) -> CheckResult:

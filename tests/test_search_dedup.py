@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from catalens.search import copyfeat
+from catalens.search import copy_descriptor
 from catalens.search.neighbours import neighbour_pairs
 from tests.test_search_catalog import photo_like
 
@@ -20,10 +20,10 @@ def _scene(tmp_path: Path, seed: int) -> Image.Image:
 
 def _check(a: Image.Image, b: Image.Image) -> tuple[float, float, float]:
     """(coarse structure, aligned structure, aligned colour) of one pair."""
-    t = copyfeat.parse([copyfeat.describe(a), copyfeat.describe(b)])
+    t = copy_descriptor.parse([copy_descriptor.describe(a), copy_descriptor.describe(b)])
     ia, ib = np.array([0]), np.array([1])
-    co = copyfeat.coarse(t, ia, ib)
-    st, col, _ = copyfeat.align(t, 0, 1, int(co.window[0]), bool(co.a_in_b[0]))
+    co = copy_descriptor.coarse(t, ia, ib)
+    st, col, _ = copy_descriptor.align(t, 0, 1, int(co.window[0]), bool(co.a_in_b[0]))
     return float(co.structure[0]), st, col
 
 
@@ -32,8 +32,8 @@ def test_trim_strips_added_border_and_background() -> None:
     texture = np.random.default_rng(0).integers(0, 160, (50, 40, 3), dtype=np.uint8)
     img.paste(Image.fromarray(texture), (30, 40))  # a textured product: rows 40-89, columns 30-69
     boxed = ImageOps.expand(img, border=9, fill=(20, 40, 120))
-    assert np.abs(np.subtract(copyfeat.trim_box(np.asarray(img)), (40, 90, 30, 70))).max() <= 2
-    t0, b0, l0, r0 = copyfeat.trim_box(np.asarray(boxed))
+    assert np.abs(np.subtract(copy_descriptor.trim_box(np.asarray(img)), (40, 90, 30, 70))).max() <= 2
+    t0, b0, l0, r0 = copy_descriptor.trim_box(np.asarray(boxed))
     assert abs(t0 - 49) <= 2 and abs(b0 - 99) <= 2 and abs(l0 - 39) <= 2 and abs(r0 - 79) <= 2
 
 
@@ -72,7 +72,7 @@ def _verdicts(images: list[Image.Image], pairs: list[tuple[int, int]]) -> list[s
     """dedup's verdict ("copy", "variant", "reshoot" or "") of each pair of ``images``."""
     from catalens.search.dedup import DedupOptions, classify, verify
 
-    descs = {str(i): copyfeat.describe(im) for i, im in enumerate(images)}
+    descs = {str(i): copy_descriptor.describe(im) for i, im in enumerate(images)}
     a, b = [str(i) for i, _ in pairs], [str(j) for _, j in pairs]
     cos = np.ones(len(pairs), dtype=np.float32)
     opts = DedupOptions()
@@ -89,7 +89,7 @@ def _recolour(img: Image.Image) -> Image.Image:
 
     arr = np.asarray(img)
     lab = cv2.cvtColor(arr, cv2.COLOR_RGB2LAB).astype(np.int16)
-    fg = copyfeat.foreground(arr)
+    fg = copy_descriptor.foreground(arr)
     lab[fg, 1], lab[fg, 2] = 256 - lab[fg, 1], 256 - lab[fg, 2]
     return Image.fromarray(cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB))
 

@@ -18,7 +18,7 @@ from catalens.catalog.db import CatalogDB
 
 def classifiers_part(home: Path) -> list[dict[str, Any]]:
     """Every trained classifier: name, latest version, method, model, fields."""
-    from catalens.classify.artifact import list_classifiers
+    from catalens.classify.classifier import list_classifiers
 
     return [
         {k: c[k] for k in ("name", "latest", "method", "model", "fields")} | {"versions": len(c["versions"])}

@@ -72,7 +72,7 @@ class InsightsMixin:
         """A loaded classifier, cached by (name, latest version). With ``wait=False`` a classifier
         that is slow to load (``builtin`` reads the model's ImageNet head) loads in the background
         and :class:`ClassifierLoading` is raised until it is there."""
-        from catalens.classify.artifact import load_classifier
+        from catalens.classify.classifier import load_classifier
 
         cache = _caches(self)
         latest = None

@@ -172,7 +172,7 @@ class BrandTagger:
     info: dict[str, Any] = field(default_factory=dict)
 
     def proba(self, X: np.ndarray) -> np.ndarray:
-        from catalens.classify.artifact import softmax
+        from catalens.classify.classifier import softmax
 
         return softmax((np.asarray(X, np.float32) @ self.W.T + self.b) / self.temperature)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.artifact import Classifier, FieldHead, check_name, load_classifier, save_classifier
 from catalens.classify.brand import UNKNOWN, BrandTagger, ocr_image, ocr_texts, train_brand_tagger
+from catalens.classify.classifier import Classifier, FieldHead, check_name, load_classifier, save_classifier
 from catalens.classify.errors import ClassifierError, LabelsError
 
 FIELD = "brand"

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from catalens.classify.artifact import Classifier, FieldHead
+from catalens.classify.classifier import Classifier, FieldHead
 from catalens.classify.taxonomy import Taxonomy, load_taxonomy
 
 BUILTIN_MODEL = "efficientnet-lite0"

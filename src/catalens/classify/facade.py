@@ -106,7 +106,7 @@ class ClassifyMixin(CatalogParts):
         **opts: Any,
     ) -> Any:
         """A zero-shot classifier (CLIP-type ``model``, classes = taxonomy names); saved when ``save``."""
-        from catalens.classify.artifact import save_classifier
+        from catalens.classify.classifier import save_classifier
         from catalens.classify.taxonomy import load_taxonomy
         from catalens.classify.zeroshot import zeroshot_classifier
 
@@ -143,12 +143,12 @@ class ClassifyMixin(CatalogParts):
         return evaluate(self, classifier, labels, **opts)
 
     def classifiers(self) -> list[dict[str, Any]]:
-        from catalens.classify.artifact import list_classifiers
+        from catalens.classify.classifier import list_classifiers
 
         return list_classifiers(self.settings.home)
 
     def load_classifier(self, name: str, version: str | None = None) -> Any:
-        from catalens.classify.artifact import load_classifier
+        from catalens.classify.classifier import load_classifier
 
         return load_classifier(self.settings.home, name, version)
 

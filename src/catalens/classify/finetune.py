@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.artifact import Classifier, FieldHead, check_name, new_version, softmax
+from catalens.classify.classifier import Classifier, FieldHead, check_name, new_version, softmax
 from catalens.classify.errors import ClassifierError, LabelsError
 from catalens.classify.finetune_data import (
     AugmentConfig,
@@ -630,9 +630,9 @@ def finetune_classifier(
     ``options`` may set any :class:`FinetuneConfig` field (``epochs=``, ``unfreeze_blocks=``,
     ``full=True``, ``device=`` ...).
     """
-    from catalens.classify.artifact import save_classifier
+    from catalens.classify.classifier import save_classifier
     from catalens.models import get_spec, load_torch_model
-    from catalens.models.artifact import load_artifact_spec, save_artifact
+    from catalens.models.finetuned import load_artifact_spec, save_artifact
     from catalens.models.loader import weights_file_digest
     from catalens.models.spec import make_version
 

@@ -1,6 +1,6 @@
 """Fitting heads on embeddings: prototypes, linear probes, temperature scaling, abstain threshold.
 
-Every head is affine (``logits = x @ W.T + b``), see :mod:`catalens.classify.artifact`.
+Every head is affine (``logits = x @ W.T + b``), see :mod:`catalens.classify.classifier`.
 Registry: :data:`HEAD_FITTERS` (a :class:`catalens.registry.Registry`) maps a method name to
 ``fit(X, y, n_classes, **opts) -> (W, b)``; ``register_head`` adds one.
 """

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.artifact import Classifier, softmax
+from catalens.classify.classifier import Classifier, softmax
 from catalens.classify.errors import ClassifierError
 
 HIERARCHY_MODES = ("joint", "mask", "none")
@@ -84,9 +84,9 @@ class Ensemble:
 
 def small_rows(clf: Classifier, sizes: np.ndarray | Sequence[tuple[int, int]] | None) -> np.ndarray | None:
     """Rows whose photo is small enough for the classifier's small heads (thumbnail-trained,
-    :mod:`catalens.classify.views`): shorter side at most ``SMALL_FACTOR`` x the view's; ``None``
+    :mod:`catalens.classify.thumbnail_views`): shorter side at most ``SMALL_FACTOR`` x the view's; ``None``
     when there are no such heads, sizes or rows. Unknown sizes (0) count as large."""
-    from catalens.classify.views import SMALL_FACTOR, VIEWS
+    from catalens.classify.thumbnail_views import SMALL_FACTOR, VIEWS
 
     view = VIEWS.get(str(clf.extra.get("small_view") or ""))
     if view is None or sizes is None or len(sizes) == 0:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.artifact import Classifier, FieldHead, check_name
+from catalens.classify.classifier import Classifier, FieldHead, check_name
 from catalens.classify.errors import ClassifierError, LabelsError
 from catalens.classify.heads import (
     HEAD_FITTERS,
@@ -147,7 +147,7 @@ def fit_field(
     """One calibrated head for one field.
 
     ``views``: other embeddings of the same images (rows aligned with ``X``, e.g. thumbnails,
-    :mod:`catalens.classify.views`), trained on with the same labels. Every split (calibration
+    :mod:`catalens.classify.thumbnail_views`), trained on with the same labels. Every split (calibration
     hold-out, cross-fit folds) is by image, so no view of a held-out image is fitted on, and the
     temperature is fitted on all views of the held-out images.
 
@@ -293,7 +293,7 @@ def _field_info(
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    from catalens.classify.artifact import softmax
+    from catalens.classify.classifier import softmax
 
     return softmax(z)
 
@@ -419,7 +419,7 @@ def train_classifier(
 ) -> Classifier:
     """Train on the catalog's stored embeddings and save a new version under ``<home>/classifiers``.
 
-    ``train_views`` (:mod:`catalens.classify.views`): ``None``/``"auto"`` = the method's default (linear
+    ``train_views`` (:mod:`catalens.classify.thumbnail_views`): ``None``/``"auto"`` = the method's default (linear
     heads also train on 60x80 thumbnails of the images), ``"none"``, or view names. View
     embeddings are computed once per image and model and cached in the catalog; an image whose
     file cannot be read keeps its stored embedding and is listed in ``extra["view_problems"]``.
@@ -429,7 +429,7 @@ def train_classifier(
     ``title_words`` a hashed bag of title words (:mod:`catalens.classify.text_features`); titles are
     the products' titles in the catalog.
     """
-    from catalens.classify.artifact import save_classifier
+    from catalens.classify.classifier import save_classifier
 
     if method != "finetune":
         HEAD_FITTERS.get(method)  # unknown: "unknown classifier head 'x'; known: ..."
@@ -452,7 +452,7 @@ def train_classifier(
             use_colour=use_colour,
             **kwargs,
         )
-    from catalens.classify.views import parse_views, view_matrix
+    from catalens.classify.thumbnail_views import parse_views, view_matrix
 
     view_names = parse_views(train_views, method)
     X, version = image_matrix(cat, labels.shas, model)

@@ -3,7 +3,7 @@
 For every field of the taxonomy (hierarchy levels and attribute fields) each class name is put
 into prompt templates ("a photo of a {}", "a product photo of {}", ...), encoded with the model's
 text tower (:func:`catalens.models.load_text_encoder`), averaged over templates and L2-normalised.
-The result is an ordinary :class:`~catalens.classify.artifact.Classifier` whose heads are
+The result is an ordinary :class:`~catalens.classify.classifier.Classifier` whose heads are
 ``logits = scale * cos(image, class text)`` (``W`` = class text embeddings, ``b`` = 0; the scale
 is the temperature ``1 / scale``), so top-k, hierarchy decoding, abstain flags, ``classify --all``,
 ``eval`` and ensembles work unchanged. It can be saved like any classifier
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.artifact import Classifier, FieldHead
+from catalens.classify.classifier import Classifier, FieldHead
 from catalens.classify.errors import ClassifierError
 from catalens.classify.taxonomy import Taxonomy
 

@@ -114,7 +114,7 @@ class HeadTarget:
 def classifier_target(
     home: str | Path, name: str, field: str | None = None, *, image_size: tuple[int, int] | None = None
 ) -> HeadTarget:
-    """A trained catalens classifier (``catalens.classify.artifact.load_classifier``) as a target.
+    """A trained catalens classifier (``catalens.classify.classifier.load_classifier``) as a target.
 
     ``field`` may be left out when the classifier predicts one field. ``image_size`` (width,
     height of the photo to explain): a small photo is explained with the field's small-photo head
@@ -122,10 +122,10 @@ def classifier_target(
     unknown classifier or field, NoGradientPathError when its head has no torch form.
     """
     try:
-        from catalens.classify.artifact import load_classifier  # type: ignore[import-not-found]
+        from catalens.classify.classifier import load_classifier  # type: ignore[import-not-found]
     except ImportError as exc:
         raise NotFoundError(
-            "no trained classifiers are available (catalens.classify.artifact is missing); "
+            "no trained classifiers are available (catalens.classify.classifier is missing); "
             "use --imagenet, or pass a torch head to catalens.explain.HeadTarget"
         ) from exc
     from catalens.classify.errors import ClassifierError

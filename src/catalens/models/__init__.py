@@ -10,7 +10,7 @@ Importing this package is cheap (no torch, numpy or Pillow); heavy modules load 
     txt = load_text_encoder("minilm").encode(["red shirt"])  # (1, 384), L2-normalised
 
 See :mod:`catalens.models.registry` for model names, :mod:`catalens.models.spec` for versions,
-:mod:`catalens.models.artifact` for the fine-tuned model folder format.
+:mod:`catalens.models.finetuned` for the fine-tuned model folder format.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from catalens.models.registry import (
 from catalens.models.spec import ModelSpec, make_version, preprocess_tag, safe_id
 
 if TYPE_CHECKING:
-    from catalens.models.artifact import load_artifact_spec, register_artifact, save_artifact
+    from catalens.models.finetuned import load_artifact_spec, register_artifact, save_artifact
     from catalens.models.loader import load_torch_model
     from catalens.models.preprocess import Preprocessor
     from catalens.models.runtime import (
@@ -52,9 +52,9 @@ _LAZY = {
     "load_text_encoder": "catalens.models.text",
     "load_torch_model": "catalens.models.loader",
     "ImageTower": "catalens.models.tower",
-    "save_artifact": "catalens.models.artifact",
-    "load_artifact_spec": "catalens.models.artifact",
-    "register_artifact": "catalens.models.artifact",
+    "save_artifact": "catalens.models.finetuned",
+    "load_artifact_spec": "catalens.models.finetuned",
+    "register_artifact": "catalens.models.finetuned",
 }
 
 __all__ = [

@@ -22,9 +22,9 @@ def build_backbone(spec: ModelSpec) -> tuple[Any, str]:
 
         return timm_backend.build(spec)
     if spec.source == "file":
-        from catalens.models import artifact
+        from catalens.models import finetuned
 
-        return artifact.build(spec)
+        return finetuned.build(spec)
     if spec.source == "open_clip":
         from catalens.models.backends import open_clip_backend
 
@@ -98,9 +98,9 @@ def weights_file_digest(spec: ModelSpec) -> str | None:
 
         return packaged.weights_digest(spec)
     if spec.source == "file":
-        from catalens.models import artifact
+        from catalens.models import finetuned
 
-        return artifact.weights_digest(spec)
+        return finetuned.weights_digest(spec)
     return None
 
 

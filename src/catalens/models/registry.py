@@ -12,7 +12,7 @@ Built-in models are registered below, one line each. Other models are named dyna
 ``file:<checkpoint>?arch=<timm arch>``      a local timm checkpoint (.pth / .safetensors);
                                             ``&map=position`` maps tensors by order
 ``file:<folder>``                           a catalens artefact folder (``spec.json`` + weights,
-                                            see :mod:`catalens.models.artifact`) or a local
+                                            see :mod:`catalens.models.finetuned`) or a local
                                             Hugging Face model folder
 ==========================================  ==================================================
 
@@ -130,9 +130,9 @@ def get_spec(name: str | ModelSpec) -> ModelSpec:
         from catalens.models.backends import hf_backend
 
         return hf_backend.resolve(key, target, options)
-    from catalens.models import artifact
+    from catalens.models import finetuned
 
-    return artifact.resolve(key, target, options)
+    return finetuned.resolve(key, target, options)
 
 
 # --- built-ins: one line each ------------------------------------------------------------------

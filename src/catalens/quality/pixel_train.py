@@ -1,4 +1,4 @@
-"""Training and export of the packaged pixel CNNs (:mod:`catalens.quality.pixel_net`).
+"""Training and export of the packaged pixel CNNs (:mod:`catalens.quality.cnn_models`).
 
 A trainer supplies ``examples(path, rng) -> [(kind, uint8 RGB array), ...]`` for each clean photo
 and names its positive kind. The frozen front turns every example into a map once (float16, kept by
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.quality.pixel_net import (
+from catalens.quality.cnn_models import (
     HEAD_WIDTH,
     LANDSCAPE,
     PORTRAIT,

@@ -5,7 +5,7 @@ acceptable) and an over-exposed copy (+1.5..+3.5 EV), each exposure change appli
 like a camera would, then JPEG-encoded at a random quality and, for variety, rescaled. A
 gradient-boosted tree model (scikit-learn) learns over-exposed vs not from
 :func:`~catalens.quality.exposure_features.exposure_features`; its trees are stored as flat arrays
-(``overexposure.npz``, evaluated with NumPy by :mod:`catalens.quality.learned`) with a JSON file of
+(``overexposure.npz``, evaluated with NumPy by :mod:`catalens.quality.tree_models`) with a JSON file of
 metadata. The decision threshold is the score that flags at most
 ``target_fpr`` of held-out untouched photos (a 20% split by source photo).
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from catalens.quality.context import QCImage
 from catalens.quality.exposure_features import FEATURE_NAMES, FEATURE_VERSION, exposure_features
-from catalens.quality.learned import save_learned, trees_from_sklearn
+from catalens.quality.tree_models import save_learned, trees_from_sklearn
 
 MODEL_NAME = "overexposure"
 POSITIVE_EV = (1.5, 2.0, 2.5, 3.0, 3.5)  # over-exposed copies: one of these, in stops

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from catalens.quality.cnn_models import NETS
 from catalens.quality.context import QCImage
-from catalens.quality.pixel_net import NETS
 from catalens.quality.pixel_train import cli
 from catalens.quality.train_exposure import (
     JPEG_QUALITY,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalens.quality.pixel_net import NETS
+from catalens.quality.cnn_models import NETS
 from catalens.quality.pixel_train import cli, jpeg_roundtrip
 from catalens.quality.synth_marks import fonts, opaque_print, see_through_mark
 

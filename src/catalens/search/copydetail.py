@@ -1,6 +1,6 @@
 """Full-detail copy verification: keypoints, a fitted warp and a pixel comparison of two photos.
 
-The coarse descriptors of :mod:`catalens.search.copyfeat` (40x40 gray, 16x16 Lab) cannot tell a
+The coarse descriptors of :mod:`catalens.search.copy_descriptor` (40x40 gray, 16x16 Lab) cannot tell a
 re-encoded copy from another product shot on the same studio template (two black wallets, one model
 in two shirts): at that size they are the same picture. This stage looks at the photos themselves,
 for the pairs the coarse stage could not settle:
@@ -83,7 +83,7 @@ def view_of(img: Image.Image, native: int | None = None) -> DetailView:
     when ``img`` was decoded at a reduced size."""
     import cv2
 
-    from catalens.search.copyfeat import foreground
+    from catalens.search.copy_descriptor import foreground
 
     rgb = img.convert("RGB")
     w, h = rgb.size

@@ -8,11 +8,11 @@ Stages:
    ``candidate_cosine`` (:func:`catalens.search.neighbours.neighbour_pairs`: exact flat search
    up to 20k images, a throw-away PCA+IVF above, re-scored with exact cosines; O(n k) pairs).
 3. **Gate** (vectorised, microseconds per pair) with the copy descriptors of both images
-   (:mod:`catalens.search.copyfeat`, computed once per image and stored): a pair goes on when
+   (:mod:`catalens.search.copy_descriptor`, computed once per image and stored): a pair goes on when
    ``cosine >= gate_cosine``, or its coarse structure (best of 31 windows at 8x8) is >=
    ``gate_structure`` and its coarse colour distance <= ``gate_colour``. Most look-alike
    pairs stop here.
-4. **Alignment** (about a millisecond per pair, :func:`catalens.search.copyfeat.compare`): ECC
+4. **Alignment** (about a millisecond per pair, :func:`catalens.search.copy_descriptor.compare`): ECC
    affine alignment of the trimmed thumbnails (and of the whole images when the trimmed views do
    not align: a label pasted on the background stops one copy's trim), then per pair: ``structure``
    (correlation at the alignment), the colour of the *product's own cells* (foreground mask: the
@@ -52,7 +52,7 @@ from sqlalchemy import func, select
 from catalens.catalog.schema import ImageRecord
 from catalens.errors import ConfigError, ImageError
 from catalens.imageio import decode_image, pixel_hash, read_bytes, sha256_bytes
-from catalens.search import copydetail, copyfeat
+from catalens.search import copy_descriptor, copydetail
 from catalens.search.engine import CatalogSearch, image_sources
 from catalens.search.neighbours import neighbour_pairs
 from catalens.search.tables import DedupFeature
@@ -227,7 +227,7 @@ def _describe_file(path: str, settings: Any) -> bytes | None:
         )
     except ImageError:
         return None
-    return copyfeat.describe(dec.image)
+    return copy_descriptor.describe(dec.image)
 
 
 def ensure_descriptors(catalog: Any, shas: Sequence[str]) -> dict[str, bytes]:
@@ -238,7 +238,7 @@ def ensure_descriptors(catalog: Any, shas: Sequence[str]) -> dict[str, bytes]:
         for i in range(0, len(want), 500):
             q = select(DedupFeature.image_sha256, DedupFeature.data).where(
                 DedupFeature.image_sha256.in_(want[i : i + 500]),
-                DedupFeature.version == copyfeat.FEATURE_VERSION,
+                DedupFeature.version == copy_descriptor.FEATURE_VERSION,
             )
             have.update({h: bytes(d) for h, d in s.execute(q)})
     missing = [h for h in want if h not in have]
@@ -251,7 +251,7 @@ def ensure_descriptors(catalog: Any, shas: Sequence[str]) -> dict[str, bytes]:
         new = {h: b for h, b in zip(todo, blobs, strict=True) if b is not None}
         with catalog.db.session() as s:
             for h, b in new.items():
-                s.merge(DedupFeature(image_sha256=h, version=copyfeat.FEATURE_VERSION, data=b))
+                s.merge(DedupFeature(image_sha256=h, version=copy_descriptor.FEATURE_VERSION, data=b))
         have.update(new)
     return have
 
@@ -321,10 +321,10 @@ class Verification:
     structure: np.ndarray  # ECC correlation when aligned, else the coarse structure
     colour: np.ndarray  # aligned colour distance (75th pct) when aligned, else the coarse colour
     colour_p90: np.ndarray  # aligned colour distance, 90th percentile (999 when not aligned)
-    scores: np.ndarray  # (n, len(copyfeat.SCORE_FIELDS)) every aligned score; NaN when not aligned
+    scores: np.ndarray  # (n, len(copy_descriptor.SCORE_FIELDS)) every aligned score; NaN when not aligned
 
     def score(self, name: str) -> np.ndarray:
-        return self.scores[:, copyfeat.SCORE_FIELDS.index(name)]
+        return self.scores[:, copy_descriptor.SCORE_FIELDS.index(name)]
 
 
 def verify(
@@ -342,16 +342,16 @@ def verify(
     colour = np.full(n, 999.0, dtype=np.float32)
     colour90 = np.full(n, 999.0, dtype=np.float32)
     gated = np.zeros(n, dtype=bool)
-    scores = np.full((n, len(copyfeat.SCORE_FIELDS)), np.nan, dtype=np.float32)
+    scores = np.full((n, len(copy_descriptor.SCORE_FIELDS)), np.nan, dtype=np.float32)
     idx_ok = np.flatnonzero(ok)
     if len(idx_ok) == 0:
         return Verification(ok, gated, struct, colour, colour90, scores)
     names = list(dict.fromkeys([a_sha[i] for i in idx_ok] + [b_sha[i] for i in idx_ok]))
     row = {h: i for i, h in enumerate(names)}
-    thumbs = copyfeat.parse([descs[h] for h in names])
+    thumbs = copy_descriptor.parse([descs[h] for h in names])
     ia = np.array([row[a_sha[i]] for i in idx_ok], dtype=np.int64)
     ib = np.array([row[b_sha[i]] for i in idx_ok], dtype=np.int64)
-    co = copyfeat.coarse(thumbs, ia, ib)
+    co = copy_descriptor.coarse(thumbs, ia, ib)
     struct[idx_ok], colour[idx_ok] = co.structure, co.colour
     cos = np.asarray(cosine, dtype=np.float32)[idx_ok]
     go = (cos >= options.gate_cosine) | (
@@ -361,14 +361,14 @@ def verify(
     gated[idx_ok[todo]] = True
 
     def run(j: int) -> tuple[float, ...]:
-        return copyfeat.compare(
+        return copy_descriptor.compare(
             thumbs, int(ia[j]), int(ib[j]), int(co.window[j]), bool(co.a_in_b[j])
         ).as_tuple()
 
     if len(todo):
         with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV releases the GIL
             res = list(pool.map(run, todo.tolist(), chunksize=256))
-        arr = np.asarray(res, dtype=np.float32).reshape(-1, len(copyfeat.SCORE_FIELDS))
+        arr = np.asarray(res, dtype=np.float32).reshape(-1, len(copy_descriptor.SCORE_FIELDS))
         scores[idx_ok[todo]] = arr
         struct[idx_ok[todo]], colour[idx_ok[todo]], colour90[idx_ok[todo]] = arr[:, 0], arr[:, 1], arr[:, 2]
     return Verification(ok, gated, struct, colour, colour90, scores)
@@ -735,7 +735,7 @@ def check_image(
     cands = [(h, s) for h, s in cands if h not in seen]
     if cands:
         descs = ensure_descriptors(catalog, [h for h, _ in cands])
-        descs["__query__"] = copyfeat.describe(dec.image)
+        descs["__query__"] = copy_descriptor.describe(dec.image)
         cos = np.array([s for _, s in cands], dtype=np.float32)
         a_keys, b_keys = ["__query__"] * len(cands), [h for h, _ in cands]
         ver = verify(descs, a_keys, b_keys, cos, opts)

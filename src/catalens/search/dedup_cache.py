@@ -11,7 +11,7 @@ was computed for and recomputes only when that state moves:
 * the model's embeddings: count and newest row id (an image embedded or removed);
 * product links: count (an image added to or removed from a product: "same-image" pairs and the
   product ids shown);
-* the copy descriptor version (:data:`catalens.search.copyfeat.FEATURE_VERSION`) and the options;
+* the copy descriptor version (:data:`catalens.search.copy_descriptor.FEATURE_VERSION`) and the options;
 * what the search engine it is computed with holds: its model, embedded images and linked images
   (a server swaps in a new engine once it caught up with another process's writes,
   :mod:`catalens.api.refresh`: the report is computed again when the new one holds other images; an
@@ -43,7 +43,7 @@ _NOT_KEYED = ("progress",)  # callbacks: not part of what is computed
 def catalog_state(db: Any, model_id: str) -> tuple[Any, ...]:
     """What the duplicate report of ``model_id`` depends on in the database (three aggregates)."""
     from catalens.catalog.schema import EmbeddingRecord, ImageRecord, ProductImage
-    from catalens.search import copyfeat
+    from catalens.search import copy_descriptor
 
     with db.session() as s:
         images = s.execute(
@@ -55,7 +55,7 @@ def catalog_state(db: Any, model_id: str) -> tuple[Any, ...]:
             select(func.count(), func.max(EmbeddingRecord.id)).where(EmbeddingRecord.model_id == model_id)
         ).one()
         links = s.scalar(select(func.count()).select_from(ProductImage))
-    return (*images, *embeddings, links, copyfeat.FEATURE_VERSION)
+    return (*images, *embeddings, links, copy_descriptor.FEATURE_VERSION)
 
 
 def _options_key(options: dict[str, Any]) -> tuple[Any, ...]:

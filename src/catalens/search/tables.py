@@ -9,7 +9,7 @@ from catalens.catalog.schema import Base
 
 
 class DedupFeature(Base):
-    """Copy-verification descriptor of one image (see :mod:`catalens.search.copyfeat`), computed once."""
+    """Copy-verification descriptor of one image (see :mod:`catalens.search.copy_descriptor`), computed once."""
 
     __tablename__ = "search_dedup_features"
     image_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)

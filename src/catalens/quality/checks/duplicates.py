@@ -45,9 +45,9 @@ class DuplicatesCheck(Check):
     def fingerprint(self, img: QCImage) -> dict[str, Any]:
         fp: dict[str, Any] = {"sha256": img.sha256, "dhash": dhash(img.gray)}
         if self.p["method"] != "hash" and img.decoded is not None:
-            from catalens.search import copyfeat
+            from catalens.search import copy_descriptor
 
-            fp["copy"] = copyfeat.describe(img.decoded.image)
+            fp["copy"] = copy_descriptor.describe(img.decoded.image)
         return fp
 
     def run_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
@@ -57,7 +57,7 @@ class DuplicatesCheck(Check):
         return self._hash_batch(items)
 
     def _copy_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
-        from catalens.search import copydetail, copyfeat
+        from catalens.search import copy_descriptor, copydetail
         from catalens.search.dedup import DedupOptions, classify, neighbour_rank, refine, verify
         from catalens.search.neighbours import neighbour_pairs
 
@@ -76,7 +76,7 @@ class DuplicatesCheck(Check):
         descs = {str(i): items[i][1]["copy"] for i in idx}  # type: ignore[index]
         best: dict[int, tuple[int, float]] = {}  # later image -> (earlier copy, structure)
         if len(idx) >= 2:
-            full = copyfeat.parse([descs[k] for k in keys]).full
+            full = copy_descriptor.parse([descs[k] for k in keys]).full
             assert full is not None
             vec = full.gray.reshape(len(idx), -1).astype(np.float32)
             vec -= vec.mean(axis=1, keepdims=True)

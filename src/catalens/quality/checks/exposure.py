@@ -80,7 +80,7 @@ class OverexposedCheck(Check):
     ``model`` (gradient-boosted trees on tonal features - clipped channels, lifted blacks, blown
     areas inside the product, the content's tone histogram; see
     :mod:`catalens.quality.exposure_features`) and, with ``cnn`` on, the exposure CNN
-    (:mod:`catalens.quality.pixel_net`), their log-odds averaged. The CNN is run only when the trees
+    (:mod:`catalens.quality.cnn_models`), their log-odds averaged. The CNN is run only when the trees
     give at least ``cnn_from`` (below it the average could only raise a clearly fine photo; on the
     planted set no over-exposed copy scores below 0.01) and not on noise-free flat graphics
     (``cnn_max_flat``: the CNN was trained on photographs). An image that is almost all
@@ -102,13 +102,13 @@ class OverexposedCheck(Check):
     def setup(self) -> None:
         self._model()
         if self.p["cnn"]:
-            from catalens.quality.pixel_net import load_net
+            from catalens.quality.cnn_models import load_net
 
             load_net("exposure")
 
     def _model(self) -> Any:
         from catalens.quality.exposure_features import FEATURE_VERSION
-        from catalens.quality.learned import load_learned
+        from catalens.quality.tree_models import load_learned
 
         return load_learned(str(self.p["model"]), feature_version=FEATURE_VERSION)
 
@@ -121,7 +121,7 @@ class OverexposedCheck(Check):
         if flat >= float(self.p["cnn_max_flat"]):  # a graphic or render: the CNN knows photographs
             details["cnn"] = f"not used: {flat:.0%} of the content is noise-free flat colour"
             return trees
-        from catalens.quality.pixel_net import probability
+        from catalens.quality.cnn_models import probability
 
         cnn = probability(img, "exposure")
         details["cnn"] = round(cnn, 4)

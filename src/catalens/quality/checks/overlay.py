@@ -1,13 +1,13 @@
 """``watermark_visual``: probability (0..1) that a see-through overlay (a watermark) lies on the
-photo, from the packaged overlay detector (:mod:`catalens.quality.pixel_net`), which looks at the
+photo, from the packaged overlay detector (:mod:`catalens.quality.cnn_models`), which looks at the
 pixels rather than at text that OCR read. It complements ``watermark`` (OCR): it finds large marks
 at 25-45% opacity that OCR cannot box, and it does not read what the mark says. Opaque text (a
 print on the product, a promo banner) is not what it looks for: ``text`` covers that."""
 
 from __future__ import annotations
 
+from catalens.quality.cnn_models import load_net, overlay_probability
 from catalens.quality.context import QCImage
-from catalens.quality.pixel_net import load_net, overlay_probability
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult, grade
 

@@ -46,7 +46,7 @@ def load_word_lists(path: Path | None = None) -> dict[str, list[str]]:
     ``watermark_words``) from the packaged YAML file, or ``path``."""
     import yaml
 
-    from catalens.quality.learned import data_dir
+    from catalens.quality.tree_models import data_dir
 
     src = path or data_dir() / WORDS_FILE
     try:
@@ -765,7 +765,7 @@ class WatermarkCheck(Check):
         if (self.p["second_look_gate"] is not None and self.p["second_look"]) or (
             self.p["print_not_tiled"] and self.p["print_overlay_max"] is not None
         ):
-            from catalens.quality.pixel_net import load_net
+            from catalens.quality.cnn_models import load_net
 
             load_net("overlay")
 
@@ -804,7 +804,7 @@ class WatermarkCheck(Check):
                 return False
             if limit is None:
                 return True
-            from catalens.quality.pixel_net import overlay_probability
+            from catalens.quality.cnn_models import overlay_probability
 
             return overlay_probability(img) < float(limit)
 
@@ -818,7 +818,7 @@ class WatermarkCheck(Check):
         gate = self.p["second_look_gate"]
         gated = False
         if views and gate is not None and not marks:
-            from catalens.quality.pixel_net import overlay_probability
+            from catalens.quality.cnn_models import overlay_probability
 
             gated = overlay_probability(img) < float(gate)
         for name in [] if gated else views:

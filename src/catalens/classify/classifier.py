@@ -66,7 +66,7 @@ class FieldHead:
     extra: dict[str, Any] = field(default_factory=dict)
     aggregate: np.ndarray | None = None  # (K, C): sums K base-class probabilities into C classes
     input_scale: float = 1.0  # multiplies the L2-normalised input (heads trained on raw features)
-    # the head used for small photos (thumbnails; see catalens.classify.views), same classes
+    # the head used for small photos (thumbnails; see catalens.classify.thumbnail_views), same classes
     small: FieldHead | None = None
 
     def logits(self, emb: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
