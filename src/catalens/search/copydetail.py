@@ -54,7 +54,7 @@ class DetailView:
     native: int  # longest side of the photo as stored
     points: np.ndarray  # (k, 2) float32 keypoint positions
     descriptors: np.ndarray | None  # (k, 32) uint8 ORB descriptors
-    fg: np.ndarray  # (h, w) bool: the product's pixels (see copyfeat.foreground)
+    fg: np.ndarray  # (h, w) bool: the product's pixels (see copy_descriptor.foreground)
 
     @property
     def keypoints(self) -> int:
