@@ -14,7 +14,7 @@ from test_quality import product, run_one
 from catalens.errors import ConfigError
 from catalens.quality.context import QCImage
 from catalens.quality.exposure_features import FEATURE_NAMES, FEATURE_VERSION, exposure_features
-from catalens.quality.train_exposure import change_exposure, choose_threshold
+from catalens.quality.training.exposure_trees import change_exposure, choose_threshold
 from catalens.quality.tree_models import load_learned
 
 
@@ -111,7 +111,7 @@ def test_choose_threshold_bounds_the_false_positive_rate() -> None:
 
 
 def test_training_writes_a_model_equal_to_sklearn(tmp_path: Path) -> None:
-    from catalens.quality.train_exposure import build_set, fit, train
+    from catalens.quality.training.exposure_trees import build_set, fit, train
 
     for i in range(10):
         photo(i, 120, 160).save(tmp_path / f"p{i}.jpg", quality=92)
@@ -175,8 +175,8 @@ def test_exposure_cnn_scores_overexposed_copies_higher() -> None:
 
 def test_exposure_cnn_trainer_makes_three_examples_per_photo(tmp_path: Path) -> None:
     from catalens.quality.cnn_models import probability
-    from catalens.quality.pixel_train import train
-    from catalens.quality.train_exposure_net import SPEC, examples_from
+    from catalens.quality.training.cnn_fit import train
+    from catalens.quality.training.exposure_cnn import SPEC, examples_from
 
     photos = tmp_path / "photos"
     photos.mkdir()

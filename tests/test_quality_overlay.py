@@ -27,7 +27,7 @@ from catalens.quality.cnn_models import (
 from catalens.quality.context import QCImage
 from catalens.quality.profiles import load_profile
 from catalens.quality.registry import get_check
-from catalens.quality.synth_marks import BENCH_FONTS, fonts, opaque_print, see_through_mark
+from catalens.quality.training.synth_marks import BENCH_FONTS, fonts, opaque_print, see_through_mark
 
 
 def _faces() -> list[str]:
@@ -121,8 +121,8 @@ def test_detector_refuses_another_version_and_names_missing_files(tmp_path: Path
 
 
 def test_trainer_writes_a_detector_that_loads_and_scores(tmp_path: Path) -> None:
-    from catalens.quality.pixel_train import train
-    from catalens.quality.train_overlay import SPEC, examples_from
+    from catalens.quality.training.cnn_fit import train
+    from catalens.quality.training.overlay_cnn import SPEC, examples_from
 
     _faces()
     photos = tmp_path / "photos"
@@ -159,8 +159,8 @@ def test_trainer_writes_a_detector_that_loads_and_scores(tmp_path: Path) -> None
 
 
 def test_trainer_command_lines_refuse_an_empty_folder(tmp_path: Path) -> None:
-    from catalens.quality import train_exposure_net, train_overlay
+    from catalens.quality.training import exposure_cnn, overlay_cnn
 
-    for trainer in (train_overlay, train_exposure_net):
+    for trainer in (overlay_cnn, exposure_cnn):
         with pytest.raises(SystemExit, match="no photos"):
             trainer.main([str(tmp_path), "--out", str(tmp_path / "out")])

@@ -7,12 +7,12 @@ one large defect and a pattern spread over the photo both count) and one logit. 
 are exported together (``quality/data/NAME.onnx``, Lite0 weights Apache-2.0) with ``NAME.json``:
 the version (a model of another version refuses to load), the threshold chosen on held-out data and
 how it was trained. They run on ONNX Runtime; torch is needed only to train and export them
-(:mod:`catalens.quality.pixel_train`).
+(:mod:`catalens.quality.training.cnn_fit`).
 
 * ``overlay`` - a see-through overlay (watermark) on the photo; front to stage 4 (112 channels,
-  stride 16), trained by :mod:`catalens.quality.train_overlay`; the ``watermark_visual`` check.
+  stride 16), trained by :mod:`catalens.quality.training.overlay_cnn`; the ``watermark_visual`` check.
 * ``exposure`` - an over-exposed photo; front to stage 2 (40 channels, stride 8: early layers still
-  see absolute tones), trained by :mod:`catalens.quality.train_exposure_net`; averaged (in logits)
+  see absolute tones), trained by :mod:`catalens.quality.training.exposure_cnn`; averaged (in logits)
   with the tonal tree model by the ``overexposed`` check.
 
 Input: the QC working copy resized to 288x384 (portrait or square) or 384x288 (landscape), RGB
@@ -48,8 +48,8 @@ class NetSpec:
 
 
 NETS = {
-    "overlay": NetSpec("overlay", "overlay-v1", 5, 1, "catalens.quality.train_overlay"),
-    "exposure": NetSpec("exposure", "exposure-cnn-v1", 3, 2, "catalens.quality.train_exposure_net"),
+    "overlay": NetSpec("overlay", "overlay-v1", 5, 1, "catalens.quality.training.overlay_cnn"),
+    "exposure": NetSpec("exposure", "exposure-cnn-v1", 3, 2, "catalens.quality.training.exposure_cnn"),
 }
 HEAD_WIDTH = 64
 

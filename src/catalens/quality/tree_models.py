@@ -109,7 +109,7 @@ def load_learned(name: str, *, feature_version: str, folder: Path | None = None)
                 raise ConfigError(
                     f"quality model {name!r} was trained on features {meta.get('feature_version')!r}, "
                     f"but this code computes {feature_version!r}: retrain it "
-                    "(python -m catalens.quality.train_exposure)"
+                    "(python -m catalens.quality.training.exposure_trees)"
                 )
             with np.load(arrays_path) as z:
                 missing = [a for a in ARRAYS if a not in z]

@@ -4,7 +4,7 @@
   something near white - a white studio background always does; an under-exposed one does not.
 * ``overexposed``: score = probability from two small learned models, averaged in log-odds: trees on
   tonal features and a pixel CNN, both trained on synthetic exposure changes of catalogue photos
-  (``catalens.quality.train_exposure``, ``catalens.quality.train_exposure_net``). One rule on one cue -
+  (``catalens.quality.training.exposure_trees``, ``catalens.quality.training.exposure_cnn``). One rule on one cue -
   clipped channels, pale highlights, lifted blacks - either misses +2 EV copies of light products or
   flags correctly exposed pale ones; the trees weigh the cues together, the CNN sees where they are.
 * ``low_contrast``: score = luma range p99.9 - p0.1 (the extremes, not p1..p99): a contrast-reduced

@@ -31,7 +31,7 @@ from catalens.quality.cnn_models import (
     build_head,
     prepare,
 )
-from catalens.quality.train_exposure import choose_threshold, collect
+from catalens.quality.training.exposure_trees import choose_threshold, collect
 
 Examples = Callable[[Path, np.random.Generator], list[tuple[str, np.ndarray]]]
 

@@ -2,11 +2,11 @@
 
 Each photo gives three examples, JPEG-encoded at a random quality after an optional downscale: the
 photo itself and an opaque print near its middle (negatives: a print hides what is under it), and a
-semi-transparent mark (positive; :mod:`catalens.quality.synth_marks`). The frozen Lite0 front to
-stage 4 turns each into a 112-channel map once; :mod:`catalens.quality.pixel_train` fits the head,
+semi-transparent mark (positive; :mod:`catalens.quality.training.synth_marks`). The frozen Lite0 front to
+stage 4 turns each into a 112-channel map once; :mod:`catalens.quality.training.cnn_fit` fits the head,
 picks the threshold on held-out photos, refits and exports ``overlay.onnx`` + ``overlay.json``:
 
-    python -m catalens.quality.train_overlay IMAGE_DIR [IMAGE_DIR ...] --out DIR [--exclude STEMS.txt]
+    python -m catalens.quality.training.overlay_cnn IMAGE_DIR [IMAGE_DIR ...] --out DIR [--exclude STEMS.txt]
 
 ``--cache FILE.npz`` keeps the maps so a re-fit does not recompute them. 6,155 photos take about
 12.5 minutes to map and 7 to fit (16 epochs, twice: held-out, then all photos) on two cores.
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from catalens.quality.cnn_models import NETS
-from catalens.quality.pixel_train import cli, jpeg_roundtrip
-from catalens.quality.synth_marks import fonts, opaque_print, see_through_mark
+from catalens.quality.training.cnn_fit import cli, jpeg_roundtrip
+from catalens.quality.training.synth_marks import fonts, opaque_print, see_through_mark
 
 SPEC = NETS["overlay"]
 JPEG_QUALITY = (70, 96)
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         positive="mark",
         task="a semi-transparent overlay (watermark) on the photo vs none or an opaque print",
         doc=__doc__,
-        module="catalens.quality.train_overlay",
+        module="catalens.quality.training.overlay_cnn",
         photos="photos without marks",
         epochs=16,
         argv=argv,

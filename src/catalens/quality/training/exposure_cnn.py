@@ -1,12 +1,12 @@
 """Train the packaged over-exposure CNN (``quality/data/exposure.onnx``) from folders of correctly
-exposed photos. It sees the same examples as the tonal tree model (:mod:`train_exposure`): each
+exposed photos. It sees the same examples as the tonal tree model (:mod:`exposure_trees`): each
 photo gives itself and a -1/+0.5/+1 EV change (negatives) and a +1.5..+3.5 EV copy (positive),
 changed in linear light with clipping, rescaled, JPEG-encoded and decoded as the quality checks
 decode a photo; the frozen Lite0 front to stage 2 still sees absolute tones, and the head learns
 where the highlights are blown and what a lifted black looks like
-(:mod:`catalens.quality.pixel_train` does the rest).
+(:mod:`catalens.quality.training.cnn_fit` does the rest).
 
-    python -m catalens.quality.train_exposure_net IMAGE_DIR [IMAGE_DIR ...] --out DIR [--exclude STEMS.txt]
+    python -m catalens.quality.training.exposure_cnn IMAGE_DIR [IMAGE_DIR ...] --out DIR [--exclude STEMS.txt]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 
 from catalens.quality.cnn_models import NETS
 from catalens.quality.context import QCImage
-from catalens.quality.pixel_train import cli
-from catalens.quality.train_exposure import (
+from catalens.quality.training.cnn_fit import cli
+from catalens.quality.training.exposure_trees import (
     JPEG_QUALITY,
     MAX_LONG_SIDE,
     MILD_EV,
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         positive="over",
         task="over-exposed (>= +1.5 EV) vs correctly exposed photo",
         doc=__doc__,
-        module="catalens.quality.train_exposure_net",
+        module="catalens.quality.training.exposure_cnn",
         photos="correctly exposed photos",
         epochs=8,
         argv=argv,

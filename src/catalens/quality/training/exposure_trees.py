@@ -9,7 +9,7 @@ gradient-boosted tree model (scikit-learn) learns over-exposed vs not from
 metadata. The decision threshold is the score that flags at most
 ``target_fpr`` of held-out untouched photos (a 20% split by source photo).
 
-    python -m catalens.quality.train_exposure IMAGE_DIR [IMAGE_DIR ...] --out DIR [--exclude STEMS.txt]
+    python -m catalens.quality.training.exposure_trees IMAGE_DIR [IMAGE_DIR ...] --out DIR [--exclude STEMS.txt]
 
 The packaged model was made with the command recorded in its JSON file. ``--cache FILE.npz`` keeps
 the computed feature set, so a re-fit (other model settings) does not recompute it.
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         paths = sorted(random.Random(args.seed).sample(paths, args.limit))
     if not paths:
         raise SystemExit("no photos found")
-    command = "python -m catalens.quality.train_exposure " + " ".join(
+    command = "python -m catalens.quality.training.exposure_trees " + " ".join(
         [*(d.name for d in args.dirs), "--out", str(args.out)]
         + (["--exclude", args.exclude.name] if args.exclude else [])
         + ([f"--limit={args.limit}"] if args.limit else [])
