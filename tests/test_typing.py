@@ -13,6 +13,7 @@ pytest.importorskip("mypy")
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "catalens"
 TYPED = [
+    "__init__.py",
     "core.py",
     "catalog_base.py",
     "registry.py",
@@ -42,3 +43,17 @@ def test_the_check_fails_on_an_any_leak(tmp_path: Path) -> None:
     )
     res = _mypy([str(leak)], tmp_path / "cache")
     assert res.returncode != 0 and "Returning Any" in res.stdout
+
+
+def test_public_results_are_exported_typed_dataclasses() -> None:
+    import dataclasses
+
+    import catalens
+
+    for name in catalens.__all__:
+        if name in ("Catalog", "__version__", "Recommendation"):
+            continue
+        cls = getattr(catalens, name)
+        assert dataclasses.is_dataclass(cls) and callable(getattr(cls, "to_dict", None)), name
+    with pytest.raises(AttributeError):
+        catalens.NoSuchThing  # noqa: B018

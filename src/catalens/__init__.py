@@ -11,13 +11,46 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from catalens.core import Catalog
+    from catalens.explain.explainer import Explanation
+    from catalens.ingest.job import JobReport
+    from catalens.quality.result import CheckResult, ImageQC
+    from catalens.quality.runner import QCReport
+    from catalens.recommend.engine import Recommendation, RecommendResult
+    from catalens.search.dedup import DedupReport
+    from catalens.search.engine import SearchResult
 
-__all__ = ["Catalog", "__version__"]
+# the public results: typed dataclasses with ``to_dict()`` (what the CLI's --json and the REST API print)
+_PUBLIC = {
+    "Catalog": "catalens.core",
+    "JobReport": "catalens.ingest.job",
+    "SearchResult": "catalens.search.engine",
+    "DedupReport": "catalens.search.dedup",
+    "QCReport": "catalens.quality.runner",
+    "ImageQC": "catalens.quality.result",
+    "CheckResult": "catalens.quality.result",
+    "RecommendResult": "catalens.recommend.engine",
+    "Recommendation": "catalens.recommend.engine",
+    "Explanation": "catalens.explain.explainer",
+}
+__all__ = [
+    "Catalog",
+    "CheckResult",
+    "DedupReport",
+    "Explanation",
+    "ImageQC",
+    "JobReport",
+    "QCReport",
+    "RecommendResult",
+    "Recommendation",
+    "SearchResult",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Catalog":
-        from catalens.core import Catalog
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
 
-        return Catalog
-    raise AttributeError(name)
+    return getattr(importlib.import_module(module), name)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalens.catalog_base import CatalogParts
+
+if TYPE_CHECKING:
+    from catalens.quality.runner import QCReport
 
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 
@@ -30,7 +33,7 @@ class QualityMixin(CatalogParts):
         ray: str | None = None,
         allow_empty: bool = False,
         exceptions: bool = True,
-    ) -> Any:
+    ) -> QCReport:
         """Check files/folders (``paths``) and/or every catalogue image (``all_images``) against a profile.
 
         Returns a :class:`catalens.quality.runner.QCReport`; results are stored in the catalogue

@@ -10,9 +10,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalens.catalog_base import CatalogParts
+
+if TYPE_CHECKING:
+    from catalens.recommend.engine import RecommendResult
 
 
 class RecommendMixin(CatalogParts):
@@ -149,7 +152,7 @@ class RecommendMixin(CatalogParts):
         diversity: str | None = None,
         max_per_category: int | None = None,
         model: str | None = None,
-    ) -> Any:
+    ) -> RecommendResult:
         """Recommendations for a user (``user=``) or an anonymous session/basket (``products=``)."""
         from catalens.errors import ConfigError
         from catalens.recommend.events import EmptyEventsError
@@ -171,7 +174,7 @@ class RecommendMixin(CatalogParts):
         if products is not None:
             if not products:
                 raise ConfigError("give at least one product id")
-            res = engine.recommend_products(list(products), k, **opts)
+            res: RecommendResult = engine.recommend_products(list(products), k, **opts)
             if len(engine.inter) == 0:
                 res.note = "no events yet: visual similarity only"
             res.engine = info

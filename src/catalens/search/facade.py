@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from catalens.catalog_base import CatalogParts
 
 if TYPE_CHECKING:
+    from catalens.search.dedup import DedupReport
     from catalens.search.engine import CatalogSearch, SearchResult
 
 
@@ -107,21 +108,22 @@ class SearchMixin(CatalogParts):
 
         return train_projection(self, self.searcher(model), **options)
 
-    def dedup(self, model: str | None = None, *, cached: bool = False, **options: Any) -> Any:
+    def dedup(self, model: str | None = None, *, cached: bool = False, **options: Any) -> DedupReport:
         """Group exact and near-duplicate images of the catalog (see :mod:`catalens.search.dedup`).
         ``cached``: reuse the report while the catalogue, model and options are unchanged
         (:mod:`catalens.search.dedup_cache`; the report is shared, do not change it)."""
         if cached:
             from catalens.search.dedup_cache import cached_duplicates
 
-            return cached_duplicates(self, model, **options)
+            shared: DedupReport = cached_duplicates(self, model, **options)
+            return shared
         from catalens.search.dedup import find_duplicates
 
         return find_duplicates(self, self.searcher(model), **options)
 
     def dedup_poll(
         self, model: str | None = None, *, wait_s: float = 5.0, **options: Any
-    ) -> tuple[Any, bool]:
+    ) -> tuple[DedupReport | None, bool]:
         """(report or None, fresh) of the whole catalogue without blocking longer than ``wait_s``:
         the report is computed in the background (:meth:`DedupCache.poll
         <catalens.search.dedup_cache.DedupCache.poll>`); until it is ready, the last one computed
