@@ -62,6 +62,275 @@ def _print_each(found: Any, as_json: bool, k: int, where: str | None) -> None:
         out.print(table)
 
 
+def search(
+    image: Annotated[Path | None, typer.Option("--image", help="Query image file.")] = None,
+    product_id: Annotated[str | None, typer.Option("--id", help="Query product id (more like this).")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Query text.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of results.", min=1, max=10_000)] = 10,
+    where: Annotated[str | None, typer.Option("--where", help="Filter on product attributes.")] = None,
+    all_images: Annotated[
+        bool, typer.Option("--all-images", help="One result per image instead of per product.")
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+    each: Annotated[
+        bool,
+        typer.Option("--each", help="With --image: find the products in the photo and search for each one."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Find products by photo, by product id or by words (one result per product by default)."""
+    try:
+        given = [x is not None for x in (image, product_id, text)]
+        if sum(given) != 1:
+            raise ConfigError("give exactly one of --image, --id, --text")
+        if each and image is None:
+            raise ConfigError("--each needs --image (it searches each product found in the photo)")
+        if where is not None:
+            from catalens.search.filters import parse_where
+
+            parse_where(where)  # fail fast on a malformed filter, before opening anything heavy
+        cat = _catalog()
+        with cli_warnings():
+            if each and image is not None:
+                found = cat.search_image_each(image, k, where=where, all_images=all_images, model=model)
+                _print_each(found, as_json, k, where)
+                return
+            if image is not None:
+                res = cat.search_image(image, k, where=where, all_images=all_images, model=model)
+                query = {"image": str(image)}
+            elif product_id is not None:
+                res = cat.search_product(product_id, k, where=where, all_images=all_images, model=model)
+                query = {"id": product_id}
+            else:
+                res = cat.search_text(text or "", k, where=where, all_images=all_images, model=model)
+                query = {"text": text}
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json({"query": query, "k": k, "where": where, "results": [r.to_dict() for r in res]})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(res)} results")
+    for col in ("#", "score", "product", "title", "image"):
+        table.add_column(col, overflow="fold")
+    for r in res:
+        table.add_row(
+            str(r.rank),
+            f"{r.score:.4f}",
+            r.product_id or "-",
+            r.title or "",
+            r.image_source or r.image_sha256[:12],
+        )
+    out.print(table)
+
+
+def search_image(
+    image: Annotated[Path, typer.Argument(help="Query image file.")],
+    k: K = 10,
+    where: WHERE = None,
+    all_images: ALL_IMAGES = False,
+    model: MODEL = None,
+    each: Annotated[
+        bool, typer.Option("--each", help="Find the products in the photo and search for each.")
+    ] = False,
+    as_json: JSON = False,
+) -> None:
+    """Products that look like a photo."""
+    search(
+        image=image,
+        product_id=None,
+        text=None,
+        k=k,
+        where=where,
+        all_images=all_images,
+        model=model,
+        each=each,
+        as_json=as_json,
+    )  # noqa: E501
+
+
+def search_product(
+    product_id: Annotated[str, typer.Argument(help="Query product id (more like this).")],
+    k: K = 10,
+    where: WHERE = None,
+    all_images: ALL_IMAGES = False,
+    model: MODEL = None,
+    as_json: JSON = False,
+) -> None:
+    """More like this: products that look like a catalogued product."""
+    search(
+        image=None,
+        product_id=product_id,
+        text=None,
+        k=k,
+        where=where,
+        all_images=all_images,
+        model=model,
+        each=False,
+        as_json=as_json,
+    )  # noqa: E501
+
+
+def search_text(
+    text: Annotated[str, typer.Argument(help="Query words.")],
+    k: K = 10,
+    where: WHERE = None,
+    all_images: ALL_IMAGES = False,
+    model: MODEL = None,
+    as_json: JSON = False,
+) -> None:
+    """Products matching words (titles, and photos without a title by their pixels)."""
+    search(
+        image=None,
+        product_id=None,
+        text=text,
+        k=k,
+        where=where,
+        all_images=all_images,
+        model=model,
+        each=False,
+        as_json=as_json,
+    )  # noqa: E501
+
+
+def search_train_text(
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="krr: kernel ridge on the MiniLM title vectors (default, better); "
+            "ridge: linear ridge (smaller, faster to train)."
+        ),
+    ] = "krr",
+    holdout: Annotated[
+        float, typer.Option(help="Share of products held out to pick and report quality.")
+    ] = 0.2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+) -> None:
+    """(Re)train the catalog-aligned text projection (titles -> image space) used by `search --text`."""
+    from catalens.progress import step
+
+    try:
+        cat = _catalog()
+        with step("search train-text", enabled=not as_json):
+            meta = cat.train_text_projection(model, holdout=holdout, method=method)
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(meta)
+    else:
+        out.print(
+            f"trained {meta['method_key']} on {meta['pairs']} pairs / {meta['products']} products; "
+            f"held-out Recall@10 = {meta['heldout_recall_at_10']} (setting {meta['picked']})"
+        )
+
+
+def search_index(
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Build or catch up the vector index with the database and show its kind and parameters."""
+    try:
+        data = _catalog().sync_index(model)
+    except CatalensError as exc:
+        _fail(exc)
+    if as_json:
+        print_json(data)
+    else:
+        out.print_json(data=data)
+
+
+def dedup(
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Check one new image against the catalog.")
+    ] = None,
+    candidate_cosine: Annotated[
+        float | None, typer.Option(help="Embedding cosine for candidates (0.65).")
+    ] = None,
+    neighbours: Annotated[int | None, typer.Option(help="Neighbours asked per image (10).")] = None,
+    min_structure: Annotated[
+        float | None,
+        typer.Option(help="Minimum aligned copy-structure (ECC correlation) score, coarse stage (0.90)."),
+    ] = None,
+    max_colour: Annotated[
+        float | None,
+        typer.Option(help="Maximum colour difference of the product's cells, Lab units, coarse stage (8)."),
+    ] = None,
+    max_colour_p90: Annotated[
+        float | None,
+        typer.Option(
+            help="Maximum colour difference of the product's 90th-percentile cell, Lab units, coarse stage (12)."
+        ),
+    ] = None,
+    include_reshoots: Annotated[
+        bool,
+        typer.Option("--include-reshoots", help="Count re-shoots of the same product as duplicates."),
+    ] = False,
+    gate_cosine: Annotated[
+        float | None, typer.Option(help="Cosine from which every candidate is aligned (0.75).")
+    ] = None,
+    no_detail: Annotated[
+        bool,
+        typer.Option(
+            "--no-detail",
+            help="Skip the full-detail check of the photos (faster; two products on one studio "
+            "template can then pass as copies).",
+        ),
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Group exact duplicates (same pixels) and copies (resized, re-compressed, cropped, bordered, text or a
+    label pasted over); colour variants of one style are listed apart as families."""
+    opts = {
+        "candidate_cosine": candidate_cosine,
+        "neighbours": neighbours,
+        "min_structure": min_structure,
+        "max_colour": max_colour,
+        "max_colour_p90": max_colour_p90,
+        "include_reshoots": include_reshoots or None,
+        "gate_cosine": gate_cosine,
+        "detail": False if no_detail else None,
+    }
+    try:
+        cat = _catalog()
+        if image is not None:
+            res = cat.dedup_image(image, model, **opts)
+            if as_json:
+                print_json(res)
+            else:
+                out.print(f"{'DUPLICATE' if res['duplicate'] else 'no duplicate'}: {image}")
+                for m in res["matches"]:
+                    out.print(
+                        f"  {m['kind']:13s} {m['image_sha256'][:12]} {m.get('source')} {m.get('product_ids')}"
+                    )
+            raise typer.Exit(1 if res["duplicate"] else 0)
+        report = cat.dedup(model, **opts)
+    except CatalensError as exc:
+        _fail(exc)
+    data = report.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    out.print(
+        f"{data['stats']['groups']} groups ({data['stats']['images_in_groups']} images) among "
+        f"{data['stats']['images']} images in {data['stats']['seconds']['total']} s"
+    )
+    for i, g in enumerate(data["groups"], 1):
+        out.print(f"[bold]group {i}[/bold] {g['kind']} score={g['score']}")
+        for im in g["images"]:
+            out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")
+    if data["families"]:
+        out.print(
+            f"{len(data['families'])} variant families (same style, other colour or pattern; not duplicates)"
+        )
+    for i, g in enumerate(data["families"], 1):
+        out.print(f"[bold]family {i}[/bold] {len(g['images'])} images")
+        for im in g["images"]:
+            out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")
+
+
 def register(app: typer.Typer) -> None:
     group = noun_group(
         app,
@@ -71,213 +340,35 @@ def register(app: typer.Typer) -> None:
         '\n\nExample: catalens search text "red running shoes"   (= catalens search --text ...)',
         default="query",
     )
-
-    @group.command("query", epilog=SEARCH_EPILOG)
-    def search(
-        image: Annotated[Path | None, typer.Option("--image", help="Query image file.")] = None,
-        product_id: Annotated[
-            str | None, typer.Option("--id", help="Query product id (more like this).")
-        ] = None,
-        text: Annotated[str | None, typer.Option("--text", help="Query text.")] = None,
-        k: Annotated[int, typer.Option("-k", "--k", help="Number of results.", min=1, max=10_000)] = 10,
-        where: Annotated[str | None, typer.Option("--where", help="Filter on product attributes.")] = None,
-        all_images: Annotated[
-            bool, typer.Option("--all-images", help="One result per image instead of per product.")
-        ] = False,
-        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
-        each: Annotated[
-            bool,
-            typer.Option(
-                "--each", help="With --image: find the products in the photo and search for each one."
-            ),
-        ] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
-    ) -> None:
-        """Find products by photo, by product id or by words (one result per product by default)."""
-        try:
-            given = [x is not None for x in (image, product_id, text)]
-            if sum(given) != 1:
-                raise ConfigError("give exactly one of --image, --id, --text")
-            if each and image is None:
-                raise ConfigError("--each needs --image (it searches each product found in the photo)")
-            if where is not None:
-                from catalens.search.filters import parse_where
-
-                parse_where(where)  # fail fast on a malformed filter, before opening anything heavy
-            cat = _catalog()
-            with cli_warnings():
-                if each and image is not None:
-                    found = cat.search_image_each(image, k, where=where, all_images=all_images, model=model)
-                    _print_each(found, as_json, k, where)
-                    return
-                if image is not None:
-                    res = cat.search_image(image, k, where=where, all_images=all_images, model=model)
-                    query = {"image": str(image)}
-                elif product_id is not None:
-                    res = cat.search_product(product_id, k, where=where, all_images=all_images, model=model)
-                    query = {"id": product_id}
-                else:
-                    res = cat.search_text(text or "", k, where=where, all_images=all_images, model=model)
-                    query = {"text": text}
-        except CatalensError as exc:
-            _fail(exc)
-        if as_json:
-            print_json({"query": query, "k": k, "where": where, "results": [r.to_dict() for r in res]})
-            return
-        from rich.table import Table
-
-        table = Table(title=f"{len(res)} results")
-        for col in ("#", "score", "product", "title", "image"):
-            table.add_column(col, overflow="fold")
-        for r in res:
-            table.add_row(
-                str(r.rank),
-                f"{r.score:.4f}",
-                r.product_id or "-",
-                r.title or "",
-                r.image_source or r.image_sha256[:12],
-            )
-        out.print(table)
-
-    @group.command(
+    group.command("query", epilog=SEARCH_EPILOG)(search)
+    group.command(
         "image",
         epilog=(
             "Examples:\n\n  catalens search image query.jpg -k 10\n\n"
             "  catalens search image outfit.jpg --each   (one result list per product found in the photo)"
         ),
-    )
-    def search_image(
-        image: Annotated[Path, typer.Argument(help="Query image file.")],
-        k: K = 10,
-        where: WHERE = None,
-        all_images: ALL_IMAGES = False,
-        model: MODEL = None,
-        each: Annotated[
-            bool, typer.Option("--each", help="Find the products in the photo and search for each.")
-        ] = False,
-        as_json: JSON = False,
-    ) -> None:
-        """Products that look like a photo."""
-        search(
-            image=image,
-            product_id=None,
-            text=None,
-            k=k,
-            where=where,
-            all_images=all_images,
-            model=model,
-            each=each,
-            as_json=as_json,
-        )  # noqa: E501
-
-    @group.command(
+    )(search_image)
+    group.command(
         "product",
         epilog="Examples:\n\n  catalens search product 15970\n\n  catalens search product 15970 --where \"gender = 'Men'\" --json",
-    )
-    def search_product(
-        product_id: Annotated[str, typer.Argument(help="Query product id (more like this).")],
-        k: K = 10,
-        where: WHERE = None,
-        all_images: ALL_IMAGES = False,
-        model: MODEL = None,
-        as_json: JSON = False,
-    ) -> None:
-        """More like this: products that look like a catalogued product."""
-        search(
-            image=None,
-            product_id=product_id,
-            text=None,
-            k=k,
-            where=where,
-            all_images=all_images,
-            model=model,
-            each=False,
-            as_json=as_json,
-        )  # noqa: E501
-
-    @group.command(
+    )(search_product)
+    group.command(
         "text",
         epilog='Examples:\n\n  catalens search text "red running shoes"\n\n  catalens search text "navy kurta" -k 20 --json',
-    )
-    def search_text(
-        text: Annotated[str, typer.Argument(help="Query words.")],
-        k: K = 10,
-        where: WHERE = None,
-        all_images: ALL_IMAGES = False,
-        model: MODEL = None,
-        as_json: JSON = False,
-    ) -> None:
-        """Products matching words (titles, and photos without a title by their pixels)."""
-        search(
-            image=None,
-            product_id=None,
-            text=text,
-            k=k,
-            where=where,
-            all_images=all_images,
-            model=model,
-            each=False,
-            as_json=as_json,
-        )  # noqa: E501
-
-    @group.command(
+    )(search_text)
+    group.command(
         "train-text",
         epilog=(
             "Examples:\n\n  catalens search train-text\n\n"
             "  catalens search train-text --model efficientnet-lite2 --json\n\n"
             "  catalens search train-text --method ridge"
         ),
-    )
-    def search_train_text(
-        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
-        method: Annotated[
-            str,
-            typer.Option(
-                help="krr: kernel ridge on the MiniLM title vectors (default, better); "
-                "ridge: linear ridge (smaller, faster to train)."
-            ),
-        ] = "krr",
-        holdout: Annotated[
-            float, typer.Option(help="Share of products held out to pick and report quality.")
-        ] = 0.2,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
-    ) -> None:
-        """(Re)train the catalog-aligned text projection (titles -> image space) used by `search --text`."""
-        from catalens.progress import step
-
-        try:
-            cat = _catalog()
-            with step("search train-text", enabled=not as_json):
-                meta = cat.train_text_projection(model, holdout=holdout, method=method)
-        except CatalensError as exc:
-            _fail(exc)
-        if as_json:
-            print_json(meta)
-        else:
-            out.print(
-                f"trained {meta['method_key']} on {meta['pairs']} pairs / {meta['products']} products; "
-                f"held-out Recall@10 = {meta['heldout_recall_at_10']} (setting {meta['picked']})"
-            )
-
-    @group.command(
+    )(search_train_text)
+    group.command(
         "index",
         epilog="Examples:\n\n  catalens search index\n\n  catalens --index milvus://milvus.db search index --json",
-    )
-    def search_index(
-        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-    ) -> None:
-        """Build or catch up the vector index with the database and show its kind and parameters."""
-        try:
-            data = _catalog().sync_index(model)
-        except CatalensError as exc:
-            _fail(exc)
-        if as_json:
-            print_json(data)
-        else:
-            out.print_json(data=data)
-
-    @app.command(
+    )(search_index)
+    app.command(
         epilog=(
             "Examples:\n\n  catalens dedup\n\n  catalens dedup --json > dups.json\n\n"
             "  catalens dedup --image new-photo.jpg\n\n  catalens dedup --min-structure 0.9 --max-colour 15\n\n"
@@ -292,97 +383,6 @@ def register(app: typer.Typer) -> None:
             "variants (same style, other colour) are listed as families (see catalens.search.dedup). "
             "Exit status: 0, or 1 with --image when the image duplicates a catalog image."
         )
-    )
-    def dedup(
-        image: Annotated[
-            Path | None, typer.Option("--image", help="Check one new image against the catalog.")
-        ] = None,
-        candidate_cosine: Annotated[
-            float | None, typer.Option(help="Embedding cosine for candidates (0.65).")
-        ] = None,
-        neighbours: Annotated[int | None, typer.Option(help="Neighbours asked per image (10).")] = None,
-        min_structure: Annotated[
-            float | None,
-            typer.Option(help="Minimum aligned copy-structure (ECC correlation) score, coarse stage (0.90)."),
-        ] = None,
-        max_colour: Annotated[
-            float | None,
-            typer.Option(
-                help="Maximum colour difference of the product's cells, Lab units, coarse stage (8)."
-            ),
-        ] = None,
-        max_colour_p90: Annotated[
-            float | None,
-            typer.Option(
-                help="Maximum colour difference of the product's 90th-percentile cell, Lab units, coarse stage (12)."
-            ),
-        ] = None,
-        include_reshoots: Annotated[
-            bool,
-            typer.Option("--include-reshoots", help="Count re-shoots of the same product as duplicates."),
-        ] = False,
-        gate_cosine: Annotated[
-            float | None, typer.Option(help="Cosine from which every candidate is aligned (0.75).")
-        ] = None,
-        no_detail: Annotated[
-            bool,
-            typer.Option(
-                "--no-detail",
-                help="Skip the full-detail check of the photos (faster; two products on one studio "
-                "template can then pass as copies).",
-            ),
-        ] = False,
-        model: Annotated[str | None, typer.Option(help="Embedding model (default: configured).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-    ) -> None:
-        """Group exact duplicates (same pixels) and copies (resized, re-compressed, cropped, bordered, text or a
-        label pasted over); colour variants of one style are listed apart as families."""
-        opts = {
-            "candidate_cosine": candidate_cosine,
-            "neighbours": neighbours,
-            "min_structure": min_structure,
-            "max_colour": max_colour,
-            "max_colour_p90": max_colour_p90,
-            "include_reshoots": include_reshoots or None,
-            "gate_cosine": gate_cosine,
-            "detail": False if no_detail else None,
-        }
-        try:
-            cat = _catalog()
-            if image is not None:
-                res = cat.dedup_image(image, model, **opts)
-                if as_json:
-                    print_json(res)
-                else:
-                    out.print(f"{'DUPLICATE' if res['duplicate'] else 'no duplicate'}: {image}")
-                    for m in res["matches"]:
-                        out.print(
-                            f"  {m['kind']:13s} {m['image_sha256'][:12]} {m.get('source')} {m.get('product_ids')}"
-                        )
-                raise typer.Exit(1 if res["duplicate"] else 0)
-            report = cat.dedup(model, **opts)
-        except CatalensError as exc:
-            _fail(exc)
-        data = report.to_dict()
-        if as_json:
-            print_json(data)
-            return
-        out.print(
-            f"{data['stats']['groups']} groups ({data['stats']['images_in_groups']} images) among "
-            f"{data['stats']['images']} images in {data['stats']['seconds']['total']} s"
-        )
-        for i, g in enumerate(data["groups"], 1):
-            out.print(f"[bold]group {i}[/bold] {g['kind']} score={g['score']}")
-            for im in g["images"]:
-                out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")
-        if data["families"]:
-            out.print(
-                f"{len(data['families'])} variant families (same style, other colour or pattern; not duplicates)"
-            )
-        for i, g in enumerate(data["families"], 1):
-            out.print(f"[bold]family {i}[/bold] {len(g['images'])} images")
-            for im in g["images"]:
-                out.print(f"  {im['image_sha256'][:12]} {im['source']} {im['product_ids']}")
-
+    )(dedup)
     deprecated_alias(app, "search-train-text", "search train-text", search_train_text)
     deprecated_alias(app, "search-index", "search index", search_index)
