@@ -87,21 +87,16 @@ def install_ocr_cache(path: Path):  # type: ignore[no-untyped-def]
     import inspect
     from dataclasses import asdict
 
-    import catalens.quality.checks.text as text_mod
+    import catalens.quality.checks.text as text_mod  # the checks look the readers up here
+    import catalens.quality.checks.text_ocr as ocr_mod  # where the OCR code lives
 
     first = "".join(
         inspect.getsource(f)
-        for f in (
-            text_mod.read_text,
-            text_mod.ocr_copy,
-            text_mod._boxes,
-            text_mod._clahe,
-            text_mod._stroke_contrast,
-        )
+        for f in (ocr_mod.read_text, ocr_mod.ocr_copy, ocr_mod._boxes, ocr_mod._clahe, ocr_mod._stroke_contrast)
     )
-    version = hashlib.sha256((first + str(text_mod.OCR_SIDE)).encode()).hexdigest()[:12]
-    module = inspect.getsource(text_mod)
-    second = module[module.index("# ---- a second look") : module.index("def _similar(")]
+    version = hashlib.sha256((first + str(ocr_mod.OCR_SIDE)).encode()).hexdigest()[:12]
+    module = inspect.getsource(ocr_mod)
+    second = module[module.index("# ---- a second look") :]
     mark_version = hashlib.sha256((first + second).encode()).hexdigest()[:12]
     cache: dict[str, list[dict]] = json.loads(path.read_text()) if path.exists() else {}
     original, original_mark = text_mod.read_text, text_mod.read_mark_view

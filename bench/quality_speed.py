@@ -74,7 +74,7 @@ def main() -> None:
         sub = items[: a.models]
         # the general profile with its model checks (OCR text + watermark, the overlay detector, NSFW),
         # one lever at a time, each the median of --runs runs in this one invocation
-        import catalens.quality.checks.text as text_mod
+        import catalens.quality.checks.text_ocr as text_ocr
 
         general = load_profile("general").checks
         full = {**pixel, **{c: general[c] for c in ("text", "watermark", "watermark_visual", "nsfw")}}
@@ -107,7 +107,7 @@ def main() -> None:
         ]
         for label, checks, runtime, precision, threads in variants:
             os.environ["CATALENS_OCR_RUNTIME"], os.environ["CATALENS_OCR_PRECISION"] = runtime, precision
-            text_mod.OCR_THREADS = threads
+            text_ocr.OCR_THREADS = threads
             prof.checks = dict(checks)
             run_checks(sub[:2], prof, settings)  # load the models
             rates = [len(sub) / run_checks(sub, prof, settings).seconds for _ in range(a.runs)]

@@ -478,7 +478,8 @@ def test_print_rule_product_tells_print_from_bands_badges_and_text_across_the_ed
     """``print_rule: product``: text on the garment (even a white garment on white, where the detector's
     mask stands in for the silhouette, and on a grey backdrop) is print; a band across the photo, a
     badge on the garment and text across the garment's edge are overlays, and both areas are reported."""
-    from catalens.quality.checks.text import TextBox, on_plate, text_on_product
+    from catalens.quality.checks.text import TextBox
+    from catalens.quality.checks.text_print import on_plate, text_on_product
 
     def shirt(backdrop: tuple[int, int, int] = (255, 255, 255), cloth=(20, 20, 25)) -> Image.Image:  # type: ignore[no-untyped-def]
         img = Image.new("RGB", (600, 800), backdrop)
@@ -595,7 +596,7 @@ def test_a_check_that_raises_fails_closed(tmp_path: Path, monkeypatch: pytest.Mo
 def test_text_word_lists_live_in_a_data_file(tmp_path: Path) -> None:
     """The OCR checks' word lists are packaged data (with where they come from), loaded and checked."""
     from catalens.errors import ConfigError
-    from catalens.quality.checks import text
+    from catalens.quality.checks import text_words as text
     from catalens.quality.tree_models import data_dir
 
     packaged = data_dir() / text.WORDS_FILE

@@ -9,13 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from catalens.errors import ConfigError
-from catalens.quality.checks.text import (
-    MARK_VIEWS,
-    WATERMARK_WORDS,
-    TextBox,
-    _rotate,
-    watermark_boxes,
-)
+from catalens.quality.checks.text import MARK_VIEWS, WATERMARK_WORDS, TextBox, watermark_boxes
+from catalens.quality.checks.text_ocr import _rotate
 from catalens.quality.context import QCImage
 from catalens.quality.registry import get_check
 
@@ -99,7 +94,7 @@ def test_channel_views_keep_a_see_through_mark_that_luma_flattens() -> None:
     """A 35% black mark scales every channel by 0.65, so its step is 35% of the level it darkens: on a
     saturated red or green product the brightest channel is 2-3x the luma, and so is the mark's step
     Likewise a white mark over dark colours shows most in the darkest channel."""
-    from catalens.quality.checks.text import _clahe
+    from catalens.quality.checks.text_ocr import _clahe
 
     rng = np.random.default_rng(0)
     cells = rng.integers(0, 2, (16, 12))
