@@ -25,6 +25,7 @@ def _registries() -> dict[str, tuple[Registry[Any], Callable[[], list[str]]]]:
     from catalens.models.registry import list_models
     from catalens.quality.registry import CHECKS, list_checks
     from catalens.recommend.recommenders import RECOMMENDERS, list_recommenders
+    from catalens.search.duplicates import SET_METHODS
 
     out: dict[str, tuple[Registry[Any], Callable[[], list[str]]]] = {
         "checks": (CHECKS, lambda: list(list_checks())),
@@ -32,6 +33,7 @@ def _registries() -> dict[str, tuple[Registry[Any], Callable[[], list[str]]]]:
         "index backends": (INDEX_BACKENDS, index_backends),
         "classifier heads": (HEAD_FITTERS, lambda: list(HEAD_FITTERS)),
         "models": (MODELS, lambda: [s.name for s in list_models()]),
+        "duplicates methods": (SET_METHODS, lambda: list(SET_METHODS)),
     }
     try:
         from catalens.explain.layers import ADAPTERS
@@ -215,3 +217,30 @@ def test_every_classifier_head_fits_separable_data(name: str) -> None:
     assert w.shape == (4, 16) and b.shape == (4,)
     assert np.isfinite(w).all() and np.isfinite(b).all()
     assert ((x @ w.T + b).argmax(axis=1) == y).mean() >= 0.95
+
+
+# ---- duplicates methods: one interface, the same set ------------------------------------------
+@pytest.mark.parametrize("name", ["hash", "copy"])
+def test_every_duplicates_method_finds_exact_and_resized_copies(name: str, tmp_path: Path) -> None:
+    from catalens.quality.context import QCImage
+    from catalens.search.duplicates import SET_METHODS, DuplicateFinding
+    from tests.conftest import make_product_image
+
+    assert sorted(SET_METHODS) == ["copy", "hash"], "a new duplicates method: add it here"
+    paths = [make_product_image(tmp_path / f"p{i}.png", seed=10 + i, size=(240, 320)) for i in range(6)]
+    exact = tmp_path / "exact.png"
+    exact.write_bytes(paths[1].read_bytes())
+    resized = tmp_path / "resized.png"
+    Image.open(paths[3]).resize((180, 240), Image.Resampling.LANCZOS).save(resized)
+    files = [*paths, exact, resized]
+    method = SET_METHODS.get(name)(max_distance=4, neighbours=5, min_similarity=0.5)
+    fps = [method.fingerprint(QCImage.from_bytes(p.read_bytes(), str(p))) for p in files] + [
+        None
+    ]  # + an undecodable photo
+    sources = [str(p) for p in files] + ["bad"]
+    findings = method.find(fps, sources) if name == "copy" else method.find(fps)  # type: ignore[call-arg]
+    found = {f.index: f for f in findings}
+    assert all(isinstance(f, DuplicateFinding) and f.of < f.index for f in found.values())
+    assert found[6].of == 1 and found[6].kind == "exact"
+    assert found[7].of == 3 and found[7].kind == "near"
+    assert set(found) == {6, 7}, {i: f.to_dict() for i, f in found.items()}

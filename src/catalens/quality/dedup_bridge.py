@@ -1,5 +1,6 @@
 """Catalogue-wide duplicates from :mod:`catalens.search.dedup` (embeddings + copy verification) for
-``catalens qc --all``; falls back to the ``duplicates`` check's own hashes when the catalogue has no
+``catalens qc --all``, read as the same findings (:func:`catalens.search.duplicates.findings_from_report`)
+and results as the check's own methods; falls back to the check's own result when the catalogue has no
 embeddings for the model."""
 
 from __future__ import annotations
@@ -18,30 +19,14 @@ def apply_catalog_dedup(catalog: Any, images: list[ImageQC], verdict: str) -> st
         report = catalog.dedup()
     except (CatalensError, ImportError):
         return "hash"
-    by_sha = {im.sha256: im for im in images if im.sha256}
+    from catalens.quality.checks.duplicates import finding_result
+    from catalens.search.duplicates import findings_from_report
+
     fresh: dict[str, CheckResult] = {}
-    for group in report.groups:
-        members = [m for m in group.images if m.get("image_sha256") in by_sha]
-        if len(members) < 2:
-            continue
-        order = {im.sha256: i for i, im in enumerate(images)}
-        members.sort(key=lambda m: order[m["image_sha256"]])
-        first = members[0]
-        for m in members[1:]:
-            pair = next(
-                (p for p in group.pairs if {p.a, p.b} == {first["image_sha256"], m["image_sha256"]}), None
-            )
-            extra = ""
-            if pair is not None and pair.cosine is not None:
-                extra = f" (cosine {pair.cosine:.3f}, structure {pair.structure:.2f})"
-            fresh[m["image_sha256"]] = CheckResult(
-                "duplicates",
-                float(group.score),
-                "copy score (1 = exact)",
-                verdict,  # type: ignore[arg-type]
-                f"{group.kind} duplicate of {first.get('source')}{extra}",
-                details={"of": first.get("source"), "kind": group.kind, "method": "search-dedup"},
-            )
+    for f in findings_from_report(report, [im.sha256 for im in images]):
+        sha = images[f.index].sha256
+        assert sha is not None
+        fresh[sha] = finding_result(f, f.details.get("of_source") or images[f.of].source, verdict, "search-dedup")
     for im in images:
         if im.sha256 is None or not any(r.check == "duplicates" for r in im.results):
             continue
