@@ -20,6 +20,8 @@ TYPED = [
     "ocr.py",
     "catalog/products.py",
     "quality/summary.py",
+    "search/duplicates.py",
+    "quality/checks/duplicates.py",
     *sorted(str(p.relative_to(SRC)) for p in SRC.glob("*/facade.py")),
 ]
 FLAGS = ["--strict", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary"]
