@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from catalens.cli import app
 from catalens.core import Catalog
 from catalens.errors import EmptyCatalogError, FilterSyntaxError, NotFoundError, TextSearchUnavailableError
+from catalens.search.dedup import DedupOptions
 from tests.conftest import make_product_image
 
 pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
@@ -231,7 +232,7 @@ def test_dedup_groups_copies_not_similar_products(fake_encoder: object, home: Pa
     (tmp_path / "copies.csv").write_text("\n".join(rows) + "\n")
     cat.ingest(tmp_path / "copies.csv", id_col="id")
     # FakeEncoder vectors of white-background images are all close: test the verified path alone
-    report = cat.dedup(candidate_cosine=0.5)
+    report = cat.dedup(options=DedupOptions(candidate_cosine=0.5))
     groups = report.to_dict()["groups"]
     by_product = {frozenset(p for im in g["images"] for p in im["product_ids"]): g for g in groups}
     group_p4 = next(g for members, g in by_product.items() if "ORIG" in members)
@@ -247,14 +248,14 @@ def test_dedup_groups_copies_not_similar_products(fake_encoder: object, home: Pa
     # one new image checked incrementally
     new = tmp_path / "new.jpg"
     Image.open(tmp_path / "imgs" / "p9.png").convert("RGB").resize((90, 120)).save(new, quality=70)
-    res = cat.dedup_image(new, candidate_cosine=0.5)
+    res = cat.dedup_image(new, options=DedupOptions(candidate_cosine=0.5))
     assert res["duplicate"] and any("P9" in m["product_ids"] for m in res["matches"])
     fresh = make_product_image(tmp_path / "fresh.png", seed=4242)
-    assert not cat.dedup_image(fresh, candidate_cosine=0.5)["duplicate"]
+    assert not cat.dedup_image(fresh, options=DedupOptions(candidate_cosine=0.5))["duplicate"]
     # the full-detail check ran on the unsettled pairs and can be switched off
     assert report.stats["detail_pairs"] > 0 and report.stats["detail_views_loaded"] > 0
     assert any(p["inliers"] for g in groups for p in g["pairs"] if p["kind"] == "near")
-    quick = cat.dedup(candidate_cosine=0.5, detail=False)
+    quick = cat.dedup(options=DedupOptions(candidate_cosine=0.5, detail=False))
     assert quick.stats["detail_pairs"] == 0 and quick.options.detail is False
     assert quick.stats["detail_views_loaded"] == 0
     cat.close()

@@ -135,8 +135,10 @@ def test_concurrent_requests_compute_once(served, monkeypatch: pytest.MonkeyPatc
     assert running.is_set() and len(pages) == 4
     assert len(seen) == 1 and {p["total"] for p in pages} == {1}
     # other options are another report (its own lock and entry)
-    cat.dedup(None, cached=True, candidate_cosine=0.9)
-    cat.dedup(None, cached=True, candidate_cosine=0.9)
+    from catalens.search.dedup import DedupOptions
+
+    cat.dedup(None, cached=True, options=DedupOptions(candidate_cosine=0.9))
+    cat.dedup(None, cached=True, options=DedupOptions(candidate_cosine=0.9))
     assert len(seen) == 2
 
 

@@ -163,7 +163,9 @@ def qc_rows(cat: Any, *, profile: str | None = None, verdict: str | None = None)
 def dedup_rows(cat: Any, *, model: str | None = None, **options: Any) -> Iterator[dict[str, Any]]:
     """One row per image in a duplicate group (``group`` numbers from 1); the report is reused while
     the catalogue is unchanged (:mod:`catalens.search.dedup_cache`)."""
-    report = cat.dedup(model, cached=True, **{k: v for k, v in options.items() if v is not None})
+    from catalens.search.dedup import DedupOptions
+
+    report = cat.dedup(model, cached=True, options=DedupOptions.overridden(**options))
     for n, g in enumerate(report.groups, 1):
         for im in g.images:
             yield {

@@ -117,30 +117,67 @@ class ClassifyMixin(CatalogParts):
         return clf
 
     def classify(
-        self, paths: Sequence[str | Path], classifier: str = "builtin", **opts: Any
+        self,
+        paths: Sequence[str | Path],
+        classifier: str = "builtin",
+        *,
+        top_k: int = 3,
+        hierarchy: str = "joint",
+        threshold: float | None = None,
+        titles: Sequence[str | None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Classify image files (``builtin``: the out-of-the-box e-commerce taxonomy)."""
+        """Classify image files (``builtin``: the out-of-the-box e-commerce taxonomy): per file its
+        source and, per field, the label, probability, ``top_k`` alternatives and ``needs_review``
+        (below the classifier's abstain threshold, or ``threshold``). ``hierarchy`` "joint" keeps
+        hierarchical labels consistent; ``titles`` (one per file) feed image + title classifiers."""
         from catalens.classify.service import classify_files
 
-        return classify_files(self, paths, classifier, **opts)
+        return classify_files(
+            self, paths, classifier, top_k=top_k, hierarchy=hierarchy, threshold=threshold, titles=titles
+        )
 
-    def classify_all(self, classifier: str, **opts: Any) -> dict[str, Any]:
-        """Classify every stored image and store the predictions."""
+    def classify_all(
+        self,
+        classifier: str,
+        *,
+        hierarchy: str = "joint",
+        threshold: float | None = None,
+        top_k: int = 3,
+        store: bool = True,
+        batch: int = 4096,
+        ray: str | None = None,
+    ) -> dict[str, Any]:
+        """Classify every stored image from its stored embedding and store the predictions (one row
+        per image and field, unless ``store=False``); returns counts per field and label. ``ray``:
+        score on that Ray cluster ("auto": the running one)."""
         from catalens.classify.service import classify_all
 
-        return classify_all(self, classifier, **opts)
+        return classify_all(
+            self, classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k, store=store, batch=batch, ray=ray
+        )
 
     def evaluate_classifier(
-        self, classifier: str, labels: str | Path | None = None, **opts: Any
+        self,
+        classifier: str,
+        labels: str | Path | None = None,
+        *,
+        fields: Sequence[str] | None = None,
+        report_dir: str | Path | None = None,
+        hierarchy: str = "joint",
+        skip_unknown: bool = False,
+        allow_train_overlap: bool = False,
     ) -> dict[str, Any]:
-        """Accuracy, macro-F1, weighted-F1 and ECE per field; ``report_dir=`` writes an HTML report.
+        """Accuracy, macro-F1, weighted-F1 and ECE per field; ``report_dir`` writes an HTML report.
 
         ``labels`` None: the classifier's own held-out split (else the catalogue's attributes).
         Label rows the classifier was trained on raise ``TrainOverlapError`` unless
         ``allow_train_overlap=True`` (the result then carries ``train_overlap`` and a warning)."""
         from catalens.classify.service import evaluate
 
-        return evaluate(self, classifier, labels, **opts)
+        return evaluate(
+            self, classifier, labels, fields=fields, report_dir=report_dir, hierarchy=hierarchy,
+            skip_unknown=skip_unknown, allow_train_overlap=allow_train_overlap,
+        )  # fmt: skip
 
     def classifiers(self) -> list[dict[str, Any]]:
         from catalens.classify.classifier import list_classifiers
@@ -152,33 +189,64 @@ class ClassifyMixin(CatalogParts):
 
         return load_classifier(self.settings.home, name, version)
 
-    def train_brand_tagger(self, name: str, **opts: Any) -> Any:
-        """Learn and save a brand tagger (labels: the ``brand_col=`` attribute, else the title words
-        before the gender word; ``model=``, ``min_examples=``)."""
+    def train_brand_tagger(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        min_examples: int = 10,
+        target_precision: float = 0.8,
+        save: bool = True,
+        brand_col: str | None = None,
+    ) -> Any:
+        """Learn and save a brand tagger (labels: the ``brand_col`` attribute, else the title words
+        before the gender word; brands with fewer than ``min_examples`` products are left out; the
+        abstain threshold aims at ``target_precision``)."""
         from catalens.classify.brand_service import train_brands
 
-        return train_brands(self, name, **opts)
+        return train_brands(
+            self, name, model=model, min_examples=min_examples, target_precision=target_precision,
+            save=save, brand_col=brand_col,
+        )  # fmt: skip
 
     def brands(
-        self, paths: Sequence[str | Path], tagger: str = "brands", **opts: Any
+        self,
+        paths: Sequence[str | Path],
+        tagger: str = "brands",
+        *,
+        ocr: bool = True,
+        threshold: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Brand of image files (``ocr=True``: OCR'd brand names win; ``threshold=``)."""
+        """Brand of image files (``ocr``: OCR'd brand names win over the logo head)."""
         from catalens.classify.brand_service import tag_files
 
-        return tag_files(self, paths, tagger, **opts)
+        return tag_files(self, paths, tagger, ocr=ocr, threshold=threshold)
 
-    def brands_all(self, tagger: str = "brands", **opts: Any) -> dict[str, Any]:
-        """Brand of every stored image, stored as predictions of field ``brand`` (``ocr=False`` by default)."""
+    def brands_all(
+        self, tagger: str = "brands", *, ocr: bool = False, threshold: float | None = None, store: bool = True
+    ) -> dict[str, Any]:
+        """Brand of every stored image, stored as predictions of field ``brand`` (OCR, cached per
+        image, only with ``ocr``)."""
         from catalens.classify.brand_service import tag_all
 
-        return tag_all(self, tagger, **opts)
+        return tag_all(self, tagger, ocr=ocr, threshold=threshold, store=store)
 
-    def colours(self, path: str | Path, **opts: Any) -> dict[str, Any]:
-        """Dominant product colours (foreground only) named against the retail palette, with percentages.
-        On a plain white backdrop the packaged product detector's mask is the foreground
-        (``detect_on_white``, on by default)."""
+    def colours(
+        self,
+        path: str | Path,
+        *,
+        k: int = 5,
+        max_pixels: int = 4000,
+        product_mask: Any = None,
+        detect_on_white: bool = True,
+    ) -> dict[str, Any]:
+        """Dominant product colours (foreground only) named against the retail palette, with percentages
+        (at most ``k``). On a plain white backdrop the packaged product detector's mask is the
+        foreground (``detect_on_white``); ``product_mask`` (a boolean array) gives it instead."""
         from catalens.classify.colour import dominant_colours
         from catalens.imageio import open_image
 
-        opts.setdefault("detect_on_white", True)
-        return dominant_colours(open_image(path).image, **opts).to_dict()
+        result = dominant_colours(
+            open_image(path).image, k, max_pixels, product_mask=product_mask, detect_on_white=detect_on_white
+        )
+        return result.to_dict()

@@ -294,9 +294,11 @@ def dedup(
         "detail": False if no_detail else None,
     }
     try:
+        from catalens.search.dedup import DedupOptions
+
         cat = _catalog()
         if image is not None:
-            res = cat.dedup_image(image, model, **opts)
+            res = cat.dedup_image(image, model, options=DedupOptions.overridden(**opts))
             if as_json:
                 print_json(res)
             else:
@@ -306,7 +308,7 @@ def dedup(
                         f"  {m['kind']:13s} {m['image_sha256'][:12]} {m.get('source')} {m.get('product_ids')}"
                     )
             raise typer.Exit(1 if res["duplicate"] else 0)
-        report = cat.dedup(model, **opts)
+        report = cat.dedup(model, options=DedupOptions.overridden(**opts))
     except CatalensError as exc:
         _fail(exc)
     data = report.to_dict()

@@ -100,6 +100,25 @@ class DedupOptions:
     detail_frame_max_diff: float = 3.0  # median CIELAB distance
     detail_frame_max_p95: float = 8.0  # its 95th percentile
 
+    @classmethod
+    def overridden(cls, **values: Any) -> DedupOptions:
+        """The defaults with the given values (``None`` values keep the default), validated; an
+        unknown name is a ConfigError."""
+        opts = cls()
+        for key, value in values.items():
+            if value is None:
+                continue
+            if not hasattr(opts, key):
+                raise ConfigError(f"unknown dedup option {key!r}")
+            setattr(opts, key, type(getattr(opts, key))(value))
+        opts.validate()
+        return opts
+
+    def changed(self) -> dict[str, Any]:
+        """The options that differ from the defaults, by name."""
+        default = DedupOptions()
+        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
+
     def validate(self) -> None:
         if not -1.0 <= self.candidate_cosine <= 1.0:
             raise ConfigError("candidate_cosine must be in [-1, 1]")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from catalens.catalog_base import CatalogParts
 
 if TYPE_CHECKING:
-    from catalens.search.dedup import DedupReport
+    from catalens.search.dedup import DedupOptions, DedupReport
     from catalens.search.engine import CatalogSearch, SearchResult
 
 
@@ -102,27 +102,40 @@ class SearchMixin(CatalogParts):
 
         return search_text(self, self.searcher(model), text, k, where=where, all_images=all_images)
 
-    def train_text_projection(self, model: str | None = None, **options: Any) -> dict[str, Any]:
-        """(Re)train the catalog-aligned text projection for ``model``; returns its metadata."""
-        from catalens.search.text import train_projection
+    def train_text_projection(
+        self,
+        model: str | None = None,
+        *,
+        holdout: float = 0.2,
+        text_model: str | None = None,
+        method: str = "krr",
+    ) -> dict[str, Any]:
+        """(Re)train the catalog-aligned text projection (titles -> image space) for ``model``:
+        ``method`` "krr" (kernel ridge) or "ridge", its setting picked on a ``holdout`` share of the
+        products; returns its metadata (pairs, products, held-out Recall@10)."""
+        from catalens.search.text import TEXT_MODEL, train_projection
 
-        return train_projection(self, self.searcher(model), **options)
+        return train_projection(
+            self, self.searcher(model), holdout=holdout, text_model=text_model or TEXT_MODEL, method=method
+        )
 
-    def dedup(self, model: str | None = None, *, cached: bool = False, **options: Any) -> DedupReport:
+    def dedup(
+        self, model: str | None = None, *, options: DedupOptions | None = None, cached: bool = False
+    ) -> DedupReport:
         """Group exact and near-duplicate images of the catalog (see :mod:`catalens.search.dedup`).
         ``cached``: reuse the report while the catalogue, model and options are unchanged
         (:mod:`catalens.search.dedup_cache`; the report is shared, do not change it)."""
         if cached:
             from catalens.search.dedup_cache import cached_duplicates
 
-            shared: DedupReport = cached_duplicates(self, model, **options)
+            shared: DedupReport = cached_duplicates(self, model, **(options.changed() if options else {}))
             return shared
         from catalens.search.dedup import find_duplicates
 
-        return find_duplicates(self, self.searcher(model), **options)
+        return find_duplicates(self, self.searcher(model), options)
 
     def dedup_poll(
-        self, model: str | None = None, *, wait_s: float = 5.0, **options: Any
+        self, model: str | None = None, *, wait_s: float = 5.0, options: DedupOptions | None = None
     ) -> tuple[DedupReport | None, bool]:
         """(report or None, fresh) of the whole catalogue without blocking longer than ``wait_s``:
         the report is computed in the background (:meth:`DedupCache.poll
@@ -130,10 +143,14 @@ class SearchMixin(CatalogParts):
         (fresh False) or None."""
         from catalens.search.dedup_cache import poll_duplicates
 
-        return poll_duplicates(self, model, wait_s, **options)
+        report, fresh = poll_duplicates(self, model, wait_s, **(options.changed() if options else {}))
+        return report, fresh
 
-    def dedup_image(self, path: str | Path, model: str | None = None, **options: Any) -> Any:
-        """Catalog images that duplicate the image at ``path`` (nothing is stored)."""
+    def dedup_image(
+        self, path: str | Path, model: str | None = None, *, options: DedupOptions | None = None
+    ) -> dict[str, Any]:
+        """Catalog images that duplicate the image at ``path`` (nothing is stored): ``duplicate``
+        and the ``matches`` with their kind, scores, source and products."""
         from catalens.search.dedup import check_image
 
-        return check_image(self, self.searcher(model), path, **options)
+        return check_image(self, self.searcher(model), path, options)
