@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalens.catalog_base import CatalogParts
+
+if TYPE_CHECKING:
+    from catalens.classify.classifier import Classifier
 
 
 class ClassifyMixin(CatalogParts):
@@ -34,7 +37,7 @@ class ClassifyMixin(CatalogParts):
         holdout_out: str | Path | None = None,
         propagate: Sequence[str] = (),
         **options: Any,
-    ) -> Any:
+    ) -> Classifier:
         """Train and save a classifier (labels CSV, or the catalog's own attributes when None).
 
         ``holdout`` (default 0.2) of the labelled products, stratified by the first field, are kept
@@ -104,7 +107,7 @@ class ClassifyMixin(CatalogParts):
         name: str | None = None,
         save: bool = False,
         **opts: Any,
-    ) -> Any:
+    ) -> Classifier:
         """A zero-shot classifier (CLIP-type ``model``, classes = taxonomy names); saved when ``save``."""
         from catalens.classify.classifier import save_classifier
         from catalens.classify.taxonomy import load_taxonomy
@@ -184,7 +187,7 @@ class ClassifyMixin(CatalogParts):
 
         return list_classifiers(self.settings.home)
 
-    def load_classifier(self, name: str, version: str | None = None) -> Any:
+    def load_classifier(self, name: str, version: str | None = None) -> Classifier:
         from catalens.classify.classifier import load_classifier
 
         return load_classifier(self.settings.home, name, version)
@@ -198,7 +201,7 @@ class ClassifyMixin(CatalogParts):
         target_precision: float = 0.8,
         save: bool = True,
         brand_col: str | None = None,
-    ) -> Any:
+    ) -> Classifier:
         """Learn and save a brand tagger (labels: the ``brand_col`` attribute, else the title words
         before the gender word; brands with fewer than ``min_examples`` products are left out; the
         abstain threshold aims at ``target_precision``)."""

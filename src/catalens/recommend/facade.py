@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 from catalens.catalog_base import CatalogParts
 
 if TYPE_CHECKING:
-    from catalens.recommend.engine import RecommendResult
+    from catalens.recommend.engine import RecommendEngine, RecommendResult
+    from catalens.recommend.evaluate import EvalReport
+    from catalens.recommend.events import EventImportReport
 
 
 class RecommendMixin(CatalogParts):
@@ -24,7 +26,7 @@ class RecommendMixin(CatalogParts):
     _rec_state: Any = None
 
     # ---- events -------------------------------------------------------------------------------
-    def import_events(self, path: str | Path, *, skip_unknown: bool = False) -> Any:
+    def import_events(self, path: str | Path, *, skip_unknown: bool = False) -> EventImportReport:
         """Import a CSV / JSONL / Parquet events file (idempotent); returns an ``EventImportReport``.
         Events of products not in the catalogue are stored and reported per row (``warnings``), or
         left out and reported per row (``skipped``) with ``skip_unknown=True``."""
@@ -68,14 +70,17 @@ class RecommendMixin(CatalogParts):
         return count_events(self.db)
 
     # ---- recommending -------------------------------------------------------------------------
-    def recommend_engine(self, model: str | None = None, *, config: Any = None, refit: bool = False) -> Any:
+    def recommend_engine(
+        self, model: str | None = None, *, config: Any = None, refit: bool = False
+    ) -> RecommendEngine:
         """The fitted :class:`RecommendEngine`: kept in memory and stored under
         ``<home>/recommend/<key>/`` (see :mod:`catalens.recommend.store`), so later processes load it
         instead of refitting; refitted when the items or the configuration changed, or the event log
         grew by more than 10 % (or changed otherwise) since the fit."""
         state = self._recommend_state(model, config=config, refit=refit)
         assert state is not None
-        return state["engine"]
+        engine: RecommendEngine = state["engine"]
+        return engine
 
     def _recommend_state(
         self, model: str | None = None, *, config: Any = None, refit: bool = False, fit: bool = True
@@ -199,7 +204,7 @@ class RecommendMixin(CatalogParts):
         max_users: int | None = None,
         model: str | None = None,
         config: Any = None,
-    ) -> Any:
+    ) -> EvalReport:
         """Leave-last-out evaluation of recommenders against popularity and random (an ``EvalReport``)."""
         from catalens.recommend.evaluate import DEFAULT_RECOMMENDERS, evaluate
         from catalens.recommend.events import EmptyEventsError, EventArrays, load_events, read_events
