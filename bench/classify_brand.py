@@ -27,7 +27,13 @@ def run(home: str, min_examples: int, model: str) -> None:
     torch.set_num_threads(2)
     from classify_myntra import FIELDS, split
 
-    from catalens.classify.brand import UNKNOWN, brand_labels, match_brand, ocr_texts, train_brand_tagger
+    from catalens.classify.brand.tagger import (
+        UNKNOWN,
+        brand_labels,
+        match_brand,
+        ocr_texts,
+        train_brand_tagger,
+    )
     from catalens.classify.labels import catalog_labels
     from catalens.classify.train import image_matrix
     from catalens.core import Catalog

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def run(home: str, model: str, field: str) -> None:
     from classify_myntra import split
 
-    from catalens.classify.colour_calib import colour_descriptors
+    from catalens.classify.colour.calibration import colour_descriptors
     from catalens.classify.labels import catalog_labels
     from catalens.classify.metrics import ece, scores
     from catalens.classify.predict import field_probas, predict_rows

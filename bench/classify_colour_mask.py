@@ -52,8 +52,8 @@ NEIGHBOURS = [
 
 def _describe(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(plain, masked) descriptors of the photo, then of its 60x80 thumbnail."""
-    from catalens.classify.colour import _small, detected_mask, white_backdrop
-    from catalens.classify.colour_calib import colour_descriptor
+    from catalens.classify.colour.calibration import colour_descriptor
+    from catalens.classify.colour.features import _small, detected_mask, white_backdrop
     from catalens.classify.thumbnail_views import VIEWS, view_image
     from catalens.imageio import open_image
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from catalens.classify.colour import dominant_colours
+from catalens.classify.colour.features import dominant_colours
 
 D = (
     Path(

@@ -108,8 +108,13 @@ def finetune(cat, L, tr, te, out: Path, a: argparse.Namespace) -> None:
     import torch
 
     from catalens.classify.classifier import softmax
-    from catalens.classify.finetune import FinetuneConfig, catalog_images, finetune_arrays, hierarchy_paths
-    from catalens.classify.finetune_data import load_uint8
+    from catalens.classify.finetune.data import load_uint8
+    from catalens.classify.finetune.run import (
+        FinetuneConfig,
+        catalog_images,
+        finetune_arrays,
+        hierarchy_paths,
+    )
     from catalens.models import get_spec, load_torch_model
 
     model = a.model
@@ -147,7 +152,7 @@ def finetune(cat, L, tr, te, out: Path, a: argparse.Namespace) -> None:
     load_end = os.getloadavg()
     net = res.net.eval()
     t0 = time.perf_counter()
-    from catalens.classify.finetune_data import normalise, to_input
+    from catalens.classify.finetune.data import normalise, to_input
 
     embs = []
     with torch.no_grad():

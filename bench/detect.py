@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from catalens.classify.colour import dominant_colours
+from catalens.classify.colour.features import dominant_colours
 from catalens.detect.categories import categories, category_of, garment_category
 from catalens.detect.crops import product_crop
 from catalens.detect.cutouts import cut_out

@@ -93,8 +93,8 @@ def main() -> None:
     from PIL import Image
 
     from catalens.classify.classifier import softmax
-    from catalens.classify.finetune import FinetuneConfig, finetune_arrays, hierarchy_paths
-    from catalens.classify.finetune_data import load_uint8, normalise, to_input
+    from catalens.classify.finetune.data import load_uint8, normalise, to_input
+    from catalens.classify.finetune.run import FinetuneConfig, finetune_arrays, hierarchy_paths
     from catalens.classify.predict import decode
     from catalens.models import get_spec, load_torch_model
 

@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detect import DATA, half_part, myntra_part  # noqa: E402
 from quality_background import busy_pool, corners_white, plant, thumb  # noqa: E402
 
-from catalens.classify.colour import _small, dominant_colours, foreground_mask  # noqa: E402
+from catalens.classify.colour.features import _small, dominant_colours, foreground_mask  # noqa: E402
 from catalens.detect.cutouts import backdrop_mask  # noqa: E402
 from catalens.quality.checks.background import product_box  # noqa: E402
 from catalens.quality.context import QCImage  # noqa: E402

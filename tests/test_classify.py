@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from catalens.classify.classifier import Classifier, FieldHead, load_classifier, save_classifier
-from catalens.classify.colour import dominant_colours, foreground_mask
+from catalens.classify.colour.features import dominant_colours, foreground_mask
 from catalens.classify.errors import LabelsError, TaxonomyError
 from catalens.classify.heads import add_prototype, fit_linear, fit_prototype, fit_temperature
 from catalens.classify.labels import LabelSet

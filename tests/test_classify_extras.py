@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalens.classify.brand import brand_from_title, brand_labels, match_brand, train_brand_tagger
+from catalens.classify.brand.tagger import brand_from_title, brand_labels, match_brand, train_brand_tagger
 from catalens.classify.classifier import Classifier, FieldHead, softmax
-from catalens.classify.colour_calib import DESCRIPTOR_DIM, colour_descriptor, skin_mask
+from catalens.classify.colour.calibration import DESCRIPTOR_DIM, colour_descriptor, skin_mask
 from catalens.classify.heads import fit_linear, fit_prototype
 from catalens.classify.predict import field_probas, predict_arrays, predict_rows, topk
 

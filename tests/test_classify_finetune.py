@@ -20,14 +20,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 from catalens.classify.errors import ClassifierError, LabelsError  # noqa: E402
-from catalens.classify.finetune import FinetuneConfig, field_classes, finetune_arrays  # noqa: E402
-from catalens.classify.finetune_data import (  # noqa: E402
+from catalens.classify.finetune.data import (  # noqa: E402
     AugmentConfig,
     augment,
     balanced_weights,
     grouped_split,
     is_colour_field,
 )
+from catalens.classify.finetune.run import FinetuneConfig, field_classes, finetune_arrays  # noqa: E402
 
 TINY = "tiny-lite0-ft-test"
 COLOURS = {"Red": (200, 30, 30), "Blue": (30, 40, 190)}
@@ -109,7 +109,7 @@ def test_field_classes_errors() -> None:
 
 
 def test_finetune_arrays_trains_tail_only_and_calibrates(tiny_spec) -> None:
-    from catalens.classify.finetune_data import load_uint8
+    from catalens.classify.finetune.data import load_uint8
     from catalens.models import load_torch_model
 
     images, labels = _dataset(40)
@@ -148,7 +148,7 @@ def test_full_finetune_rejects_cache() -> None:
 
     spec = replace(get_spec("timm:tf_efficientnet_lite0?random=1"), name="tiny2", input_size=(3, 32, 32))
     images, labels = _dataset(12)
-    from catalens.classify.finetune_data import load_uint8
+    from catalens.classify.finetune.data import load_uint8
 
     with pytest.raises(ClassifierError, match="frozen front"):
         finetune_arrays(

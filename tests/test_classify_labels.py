@@ -37,7 +37,7 @@ def test_colour_names_shades_and_ignores_the_model_wearing_it() -> None:
     """A light-blue shirt on a model (skin-tone face and arms, dark trousers below) on white."""
     from PIL import Image, ImageDraw
 
-    from catalens.classify.colour import dominant_colours
+    from catalens.classify.colour.features import dominant_colours
 
     img = Image.new("RGB", (150, 200), (255, 255, 255))
     d = ImageDraw.Draw(img)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from catalens.classify.colour import dominant_colours
+from catalens.classify.colour.features import dominant_colours
 from catalens.detect import service
 from catalens.detect.categories import categories, category_of, garment_category
 from catalens.detect.crops import product_crop
@@ -459,7 +459,7 @@ def test_qc_product_mask_from_the_packaged_detector_on_a_real_photo() -> None:
 
 
 def test_colour_detects_the_product_only_on_a_white_backdrop(monkeypatch: pytest.MonkeyPatch) -> None:
-    from catalens.classify import colour
+    from catalens.classify.colour import features as colour
 
     calls: list[tuple[int, ...]] = []
 

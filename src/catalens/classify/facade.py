@@ -205,7 +205,7 @@ class ClassifyMixin(CatalogParts):
         """Learn and save a brand tagger (labels: the ``brand_col`` attribute, else the title words
         before the gender word; brands with fewer than ``min_examples`` products are left out; the
         abstain threshold aims at ``target_precision``)."""
-        from catalens.classify.brand_service import train_brands
+        from catalens.classify.brand.service import train_brands
 
         return train_brands(
             self, name, model=model, min_examples=min_examples, target_precision=target_precision,
@@ -221,7 +221,7 @@ class ClassifyMixin(CatalogParts):
         threshold: float | None = None,
     ) -> list[dict[str, Any]]:
         """Brand of image files (``ocr``: OCR'd brand names win over the logo head)."""
-        from catalens.classify.brand_service import tag_files
+        from catalens.classify.brand.service import tag_files
 
         return tag_files(self, paths, tagger, ocr=ocr, threshold=threshold)
 
@@ -230,7 +230,7 @@ class ClassifyMixin(CatalogParts):
     ) -> dict[str, Any]:
         """Brand of every stored image, stored as predictions of field ``brand`` (OCR, cached per
         image, only with ``ocr``)."""
-        from catalens.classify.brand_service import tag_all
+        from catalens.classify.brand.service import tag_all
 
         return tag_all(self, tagger, ocr=ocr, threshold=threshold, store=store)
 
@@ -246,7 +246,7 @@ class ClassifyMixin(CatalogParts):
         """Dominant product colours (foreground only) named against the retail palette, with percentages
         (at most ``k``). On a plain white backdrop the packaged product detector's mask is the
         foreground (``detect_on_white``); ``product_mask`` (a boolean array) gives it instead."""
-        from catalens.classify.colour import dominant_colours
+        from catalens.classify.colour.features import dominant_colours
         from catalens.imageio import open_image
 
         result = dominant_colours(

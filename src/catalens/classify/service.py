@@ -109,7 +109,7 @@ def probas_images(
                 )
             x = np.hstack([x, *title_parts(m.input, list(titles), m.text_model)])
         if "colour" in m.input.split("+"):
-            from catalens.classify.colour_calib import colour_descriptor
+            from catalens.classify.colour.calibration import colour_descriptor
 
             x = np.hstack([x, np.stack([colour_descriptor(im) for im in images])])
         inputs.append(x)

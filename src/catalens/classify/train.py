@@ -60,9 +60,9 @@ def text_matrix(titles: list[str | None], text_model: str) -> np.ndarray:
 
 
 def colour_matrix(cat: Any, shas: list[str]) -> np.ndarray:
-    """Foreground colour descriptors (:func:`catalens.classify.colour_calib.colour_descriptor`) of
+    """Foreground colour descriptors (:func:`catalens.classify.colour.calibration.colour_descriptor`) of
     stored images, computed once per image and cached in the catalog."""
-    from catalens.classify.colour_calib import colour_descriptors
+    from catalens.classify.colour.calibration import colour_descriptors
 
     return colour_descriptors(cat, shas)
 
@@ -439,7 +439,7 @@ def train_classifier(
             raise ClassifierError(
                 "training views (--views) apply to heads on stored embeddings; --method finetune has its own augmentations"
             )
-        from catalens.classify.finetune import finetune_classifier
+        from catalens.classify.finetune.run import finetune_classifier
 
         return finetune_classifier(
             cat,

@@ -146,7 +146,7 @@ def colours_each(
 ) -> PhotoDetections:
     """Dominant colours of each detected product (its crop; the colour code finds the product's own
     pixels in it)."""
-    from catalens.classify.colour import dominant_colours
+    from catalens.classify.colour.features import dominant_colours
 
     rgb, found = detect_photo(path, settings=settings, threshold=threshold, max_items=max_items)
     for item, crop in zip(found.items, crops(rgb, found), strict=True):

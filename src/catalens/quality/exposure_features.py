@@ -75,7 +75,7 @@ def _colour_cues(rgb: np.ndarray, g: np.ndarray, spread: np.ndarray) -> list[flo
     """Colour of the extremes: lifted blacks keep their hue (a navy garment at +3 EV is a saturated
     mid-blue, a real shadow is near-neutral), blown highlights lose it; over-exposed skin turns pale.
     ``rgb``, ``g`` and ``spread`` (channel max - min) are the content pixels."""
-    from catalens.classify.colour import skin_mask
+    from catalens.classify.colour.features import skin_mask
 
     dark = g <= np.percentile(g, 5)
     bright = g >= 200

@@ -4,7 +4,7 @@ A brand tagger is saved as a classifier artefact (``<home>/classifiers/<name>/<v
 method ``brand``, one field ``brand``): the logo head (linear on the stored image embeddings, over
 the brands with at least ``min_examples`` examples), its temperature and abstain threshold, and in
 ``extra["brand"]`` every brand seen in the titles (the list OCR text is matched against).
-Brand labels come from the catalog's product titles (:func:`catalens.classify.brand.brand_labels`).
+Brand labels come from the catalog's product titles (:func:`catalens.classify.brand.tagger.brand_labels`).
 Tagging: a confident OCR match wins (``--no-ocr`` skips OCR), else the logo head's brand, or
 ``unknown`` below the threshold. ``brand_all`` stores one ``classify_predictions`` row per image
 (field ``brand``).
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.brand import UNKNOWN, BrandTagger, ocr_image, ocr_texts, train_brand_tagger
+from catalens.classify.brand.tagger import UNKNOWN, BrandTagger, ocr_image, ocr_texts, train_brand_tagger
 from catalens.classify.classifier import Classifier, FieldHead, check_name, load_classifier, save_classifier
 from catalens.classify.errors import ClassifierError, LabelsError
 

@@ -1,7 +1,7 @@
 """Learned colour calibration: a foreground colour descriptor, cached per image, for colour heads.
 
 The descriptor (:func:`colour_descriptor`, ``DESCRIPTOR_DIM`` values) describes the product's
-foreground (the mask of :func:`catalens.classify.colour.foreground_mask` on a copy whose long side
+foreground (the mask of :func:`catalens.classify.colour.features.foreground_mask` on a copy whose long side
 is ``SIDE`` px) in CIELAB:
 
 * a coarse Lab histogram (``L`` x ``a`` x ``b`` = 5 x 7 x 7 bins) of the foreground, and the same
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.colour import PALETTE_LAB, _kmeans, foreground_mask, rgb_to_lab, skin_mask
+from catalens.classify.colour.features import PALETTE_LAB, _kmeans, foreground_mask, rgb_to_lab, skin_mask
 
 DESCRIPTOR_KIND = "colour-v2"
 SIDE = 128
@@ -61,7 +61,7 @@ def colour_descriptor(img: Any, product_mask: np.ndarray | None = None) -> np.nd
     im.thumbnail((SIDE, SIDE))  # downscale before masking: the mask and histograms need no more
     arr = np.asarray(im, np.uint8)
     if product_mask is not None and product_mask.any():
-        from catalens.classify.colour import _resize_mask
+        from catalens.classify.colour.features import _resize_mask
 
         mask = _resize_mask(product_mask, arr.shape[:2])
     else:

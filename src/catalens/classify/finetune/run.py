@@ -11,7 +11,7 @@ Two training modes, chosen automatically (``FinetuneConfig.cache``):
   whole network runs, under ``torch.autocast`` (fp16) with a ``GradScaler`` on CUDA. The batch
   size is found by trying the largest (``max_batch``) and halving on out-of-memory.
 
-Both: augmentations (:mod:`catalens.classify.finetune_data`; colour fields never learn from
+Both: augmentations (:mod:`catalens.classify.finetune.data`; colour fields never learn from
 colour-jittered views), class-balanced sampling (weights ``count ** -balance`` of the finest field),
 a head warm-up on frozen features (linear probe first, then fine-tune), AdamW with a cosine
 schedule, label smoothing, early stopping on a grouped validation split (by title) with the best
@@ -42,7 +42,7 @@ import numpy as np
 
 from catalens.classify.classifier import Classifier, FieldHead, check_name, new_version, softmax
 from catalens.classify.errors import ClassifierError, LabelsError
-from catalens.classify.finetune_data import (
+from catalens.classify.finetune.data import (
     AugmentConfig,
     balanced_weights,
     encode_targets,
@@ -229,7 +229,7 @@ class _Trainer:
 
     # -- inputs ------------------------------------------------------------------------------
     def _pixels(self, idx: np.ndarray, *, aug: bool, jitter_mask: np.ndarray | None = None) -> Any:
-        from catalens.classify.finetune_data import augment, normalise, to_input
+        from catalens.classify.finetune.data import augment, normalise, to_input
 
         torch = self.torch
         x = to_input(torch.from_numpy(self.images[idx]).to(self.device))
@@ -507,14 +507,14 @@ def finetune_arrays(
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``tower`` (an :class:`~catalens.models.tower.ImageTower`, modified in place) on
-    ``images`` (``uint8 (N, 3, H, W)``, see :func:`~catalens.classify.finetune_data.load_uint8`).
+    ``images`` (``uint8 (N, 3, H, W)``, see :func:`~catalens.classify.finetune.data.load_uint8`).
 
     ``labels[field][i]`` is the label of image ``i`` (``None``: unlabelled). ``groups[i]`` (e.g. the
     title) keeps related images on one side of the validation split.
     """
     import torch
 
-    from catalens.classify.finetune_model import FineTuneNet
+    from catalens.classify.finetune.model import FineTuneNet
 
     cfg = cfg or FinetuneConfig()
     threads = cfg.threads or cpu_threads_for_training()
