@@ -8,13 +8,13 @@ from PIL import Image
 
 from catalens.classify.classifier import Classifier, FieldHead, load_classifier, save_classifier
 from catalens.classify.colour.features import dominant_colours, foreground_mask
-from catalens.classify.errors import LabelsError, TaxonomyError
 from catalens.classify.heads import add_prototype, fit_linear, fit_prototype, fit_temperature
 from catalens.classify.labels import LabelSet
 from catalens.classify.metrics import ece
 from catalens.classify.predict import Ensemble, decode, field_probas, predict_rows
 from catalens.classify.taxonomy import load_taxonomy, parse_taxonomy
 from catalens.classify.train import train_on_matrix
+from catalens.errors import LabelsError, TaxonomyError
 
 
 def _blobs(n_per: int, n_cls: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

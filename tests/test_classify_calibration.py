@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from catalens.classify.classifier import softmax
-from catalens.classify.errors import ClassifierError
 from catalens.classify.heads import fit_vector_scaling
 from catalens.classify.labels import LabelSet
 from catalens.classify.metrics import ece
 from catalens.classify.train import fit_field, train_on_matrix
+from catalens.errors import ClassifierError
 
 
 def _noisy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

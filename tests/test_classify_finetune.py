@@ -19,7 +19,6 @@ pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite a
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from catalens.classify.errors import ClassifierError, LabelsError  # noqa: E402
 from catalens.classify.finetune.data import (  # noqa: E402
     AugmentConfig,
     augment,
@@ -28,6 +27,7 @@ from catalens.classify.finetune.data import (  # noqa: E402
     is_colour_field,
 )
 from catalens.classify.finetune.run import FinetuneConfig, field_classes, finetune_arrays  # noqa: E402
+from catalens.errors import ClassifierError, LabelsError  # noqa: E402
 
 TINY = "tiny-lite0-ft-test"
 COLOURS = {"Red": (200, 30, 30), "Blue": (30, 40, 190)}

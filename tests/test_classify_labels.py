@@ -9,8 +9,8 @@ import pytest
 from conftest import make_product_image
 
 from catalens import Catalog
-from catalens.classify.errors import LabelsError
 from catalens.classify.labels import read_labels
+from catalens.errors import LabelsError
 
 pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL
 

@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from catalens.classify.errors import ClassifierError
 from catalens.classify.labels import LabelSet
 from catalens.classify.thumbnail_views import VIEWS, parse_views, view_image
 from catalens.classify.train import _Stack, fit_field, train_on_matrix
 from catalens.cli import app
 from catalens.core import Catalog
+from catalens.errors import ClassifierError
 from tests.conftest import make_product_image
 
 pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL

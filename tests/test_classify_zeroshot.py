@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from catalens.classify.errors import ClassifierError
 from catalens.classify.predict import field_probas, predict_rows
 from catalens.classify.taxonomy import parse_taxonomy
 from catalens.classify.zeroshot import prompt_name, templates_for, zeroshot_classifier
 from catalens.cli import app
+from catalens.errors import ClassifierError
 from tests.conftest import make_product_image
 
 pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite and on PostgreSQL

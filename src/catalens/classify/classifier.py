@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.errors import ClassifierError
-from catalens.errors import NotFoundError
+from catalens.errors import ClassifierError, NotFoundError
 
 FORMAT = "catalens.classifier/1"
 META_FILE = "classifier.json"

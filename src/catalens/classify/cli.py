@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from catalens.classify.errors import ClassifierError
 from catalens.cli_common import RAY_HELP, _catalog, _fail, deprecated_alias, err, noun_group, out, print_json
-from catalens.errors import CatalensError
+from catalens.errors import CatalensError, ClassifierError
 
 
 def _print_predictions(rows: list[dict[str, Any]]) -> None:

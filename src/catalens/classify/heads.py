@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.errors import ClassifierError
+from catalens.errors import ClassifierError
 from catalens.registry import Registry
 
 MIN_EXAMPLES = {"prototype": 1, "prototype-lr": 1, "linear": 2, "finetune": 2}

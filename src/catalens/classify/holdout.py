@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.errors import ClassifierError
 from catalens.classify.labels import LabelSet
+from catalens.errors import ClassifierError
 
 TRAIN_FILE = "train_images.txt"
 HOLDOUT_FILE = "holdout.csv"

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from catalens.catalog.db import CatalogDB
 from catalens.catalog.schema import ImageRecord, Product, ProductImage
-from catalens.classify.errors import LabelsError
+from catalens.errors import LabelsError
 
 KEY_COLUMNS = ("sha256", "image", "id")
 

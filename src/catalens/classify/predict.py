@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from catalens.classify.classifier import Classifier, softmax
-from catalens.classify.errors import ClassifierError
+from catalens.errors import ClassifierError
 
 HIERARCHY_MODES = ("joint", "mask", "none")
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.errors import LabelsError
 from catalens.classify.labels import LabelSet
+from catalens.errors import LabelsError
 
 NEIGHBOURS = 10
 ALPHA = 0.2

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from catalens.classify.classifier import Classifier, load_classifier
-from catalens.classify.errors import ClassifierError, TrainOverlapError
 from catalens.classify.predict import Ensemble, FieldArrays, field_probas, predict_arrays, predict_rows
+from catalens.errors import ClassifierError, TrainOverlapError
 from catalens.vectors import l2_normalize
 
 

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from catalens.classify.errors import TaxonomyError
+from catalens.errors import TaxonomyError
 
 RESERVED = ("imagenet",)
 

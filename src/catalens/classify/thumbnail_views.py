@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from catalens.classify.errors import ClassifierError
+from catalens.errors import ClassifierError
 
 
 @dataclass(frozen=True)

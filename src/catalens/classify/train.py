@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from catalens.classify.classifier import Classifier, FieldHead, check_name
-from catalens.classify.errors import ClassifierError, LabelsError
 from catalens.classify.heads import (
     HEAD_FITTERS,
     MIN_EXAMPLES,
@@ -28,6 +27,7 @@ from catalens.classify.heads import (
 from catalens.classify.labels import LabelSet
 from catalens.classify.metrics import ece
 from catalens.classify.taxonomy import Taxonomy
+from catalens.errors import ClassifierError, LabelsError
 
 CALIBRATIONS = ("holdout", "crossfit", "vector")
 CROSSFIT_FOLDS = 5

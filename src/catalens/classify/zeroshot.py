@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from catalens.classify.classifier import Classifier, FieldHead
-from catalens.classify.errors import ClassifierError
 from catalens.classify.taxonomy import Taxonomy
+from catalens.errors import ClassifierError
 
 TEMPLATES: tuple[str, ...] = (
     "a photo of a {}",

@@ -128,7 +128,7 @@ def classifier_target(
             "no trained classifiers are available (catalens.classify.classifier is missing); "
             "use --imagenet, or pass a torch head to catalens.explain.HeadTarget"
         ) from exc
-    from catalens.classify.errors import ClassifierError
+    from catalens.errors import ClassifierError
 
     clf = load_classifier(home, name)
     fields = list(getattr(clf, "fields", []) or [])

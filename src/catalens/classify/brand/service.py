@@ -20,7 +20,7 @@ import numpy as np
 
 from catalens.classify.brand.tagger import UNKNOWN, BrandTagger, ocr_image, ocr_texts, train_brand_tagger
 from catalens.classify.classifier import Classifier, FieldHead, check_name, load_classifier, save_classifier
-from catalens.classify.errors import ClassifierError, LabelsError
+from catalens.errors import ClassifierError, LabelsError
 
 FIELD = "brand"
 

@@ -104,7 +104,7 @@ def ocr_image(img: Any) -> list[tuple[str, float]]:
 def ocr_texts(cat: Any, shas: Sequence[str], progress: Any = None) -> dict[str, list[tuple[str, float]]]:
     """OCR of stored images, computed once per image sha (cached in the catalog)."""
     from catalens.classify.cache import cached, decode_json, encode_json
-    from catalens.classify.errors import LabelsError
+    from catalens.errors import LabelsError
     from catalens.imageio import open_image
 
     def compute(sha: str) -> bytes:
@@ -222,9 +222,9 @@ def train_brand_tagger(
     abstain threshold at which answered rows reach ``target_precision``; below it the answer is
     ``unknown``.
     """
-    from catalens.classify.errors import LabelsError
     from catalens.classify.heads import abstain_threshold, fit_linear, fit_temperature
     from catalens.classify.train import _softmax
+    from catalens.errors import LabelsError
 
     if labels is None:
         labels = brand_labels(titles)

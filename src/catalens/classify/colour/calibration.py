@@ -98,7 +98,7 @@ def colour_descriptors(
 ) -> np.ndarray:
     """(N, DESCRIPTOR_DIM) descriptors of stored images, computed once per sha (cached in the catalog)."""
     from catalens.classify.cache import cached, decode_vector, encode_vector
-    from catalens.classify.errors import LabelsError
+    from catalens.errors import LabelsError
     from catalens.imageio import open_image
 
     def compute(sha: str) -> bytes:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from catalens.classify.errors import ClassifierError
+from catalens.errors import ClassifierError
 
 HEAD_SCALE = 16.0  # heads see 16 * normalize(e): a cosine classifier with a useful logit range
 

@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from catalens.classify.classifier import Classifier, FieldHead, check_name, new_version, softmax
-from catalens.classify.errors import ClassifierError, LabelsError
 from catalens.classify.finetune.data import (
     AugmentConfig,
     balanced_weights,
@@ -52,6 +51,7 @@ from catalens.classify.finetune.data import (
 )
 from catalens.classify.heads import MIN_EXAMPLES, abstain_threshold, fit_temperature
 from catalens.classify.metrics import ece
+from catalens.errors import ClassifierError, LabelsError
 
 log = logging.getLogger(__name__)
 
