@@ -59,3 +59,21 @@ def test_public_results_are_exported_typed_dataclasses() -> None:
         assert dataclasses.is_dataclass(cls) and callable(getattr(cls, "to_dict", None)), name
     with pytest.raises(AttributeError):
         catalens.NoSuchThing  # noqa: B018
+
+
+def test_every_public_catalog_method_documents_its_arguments() -> None:
+    """Issue 19: the public ``Catalog`` methods say what each argument does (a newcomer reads them)."""
+    import inspect
+
+    from catalens.core import Catalog
+
+    gaps = {}
+    for name, fn in inspect.getmembers(Catalog, predicate=inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        doc = inspect.getdoc(fn) or ""
+        params = [p for p in inspect.signature(fn).parameters if p not in ("self", "cls")]
+        missing = [p for p in params if f"``{p}``" not in doc]
+        if not doc or missing:
+            gaps[name] = missing or ["(no docstring)"]
+    assert not gaps, gaps

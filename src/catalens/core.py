@@ -46,6 +46,7 @@ class Catalog(
         return cls(load_settings(home, db_url=db_url, **settings))
 
     def close(self) -> None:
+        """Close the database connections."""
         self.db.close()
 
     def __enter__(self) -> Catalog:
@@ -56,7 +57,9 @@ class Catalog(
 
     # ---- models -------------------------------------------------------------------------------
     def encoder(self, model: str | None = None, device: str | None = None) -> Any:
-        """The image encoder for ``model`` (default: the configured one), loaded once per catalog."""
+        """The image encoder for ``model`` (default: the configured one), loaded once per catalog.
+
+        ``device``: auto | cpu | cuda | cpu-torch | openvino (default: the configured one)."""
         from catalens.models import load_image_encoder
 
         name = model or self.settings.default_model
@@ -89,7 +92,16 @@ class Catalog(
 
         ``ray``: run the per-image work on the Ray cluster at that address ("auto": the running one).
         A source that holds no image (an empty folder, a manifest without rows) raises
-        :class:`catalens.errors.EmptyInputError`; ``allow_empty=True`` makes it a ``CatalensWarning``."""
+        :class:`catalens.errors.EmptyInputError`; ``allow_empty=True`` makes it a ``CatalensWarning``.
+
+        ``image_col`` / ``id_col`` / ``text_col`` / ``label_cols``: manifest columns of the image path
+        or URL, product id, title and label attributes (guessed when None); ``model``: the embedding
+        model (default: the configured one); ``progress``: a factory ``(stage, total) -> tick(n)`` for
+        progress bars.
+
+        ``source``: a folder, a manifest (CSV / TSV / JSONL / Parquet), a .txt list of URLs, a URL, or
+        several of these; ``embed``: also embed the new images (else only store them); ``allow_empty``:
+        see above."""
         sources = [source] if isinstance(source, str | Path) else list(source)
         cols = ManifestColumns(image=image_col, id=id_col, text=text_col, labels=label_cols)
         items: list[SourceItem] = []
@@ -116,7 +128,10 @@ class Catalog(
             kind="ingest",
             source=" ".join(map(str, sources)),
             encoder=encoder,
-            options=options | {"model": getattr(encoder, "model_id", None)} | _ray_option(ray) | {"detect": detect},
+            options=options
+            | {"model": getattr(encoder, "model_id", None)}
+            | _ray_option(ray)
+            | {"detect": detect},
             on_progress=tick,
             prepare_with=_ray_engine(ray, self.settings),
         )
@@ -158,7 +173,9 @@ class Catalog(
     def embed(
         self, model: str | None = None, *, progress: ProgressFactory | None = None, ray: str | None = None
     ) -> JobReport:
-        """Embed every stored image that has no vector for ``model`` yet (``ray``: on that Ray cluster)."""
+        """Embed every stored image that has no vector for ``model`` yet (``ray``: on that Ray cluster).
+
+        ``progress``: a factory ``(stage, total) -> tick(n)`` for progress bars (the CLI's Rich bars)."""
         encoder = self.encoder(model)
         done = self.db.embedded_shas(encoder.model_id, encoder.version)
         todo = [img for img in self.db.ok_images() if img.sha256 not in done]

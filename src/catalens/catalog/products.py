@@ -77,7 +77,9 @@ class ProductsMixin(CatalogParts):
         """The CLI's ``--where`` checks for a request's filter (:func:`catalens.search.filters.check_filter`
         over every product as the filter sees it): a field no product has raises UnknownFieldError
         (400, listing the known fields); a ``field = 'value'`` no product holds gives a note with
-        "did you mean", returned. Cached per filter text until the products change."""
+        "did you mean", returned. Cached per filter text until the products change.
+
+        ``where``: the filter expression."""
         if not where or not where.strip():
             return []
         import warnings
@@ -116,7 +118,11 @@ class ProductsMixin(CatalogParts):
         sort: str = "id",
     ) -> dict[str, Any]:
         """One page of products: ``q`` matches id or title (substring), ``where`` is a filter
-        expression over attributes (see :mod:`catalens.search.filters`)."""
+        expression over attributes (see :mod:`catalens.search.filters`).
+
+        ``offset`` / ``limit`` (1-500): the page; ``sort``: id | title | created, with a leading - for
+        descending. Returns ``total``, ``items`` (id, title, attrs, image count, cover image) and filter
+        ``warnings``."""
         if sort not in SORTS:
             raise ConfigError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
         if offset < 0 or not 1 <= limit <= 500:
@@ -168,7 +174,9 @@ class ProductsMixin(CatalogParts):
         return {"total": int(total), "offset": offset, "limit": limit, "items": items, "warnings": notes}
 
     def product(self, product_id: str) -> dict[str, Any]:
-        """A product with its images (in position order)."""
+        """A product with its images (in position order).
+
+        ``product_id``: the product's id; :class:`~catalens.errors.NotFoundError` when unknown."""
         with self.db.session() as s:
             p = s.get(Product, product_id)
             if p is None:
@@ -190,7 +198,11 @@ class ProductsMixin(CatalogParts):
         replace_attrs: bool = False,
     ) -> dict[str, Any]:
         """Change a product's title and/or attributes (merged, or replaced with ``replace_attrs``);
-        a ``None`` attribute value removes that attribute."""
+        a ``None`` attribute value removes that attribute.
+
+        ``product_id``: the product's id. Returns the updated product.
+
+        ``title``: the new title; ``attrs``: attributes merged in (replaced with ``replace_attrs``)."""
         with self.db.session() as s:
             p = s.get(Product, product_id)
             if p is None:
@@ -207,7 +219,9 @@ class ProductsMixin(CatalogParts):
 
     def delete_product(self, product_id: str) -> None:
         """Delete a product with everything keyed by it (image links, events) and every image no
-        other product links to (see :meth:`delete_image`); images another product shows stay."""
+        other product links to (see :meth:`delete_image`); images another product shows stay.
+
+        ``product_id``: the product's id; :class:`~catalens.errors.NotFoundError` when unknown."""
         orphans = self.db.delete_product_rows(product_id)
         if orphans is None:
             raise NotFoundError(f"no product {product_id!r}")
@@ -218,7 +232,9 @@ class ProductsMixin(CatalogParts):
         self._catalog_changed()
 
     def facets(self, max_values: int = 200) -> dict[str, list[tuple[str, int]]]:
-        """Attribute name -> [(value, count)], most frequent first, for attributes with few values."""
+        """Attribute name -> [(value, count)], most frequent first, for attributes with few values.
+
+        ``max_values``: attributes with more distinct values are left out."""
         counts: dict[str, Counter[str]] = {}
         with self.db.session() as s:
             for attrs in s.scalars(select(Product.attrs)):
@@ -240,7 +256,9 @@ class ProductsMixin(CatalogParts):
         return rec
 
     def image_info(self, sha: str) -> dict[str, Any]:
-        """An image's facts and the products it belongs to."""
+        """An image's facts and the products it belongs to.
+
+        ``sha``: the image's SHA-256."""
         rec = self._image_record(sha)
         with self.db.session() as s:
             products = list(
@@ -252,7 +270,9 @@ class ProductsMixin(CatalogParts):
         """Remove an image and everything derived from it: its record, product links, embedding
         records and vectors, predictions, quality results and other feature rows (one
         transaction), then its cached thumbnails, its stored blob or upload file, and its entries
-        in the open search engines (the index itself drops them on its next sync)."""
+        in the open search engines (the index itself drops them on its next sync).
+
+        ``sha``: the image's 64-character SHA-256; :class:`~catalens.errors.NotFoundError` when unknown."""
         self._image_record(sha)
         self._delete_image(sha)
         self._catalog_changed()
@@ -305,7 +325,9 @@ class ProductsMixin(CatalogParts):
 
     def image_file(self, sha: str) -> tuple[Path, str]:
         """(path, media type) of the stored file of a catalogued image. Only paths recorded in the
-        database are ever returned, so no request can reach another file."""
+        database are ever returned, so no request can reach another file.
+
+        ``sha``: the image's SHA-256."""
         rec = self._image_record(sha)
         path = Path(rec.stored_path or rec.source)
         if rec.stored_path is None and rec.source.startswith(("http://", "https://")):
@@ -315,7 +337,9 @@ class ProductsMixin(CatalogParts):
         return path, MEDIA_TYPES.get((rec.format or "").upper(), "application/octet-stream")
 
     def thumbnail(self, sha: str, size: int = 256) -> Path:
-        """A JPEG thumbnail (longest side ``size``), made on first use and cached under the home."""
+        """A JPEG thumbnail (longest side ``size``), made on first use and cached under the home.
+
+        ``sha``: the image's SHA-256."""
         if size not in THUMB_SIZES:
             raise ConfigError(f"thumbnail size must be one of {', '.join(map(str, THUMB_SIZES))}")
         out = self.settings.home / "thumbs" / str(size) / sha[:2] / f"{check_sha(sha)}.jpg"

@@ -46,6 +46,17 @@ class ClassifyMixin(CatalogParts):
         refuses rows the classifier saw. ``holdout_out``: also write the held-out rows as a labels CSV.
         ``propagate``: fields whose labels spread to the catalogue's unlabelled images before training
         (:mod:`catalens.classify.propagate`; the held-out rows never join).
+
+        ``name``: the classifier's name; ``method``: a registered head (linear, prototype, prototype-lr)
+        or finetune; ``model`` / ``text_model``: the image model and, for image + title, the title
+        model; ``hierarchy`` / ``taxonomy``: fields that form a hierarchy and a taxonomy YAML;
+        ``drop_rare``: leave out classes with too few examples instead of refusing; ``skip_unknown``:
+        leave out label rows whose image is not in the catalog; ``holdout_seed``: the split's seed;
+        ``options``: method options (e.g. ``C``, ``views``, ``calibration``). Returns the saved
+        :class:`~catalens.classify.classifier.Classifier`.
+
+        ``fields``: the label fields, one head each; ``labels``: a labels CSV (None: the catalog's own
+        attributes).
         """
         from catalens.classify.holdout import image_sources, save_split, split_holdout, write_holdout
         from catalens.classify.labels import catalog_labels, read_labels
@@ -106,15 +117,31 @@ class ClassifyMixin(CatalogParts):
         fields: Sequence[str] | None = None,
         name: str | None = None,
         save: bool = False,
-        **opts: Any,
+        templates: Sequence[str] | None = None,
+        threshold: float = 0.0,
+        text_encoder: Any = None,
     ) -> Classifier:
-        """A zero-shot classifier (CLIP-type ``model``, classes = taxonomy names); saved when ``save``."""
+        """A zero-shot classifier (CLIP-type ``model``, classes = taxonomy names); saved when ``save``.
+
+        ``taxonomy``: a taxonomy YAML (default: the built-in e-commerce one); ``fields``: the taxonomy
+        fields to score; ``name``: the classifier's name; ``templates``: prompt templates for every
+        field (default: each field's own); ``threshold``: the abstain threshold; ``text_encoder``:
+        anything with ``encode(list[str])`` instead of the model's text tower (tests). Returns the
+        :class:`~catalens.classify.classifier.Classifier`."""
         from catalens.classify.classifier import save_classifier
         from catalens.classify.taxonomy import load_taxonomy
         from catalens.classify.zeroshot import zeroshot_classifier
 
         tax = load_taxonomy(taxonomy) if taxonomy else None
-        clf = zeroshot_classifier(model, tax, fields=fields, name=name, **opts)
+        clf = zeroshot_classifier(
+            model,
+            tax,
+            fields=fields,
+            name=name,
+            templates=templates,
+            threshold=threshold,
+            text_encoder=text_encoder,
+        )
         if save:
             save_classifier(self.settings.home, clf)
         return clf
@@ -132,7 +159,11 @@ class ClassifyMixin(CatalogParts):
         """Classify image files (``builtin``: the out-of-the-box e-commerce taxonomy): per file its
         source and, per field, the label, probability, ``top_k`` alternatives and ``needs_review``
         (below the classifier's abstain threshold, or ``threshold``). ``hierarchy`` "joint" keeps
-        hierarchical labels consistent; ``titles`` (one per file) feed image + title classifiers."""
+        hierarchical labels consistent; ``titles`` (one per file) feed image + title classifiers.
+
+        ``paths``: image files.
+
+        ``classifier``: a trained classifier's name, ``builtin``, or ``a+b`` for an ensemble."""
         from catalens.classify.service import classify_files
 
         return classify_files(
@@ -152,11 +183,24 @@ class ClassifyMixin(CatalogParts):
     ) -> dict[str, Any]:
         """Classify every stored image from its stored embedding and store the predictions (one row
         per image and field, unless ``store=False``); returns counts per field and label. ``ray``:
-        score on that Ray cluster ("auto": the running one)."""
+        score on that Ray cluster ("auto": the running one).
+
+        ``classifier``: a trained classifier's name (or ``builtin``; ``a+b`` for an ensemble);
+        ``hierarchy`` and ``threshold`` as in :meth:`classify`; ``top_k`` alternatives kept per field;
+        ``batch``: embeddings scored at once.
+
+        ``store``: keep the predictions (table ``classify_predictions``)."""
         from catalens.classify.service import classify_all
 
         return classify_all(
-            self, classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k, store=store, batch=batch, ray=ray
+            self,
+            classifier,
+            hierarchy=hierarchy,
+            threshold=threshold,
+            top_k=top_k,
+            store=store,
+            batch=batch,
+            ray=ray,
         )
 
     def evaluate_classifier(
@@ -174,7 +218,14 @@ class ClassifyMixin(CatalogParts):
 
         ``labels`` None: the classifier's own held-out split (else the catalogue's attributes).
         Label rows the classifier was trained on raise ``TrainOverlapError`` unless
-        ``allow_train_overlap=True`` (the result then carries ``train_overlap`` and a warning)."""
+        ``allow_train_overlap=True`` (the result then carries ``train_overlap`` and a warning).
+
+        ``fields``: only these fields; ``hierarchy``: joint | independent decoding of hierarchical
+        fields; ``skip_unknown``: leave out label rows whose image is not in the catalog instead of
+        refusing.
+
+        ``classifier``: the classifier's name; ``allow_train_overlap``: score rows it was trained on
+        anyway."""
         from catalens.classify.service import evaluate
 
         return evaluate(
@@ -183,11 +234,13 @@ class ClassifyMixin(CatalogParts):
         )  # fmt: skip
 
     def classifiers(self) -> list[dict[str, Any]]:
+        """Every saved classifier: name, versions, fields, method and model."""
         from catalens.classify.classifier import list_classifiers
 
         return list_classifiers(self.settings.home)
 
     def load_classifier(self, name: str, version: str | None = None) -> Classifier:
+        """The saved classifier ``name`` (its newest version, or ``version``)."""
         from catalens.classify.classifier import load_classifier
 
         return load_classifier(self.settings.home, name, version)
@@ -204,7 +257,12 @@ class ClassifyMixin(CatalogParts):
     ) -> Classifier:
         """Learn and save a brand tagger (labels: the ``brand_col`` attribute, else the title words
         before the gender word; brands with fewer than ``min_examples`` products are left out; the
-        abstain threshold aims at ``target_precision``)."""
+        abstain threshold aims at ``target_precision``).
+
+        ``name``: the tagger's name; ``model``: the embedding model (default: the configured one).
+        Returns the saved :class:`~catalens.classify.classifier.Classifier`.
+
+        ``save``: write it under the home (else only return it)."""
         from catalens.classify.brand.service import train_brands
 
         return train_brands(
@@ -220,7 +278,11 @@ class ClassifyMixin(CatalogParts):
         ocr: bool = True,
         threshold: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Brand of image files (``ocr``: OCR'd brand names win over the logo head)."""
+        """Brand of image files (``ocr``: OCR'd brand names win over the logo head).
+
+        ``paths``: image files; ``tagger``: the brand tagger's name (``train_brand_tagger``);
+        ``threshold``: the logo head's abstain threshold (default: the tagger's own). Returns per file
+        its brand, probability and which source answered."""
         from catalens.classify.brand.service import tag_files
 
         return tag_files(self, paths, tagger, ocr=ocr, threshold=threshold)
@@ -229,7 +291,10 @@ class ClassifyMixin(CatalogParts):
         self, tagger: str = "brands", *, ocr: bool = False, threshold: float | None = None, store: bool = True
     ) -> dict[str, Any]:
         """Brand of every stored image, stored as predictions of field ``brand`` (OCR, cached per
-        image, only with ``ocr``)."""
+        image, only with ``ocr``).
+
+        ``tagger``: the brand tagger's name; ``threshold``: the logo head's abstain threshold (default:
+        the tagger's own); ``store``: keep the predictions. Returns counts."""
         from catalens.classify.brand.service import tag_all
 
         return tag_all(self, tagger, ocr=ocr, threshold=threshold, store=store)
@@ -245,7 +310,10 @@ class ClassifyMixin(CatalogParts):
     ) -> dict[str, Any]:
         """Dominant product colours (foreground only) named against the retail palette, with percentages
         (at most ``k``). On a plain white backdrop the packaged product detector's mask is the
-        foreground (``detect_on_white``); ``product_mask`` (a boolean array) gives it instead."""
+        foreground (``detect_on_white``); ``product_mask`` (a boolean array) gives it instead.
+
+        ``path``: an image file; ``max_pixels``: pixels sampled for the palette. Returns the named
+        colours with their percentages and RGB."""
         from catalens.classify.colour.features import dominant_colours
         from catalens.imageio import open_image
 

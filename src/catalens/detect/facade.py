@@ -26,7 +26,10 @@ class DetectMixin(CatalogParts):
     def detect(
         self, path: str | Path, *, threshold: float | None = None, max_items: int = 10
     ) -> PhotoDetections:
-        """The products in the photo at ``path``: box, mask, score and coarse category, best first."""
+        """The products in the photo at ``path``: box, mask, score and coarse category, best first.
+
+        ``threshold``: the detector's score limit (default: the packaged model's); ``max_items``: at
+        most this many products."""
         from catalens.detect.service import detect_photo
 
         return detect_photo(path, settings=self.settings, threshold=threshold, max_items=max_items)[1]
@@ -42,7 +45,10 @@ class DetectMixin(CatalogParts):
         threshold: float | None = None,
         max_items: int = 10,
     ) -> PhotoDetections:
-        """One list of similar products per product detected in the photo at ``path``."""
+        """One list of similar products per product detected in the photo at ``path``.
+
+        ``k``: results per product; ``where``, ``all_images``, ``model``: as in :meth:`search_image`;
+        ``threshold``: the detector's score limit; ``max_items``: at most this many products."""
         from catalens.detect.service import search_each
 
         return search_each(
@@ -66,7 +72,11 @@ class DetectMixin(CatalogParts):
         threshold: float | None = None,
         max_items: int = 10,
     ) -> PhotoDetections:
-        """Classifier fields for each product detected in the photo at ``path``."""
+        """Classifier fields for each product detected in the photo at ``path``.
+
+        ``classifier``: as in :meth:`classify`; ``top_k``, ``hierarchy``, ``threshold``: as in
+        :meth:`classify`, ``threshold`` also the detector's score limit; ``max_items``: at most this
+        many products."""
         from catalens.detect.service import classify_each
 
         return classify_each(
@@ -76,7 +86,10 @@ class DetectMixin(CatalogParts):
     def colours_each(
         self, path: str | Path, *, threshold: float | None = None, max_items: int = 10
     ) -> PhotoDetections:
-        """Dominant colours of each product detected in the photo at ``path`` (its own pixels)."""
+        """Dominant colours of each product detected in the photo at ``path`` (its own pixels).
+
+        ``threshold``: the detector's score limit (default: the packaged model's); ``max_items``: at
+        most this many products."""
         from catalens.detect.service import colours_each
 
         return colours_each(path, settings=self.settings, threshold=threshold, max_items=max_items)

@@ -41,7 +41,12 @@ class ExplainMixin(CatalogParts):
         image_size: tuple[int, int] | None = None,
     ) -> tuple[Any, str | None]:
         """``(target, model name or None)``: a trained classifier's field, or the model's ImageNet classifier
-        (``image_size``: a small photo gets the classifier's small-photo head, where it has one)."""
+        (``image_size``: a small photo gets the classifier's small-photo head, where it has one).
+
+        ``imagenet``: the model's ImageNet classifier instead of a trained one.
+
+        ``classifier`` / ``field``: a trained classifier and its field (default: the built-in taxonomy
+        for the packaged model, else the model's ImageNet classifier); ``model``: the backbone."""
         from catalens.explain.targets import default_target
 
         return default_target(
@@ -72,8 +77,14 @@ class ExplainMixin(CatalogParts):
 
         ``image`` is a path, a catalog image sha256 (or prefix) or a product id. ``on_product`` (default):
         weight the map by the product the packaged detector finds (:mod:`catalens.explain.product`;
-        on held-out white-background photos 93% of the map's mass then lies on the product against 75%,
-        and the deletion AUC margin over random maps grows: bench/RESULTS.md "explain: on the product").
+        more of the map's mass lies on the product and the deletion AUC margin over random maps grows:
+        bench/RESULTS.md "explain: on the product").
+
+        ``classifier`` / ``field``: the trained classifier and field to explain (``imagenet``: the
+        model's ImageNet head instead); ``model``: the backbone (default: the classifier's); ``method``:
+        a registered explanation method (gradcam, gradcam++, rollout, lib:*); ``threshold``: the map level
+        (0..1) a region must reach; ``top_k``: at most this many regions; ``smooth``: sigma of the
+        map's Gaussian smoothing as a fraction of the input's shorter side (default: the method's).
         """
         from catalens.explain.refs import resolve_image_ref
 
@@ -95,7 +106,10 @@ class ExplainMixin(CatalogParts):
     def explain_match(
         self, query: str | Path, match: str | Path, *, model: str | None = None, mode: str = "contribution"
     ) -> MatchExplanation:
-        """Which regions of ``query`` and ``match`` agree (paths, image sha256s or product ids)."""
+        """Which regions of ``query`` and ``match`` agree (paths, image sha256s or product ids).
+
+        ``model``: the embedding model; ``mode``: similarity | contribution (the query's map sums to the
+        pair's cosine)."""
         from catalens.explain.match import explain_match
         from catalens.explain.refs import resolve_image_ref
 
@@ -119,6 +133,8 @@ class ExplainMixin(CatalogParts):
         verdicts (text, watermark, border, background... boxes, coloured by verdict).
 
         Returns ``(ImageQC, drawing)``; the result is not stored in the catalog.
+
+        ``include_pass``: also draw the regions of checks that passed.
         """
         from catalens.explain.explainer import load_image
         from catalens.explain.refs import resolve_image_ref

@@ -46,6 +46,12 @@ class QualityMixin(CatalogParts):
 
         >>> report = cat.qc(["photos/"], profile="marketplace-main-image")
         >>> report.exit_code("error"), report.counts
+
+        ``progress``: a factory ``(stage, total) -> tick(n)`` for progress bars; ``workers``: threads
+        checking photos (default: the configured number).
+
+        ``profile``: a profile name or YAML path; ``store``, ``allow_empty`` and ``exceptions``: see
+        above.
         """
         from catalens.quality.collect import collect_items
         from catalens.quality.profiles import load_profile
@@ -91,13 +97,19 @@ class QualityMixin(CatalogParts):
         return report
 
     def qc_results(self, profile: str | None = None, verdict: str | None = None) -> list[dict[str, Any]]:
-        """Stored quality results (latest per image and profile)."""
+        """Stored quality results (latest per image and profile).
+
+        ``verdict``: only results with this verdict (pass | warn | fail | error).
+
+        ``profile``: only results of this profile."""
         from catalens.quality.store import load_results
 
         return load_results(self.db, profile, verdict)
 
     def qc_stored(self, shas: Sequence[str], profile: str | None = None) -> list[dict[str, Any]]:
-        """Every stored result of these images (or of ``profile`` only), accepted exceptions applied."""
+        """Every stored result of these images (or of ``profile`` only), accepted exceptions applied.
+
+        ``shas``: the images' SHA-256s."""
         from catalens.quality.summary import stored_results
 
         return stored_results(self.db, list(shas), profile)

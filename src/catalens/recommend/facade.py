@@ -29,7 +29,12 @@ class RecommendMixin(CatalogParts):
     def import_events(self, path: str | Path, *, skip_unknown: bool = False) -> EventImportReport:
         """Import a CSV / JSONL / Parquet events file (idempotent); returns an ``EventImportReport``.
         Events of products not in the catalogue are stored and reported per row (``warnings``), or
-        left out and reported per row (``skipped``) with ``skip_unknown=True``."""
+        left out and reported per row (``skipped``) with ``skip_unknown=True``.
+
+        ``path``: the events file (columns user_id, product_id, event, timestamp; optional weight,
+        session).
+
+        ``skip_unknown``: leave out events of products not in the catalog."""
         from catalens.recommend.events import import_events
 
         return import_events(self.db, path, on_unknown="skip" if skip_unknown else "store")
@@ -44,7 +49,12 @@ class RecommendMixin(CatalogParts):
         weight: float | None = None,
         session: str | None = None,
     ) -> bool:
-        """Record one event (now when ``timestamp`` is None); True when it was new."""
+        """Record one event (now when ``timestamp`` is None); True when it was new.
+
+        ``user_id`` / ``product_id``: who did what to which product; ``weight``: the event's weight
+        (default: by kind); ``session``: an optional session id.
+
+        ``event``: view | click | like | cart | purchase (or an alias such as buy, order, add_to_cart)."""
         from catalens.recommend.events import EventImportReport, parse_event, store_events
 
         row = {
@@ -65,6 +75,7 @@ class RecommendMixin(CatalogParts):
         return report.inserted == 1
 
     def event_count(self) -> int:
+        """How many events the event log holds."""
         from catalens.recommend.events import count_events
 
         return count_events(self.db)
@@ -76,7 +87,12 @@ class RecommendMixin(CatalogParts):
         """The fitted :class:`RecommendEngine`: kept in memory and stored under
         ``<home>/recommend/<key>/`` (see :mod:`catalens.recommend.store`), so later processes load it
         instead of refitting; refitted when the items or the configuration changed, or the event log
-        grew by more than 10 % (or changed otherwise) since the fit."""
+        grew by more than 10 % (or changed otherwise) since the fit.
+
+        ``model``: the embedding model (default: the configured one).
+
+        ``config``: a :class:`~catalens.recommend.config.RecommendConfig`; ``refit``: fit again even
+        when a stored engine is current."""
         state = self._recommend_state(model, config=config, refit=refit)
         assert state is not None
         engine: RecommendEngine = state["engine"]
@@ -158,7 +174,16 @@ class RecommendMixin(CatalogParts):
         max_per_category: int | None = None,
         model: str | None = None,
     ) -> RecommendResult:
-        """Recommendations for a user (``user=``) or an anonymous session/basket (``products=``)."""
+        """Recommendations for a user (``user=``) or an anonymous session/basket (``products=``).
+
+        ``recommender``: a registered recommender (hybrid, visual, item2item, cf, attributes, popular,
+        random); ``where``: an attribute filter as in search; ``exclude``: product ids never
+        recommended; ``include_out_of_stock``: also sold-out products; ``diversity``: interests | mmr |
+        none; ``max_per_category``: at most this many items per category; ``model``: the embedding
+        model.
+
+        ``user``: a shopper id; ``products``: product ids of an anonymous session or basket (one of the
+        two); ``k``: list length."""
         from catalens.errors import ConfigError
         from catalens.recommend.events import EmptyEventsError
 
@@ -205,7 +230,14 @@ class RecommendMixin(CatalogParts):
         model: str | None = None,
         config: Any = None,
     ) -> EvalReport:
-        """Leave-last-out evaluation of recommenders against popularity and random (an ``EvalReport``)."""
+        """Leave-last-out evaluation of recommenders against popularity and random (an ``EvalReport``).
+
+        ``events``: an events file to import first (default: the stored log); ``k``: list length;
+        ``n_holdout``: last purchases held out per shopper; ``max_users``: at most this many shoppers;
+        ``model``: the embedding model; ``config``: a
+        :class:`~catalens.recommend.config.RecommendConfig`.
+
+        ``recommenders``: the recommenders compared (default: every one)."""
         from catalens.recommend.evaluate import DEFAULT_RECOMMENDERS, evaluate
         from catalens.recommend.events import EmptyEventsError, EventArrays, load_events, read_events
         from catalens.recommend.items import load_item_space
@@ -234,6 +266,7 @@ class RecommendMixin(CatalogParts):
         return report
 
     def list_recommenders(self) -> list[dict[str, str]]:
+        """The registered recommenders: name and description."""
         import catalens.recommend.engine  # noqa: F401  (registers the hybrid)
         from catalens.recommend.recommenders import list_recommenders
 

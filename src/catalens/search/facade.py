@@ -27,7 +27,9 @@ class SearchMixin(CatalogParts):
 
     def searcher(self, model: str | None = None, **index_options: Any) -> CatalogSearch:
         """The catalog's search engine for ``model`` (index opened and synced with the database;
-        built once per database state, one build at a time)."""
+        built once per database state, one build at a time).
+
+        ``index_options``: options of the vector index backend (e.g. ``nprobe``)."""
         from catalens.search.engine import CatalogSearch, watermark
 
         name = model or self.settings.default_model
@@ -53,7 +55,9 @@ class SearchMixin(CatalogParts):
         return engine  # type: ignore[no-any-return]
 
     def sync_index(self, model: str | None = None) -> dict[str, Any]:
-        """Bring the model's vector index in line with the database; returns what was done and index info."""
+        """Bring the model's vector index in line with the database; returns what was done and index info.
+
+        ``model``: the embedding model (default: the configured one)."""
         s = self.searcher(model)
         return {"sync": s.sync_report, "index": s.index.info()}
 
@@ -66,7 +70,12 @@ class SearchMixin(CatalogParts):
         all_images: bool = False,
         model: str | None = None,
     ) -> list[SearchResult]:
-        """Products that look like the image at ``path`` (one result per product by default)."""
+        """Products that look like the image at ``path`` (one result per product by default).
+
+        ``where``: an attribute filter (see :mod:`catalens.search.filters`); ``all_images``: one result
+        per image instead of per product; ``model``: the embedding model (default: the configured one).
+
+        ``k``: results."""
         from catalens.search.query import image_query_vector
 
         s = self.searcher(model)
@@ -82,7 +91,12 @@ class SearchMixin(CatalogParts):
         all_images: bool = False,
         model: str | None = None,
     ) -> list[SearchResult]:
-        """ "More like this": products closest to any image of ``product_id`` (itself excluded)."""
+        """ "More like this": products closest to any image of ``product_id`` (itself excluded).
+
+        ``where``: an attribute filter; ``all_images``: one result per image instead of per product;
+        ``model``: the embedding model.
+
+        ``k``: results."""
         s = self.searcher(model)
         shas, vecs = s.product_vectors(product_id)
         return s.search(vecs, k, where=where, all_images=all_images, exclude_products=[product_id])
@@ -97,7 +111,12 @@ class SearchMixin(CatalogParts):
         model: str | None = None,
     ) -> list[SearchResult]:
         """Products matching a text query (text tower of a CLIP-type model, else the trained projection);
-        titled / untitled photos and thumbnails are ranked as groups and merged (:mod:`catalens.search.text`)."""
+        titled / untitled photos and thumbnails are ranked as groups and merged (:mod:`catalens.search.text`).
+
+        ``where``: an attribute filter; ``all_images``: one result per image instead of per product.
+
+        ``text``: the query words; ``k``: results; ``model``: the embedding model (default: the
+        configured one)."""
         from catalens.search.text import search_text
 
         return search_text(self, self.searcher(model), text, k, where=where, all_images=all_images)
@@ -112,7 +131,9 @@ class SearchMixin(CatalogParts):
     ) -> dict[str, Any]:
         """(Re)train the catalog-aligned text projection (titles -> image space) for ``model``:
         ``method`` "krr" (kernel ridge) or "ridge", its setting picked on a ``holdout`` share of the
-        products; returns its metadata (pairs, products, held-out Recall@10)."""
+        products; returns its metadata (pairs, products, held-out Recall@10).
+
+        ``text_model``: the title encoder (default: the packaged MiniLM)."""
         from catalens.search.text import TEXT_MODEL, train_projection
 
         return train_projection(
@@ -124,7 +145,10 @@ class SearchMixin(CatalogParts):
     ) -> DedupReport:
         """Group exact and near-duplicate images of the catalog (see :mod:`catalens.search.dedup`).
         ``cached``: reuse the report while the catalogue, model and options are unchanged
-        (:mod:`catalens.search.dedup_cache`; the report is shared, do not change it)."""
+        (:mod:`catalens.search.dedup_cache`; the report is shared, do not change it).
+
+        ``model``: the embedding model (default: the configured one); ``options``: a
+        :class:`~catalens.search.dedup.DedupOptions` (default thresholds when None)."""
         if cached:
             from catalens.search.dedup_cache import cached_duplicates
 
@@ -140,7 +164,10 @@ class SearchMixin(CatalogParts):
         """(report or None, fresh) of the whole catalogue without blocking longer than ``wait_s``:
         the report is computed in the background (:meth:`DedupCache.poll
         <catalens.search.dedup_cache.DedupCache.poll>`); until it is ready, the last one computed
-        (fresh False) or None."""
+        (fresh False) or None.
+
+        ``model``: the embedding model (default: the configured one); ``options``: a
+        :class:`~catalens.search.dedup.DedupOptions`."""
         from catalens.search.dedup_cache import poll_duplicates
 
         report, fresh = poll_duplicates(self, model, wait_s, **(options.changed() if options else {}))
@@ -150,7 +177,10 @@ class SearchMixin(CatalogParts):
         self, path: str | Path, model: str | None = None, *, options: DedupOptions | None = None
     ) -> dict[str, Any]:
         """Catalog images that duplicate the image at ``path`` (nothing is stored): ``duplicate``
-        and the ``matches`` with their kind, scores, source and products."""
+        and the ``matches`` with their kind, scores, source and products.
+
+        ``model``: the embedding model (default: the configured one); ``options``: a
+        :class:`~catalens.search.dedup.DedupOptions` (default thresholds when None)."""
         from catalens.search.dedup import check_image
 
         return check_image(self, self.searcher(model), path, options)
