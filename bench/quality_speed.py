@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 from pathlib import Path
+from typing import Any
 
 from catalens.config import Settings
 from catalens.quality.profiles import load_profile
@@ -36,6 +37,38 @@ PIXEL_CHECKS = [
 ]
 
 
+def measure(
+    label: str,
+    items: list[QCItem],
+    checks: dict,
+    prof: Any,
+    settings: Settings,
+    runs: int,
+    *,
+    digits: int,
+    warm: bool = False,
+) -> None:
+    """Check ``items`` with ``checks`` ``runs`` times (after a warm-up run on two, to load the models,
+    with ``warm``); print the median images/s, every run and the load average as one JSON line."""
+    prof.checks = dict(checks)
+    if warm:
+        run_checks(items[:2], prof, settings)
+    rates = [len(items) / run_checks(items, prof, settings).seconds for _ in range(runs)]
+    print(
+        json.dumps(
+            {
+                "what": label,
+                "images": len(items),
+                "cores": len(os.sched_getaffinity(0)),
+                "images_per_s_median": round(statistics.median(rates), digits),
+                "runs": [round(r, digits) for r in rates],
+                "load_1min": round(os.getloadavg()[0], 2),
+            }
+        ),
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
@@ -47,29 +80,11 @@ def main() -> None:
     settings = Settings(home=Path("/tmp/qc-speed-home"), workers=2)
     prof = load_profile("general")
     pixel = {c: prof.checks.get(c, {}) for c in PIXEL_CHECKS}
-    cores = len(os.sched_getaffinity(0))
     for label, checks in (
         ("pixel checks", pixel),
         ("pixel checks without duplicates", {c: v for c, v in pixel.items() if c != "duplicates"}),
     ):
-        rates = []
-        for _ in range(a.runs):
-            prof.checks = dict(checks)
-            rep = run_checks(items, prof, settings)
-            rates.append(len(items) / rep.seconds)
-        print(
-            json.dumps(
-                {
-                    "what": label,
-                    "images": len(items),
-                    "cores": cores,
-                    "images_per_s_median": round(statistics.median(rates), 1),
-                    "runs": [round(r, 1) for r in rates],
-                    "load_1min": round(os.getloadavg()[0], 2),
-                }
-            ),
-            flush=True,
-        )
+        measure(label, items, checks, prof, settings, a.runs, digits=1)
     if a.models:
         sub = items[: a.models]
         # the general profile with its model checks (OCR text + watermark, the overlay detector, NSFW),
@@ -108,22 +123,7 @@ def main() -> None:
         for label, checks, runtime, precision, threads in variants:
             os.environ["CATALENS_OCR_RUNTIME"], os.environ["CATALENS_OCR_PRECISION"] = runtime, precision
             text_ocr.OCR_THREADS = threads
-            prof.checks = dict(checks)
-            run_checks(sub[:2], prof, settings)  # load the models
-            rates = [len(sub) / run_checks(sub, prof, settings).seconds for _ in range(a.runs)]
-            print(
-                json.dumps(
-                    {
-                        "what": label,
-                        "images": len(sub),
-                        "cores": cores,
-                        "images_per_s_median": round(statistics.median(rates), 2),
-                        "runs": [round(r, 2) for r in rates],
-                        "load_1min": round(os.getloadavg()[0], 2),
-                    }
-                ),
-                flush=True,
-            )
+            measure(label, sub, checks, prof, settings, a.runs, digits=2, warm=True)
 
 
 if __name__ == "__main__":
