@@ -196,38 +196,50 @@ def recommend_eval(
     out.print(table)
 
 
+K = Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of recommendations.")]
+WHERE = Annotated[str | None, typer.Option(help="Attribute filter as in search.")]
+EXCLUDE = Annotated[str | None, typer.Option(help="Comma-separated product ids never to recommend.")]
+RECOMMENDER = Annotated[str, typer.Option("--recommender", "-r", help="See catalens recommend query --help.")]
+JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
 def recommend_user(
     user: Annotated[str, typer.Argument(help="Shopper id.")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of recommendations.")] = 20,
-    where: Annotated[str | None, typer.Option(help="Attribute filter as in search.")] = None,
-    exclude: Annotated[
-        str | None, typer.Option(help="Comma-separated product ids never to recommend.")
-    ] = None,
-    recommender: Annotated[
-        str, typer.Option("--recommender", "-r", help="See catalens recommend query --help.")
-    ] = "hybrid",
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    k: K = 20,
+    where: WHERE = None,
+    exclude: EXCLUDE = None,
+    recommender: RECOMMENDER = "hybrid",
+    as_json: JSON = False,
 ) -> None:
     """Recommendations for a shopper from the images they viewed and bought."""
-    recommend(user=user, products=None, k=k, where=where, exclude=exclude, recommender=recommender,
-              diversity=None, max_per_category=None, include_out_of_stock=False, model=None, as_json=as_json)  # fmt: skip
+    _by_verb(
+        user=user, products=None, k=k, where=where, exclude=exclude, recommender=recommender, as_json=as_json
+    )
 
 
 def recommend_items(
     products: Annotated[list[str], typer.Argument(help="Product ids (an anonymous session or basket).")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of recommendations.")] = 20,
-    where: Annotated[str | None, typer.Option(help="Attribute filter as in search.")] = None,
-    exclude: Annotated[
-        str | None, typer.Option(help="Comma-separated product ids never to recommend.")
-    ] = None,
-    recommender: Annotated[
-        str, typer.Option("--recommender", "-r", help="See catalens recommend query --help.")
-    ] = "hybrid",
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    k: K = 20,
+    where: WHERE = None,
+    exclude: EXCLUDE = None,
+    recommender: RECOMMENDER = "hybrid",
+    as_json: JSON = False,
 ) -> None:
     """Recommendations for a list of products (what goes with these, more like these)."""
-    recommend(user=None, products=",".join(products), k=k, where=where, exclude=exclude, recommender=recommender,
-              diversity=None, max_per_category=None, include_out_of_stock=False, model=None, as_json=as_json)  # fmt: skip
+    _by_verb(
+        user=None,
+        products=",".join(products),
+        k=k,
+        where=where,
+        exclude=exclude,
+        recommender=recommender,
+        as_json=as_json,
+    )  # noqa: E501
+
+
+def _by_verb(**query: Any) -> None:
+    """The flag form (``recommend query``) with the verbs' few options; the rest at their defaults."""
+    recommend(**query, diversity=None, max_per_category=None, include_out_of_stock=False, model=None)
 
 
 def register(app: typer.Typer) -> None:

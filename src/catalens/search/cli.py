@@ -137,17 +137,7 @@ def search_image(
     as_json: JSON = False,
 ) -> None:
     """Products that look like a photo."""
-    search(
-        image=image,
-        product_id=None,
-        text=None,
-        k=k,
-        where=where,
-        all_images=all_images,
-        model=model,
-        each=each,
-        as_json=as_json,
-    )  # noqa: E501
+    _by_verb(image=image, k=k, where=where, all_images=all_images, model=model, each=each, as_json=as_json)
 
 
 def search_product(
@@ -159,17 +149,7 @@ def search_product(
     as_json: JSON = False,
 ) -> None:
     """More like this: products that look like a catalogued product."""
-    search(
-        image=None,
-        product_id=product_id,
-        text=None,
-        k=k,
-        where=where,
-        all_images=all_images,
-        model=model,
-        each=False,
-        as_json=as_json,
-    )  # noqa: E501
+    _by_verb(product_id=product_id, k=k, where=where, all_images=all_images, model=model, as_json=as_json)
 
 
 def search_text(
@@ -181,17 +161,12 @@ def search_text(
     as_json: JSON = False,
 ) -> None:
     """Products matching words (titles, and photos without a title by their pixels)."""
-    search(
-        image=None,
-        product_id=None,
-        text=text,
-        k=k,
-        where=where,
-        all_images=all_images,
-        model=model,
-        each=False,
-        as_json=as_json,
-    )  # noqa: E501
+    _by_verb(text=text, k=k, where=where, all_images=all_images, model=model, as_json=as_json)
+
+
+def _by_verb(**query: Any) -> None:
+    """The flag form (``search query``) with one query given by the verb."""
+    search(**({"image": None, "product_id": None, "text": None, "each": False} | query))
 
 
 def search_train_text(
