@@ -12,13 +12,14 @@ it is an empty base, and ``catalens.core.Catalog`` provides each attribute:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 
     from catalens.catalog.db import CatalogDB
     from catalens.config import Settings
+    from catalens.models.runtime import ImageEncoder
 
 
 class CatalogParts:
@@ -29,6 +30,6 @@ class CatalogParts:
 
     if TYPE_CHECKING:
 
-        def encoder(self, model: str | None = None, device: str | None = None) -> Any: ...
+        def encoder(self, model: str | None = None, device: str | None = None) -> ImageEncoder: ...
 
         def vectors(self, model: str | None = None) -> tuple[list[str], np.ndarray]: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from catalens.quality.facade import QualityMixin
 from catalens.recommend.facade import RecommendMixin
 from catalens.search.facade import SearchMixin
 from catalens.vectors import load_vectors
+
+if TYPE_CHECKING:
+    from catalens.models.runtime import ImageEncoder
 
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 
@@ -39,7 +42,7 @@ class Catalog(
         self.settings = settings
         check_home_writable(settings.home)  # a read-only home is refused before any work
         self.db = CatalogDB(settings.database_url)
-        self._encoders: dict[tuple[str, str], Any] = {}
+        self._encoders: dict[tuple[str, str], ImageEncoder] = {}
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, db_url: str | None = None, **settings: Any) -> Catalog:
@@ -56,7 +59,7 @@ class Catalog(
         self.close()
 
     # ---- models -------------------------------------------------------------------------------
-    def encoder(self, model: str | None = None, device: str | None = None) -> Any:
+    def encoder(self, model: str | None = None, device: str | None = None) -> ImageEncoder:
         """The image encoder for ``model`` (default: the configured one), loaded once per catalog.
 
         ``device``: auto | cpu | cuda | cpu-torch | openvino (default: the configured one)."""
