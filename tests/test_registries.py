@@ -238,8 +238,7 @@ def test_every_duplicates_method_finds_exact_and_resized_copies(name: str, tmp_p
         None
     ]  # + an undecodable photo
     sources = [str(p) for p in files] + ["bad"]
-    findings = method.find(fps, sources) if name == "copy" else method.find(fps)  # type: ignore[call-arg]
-    found = {f.index: f for f in findings}
+    found = {f.index: f for f in method.find(fps, sources)}
     assert all(isinstance(f, DuplicateFinding) and f.of < f.index for f in found.values())
     assert found[6].of == 1 and found[6].kind == "exact"
     assert found[7].of == 3 and found[7].kind == "near"

@@ -41,7 +41,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -102,9 +102,13 @@ class DedupOptions:
 
     @classmethod
     def overridden(cls, **values: Any) -> DedupOptions:
-        """The defaults with the given values (``None`` values keep the default), validated; an
-        unknown name is a ConfigError."""
-        opts = cls()
+        """The defaults with the given values (see :meth:`with_values`)."""
+        return cls().with_values(**values)
+
+    def with_values(self, **values: Any) -> DedupOptions:
+        """A validated copy with the given values (``None`` keeps the current one, each converted to
+        the field's type); an unknown name is a ConfigError."""
+        opts = replace(self)
         for key, value in values.items():
             if value is None:
                 continue
@@ -602,13 +606,7 @@ def find_duplicates(
     **overrides: Any,
 ) -> DedupReport:
     """Group exact and near-duplicate images of the whole catalog."""
-    opts = options or DedupOptions()
-    for key, value in overrides.items():
-        if value is not None:
-            if not hasattr(opts, key):
-                raise ConfigError(f"unknown dedup option {key!r}")
-            setattr(opts, key, type(getattr(opts, key))(value))
-    opts.validate()
+    opts = (options or DedupOptions()).with_values(**overrides)
     t0 = time.perf_counter()
     exact = _exact_pairs(catalog, searcher)
     t1 = time.perf_counter()
@@ -720,11 +718,7 @@ def check_image(
     """Catalog images that duplicate the image at ``path``; nothing is written except descriptors."""
     from catalens.search.query import embed_image_file
 
-    opts = options or DedupOptions()
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(opts, key, type(getattr(opts, key))(value))
-    opts.validate()
+    opts = (options or DedupOptions()).with_values(**overrides)
     data = read_bytes(path, max_bytes=catalog.settings.max_file_bytes)
     sha = sha256_bytes(data)
     matches: list[dict[str, Any]] = []

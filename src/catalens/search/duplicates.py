@@ -92,8 +92,18 @@ class SetDuplicates:
     def fingerprint(self, img: QCImage) -> Fingerprint:
         return {"sha256": img.sha256, "dhash": dhash(img.gray)}
 
-    def find(self, fps: Sequence[Fingerprint | None]) -> list[DuplicateFinding]:
-        """Findings for the photos that duplicate an earlier one (``None``: an undecodable photo)."""
+    def find(
+        self, fps: Sequence[Fingerprint | None], sources: Sequence[str] | None = None
+    ) -> list[DuplicateFinding]:
+        """Findings for the photos that duplicate an earlier one (``None``: an undecodable photo;
+        ``sources``: the photos' files, for methods that read them again)."""
+        return self.scan(fps, sources)[0]
+
+    def scan(
+        self, fps: Sequence[Fingerprint | None], sources: Sequence[str] | None = None
+    ) -> tuple[list[DuplicateFinding], dict[int, float]]:
+        """The findings and, for every photo the method could compare, the score a photo that
+        duplicates nothing gets (in one pass)."""
         raise NotImplementedError
 
 
@@ -107,32 +117,34 @@ class HashDuplicates(SetDuplicates):
     name = "hash"
     unit = "hamming distance (bits of 64)"
 
-    def find(self, fps: Sequence[Fingerprint | None]) -> list[DuplicateFinding]:
+    def scan(
+        self, fps: Sequence[Fingerprint | None], sources: Sequence[str] | None = None
+    ) -> tuple[list[DuplicateFinding], dict[int, float]]:
+        """Findings and each decodable photo's nearest hash distance to another photo (64 alone)."""
         idx = [i for i, fp in enumerate(fps) if fp is not None]
         if not idx:
-            return []
+            return [], {}
         hashes = np.array([fps[i]["dhash"] for i in idx], dtype=np.uint64)  # type: ignore[index]
         exact = _exact(fps)
         maxd = int(self.params.get("max_distance", 4))
-        out = []
+        out, nearest_of = [], {}
         for k, i in enumerate(idx):
             dist = np.unpackbits((hashes ^ hashes[k]).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
             dist[k] = 65
-            nearest = int(dist.min()) if len(dist) > 1 else 64
+            nearest = min(int(dist.min()) if len(dist) > 1 else 64, 64)
+            nearest_of[i] = float(nearest)
             if i in exact:
-                out.append(DuplicateFinding(i, exact[i], "exact", 0.0, self.unit, details={"nearest": nearest}))
+                out.append(DuplicateFinding(i, exact[i], "exact", 0.0, self.unit))
                 continue
             earlier = [j for j in np.flatnonzero(dist <= maxd) if j < k]
             if earlier:
                 j = int(earlier[0])
-                d = int(dist[j])
                 out.append(
                     DuplicateFinding(
-                        i, idx[j], "near", float(min(nearest, 64)), self.unit, f"hash distance {d}", {"nearest": nearest}
+                        i, idx[j], "near", float(nearest), self.unit, f"hash distance {int(dist[j])}"
                     )
                 )
-        return out
-
+        return out, nearest_of
 
 
 @SET_METHODS.decorator()
@@ -153,15 +165,17 @@ class CopyDuplicates(SetDuplicates):
             fp["copy"] = copy_descriptor.describe(img.decoded.image)
         return fp
 
-    def find(
+    def scan(
         self, fps: Sequence[Fingerprint | None], sources: Sequence[str] | None = None
-    ) -> list[DuplicateFinding]:
+    ) -> tuple[list[DuplicateFinding], dict[int, float]]:
+        """Findings (score: the aligned structure) and 0.0 for every photo with a descriptor."""
         from catalens.search import copy_descriptor, copydetail
         from catalens.search.dedup import DedupOptions, classify, neighbour_rank, refine, verify
         from catalens.search.neighbours import neighbour_pairs
 
         idx = [i for i, fp in enumerate(fps) if fp is not None and "copy" in fp]
-        exact = {i: j for i, j in _exact(fps).items() if i in set(idx)}
+        described = set(idx)
+        exact = {i: j for i, j in _exact(fps).items() if i in described}
         keys = [str(i) for i in idx]
         descs = {str(i): fps[i]["copy"] for i in idx}  # type: ignore[index]
         best: dict[int, tuple[int, float]] = {}  # later photo -> (earlier copy, structure)
@@ -196,7 +210,7 @@ class CopyDuplicates(SetDuplicates):
             for i, (j, st) in best.items()
             if i not in exact
         ]
-        return sorted(out, key=lambda f: f.index)
+        return sorted(out, key=lambda f: f.index), {i: 0.0 for i in idx}
 
 
 def findings_from_report(report: DedupReport, shas: Sequence[str | None]) -> list[DuplicateFinding]:
@@ -205,12 +219,16 @@ def findings_from_report(report: DedupReport, shas: Sequence[str | None]) -> lis
     order = {sha: i for i, sha in enumerate(shas) if sha}
     out = []
     for group in report.groups:
-        members = sorted((order[m["image_sha256"]], m) for m in group.images if m.get("image_sha256") in order)
+        members = sorted(
+            (order[m["image_sha256"]], m) for m in group.images if m.get("image_sha256") in order
+        )
         if len(members) < 2:
             continue
         (first_i, first), rest = members[0], members[1:]
         for i, m in rest:
-            pair = next((p for p in group.pairs if {p.a, p.b} == {first["image_sha256"], m["image_sha256"]}), None)
+            pair = next(
+                (p for p in group.pairs if {p.a, p.b} == {first["image_sha256"], m["image_sha256"]}), None
+            )
             note = ""
             if pair is not None and pair.cosine is not None:
                 note = f"cosine {pair.cosine:.3f}, structure {pair.structure:.2f}"

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from catalens.quality.context import QCImage
 from catalens.quality.registry import Check, register_check
 from catalens.quality.result import CheckResult
-from catalens.search.duplicates import SET_METHODS, CopyDuplicates, DuplicateFinding, SetDuplicates
+from catalens.search.duplicates import SET_METHODS, DuplicateFinding, SetDuplicates
 
 
 @register_check("duplicates")
@@ -45,36 +43,17 @@ class DuplicatesCheck(Check):
     def run_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
         """``items``: (source, fingerprint or None for undecodable files) -> one result per item."""
         method = self._method()
-        sources = [src for src, _ in items]
-        fps = [fp for _, fp in items]
-        if isinstance(method, CopyDuplicates):
-            findings = method.find(fps, sources)
-            passed = {i: 0.0 for i, fp in enumerate(fps) if fp is not None and "copy" in fp}
-        else:
-            findings = method.find(fps)
-            passed = _nearest_hash(fps)
+        findings, passed = method.scan([fp for _, fp in items], [src for src, _ in items])
         found = {f.index: f for f in findings}
         out: list[CheckResult | None] = [None] * len(items)
         for i, score in passed.items():
             f = found.get(i)
             out[i] = (
-                finding_result(f, sources[f.of], self.p["verdict"], method.name)
+                finding_result(f, items[f.of][0], self.p["verdict"], method.name)
                 if f is not None
                 else CheckResult("duplicates", score, method.unit, "pass", "no duplicate in the set")
             )
         return out
-
-
-def _nearest_hash(fps: list[dict[str, Any] | None]) -> dict[int, float]:
-    """Each decodable photo's nearest hash distance to another photo of the set (64 when alone)."""
-    idx = [i for i, fp in enumerate(fps) if fp is not None]
-    hashes = np.array([fps[i]["dhash"] for i in idx], dtype=np.uint64)  # type: ignore[index]
-    out: dict[int, float] = {}
-    for k, i in enumerate(idx):
-        dist = np.unpackbits((hashes ^ hashes[k]).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-        dist[k] = 65
-        out[i] = float(min(int(dist.min()) if len(dist) > 1 else 64, 64))
-    return out
 
 
 def finding_result(f: DuplicateFinding, of_source: str, verdict: str, method: str) -> CheckResult:
