@@ -2,7 +2,7 @@
 
 Heads are trained (library ``train_on_matrix``, linear, joint hierarchy decoding) on the stored
 embeddings of the myntra-dev train split (``bench/classify_myntra.py``'s fixed split), then asked
-about photos through the library's file path (``service.probas_images``: decode, the model's
+about photos through the library's file path (``catalog_scoring.probas_images``: decode, the model's
 preprocessing, encode), at several sizes:
 
 - ``dev-test``: the 588 myntra-dev test-split photos (225x300 as stored), and the same photos
@@ -77,7 +77,7 @@ def scores_for(
 def compare(cat, L, tr: list[int], fields: list[str], hier: list[str], sets: dict, models: list[str],
             views_list: list[str], batch: int) -> None:  # fmt: skip
     """Train linear heads per (model, views) on rows ``tr`` of ``L``; score every set at every size."""
-    from catalens.classify.service import probas_images
+    from catalens.classify.catalog_scoring import probas_images
     from catalens.classify.thumbnail_views import parse_views, view_matrix
     from catalens.classify.train import image_matrix, train_on_matrix
     from catalens.imageio import open_image

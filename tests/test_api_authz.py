@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from catalens.api import security  # noqa: E402
 from catalens.api.app import FEATURE_ROUTERS, create_app, route_table  # noqa: E402
-from catalens.api.service import ServiceCatalog  # noqa: E402
+from catalens.api.service_catalog import ServiceCatalog  # noqa: E402
 from catalens.api.settings import ApiSettings  # noqa: E402
 from catalens.config import load_settings  # noqa: E402
 from catalens.errors import ConfigError  # noqa: E402

@@ -62,7 +62,7 @@ def test_large_batches_bypass_and_errors_reach_the_caller() -> None:
 @pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
 def test_service_wraps_its_encoder_once(home, fake_encoder) -> None:
     pytest.importorskip("fastapi")
-    from catalens.api.service import ServiceCatalog
+    from catalens.api.service_catalog import ServiceCatalog
     from catalens.api.settings import ApiSettings
     from catalens.config import load_settings
 

@@ -48,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
     import catalens.models as models
     from catalens.api.app import create_app
-    from catalens.api.service import ServiceCatalog
+    from catalens.api.service_catalog import ServiceCatalog
     from catalens.api.settings import ApiSettings
     from catalens.config import load_settings
 
@@ -320,7 +320,7 @@ def test_shop_the_look_boxes_search_each_product(page: object, server: dict, tmp
     import numpy as np
     from PIL import Image
 
-    from catalens.detect import service
+    from catalens.detect import per_product
     from catalens.detect.detector import Detection
 
     canvas = Image.new("RGB", (420, 260), (150, 120, 90))
@@ -342,7 +342,7 @@ def test_shop_the_look_boxes_search_each_product(page: object, server: dict, tmp
                 out.append(Detection((x0, y0, x1, y1), 0.9 - 0.1 * k, ("top", "footwear")[k], m))
             return out
 
-    monkeypatch.setattr(service, "default_detector", lambda: Stub())
+    monkeypatch.setattr(per_product, "default_detector", lambda: Stub())
     page.goto(server["url"] + "/#/search")
     page.set_input_files("[data-testid=search-file]", str(photo))
     page.wait_for_selector("[data-testid=look-box]")
@@ -361,7 +361,7 @@ def test_shop_the_look_boxes_search_each_product(page: object, server: dict, tmp
     first = page.locator("[data-testid=result-card]").evaluate_all(shas)
     # each box shows the results the API gives for that product (which product ranks first is
     # tested with the real crops in tests/test_detect.py)
-    from catalens.detect.service import search_each
+    from catalens.detect.per_product import search_each
 
     want = search_each(server["cat"], photo, 24)
     assert first == [r.image_sha256 for r in want.items[0].answer]

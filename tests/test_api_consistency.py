@@ -11,7 +11,7 @@ pytestmark = pytest.mark.usefixtures("catalog_backend")  # each test on SQLite a
 
 pytest.importorskip("fastapi")
 
-from catalens.api.service import ServiceCatalog  # noqa: E402
+from catalens.api.service_catalog import ServiceCatalog  # noqa: E402
 from catalens.config import load_settings  # noqa: E402
 from tests.test_api import _build, _key, _png, _wait  # noqa: E402
 

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from catalens.api.app import create_app, route_table  # noqa: E402
-from catalens.api.service import ServiceCatalog  # noqa: E402
+from catalens.api.service_catalog import ServiceCatalog  # noqa: E402
 from catalens.api.settings import ApiSettings  # noqa: E402
 from catalens.catalog.schema import Base  # noqa: E402
 from catalens.config import load_settings  # noqa: E402

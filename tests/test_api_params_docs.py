@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from catalens.api.app import create_app  # noqa: E402
-from catalens.api.service import ServiceCatalog  # noqa: E402
+from catalens.api.service_catalog import ServiceCatalog  # noqa: E402
 from catalens.config import load_settings  # noqa: E402
 from tests.conftest import make_product_image  # noqa: E402
 

@@ -29,7 +29,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory):
 
     import catalens.models as models
     from catalens.api.app import create_app
-    from catalens.api.service import ServiceCatalog
+    from catalens.api.service_catalog import ServiceCatalog
     from catalens.api.settings import ApiSettings
     from catalens.config import load_settings
 

@@ -63,7 +63,7 @@ def test_brand_train_tag_files_and_all(shop: Path, home: Path, monkeypatch: pyte
     assert json.loads(r.stdout)[0]["brand"] == "unknown"
 
     # a brand read by OCR wins over the logo head, and may be a brand without a logo class
-    import catalens.classify.brand.service as svc
+    import catalens.classify.brand.catalog_tagging as svc
 
     monkeypatch.setattr(svc, "ocr_image", lambda im: [("RAREBRAND", 0.98)])
     with Catalog.open(home) as cat:

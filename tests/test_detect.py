@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from catalens.classify.colour.features import dominant_colours
-from catalens.detect import service
+from catalens.detect import per_product
 from catalens.detect.categories import categories, category_of, garment_category
 from catalens.detect.crops import product_crop
 from catalens.detect.cutouts import backdrop_mask, cut_out
@@ -141,7 +141,7 @@ def catalogue(fake_encoder: object, home: Path, tmp_path: Path):
 def test_search_each_searches_every_detected_product(catalogue, tmp_path: Path, monkeypatch) -> None:
     cat, folder = catalogue
     photo, boxes = _outfit(tmp_path, [folder / "p2.png", folder / "p5.png"])
-    monkeypatch.setattr(service, "default_detector", lambda: _StubDetector(boxes))
+    monkeypatch.setattr(per_product, "default_detector", lambda: _StubDetector(boxes))
     found = cat.search_image_each(photo, k=3)
     assert [it.index for it in found.items] == [0, 1]
     assert found.items[0].answer[0].product_id == "P2"
@@ -166,7 +166,7 @@ def test_detect_cli_draws_crops_and_reports_bad_files(tmp_path: Path, monkeypatc
     photo = make_product_image(tmp_path / "a.png", 1, size=(200, 240))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 not a jpeg")
-    monkeypatch.setattr(service, "default_detector", lambda: _StubDetector([(20.0, 30.0, 150.0, 200.0)]))
+    monkeypatch.setattr(per_product, "default_detector", lambda: _StubDetector([(20.0, 30.0, 150.0, 200.0)]))
     res = CliRunner().invoke(
         app,
         [
@@ -194,7 +194,7 @@ def test_detect_api_route(fake_encoder: object, home: Path, tmp_path: Path, monk
     from fastapi.testclient import TestClient
 
     from catalens.api.app import create_app
-    from catalens.api.service import ServiceCatalog
+    from catalens.api.service_catalog import ServiceCatalog
     from catalens.api.settings import ApiSettings
     from catalens.config import load_settings
 
@@ -207,7 +207,7 @@ def test_detect_api_route(fake_encoder: object, home: Path, tmp_path: Path, monk
     cat = ServiceCatalog(load_settings(home, default_model="fake-encoder"), ApiSettings())
     cat.ingest(folder / "labels.csv", id_col="id", text_col="title")
     photo, boxes = _outfit(tmp_path, [folder / "p1.png", folder / "p3.png"])
-    monkeypatch.setattr(service, "default_detector", lambda: _StubDetector(boxes))
+    monkeypatch.setattr(per_product, "default_detector", lambda: _StubDetector(boxes))
     with TestClient(create_app(catalog=cat, api_settings=cat.api_settings)) as client:
         body = photo.read_bytes()
         r = client.post("/api/v1/detect", files={"file": ("outfit.jpg", body, "image/jpeg")})
@@ -313,7 +313,7 @@ def test_ingest_detect_stores_each_product_as_a_linked_image(
     photo, boxes = _outfit(tmp_path, [folder / "p0.png", folder / "p1.png"])
     photo.rename(ugc / "outfit.jpg")
     (ugc / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    monkeypatch.setattr(service, "default_detector", lambda: _StubDetector(boxes))
+    monkeypatch.setattr(per_product, "default_detector", lambda: _StubDetector(boxes))
     with Catalog.open(home, default_model="fake-encoder") as cat:
         cat.ingest(folder)
         report = cat.ingest(ugc, detect=True)
@@ -355,7 +355,7 @@ def test_each_options_on_the_cli(catalogue, tmp_path: Path, monkeypatch) -> None
 
     cat, folder = catalogue
     photo, boxes = _outfit(tmp_path, [folder / "p2.png", folder / "p5.png"])
-    monkeypatch.setattr(service, "default_detector", lambda: _StubDetector(boxes))
+    monkeypatch.setattr(per_product, "default_detector", lambda: _StubDetector(boxes))
     home = str(cat.settings.home)
     run = CliRunner().invoke
     res = run(app, ["--home", home, "search", "--image", str(photo), "--each", "-k", "2", "--json"])

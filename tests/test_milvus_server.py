@@ -91,7 +91,7 @@ def test_unreachable_milvus_api(
     from fastapi.testclient import TestClient
 
     from catalens.api.app import create_app
-    from catalens.api.service import ServiceCatalog
+    from catalens.api.service_catalog import ServiceCatalog
     from catalens.config import load_settings
 
     build_catalog(home, tmp_path / "imgs", n=4).close()

@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from catalens.api.app import create_app  # noqa: E402
-from catalens.api.service import ServiceCatalog  # noqa: E402
+from catalens.api.service_catalog import ServiceCatalog  # noqa: E402
 from catalens.api.settings import ApiSettings  # noqa: E402
 from catalens.config import load_settings  # noqa: E402
 from catalens.search import dedup  # noqa: E402

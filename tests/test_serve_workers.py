@@ -55,7 +55,7 @@ def test_product_ingested_through_one_worker_is_found_through_another(home: Path
 def test_catch_up_never_blocks_reads(fake_encoder: object, home: Path, tmp_path: Path, monkeypatch) -> None:
     """While a new engine is being built (held here at will), searches answer from the current
     one at once; the swap then makes the new product searchable."""
-    from catalens.api.service import ServiceCatalog
+    from catalens.api.service_catalog import ServiceCatalog
     from catalens.config import load_settings
     from catalens.search import engine as eng
 

@@ -1,7 +1,7 @@
 """What every ``Catalog`` mixin may use from the catalog: a typed declaration, so a newcomer sees the
-dependencies of a task's facade and the type checker checks them (issue 19).
+dependencies of a task's catalog methods and the type checker checks them (issue 19).
 
-The mixins (``catalog/products.py``, ``<task>/facade.py``) subclass :class:`CatalogParts`; at run time
+The mixins (``catalog/products.py``, ``<task>/catalog_methods.py``) subclass :class:`CatalogParts`; at run time
 it is an empty base, and ``catalens.core.Catalog`` provides each attribute:
 
 * ``settings`` - :class:`catalens.config.Settings` (home, limits, default model, workers);

@@ -11,15 +11,15 @@ import numpy as np
 from catalens.catalog.db import CatalogDB
 from catalens.catalog.products import ProductsMixin
 from catalens.catalog.storage import check_home_writable
-from catalens.classify.facade import ClassifyMixin
+from catalens.classify.catalog_methods import ClassifyMixin
 from catalens.config import Settings, load_settings
-from catalens.detect.facade import DetectMixin
-from catalens.explain.facade import ExplainMixin
+from catalens.detect.catalog_methods import DetectMixin
+from catalens.explain.catalog_methods import ExplainMixin
 from catalens.ingest.job import JobReport, run_job
 from catalens.ingest.sources import ManifestColumns, SourceItem, iter_source, refuse_empty
-from catalens.quality.facade import QualityMixin
-from catalens.recommend.facade import RecommendMixin
-from catalens.search.facade import SearchMixin
+from catalens.quality.catalog_methods import QualityMixin
+from catalens.recommend.catalog_methods import RecommendMixin
+from catalens.search.catalog_methods import SearchMixin
 from catalens.vectors import load_vectors
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from catalens.api import docs, errors
 from catalens.api.middleware import Metrics, ServiceMiddleware
 from catalens.api.params import reject_unknown_query
 from catalens.api.security import RateLimiter
-from catalens.api.service import ServiceCatalog
+from catalens.api.service_catalog import ServiceCatalog
 from catalens.api.settings import ApiSettings, load_api_settings
 from catalens.config import Settings, load_settings
 from catalens.errors import ConfigError

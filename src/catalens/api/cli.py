@@ -56,7 +56,7 @@ def serve(
         err.print("[red]error:[/red] the service needs `pip install 'catalens[api]'`")
         raise typer.Exit(2) from None
     from catalens.api.app import check_features, create_app
-    from catalens.api.service import ServiceCatalog
+    from catalens.api.service_catalog import ServiceCatalog
     from catalens.api.settings import load_api_settings
     from catalens.config import load_settings
 

@@ -2,7 +2,7 @@
 colours, quality verdicts with reasons and per-image badges for result grids. (The stored quality
 results and the dashboard summary are the core's: ``Catalog.qc_stored`` / ``qc_summary``.)
 
-``InsightsMixin`` adds these as methods of :class:`catalens.api.service.ServiceCatalog`. Everything
+``InsightsMixin`` adds these as methods of :class:`catalens.api.service_catalog.ServiceCatalog`. Everything
 reads stored data where it exists (embeddings, ``quality_results``) and computes the rest once per
 image (colours, a profile not run yet), keeping results in small in-memory caches.
 
@@ -130,7 +130,7 @@ class InsightsMixin:
         keep, mat = self._embedded(clf, shas)
         if not keep:
             return clf, {}
-        from catalens.classify.service import has_small_heads, image_sizes
+        from catalens.classify.catalog_scoring import has_small_heads, image_sizes
 
         sizes = image_sizes(self, keep) if has_small_heads(clf) else None
         rows = predict_rows(clf, field_probas(clf, mat, sizes=sizes), top_k=top_k, sizes=sizes)
@@ -156,8 +156,8 @@ class InsightsMixin:
 
     def classify_image(self, path: Any, classifier: str = "builtin", top_k: int = 3) -> dict[str, Any]:
         """``Catalog.classify`` of one image file with the classifier kept loaded between requests."""
+        from catalens.classify.catalog_scoring import probas_images
         from catalens.classify.predict import predict_rows
-        from catalens.classify.service import probas_images
         from catalens.imageio import open_image
 
         if "+" in classifier or "@" in classifier:  # ensembles and pinned versions: the general path

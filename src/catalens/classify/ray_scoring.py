@@ -1,7 +1,7 @@
 """``catalens classify --all --ray``: score batches of stored inputs on a Ray cluster.
 
 Each worker is a Ray actor that receives the classifier once and runs
-:func:`catalens.classify.service.score_inputs` (probabilities, hierarchy, thresholds, top-k) on
+:func:`catalens.classify.catalog_scoring.score_inputs` (probabilities, hierarchy, thresholds, top-k) on
 the batches the driver reads from the catalogue; the driver stores the predictions as usual.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from catalens.classify.catalog_scoring import score_inputs
 from catalens.classify.predict import FieldArrays
-from catalens.classify.service import score_inputs
 from catalens.ingest.ray_pool import ActorPool, cluster_cpus, connect, remote_class
 
 

@@ -40,8 +40,8 @@ def detect(
 
     A photo that cannot be read is reported with its error and the others go on (exit 1 if any failed)."""
     from catalens.detect.crops import product_crop
-    from catalens.detect.service import detect_photo
-    from catalens.detect.service import draw as draw_items
+    from catalens.detect.per_product import detect_photo
+    from catalens.detect.per_product import draw as draw_items
 
     results: list[dict] = []
     failed = 0

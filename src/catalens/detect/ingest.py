@@ -39,7 +39,7 @@ def crop_photos(
     and ``(source, error)`` for photos that could not be read."""
     from catalens.detect.crops import product_crop
     from catalens.detect.detector import VERSION
-    from catalens.detect.service import detect_photo
+    from catalens.detect.per_product import detect_photo
 
     items: list[SourceItem] = []
     regions: list[dict[str, Any]] = []

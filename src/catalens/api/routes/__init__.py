@@ -29,7 +29,7 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
 
 
 async def catalog(request: Request) -> Any:
-    """The app's :class:`~catalens.api.service.ServiceCatalog` (async: no thread hop)."""
+    """The app's :class:`~catalens.api.service_catalog.ServiceCatalog` (async: no thread hop)."""
     return request.app.state.catalog
 
 

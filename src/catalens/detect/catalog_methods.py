@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from catalens.catalog_base import CatalogParts
-from catalens.detect.service import PhotoDetections
+from catalens.detect.per_product import PhotoDetections
 
 
 class DetectMixin(CatalogParts):
-    """Detection methods of :class:`~catalens.core.Catalog` (see :mod:`catalens.detect.service`)."""
+    """Detection methods of :class:`~catalens.core.Catalog` (see :mod:`catalens.detect.per_product`)."""
 
     def image_regions(self, sha256: str) -> dict[str, Any]:
         """Products cut out of the photo ``sha256`` by ``ingest --detect`` (``crops``), and the photo
@@ -30,7 +30,7 @@ class DetectMixin(CatalogParts):
 
         ``threshold``: the detector's score limit (default: the packaged model's); ``max_items``: at
         most this many products."""
-        from catalens.detect.service import detect_photo
+        from catalens.detect.per_product import detect_photo
 
         return detect_photo(path, settings=self.settings, threshold=threshold, max_items=max_items)[1]
 
@@ -49,7 +49,7 @@ class DetectMixin(CatalogParts):
 
         ``k``: results per product; ``where``, ``all_images``, ``model``: as in :meth:`search_image`;
         ``threshold``: the detector's score limit; ``max_items``: at most this many products."""
-        from catalens.detect.service import search_each
+        from catalens.detect.per_product import search_each
 
         return search_each(
             self,
@@ -77,7 +77,7 @@ class DetectMixin(CatalogParts):
         ``classifier``: as in :meth:`classify`; ``top_k``, ``hierarchy``, ``threshold``: as in
         :meth:`classify`, ``threshold`` also the detector's score limit; ``max_items``: at most this
         many products."""
-        from catalens.detect.service import classify_each
+        from catalens.detect.per_product import classify_each
 
         return classify_each(
             self, path, classifier, top_k=top_k, hierarchy=hierarchy, threshold=threshold, max_items=max_items
@@ -90,6 +90,6 @@ class DetectMixin(CatalogParts):
 
         ``threshold``: the detector's score limit (default: the packaged model's); ``max_items``: at
         most this many products."""
-        from catalens.detect.service import colours_each
+        from catalens.detect.per_product import colours_each
 
         return colours_each(path, settings=self.settings, threshold=threshold, max_items=max_items)

@@ -1,4 +1,4 @@
-"""Glue between a :class:`~catalens.core.Catalog` and the classify modules (used by the facade).
+"""Glue between a :class:`~catalens.core.Catalog` and the classify modules (used by ``catalog_methods``).
 
 A classifier reference is a name (latest version), ``name@version``, ``builtin``,
 ``zeroshot:MODEL`` (a CLIP-type model over the built-in taxonomy), or several

@@ -131,7 +131,7 @@ def classify_each(
     max_items: int = 10,
 ) -> PhotoDetections:
     """Classifier fields for each detected product of the photo at ``path``."""
-    from catalens.classify.service import classify_images
+    from catalens.classify.catalog_scoring import classify_images
 
     rgb, found = detect_photo(path, settings=catalog.settings, threshold=threshold, max_items=max_items)
     if found.items:

@@ -164,7 +164,7 @@ class ClassifyMixin(CatalogParts):
         ``paths``: image files.
 
         ``classifier``: a trained classifier's name, ``builtin``, or ``a+b`` for an ensemble."""
-        from catalens.classify.service import classify_files
+        from catalens.classify.catalog_scoring import classify_files
 
         return classify_files(
             self, paths, classifier, top_k=top_k, hierarchy=hierarchy, threshold=threshold, titles=titles
@@ -190,7 +190,7 @@ class ClassifyMixin(CatalogParts):
         ``batch``: embeddings scored at once.
 
         ``store``: keep the predictions (table ``classify_predictions``)."""
-        from catalens.classify.service import classify_all
+        from catalens.classify.catalog_scoring import classify_all
 
         return classify_all(
             self,
@@ -226,7 +226,7 @@ class ClassifyMixin(CatalogParts):
 
         ``classifier``: the classifier's name; ``allow_train_overlap``: score rows it was trained on
         anyway."""
-        from catalens.classify.service import evaluate
+        from catalens.classify.catalog_scoring import evaluate
 
         return evaluate(
             self, classifier, labels, fields=fields, report_dir=report_dir, hierarchy=hierarchy,
@@ -263,7 +263,7 @@ class ClassifyMixin(CatalogParts):
         Returns the saved :class:`~catalens.classify.classifier.Classifier`.
 
         ``save``: write it under the home (else only return it)."""
-        from catalens.classify.brand.service import train_brands
+        from catalens.classify.brand.catalog_tagging import train_brands
 
         return train_brands(
             self, name, model=model, min_examples=min_examples, target_precision=target_precision,
@@ -283,7 +283,7 @@ class ClassifyMixin(CatalogParts):
         ``paths``: image files; ``tagger``: the brand tagger's name (``train_brand_tagger``);
         ``threshold``: the logo head's abstain threshold (default: the tagger's own). Returns per file
         its brand, probability and which source answered."""
-        from catalens.classify.brand.service import tag_files
+        from catalens.classify.brand.catalog_tagging import tag_files
 
         return tag_files(self, paths, tagger, ocr=ocr, threshold=threshold)
 
@@ -295,7 +295,7 @@ class ClassifyMixin(CatalogParts):
 
         ``tagger``: the brand tagger's name; ``threshold``: the logo head's abstain threshold (default:
         the tagger's own); ``store``: keep the predictions. Returns counts."""
-        from catalens.classify.brand.service import tag_all
+        from catalens.classify.brand.catalog_tagging import tag_all
 
         return tag_all(self, tagger, ocr=ocr, threshold=threshold, store=store)
 
