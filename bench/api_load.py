@@ -1,8 +1,8 @@
 """Load benchmark of the REST API on loopback: concurrent clients at concurrency 1, 8 and 32.
 
 Scenarios (those whose routes the server has; ``--scenarios`` picks):
-* search-by-id      GET  /api/v1/search?product_id=<random catalogued id>&limit=10
-* search-by-upload  POST /api/v1/search   (a catalogued photo re-encoded as new JPEG bytes, so it is embedded)
+* search-by-id      GET  /api/v1/search?product_id=<random cataloged id>&limit=10
+* search-by-upload  POST /api/v1/search   (a cataloged photo re-encoded as new JPEG bytes, so it is embedded)
 * classify-upload   POST /api/v1/classify (builtin classifier), compared on the same files with
                     - the CLI: ``catalens classify --json FILES...`` as a subprocess, images/s with its
                       start-up and without it ((N - 1) / (wall(N files) - wall(1 file)));
@@ -11,7 +11,7 @@ Scenarios (those whose routes the server has; ``--scenarios`` picks):
                       ratio uses the batched run (the CLI without its start-up); CPU per image is
                       compared too.
 
-The catalogue home is copied to a temporary folder first (the server may write to it). After the
+The catalog home is copied to a temporary folder first (the server may write to it). After the
 server answers /health the benchmark waits until its start-up work in the background (the first
 recommender fit) is done, so that it does not run during the first scenario (``server_settled``). Prints one
 JSON line per measurement (``"kind"``: env, result, baseline, ratio, summary), each with the 1-minute

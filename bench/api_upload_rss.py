@@ -1,6 +1,6 @@
 """Peak memory of ``catalens serve`` while a client uploads ~2 GiB of images (loopback only).
 
-Starts a real server (a subprocess over an empty catalogue in a temporary folder, with a write key
+Starts a real server (a subprocess over an empty catalog in a temporary folder, with a write key
 from ``catalens keys create --role write --json``), reads its idle RSS (psutil, the server and
 any children), then, while a thread samples the server's RSS every 20 ms:
 
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace, work: Path, deadline: float) -> None:
         else:
             sys.exit("the server did not answer /health")
         limits = httpx.get(base + "/api/v1/features", timeout=5).json()["limits"]
-        time.sleep(3.0)  # start-up work (the first recommender fit of an empty catalogue) settles
+        time.sleep(3.0)  # start-up work (the first recommender fit of an empty catalog) settles
         sampler = Sampler(server.pid)
         idle_samples = []
         for _ in range(10):

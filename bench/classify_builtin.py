@@ -1,4 +1,4 @@
-"""The out-of-the-box classifier (``catalens classify photo.jpg``, no training) against catalogue labels.
+"""The out-of-the-box classifier (``catalens classify photo.jpg``, no training) against catalog labels.
 
 The built-in taxonomy classifier maps the packaged Lite0's ImageNet classes onto e-commerce
 categories (``src/catalens/classify/data/ecommerce.yaml``): the probabilities of a node's classes

@@ -1,4 +1,4 @@
-"""Classification from few labels, using the unlabelled catalogue: learning curves (issue 20 item 8).
+"""Classification from few labels, using the unlabelled catalog: learning curves (issue 20 item 8).
 
     catalens --home /tmp/semi-home ingest ../shared/data/myntra-dev/labels.csv --id-col id --text-col productDisplayName   # the bench home: Lite0, titles, labels
     python bench/classify_semi.py --home /tmp/semi-home --half dev        # choose here
@@ -7,7 +7,7 @@
 Rows: the labelled myntra-dev images of the home, in groups that share a title or a pixel hash (one
 product's photos, exact copies: a group is wholly on one side). Groups are split by the md5 of
 ``semi:<first product id>``: ``pool`` 60% (labels are drawn from it, the rest of it is the unlabelled
-catalogue), ``dev`` 20%, ``lockbox`` 20%. Fields: articleType, gender, baseColour.
+catalog), ``dev`` 20%, ``lockbox`` 20%. Fields: articleType, gender, baseColour.
 
 Methods, each trained with the library's linear heads, thumbnail views and rare classes dropped
 (``train_on_matrix``, as ``catalens classify train --drop-rare`` does), for 100, 300 and 1,000 labelled rows (two seeded draws each, mean) and the

@@ -21,7 +21,7 @@ Measured, each in this one run:
   against a gallery of all myntra-dev + fullres photos, vs the whole scene as the query;
 - baseColour of each product from its crop (``dominant_colours``) vs from the whole scene;
 - clothing-dev user photos (one garment each): top-1 / kNN-10 coarse category of the nearest
-  catalogue products, crop of the best detection vs whole photo; the detector's own category;
+  catalog products, crop of the best detection vs whole photo; the detector's own category;
 - speed: detection ms per 640 px photo (median of 3 passes) and its share of an end-to-end search.
 """
 

@@ -1,5 +1,5 @@
 """Embedding runtimes side by side: ONNX Runtime fp32 (the baseline) against static int8
-(ONNX Runtime QDQ / QOperator, calibrated on catalogue photos) and OpenVINO (f32, bf16, int8).
+(ONNX Runtime QDQ / QOperator, calibrated on catalog photos) and OpenVINO (f32, bf16, int8).
 
     python bench/embed_runtime.py [--model efficientnet-lite0] [--threads 2] [--rounds 3] [--wait-load 1.5]
 

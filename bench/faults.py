@@ -317,7 +317,7 @@ def disk_full(work: Path, manifest: Path, encs: dict[str, Any]) -> tuple[Case, C
     try:
         home = mnt / "home"
         args = ["ingest", str(manifest), "--id-col", "id", "--text-col", "title", "-q"]
-        # products with 64 KiB of attributes each, so that the catalogue grows fast: half of them go
+        # products with 64 KiB of attributes each, so that the catalog grows fast: half of them go
         # in, then a ballast file leaves 1.25 MiB, which the other half (~2.5 MiB) overflows
         lines = manifest.read_text().strip().splitlines()
         rows = [f"{r},{rng_text(i)}" for i, r in enumerate(lines[1:81])]  # 80 products: ~5 MiB

@@ -1,4 +1,4 @@
-"""Background judged on the background: white-background catalogue photos (models running off the frame
+"""Background judged on the background: white-background catalog photos (models running off the frame
 included) against the same photos with their background replaced; the old rule and the new, side by side.
 
 Photos: ``myntra-dev`` (225x300) and ``myntra-fullres-dev`` (up to 1200 px), split into ``dev`` and

@@ -1,7 +1,7 @@
 """Over-exposure on photos the models never trained on, every size from 60x80 thumbnails to full
 resolution, planted by this script's own edits (issue 20 item 5).
 
-Photos: myntra-dev (225x300 catalogue), myntra-fullres-dev (up to 1200 px catalogue) and clothing-dev
+Photos: myntra-dev (225x300 catalog), myntra-fullres-dev (up to 1200 px catalog) and clothing-dev
 (user photos), split by a hash of ``exposure:<source>:<product id>`` into ``dev`` (2 of 10 buckets:
 thresholds and model variants may be chosen by looking at it), ``lockbox`` (2 of 10: reported once)
 and the rest, which the trainers may use. ``--write-exclude FILE`` writes the stems of every dev and

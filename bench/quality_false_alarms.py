@@ -1,6 +1,6 @@
-"""QC false alarms on clean catalogue photos, per check, with the recall of planted conversions kept.
+"""QC false alarms on clean catalog photos, per check, with the recall of planted conversions kept.
 
-The clean photos are Myntra catalogue shots (``myntra-dev``, 225x300, and ``myntra-fullres-dev``,
+The clean photos are Myntra catalog shots (``myntra-dev``, 225x300, and ``myntra-fullres-dev``,
 1200 px), none of which has a watermark, an overlay or a grayscale conversion planted. They are split
 by PRODUCT ID (md5 of the id, so one product's photos of both sizes land in the same half) into
 ``dev`` (thresholds and rules may be chosen by looking at it) and ``lockbox`` (reported once, never

@@ -6,8 +6,8 @@ the same photos with an overlay planted by this script, for each way of telling 
 
 Photos: myntra-dev apparel (225x300) and myntra-fullres-dev apparel (to 1200 px) on white backdrops
 (three or four near-white corner patches), split by the md5 of ``text-print:<id>``. *Printed* photos are
-those whose catalogue title says so ("print", "graphic", "typography", "slogan", "logo"): the truth that
-they carry print comes from the catalogue, not from any check. Other apparel photos are kept as a second
+those whose catalog title says so ("print", "graphic", "typography", "slogan", "logo"): the truth that
+they carry print comes from the catalog, not from any check. Other apparel photos are kept as a second
 clean group.
 
 Each photo also gives one planted copy (JPEG 80-95), one overlay in one layout, phrase and face drawn

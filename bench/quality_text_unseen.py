@@ -8,7 +8,7 @@ from the lists or from the planted benchmark), drawn in three layouts (a filled 
 a badge in a corner, plain outlined text) in the three DejaVu faces of
 ``synth_marks.BENCH_FONTS``, at 5-9% of the photo's height.
 
-Photos: clean myntra-dev (225x300) and myntra-fullres-dev (to 1200 px) catalogue shots, split by the md5
+Photos: clean myntra-dev (225x300) and myntra-fullres-dev (to 1200 px) catalog shots, split by the md5
 of ``text-unseen:<id>`` into ``dev`` and ``lockbox``; each photo gives itself and one planted copy.
 Nothing in src/ is chosen with this benchmark; both halves are measurements.
 

@@ -1,4 +1,4 @@
-"""Recommendation benchmark: a documented shopper simulator over the real myntra-dev catalogue.
+"""Recommendation benchmark: a documented shopper simulator over the real myntra-dev catalog.
 
 No public event log exists for these images, so synthetic shoppers browse the real products
 (their real attributes and real efficientnet-lite0 embeddings from a catalens home):

@@ -1,4 +1,4 @@
-"""Catalogue backends side by side: PostgreSQL against SQLite, in one run, on the same images.
+"""Catalog backends side by side: PostgreSQL against SQLite, in one run, on the same images.
 
 For each backend, in a fresh home (and, on PostgreSQL, a fresh database):
 * ingest with embedding: N photos of a manifest with the packaged model (model loaded before the
@@ -6,8 +6,8 @@ For each backend, in a fresh home (and, on PostgreSQL, a fresh database):
 * ingest without embedding (``embed=False``: read, hash, decode, pixel hash, one transaction per
   batch), images/s, where the database is a larger share of the work; median of ``--repeats``;
 * search by id: ``Catalog.search_product(id, k=10)`` for ``--queries`` product ids drawn with a fixed
-  seed, in a newly opened catalogue (the first call, which loads the vectors and builds the index,
-  is timed apart; an untimed warm-up search in another catalogue runs before either backend),
+  seed, in a newly opened catalog (the first call, which loads the vectors and builds the index,
+  is timed apart; an untimed warm-up search in another catalog runs before either backend),
   latency p50/p99 in ms. The searcher reads a product's metadata from the database the first time
   it is needed and caches it, so the slow tail is mostly database reads. The top-10 ids of every
   query must be the same on both backends.
@@ -65,7 +65,7 @@ def write_manifest(data: Path, n: int, out: Path) -> list[str]:
 
 
 class Backends:
-    """Hands out fresh catalogue database URLs: SQLite in the home, or a new PostgreSQL database."""
+    """Hands out fresh catalog database URLs: SQLite in the home, or a new PostgreSQL database."""
 
     def __init__(self, pg_admin: str) -> None:
         self.pg_admin = pg_admin

@@ -2,9 +2,9 @@
 
     python bench/scale_out.py writers [--images 320] [--backends sqlite,postgresql]
 
-``writers``: 4 ``catalens ingest`` processes ingest overlapping manifests of real catalogue photos
+``writers``: 4 ``catalens ingest`` processes ingest overlapping manifests of real catalog photos
 (myntra-dev) into ONE home while a ``catalens serve`` process on the same home takes uploads of
-more photos. Measured per catalogue backend (SQLite with file vectors; PostgreSQL with vectors in
+more photos. Measured per catalog backend (SQLite with file vectors; PostgreSQL with vectors in
 the database): wall time and images/s for all unique images, against one process ingesting the
 same images alone (the ratio), and - the point - every stored vector compared with a fresh
 encoding of its own image (mismatches = cosine < 0.9999; must be 0) and exact counts (images,
@@ -12,7 +12,7 @@ embedding rows, product links, no failed writer).
 
 PostgreSQL: ``--pg-url`` (an admin URL; a database is created per run) or, without it, a
 throw-away cluster is started with the tests' helper (Debian's postgresql package).
-The Ray overhead and catalogue-backend latency parts live in ``bench/scale_ray.py`` and
+The Ray overhead and catalog-backend latency parts live in ``bench/scale_ray.py`` and
 ``bench/scale_backends.py``.
 """
 
@@ -202,7 +202,7 @@ def _pg_sizes(db_url: str, n_images: int) -> dict[str, object]:
 
 
 def _backend_env(backend: str, admin_pg: str | None) -> tuple[dict[str, str], str | None]:
-    """Environment for catalens processes on a fresh catalogue of ``backend`` (a new PostgreSQL
+    """Environment for catalens processes on a fresh catalog of ``backend`` (a new PostgreSQL
     database per call), and that database's URL."""
     env = {**os.environ, "CATALENS_MODEL": MODEL}
     env.pop("CATALENS_DB_URL", None)
@@ -260,7 +260,7 @@ def _one_backend(
         log_tail = (home.parent / f"{home.name}-server.log").read_text(errors="replace")[-3000:]
         print(log_tail, file=sys.stderr)
     check = _verify(home, db_url, photos)
-    # the same images by one process alone, into a fresh catalogue on the same backend
+    # the same images by one process alone, into a fresh catalog on the same backend
     solo_env, _ = _backend_env(backend, admin_pg)
     all_manifest = _manifest(work / f"{backend}-all.csv", photos)
     t1 = time.perf_counter()

@@ -3,14 +3,14 @@ cross-worker visibility of ``catalens serve --workers 2``. Prints one JSON objec
 
     python bench/scale_serving.py --n 300 --queries 50 --runs 10
 
-* ``milvus``: a catalogue of the first ``--n`` myntra-dev images (EfficientNet-Lite0) is searched by
+* ``milvus``: a catalog of the first ``--n`` myntra-dev images (EfficientNet-Lite0) is searched by
   product id (more like this, k=10) through FAISS exact (the default) and through a throw-away
   Milvus 2.3 standalone server (``tests/services/milvusserver.py``; ``--milvus-uri`` to use a running
   one): share of queries whose ranked products are identical, largest score difference, and query
   p50/p95 of ``Catalog.search_product`` for each. ``start_s``: launcher start to the first answer,
   with the binaries already unpacked in the folder (``first_start_s``: a fresh folder, unpacking
   included).
-* ``visibility``: ``catalens serve --workers 2`` over a catalogue of 30 of those images; ``--runs``
+* ``visibility``: ``catalens serve --workers 2`` over a catalog of 30 of those images; ``--runs``
   times, a new image is uploaded as a new product through one worker and searched (by that image,
   top-1) through the other every 50 ms (``tests/services/serving.py``): seconds from the upload's job
   reporting done, and from the upload, to the product being found.
@@ -139,7 +139,7 @@ def bench_visibility(rows: list[dict[str, str]], work: Path, runs: int) -> dict[
         vis = measure_visibility(server.base, new, key, timeout=60)
     finally:
         server.stop()
-    return {"workers": 2, "catalogue_images": 30, "refresh_s": 1.0} | vis.summary()
+    return {"workers": 2, "catalog_images": 30, "refresh_s": 1.0} | vis.summary()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     python bench/search_dedup.py [--n-orig 300 --n-other 600] [--seed 1] [--scale 100000] [--scale-only]
 
 Prints JSON lines: one per method with precision / recall / F1 over pairs and seconds; with
---scale N also times catalens dedup on N synthetic catalogue vectors (given the embeddings and
+--scale N also times catalens dedup on N synthetic catalog vectors (given the embeddings and
 descriptors; see bench/search_dedup_scale.py, which can also be run on its own).
 """
 

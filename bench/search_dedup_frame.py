@@ -4,7 +4,7 @@
     python bench/search_dedup_lockbox.py --half dev_thumbs --work W2
     python bench/search_dedup_frame.py --work W1 --work W2
 
-For every candidate pair of each catalogue (each image's 10 nearest by embedding, cosine >= 0.65, as
+For every candidate pair of each catalog (each image's 10 nearest by embedding, cosine >= 0.65, as
 ``dedup`` picks candidates) where one photo is under ``copydetail.FRAME_MAX_NATIVE`` and keypoints
 do not register the pair, ``copydetail.compare`` falls back to the frame warp; this prints how many
 such pairs of one product (resize / recompress copies and originals) and of two products pass the

@@ -30,7 +30,7 @@ from search_dedup_lockbox_planted import make_half  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # half: make_half arguments. "lockbox2" (myntra-fullres-dev, products never used by the copy rules:
-# the first lock-box, "lockbox", was spent by its report and is dev data since) mixes catalogue
+# the first lock-box, "lockbox", was spent by its report and is dev data since) mixes catalog
 # sizes from 80 px thumbnails to full resolution and plants three copies per product.
 # dev_small and the fresh-edit lock-boxes: 300 originals with 3 planted copies each, no unplanted photos
 FRESH = {"n_orig": 300, "n_other": 0, "copies": 3}

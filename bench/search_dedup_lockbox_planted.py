@@ -180,7 +180,7 @@ def make_half(
     copies (the edit kinds keep taking turns). ``half`` ``dev`` / ``lockbox`` keeps the products of that
     half; any other name (``lockbox2``) keeps every product of ``sources``. With ``sizes`` (longest
     sides; 0 = as stored) each product's photo is first reduced to one of them, taking turns (or by a
-    hash of the product id with ``size_pick="hash"``), so the catalogue holds thumbnails next to
+    hash of the product id with ``size_pick="hash"``), so the catalog holds thumbnails next to
     full-resolution photos. ``products`` (``dev`` / ``lockbox``) keeps that half's products whatever
     the half's name. Returns the manifest rows.
     """

@@ -56,7 +56,7 @@ def make_planted(
 ) -> dict:
     """Originals (first ``n_orig`` of a seeded shuffle get 1-2 edited copies) plus ``n_other`` others.
 
-    ``base_size`` (w, h): originals are first shrunk to fit it (e.g. (60, 80) for small catalogue
+    ``base_size`` (w, h): originals are first shrunk to fit it (e.g. (60, 80) for small catalog
     thumbnails), so the copies are edits of the small photo. ``src/labels.csv`` needs an
     ``image`` column (path relative to ``src``); ``id`` is optional.
     """

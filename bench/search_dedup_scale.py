@@ -1,10 +1,10 @@
-"""Dedup at catalogue scale, given the embeddings: neighbour search + gate + alignment on N images.
+"""Dedup at catalog scale, given the embeddings: neighbour search + gate + alignment on N images.
 
     python bench/search_dedup_scale.py --n 100000 [--copies 0.02] [--workers 2]
 
-Vectors: the catalogue-shaped generator of ``bench/search_index.py`` (products grown from the
+Vectors: the catalog-shaped generator of ``bench/search_index.py`` (products grown from the
 real myntra-dev embeddings, 1-4 variants each). Descriptors are real copy descriptors of the
-myntra-dev photos, assigned so that neighbours look like a real catalogue's neighbours:
+myntra-dev photos, assigned so that neighbours look like a real catalog's neighbours:
 
 * each product gets a random photo *of its parent's articleType* (so neighbouring products are
   look-alikes of the same kind, often on the same studio layout), mirrored at random;

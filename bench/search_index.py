@@ -3,7 +3,7 @@
     python bench/search_index.py --sizes 100000 [1000000] [--stress 100000] [--sweep 64:16 32:32]
 
 Data: the real dev embeddings (efficientnet-lite0 on myntra-dev, read from /work/bench-home's
-vector file) and synthetic catalogue-shaped vectors grown from them (see
+vector file) and synthetic catalog-shaped vectors grown from them (see
 :func:`realistic_vectors`); queries are held-out vectors from the same generator. ``--stress``
 adds a Gaussian-mixture set (near-isotropic, much harder). Prints one JSON line per run.
 """
@@ -50,11 +50,11 @@ def _pca(x: np.ndarray, k: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def realistic_vectors(n: int, seed: int = 0, chunk: int | None = None, *, with_parents: bool = False) -> Any:
-    """Catalogue-shaped vectors: products grown from real embeddings, each with 1-4 variants.
+    """Catalog-shaped vectors: products grown from real embeddings, each with 1-4 variants.
 
     A product = a real vector + spectrum-shaped noise (drawn in the real data's top-256 PCA
     space, scaled by its singular values) of 0.7x the real vector's centred norm: a new item in
-    the same region of the catalogue. Variants (colours, sizes, re-shoots) = the product + 0.3x
+    the same region of the catalog. Variants (colours, sizes, re-shoots) = the product + 0.3x
     noise of the same shape. So the set keeps the anisotropy and clustering of real data.
     With ``with_parents``: also (real parent row, product number) of every vector.
     """

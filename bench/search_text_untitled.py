@@ -3,11 +3,11 @@
     python bench/search_text_untitled.py --work /tmp/text-untitled --half dev       # choose here
     python bench/search_text_untitled.py --work /tmp/text-untitled --half lockbox   # report once
 
-Catalogue (built in ``--work`` on the first run, then reused): myntra-dev products split by the md5 of
+Catalog (built in ``--work`` on the first run, then reused): myntra-dev products split by the md5 of
 ``text-untitled:<id>``: 80% ingested with their titles (``titled``; the text projection is trained on
 them), 20% ingested *without* a title (``held``), each also as a 60x80 thumbnail copy (JPEG 90, its
 own untitled product ``thumb-<id>``). The held products are halved by the same md5 into ``dev`` and
-``lockbox``; their catalogue titles are the queries (titles the projection never saw).
+``lockbox``; their catalog titles are the queries (titles the projection never saw).
 
 Measured per half, for ``plain`` (the cosine of the projected title, the ranking before) and
 ``groups`` (``Catalog.search_text``: image groups ranked apart and merged by the score standardised
@@ -16,7 +16,7 @@ within each group):
 - category P@10: the share of the top 10 with the query product's articleType;
 - the share of untitled photos in the top 10;
 - for titled queries (``--titled-queries`` titles of titled products, seeded sample): category P@10,
-  plain vs groups, to show what the interleaving costs a shopper searching the titled catalogue.
+  plain vs groups, to show what the interleaving costs a shopper searching the titled catalog.
 Variants tried on dev: 2 - groups by title state x size (exact R@10 0.280 at 225x300, 0.154 at 60x80,
 category P@10 0.714, titled queries 0.726), then by size only (thumbnail or not: 0.298, 0.151, 0.714,
 0.731; shipped, ``text.BY_TITLE = False``); the lock-box was run once, with the second.

@@ -1,4 +1,4 @@
-"""A writer process for the concurrent-writer tests: ingests one manifest into a shared catalogue
+"""A writer process for the concurrent-writer tests: ingests one manifest into a shared catalog
 with the tests' fake encoder (``python tests/concurrent_writer.py HOME MANIFEST [BATCH]``), prints
 the job report as JSON. The database comes from ``CATALENS_DB_URL`` when set."""
 

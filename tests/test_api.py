@@ -1,4 +1,4 @@
-"""REST API tests with the FastAPI test client over a small synthetic catalogue (FakeEncoder)."""
+"""REST API tests with the FastAPI test client over a small synthetic catalog (FakeEncoder)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_web_page_is_served(api):
     assert c.get("/static/../api/keys.py").status_code == 404
 
 
-# ---------------------------------------------------------------------------------- catalogue
+# ---------------------------------------------------------------------------------- catalog
 
 
 def test_products_list_filter_paging(api):
@@ -462,7 +462,7 @@ def test_search_by_id_upload_and_paging(api):
     assert not {x["product_id"] for x in nxt["results"]} & {x["product_id"] for x in page["results"]}
     filt = c.get("/api/v1/search", params={"product_id": "P2", "where": "kind = 'shoe'"}).json()
     assert filt["results"] and all(x["attrs"]["kind"] == "shoe" for x in filt["results"])
-    # an upload of a catalogued photo finds its own product first
+    # an upload of a cataloged photo finds its own product first
     sha5 = c.get("/api/v1/products/P5").json()["images"][0]["sha256"]
     data = c.get(f"/api/v1/images/{sha5}/file").content
     up = c.post("/api/v1/search", files={"file": ("q.png", data, "image/png")}, data={"limit": "3"})

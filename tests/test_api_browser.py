@@ -137,7 +137,7 @@ def test_search_by_product_id_and_more(page: object, server: dict) -> None:
     page.wait_for_function(f"() => document.querySelectorAll('[data-testid=result-card]').length > {n}")
 
 
-def test_catalogue_browser_filters_and_paging(page: object, server: dict) -> None:
+def test_catalog_browser_filters_and_paging(page: object, server: dict) -> None:
     page.goto(server["url"] + "/#/browse")
     page.wait_for_selector("[data-testid=result-card]")
     assert f"{N} products" in page.inner_text("section")
@@ -146,7 +146,7 @@ def test_catalogue_browser_filters_and_paging(page: object, server: dict) -> Non
     page.wait_for_function("() => document.querySelector('section').innerText.includes('10 products')")
     titles = page.locator("[data-testid=result-card] .title").all_inner_texts()
     assert len(titles) == 10 and all(t.startswith("Red") for t in titles)
-    page.screenshot(path=str(server["shots"] / "catalogue.png"))
+    page.screenshot(path=str(server["shots"] / "catalog.png"))
 
 
 def test_product_page(page: object, server: dict) -> None:
@@ -211,7 +211,7 @@ def test_mobile_layout_has_no_horizontal_scroll(browser: object, server: dict) -
         assert overflow <= 1, (route, overflow)
     pg.goto(server["url"] + "/#/browse")
     pg.wait_for_selector("[data-testid=result-card]")
-    pg.screenshot(path=str(server["shots"] / "mobile-catalogue.png"))
+    pg.screenshot(path=str(server["shots"] / "mobile-catalog.png"))
     for tab in pg.locator(".tabs a").all():  # every page is one tap away, none scrolled off
         box = tab.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (tab.inner_text(), box)

@@ -1,4 +1,4 @@
-"""Search stays consistent with catalogue writes: deleted images and products are never returned,
+"""Search stays consistent with catalog writes: deleted images and products are never returned,
 edited titles and attributes show at once, and new ingests become searchable."""
 
 from __future__ import annotations

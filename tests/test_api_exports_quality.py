@@ -1,6 +1,6 @@
 """Issue 23 items 3 and 6 (API): the export route (the rows of ``catalens export``), the Quality
 page's paging and accepted exceptions (a dismissed false positive is stored and respected by later
-runs), and the catalogue's duplicate groups."""
+runs), and the catalog's duplicate groups."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def _sha(c, pid: str) -> str:
 
 def test_tags_from_stored_embeddings(api, monkeypatch):
     cat, c = api
-    # a trained classifier on the catalogue's own attributes (FakeEncoder embeddings)
+    # a trained classifier on the catalog's own attributes (FakeEncoder embeddings)
     cat.train_classifier("kinds", ["kind"], method="prototype")
     sha = _sha(c, "P8")
     r = c.get(f"/api/v1/images/{sha}/tags", params={"classifier": "kinds"})
@@ -53,7 +53,7 @@ def test_tags_from_stored_embeddings(api, monkeypatch):
     _err(c.post("/api/v1/images/badges", json={"shas": ["nothex"]}), 422)
 
 
-def test_colours_and_quality_of_a_catalogued_image(api):
+def test_colours_and_quality_of_a_cataloged_image(api):
     cat, c = api
     sha = _sha(c, "P2")
     col = c.get(f"/api/v1/images/{sha}/colours")

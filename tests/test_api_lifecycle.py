@@ -27,7 +27,7 @@ from catalens.config import load_settings  # noqa: E402
 from tests.conftest import make_product_image  # noqa: E402
 
 N = 6
-# pages that are no catalogue content: documentation, and the job log (a record that an upload
+# pages that are no catalog content: documentation, and the job log (a record that an upload
 # happened, by id: it serves no title, attribute, file, vector or result of the deleted product)
 NOT_CONTENT = ("/openapi.json", "/docs", "/redoc", "/", "/api/v1/jobs", "/api/v1/jobs/{job_id}")
 
@@ -118,7 +118,7 @@ def test_delete_removes_everything_derived_and_no_route_serves_it(served) -> Non
     assert upload_file.is_file() and upload_file.is_relative_to(cat.settings.home / "uploads")
     thumb = cat.settings.home / "thumbs" / "64" / sha[:2] / f"{sha}.jpg"
     assert thumb.is_file()
-    # a search engine is open (it caches the catalogue), then the product is deleted
+    # a search engine is open (it caches the catalog), then the product is deleted
     assert c.get("/api/v1/search", params={"product_id": "P1", "limit": 50}).status_code == 200
 
     assert c.delete(f"/api/v1/products/{pid}", headers=auth).status_code == 204
@@ -160,7 +160,7 @@ def test_delete_removes_everything_derived_and_no_route_serves_it(served) -> Non
         assert pid not in {h.product_id for h in hits}
     finally:
         fresh.close()
-    assert png  # the catalogue's own files are untouched
+    assert png  # the catalog's own files are untouched
 
 
 def _pixels_profile(cat: ServiceCatalog) -> Path:

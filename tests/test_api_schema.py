@@ -121,7 +121,7 @@ def test_api_stateful_with_links(api_schema) -> None:
     request)."""
     schema = api_schema.exclude(method="DELETE", path_regex=r"^/api/v1/keys/")  # keeps the test's key
     # the detection routes (fuzzed one by one above) start no link of their own; left out so the
-    # derandomized walk explores the catalogue as it did before they existed
+    # derandomized walk explores the catalog as it did before they existed
     schema = schema.exclude(path_regex=r"^/api/v1/(detect|images/\{sha256\}/regions)$")
     machine = schema.as_state_machine()
     statuses: list[int] = []
@@ -155,5 +155,5 @@ def test_api_stateful_with_links(api_schema) -> None:
         f"stateful: {len(statuses)} calls, {len(followed)} with linked values, into {sorted(set(followed))}"
     )
     assert {"GET /api/v1/jobs/{job_id}", "POST /api/v1/jobs/{job_id}/cancel"} <= set(followed)
-    catalogue = [op for op in followed if "/products/" in op or "/images/" in op or "/search" in op]
-    assert catalogue, f"no product/image/search operation reached through a link: {sorted(set(followed))}"
+    catalog = [op for op in followed if "/products/" in op or "/images/" in op or "/search" in op]
+    assert catalog, f"no product/image/search operation reached through a link: {sorted(set(followed))}"

@@ -1,4 +1,4 @@
-"""Service guards that need no catalogue: the rate limiter's bounded table."""
+"""Service guards that need no catalog: the rate limiter's bounded table."""
 
 from __future__ import annotations
 

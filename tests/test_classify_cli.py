@@ -145,7 +145,7 @@ def test_classify_file_json_and_threshold(shop: Path, home: Path) -> None:
     assert np.isfinite(out["prob"])
 
 
-def test_train_propagate_spreads_labels_to_the_unlabelled_catalogue(shop: Path, home: Path, tmp_path: Path) -> None:
+def test_train_propagate_spreads_labels_to_the_unlabelled_catalog(shop: Path, home: Path, tmp_path: Path) -> None:
     """Six labelled products of 24: ``--propagate kind`` adds the confident unlabelled images to the
     training rows for that field only; the held-out rows never join; an unknown field is an error."""
     few = tmp_path / "few.csv"

@@ -1,4 +1,4 @@
-"""Many writers on one catalogue: processes ingest overlapping manifests into one home at the same
+"""Many writers on one catalog: processes ingest overlapping manifests into one home at the same
 time, on SQLite (file vectors) and PostgreSQL (vectors in the database, and file vectors).
 
 Every stored vector must be its own image's (compared with a fresh encoding), counts exact, no

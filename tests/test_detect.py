@@ -48,7 +48,7 @@ def test_cut_out_keeps_white_print_and_refuses_busy_backgrounds() -> None:
     assert edge is not None and edge.touches_edge
 
 
-def test_categories_map_catalogue_labels_and_garment_classes() -> None:
+def test_categories_map_catalog_labels_and_garment_classes() -> None:
     assert categories()[:3] == ["top", "bottom", "dress"]
     assert category_of(article_type="Tshirts", sub_category="Topwear") == "top"
     assert category_of(article_type="Briefs", sub_category="Innerwear") == "bottom"  # article type first
@@ -123,7 +123,7 @@ def _outfit(
 
 
 @pytest.fixture
-def catalogue(fake_encoder: object, home: Path, tmp_path: Path):
+def catalog(fake_encoder: object, home: Path, tmp_path: Path):
     from catalens import Catalog
 
     folder = tmp_path / "shots"
@@ -138,8 +138,8 @@ def catalogue(fake_encoder: object, home: Path, tmp_path: Path):
     cat.close()
 
 
-def test_search_each_searches_every_detected_product(catalogue, tmp_path: Path, monkeypatch) -> None:
-    cat, folder = catalogue
+def test_search_each_searches_every_detected_product(catalog, tmp_path: Path, monkeypatch) -> None:
+    cat, folder = catalog
     photo, boxes = _outfit(tmp_path, [folder / "p2.png", folder / "p5.png"])
     monkeypatch.setattr(per_product, "default_detector", lambda: _StubDetector(boxes))
     found = cat.search_image_each(photo, k=3)
@@ -236,7 +236,7 @@ def test_detect_api_route(fake_encoder: object, home: Path, tmp_path: Path, monk
     cat.close()
 
 
-def test_packaged_detector_finds_held_out_catalogue_products_in_scenes() -> None:
+def test_packaged_detector_finds_held_out_catalog_products_in_scenes() -> None:
     """Floor on real photos: lock-box products of bench/detect.py (never trained on), pasted 3 to a
     scene by the training composer, are found at IoU 0.5 (the bench measures the full figures)."""
     data = shared_dataset("myntra-dev")
@@ -348,12 +348,12 @@ def test_missing_or_foreign_detector_files_name_the_trainer(tmp_path: Path) -> N
         Detector(tmp_path)
 
 
-def test_each_options_on_the_cli(catalogue, tmp_path: Path, monkeypatch) -> None:
+def test_each_options_on_the_cli(catalog, tmp_path: Path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from catalens.cli import app
 
-    cat, folder = catalogue
+    cat, folder = catalog
     photo, boxes = _outfit(tmp_path, [folder / "p2.png", folder / "p5.png"])
     monkeypatch.setattr(per_product, "default_detector", lambda: _StubDetector(boxes))
     home = str(cat.settings.home)
@@ -441,7 +441,7 @@ def test_colour_on_the_product_mask() -> None:
 
 
 def test_qc_product_mask_from_the_packaged_detector_on_a_real_photo() -> None:
-    """The real detector on a held-out catalogue photo, its white backdrop replaced by grey: framing is
+    """The real detector on a held-out catalog photo, its white backdrop replaced by grey: framing is
     measured and its fill is within 0.05 of the product's true fill."""
     data = shared_dataset("myntra-dev")
     held = (ROOT / "bench" / "data" / "detect_heldout.txt").read_text().split()

@@ -250,7 +250,7 @@ def test_prefetch_map_keeps_order_and_lowers_worker_priority() -> None:
     assert {p for _, p in prefetch_map(work, range(5), nice=0)} == {base}
 
 
-def test_catalogue_lives_on_the_parametrised_backend(catalog_backend: str, home: Path) -> None:
+def test_catalog_lives_on_the_parametrised_backend(catalog_backend: str, home: Path) -> None:
     with Catalog.open(home) as cat:
         assert cat.db.engine.dialect.name == catalog_backend
         assert cat.info()["database"].startswith("sqlite:///" if catalog_backend == "sqlite" else "postgresql")

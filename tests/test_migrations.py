@@ -1,4 +1,4 @@
-"""Schema migrations on SQLite and PostgreSQL: a catalogue made at schema v1 (file vectors whose rows
+"""Schema migrations on SQLite and PostgreSQL: a catalog made at schema v1 (file vectors whose rows
 were handed out by the process, duplicate failure rows) opens under v2 with its data intact."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _downgrade_to_v1(cat: Catalog) -> None:
             )
 
 
-def test_v1_catalogue_upgrades_in_place(tmp_path: Path, home: Path, fake_encoder: FakeEncoder) -> None:
+def test_v1_catalog_upgrades_in_place(tmp_path: Path, home: Path, fake_encoder: FakeEncoder) -> None:
     for i in range(6):
         make_product_image(tmp_path / "a" / f"{i}.jpg", seed=i)
     for i in range(6, 9):

@@ -1,4 +1,4 @@
-"""A catalogue searched through a real Milvus server (``--index milvus://host:port/db``) answers as
+"""A catalog searched through a real Milvus server (``--index milvus://host:port/db``) answers as
 FAISS exact search does; a Milvus that nothing serves is one clear error naming its URI, quickly,
 from the Python API, the CLI and the REST API. The server comes from ``tests/services/milvus.py``."""
 
@@ -32,7 +32,7 @@ def _answers(cat: Catalog) -> list[list[tuple[str | None, str, float]]]:
     return out
 
 
-def test_catalogue_on_milvus_server_equals_faiss_exact(
+def test_catalog_on_milvus_server_equals_faiss_exact(
     fake_encoder: object, home: Path, tmp_path: Path, milvus_database: str
 ) -> None:
     build_catalog(home, tmp_path / "imgs").close()

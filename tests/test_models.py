@@ -59,7 +59,7 @@ def lite0_tower():
 
 
 def product_photo(size=(225, 300), colour=(200, 30, 30)) -> Image.Image:
-    """A synthetic catalogue photo: a coloured shirt-like shape on a white background."""
+    """A synthetic catalog photo: a coloured shirt-like shape on a white background."""
     w, h = size
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)

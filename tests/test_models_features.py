@@ -136,7 +136,7 @@ def test_builtin_hc_specs():
         spec = get_spec(name)
         plain = get_spec(base)
         assert spec.arch == plain.arch and spec.weights == plain.weights and spec.dim == dim
-        assert spec.input_size[1] > spec.input_size[2]  # portrait, like catalogue photos
+        assert spec.input_size[1] > spec.input_size[2]  # portrait, like catalog photos
         assert spec.crop_pct == 1.0 and feature_config(spec).regions == ("whole", "centre")
 
 

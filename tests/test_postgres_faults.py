@@ -47,7 +47,7 @@ def private_pg() -> Iterator[tuple[Path, str]]:
 
 
 def _counts(home: Path, url: str) -> tuple[int, int, int]:
-    """(ok images, embedding rows, vectors readable) of the catalogue."""
+    """(ok images, embedding rows, vectors readable) of the catalog."""
     from sqlalchemy import func, select
 
     from catalens import Catalog

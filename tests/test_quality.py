@@ -312,7 +312,7 @@ def test_cli_qc_gate_json_csv_report(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("catalog_backend")  # on SQLite and on PostgreSQL
-def test_qc_all_uses_catalogue_dedup(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+def test_qc_all_uses_catalog_dedup(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
     from catalens.core import Catalog
 
     d = tmp_path / "imgs"

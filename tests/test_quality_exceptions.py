@@ -22,7 +22,7 @@ PROFILE = "checks:\n  file: {}\n  resolution: {}\n"
 
 @pytest.fixture
 def shots(tmp_path: Path, home: Path, fake_encoder: object) -> dict[str, Path]:
-    """A catalogue of three products: ``small`` (fails ``resolution``), ``big`` (passes) and ``pair``
+    """A catalog of three products: ``small`` (fails ``resolution``), ``big`` (passes) and ``pair``
     with two images (both small); plus a profile that runs ``file`` and ``resolution``."""
     folder = tmp_path / "shots"
     make_product_image(folder / "small.png", 1, size=(120, 160))
@@ -147,7 +147,7 @@ def test_dismiss_errors_and_warnings(shots, home: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no image with sha256" in res.output
     stray = make_product_image(tmp_path / "stray.png", 9)
     res = cli(home, "qc", "dismiss", str(stray), "blur")
-    assert res.exit_code == 2 and "not in the catalogue" in res.output
+    assert res.exit_code == 2 and "not in the catalog" in res.output
     # a known image whose stored results do not have the check failing: kept, with a warning
     res = cli(home, "qc", "dismiss", "B", "blur", "--json")
     assert res.exit_code == 0, res.output

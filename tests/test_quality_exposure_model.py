@@ -129,7 +129,7 @@ def test_training_writes_a_model_equal_to_sklearn(tmp_path: Path) -> None:
 
 
 def test_real_photos_and_their_overexposed_copies() -> None:
-    """Full-resolution catalogue photos (not used in training): +2.5 EV copies flagged, originals not."""
+    """Full-resolution catalog photos (not used in training): +2.5 EV copies flagged, originals not."""
     root = shared_dataset("myntra-fullres-dev")
     paths = sorted((root / "images").glob("*.jpg"))[::10][:20]
     clean, over = [], []

@@ -8,7 +8,7 @@ its measured figure in a comment; bench/RESULTS.md "real-model regression floors
 
 * search: image-to-image mAP@10, relevant = same articleType (as bench/search_quality.py);
 * dedup: pair F1 on planted copies (resize, recompress, crop, overlay, border; bench/search_dedup.py);
-* classify: weighted-F1 of a linear head on the catalogue's held-out split (gender, masterCategory);
+* classify: weighted-F1 of a linear head on the catalog's held-out split (gender, masterCategory);
 * quality: F1 per check on planted degradations of full-resolution photos (bench/quality_planted.py);
 * recommend: Recall@10 of the visual recommender vs popularity on simulated shoppers whose tastes
   are attributes, not vectors (bench/recommend_sim.py, "attribute" setting).
@@ -132,7 +132,7 @@ def broken_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 # ---- search ---------------------------------------------------------------------------------------
 def search_map10(cat: Any) -> float:
-    """Every image queries the catalogue (its own product excluded); relevant = same articleType."""
+    """Every image queries the catalog (its own product excluded); relevant = same articleType."""
     from search_quality import ap_at_k
 
     from catalens.search.engine import product_rows
@@ -168,7 +168,7 @@ def test_search_floor_catches_a_broken_model(broken_catalog: Any) -> None:
 
 # ---- classify -------------------------------------------------------------------------------------
 def classify_wf1(cat: Any) -> dict[str, float]:
-    """A linear head trained on the catalogue's attributes, scored on its stratified held-out split."""
+    """A linear head trained on the catalog's attributes, scored on its stratified held-out split."""
     cat.train_classifier(
         "floors",
         list(CLASSIFY_WF1_FLOOR),

@@ -162,7 +162,7 @@ def test_jsonl_and_parquet_events(tmp_path: Path) -> None:
         read_events(tmp_path / "bad.csv")
 
 
-# ---- recommending through the catalogue -----------------------------------------------------------
+# ---- recommending through the catalog -----------------------------------------------------------
 def test_unknown_user_empty_log_and_record_event(shop: Catalog) -> None:
     with pytest.raises(EmptyEventsError, match="empty"):
         shop.recommend("u0")
@@ -442,7 +442,7 @@ def _colour_log(items: ItemSpace, n_users: int, seed: int = 0) -> EventArrays:
     events = []
     for u in range(n_users):
         pool = np.flatnonzero(colour == ["Red", "Blue"][u % 2])
-        pool = pool[rng.random(len(pool)) < 0.35]  # each shopper sees a part of the catalogue
+        pool = pool[rng.random(len(pool)) < 0.35]  # each shopper sees a part of the catalog
         p = pop[pool] / pop[pool].sum()
         t = T0 * 1000 + u
         for step in range(10):

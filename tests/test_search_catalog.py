@@ -68,10 +68,10 @@ def test_search_by_image_product_and_filters(catalog: Catalog, tmp_path: Path) -
     assert catalog.search_product("P1", k=5, where="title like '%zzz%'") == []
 
 
-def test_search_follows_ingests_of_this_and_other_catalogue_objects(
+def test_search_follows_ingests_of_this_and_other_catalog_objects(
     catalog: Catalog, home: Path, tmp_path: Path
 ) -> None:
-    """A catalogue searched, then written (by itself or another process on the same home), then
+    """A catalog searched, then written (by itself or another process on the same home), then
     searched again answers from the new state: ingest then search in one script just works."""
     assert catalog.search_product("P1", k=100)  # an engine is open now
     engine = catalog.searcher()
@@ -80,7 +80,7 @@ def test_search_follows_ingests_of_this_and_other_catalogue_objects(
     (tmp_path / "new" / "labels.csv").write_text(f"image,id\n{new},NEW1\n")
     catalog.ingest(tmp_path / "new" / "labels.csv", id_col="id")
     assert catalog.search_image(new, k=1)[0].product_id == "NEW1"
-    other = Catalog.open(home)  # "another process" writes the same catalogue
+    other = Catalog.open(home)  # "another process" writes the same catalog
     try:
         more = make_product_image(tmp_path / "new" / "n2.png", seed=4343)
         (tmp_path / "new" / "more.csv").write_text(f"image,id\n{more},NEW2\n")

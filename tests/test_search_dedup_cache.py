@@ -1,4 +1,4 @@
-"""The catalogue's duplicate report is computed once per catalogue state
+"""The catalog's duplicate report is computed once per catalog state
 (:mod:`catalens.search.dedup_cache`): later pages of ``GET /api/v1/dedup/groups`` reuse it, an image
 added or removed computes it again, and concurrent requests never compute it twice at once."""
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("catalog_backend")  # on SQLite and on Post
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Each computation of the whole catalogue's report (the real one), with its start time."""
+    """Each computation of the whole catalog's report (the real one), with its start time."""
     real = dedup.find_duplicates
     seen: list[float] = []
 

@@ -144,7 +144,7 @@ def test_bad_arguments(backend: Backend) -> None:
 
 
 def test_switches_to_approximate_past_threshold_with_good_recall(tmp_path: Path) -> None:
-    # catalogue-like data: products with a few close variants each
+    # catalog-like data: products with a few close variants each
     base = unit(400, 64, 2)
     rng = np.random.default_rng(3)
     x = np.repeat(base, 10, axis=0) + 0.05 * rng.standard_normal((4000, 64)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""``catalens serve --workers N``: worker processes over one catalogue. A product uploaded through
+"""``catalens serve --workers N``: worker processes over one catalog. A product uploaded through
 one worker is found by search through another within the documented bound, and index catch-up
 never blocks reads (the refresher builds new engines off the request path and swaps them in)."""
 
@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 # the documented bound (README "Scale out", docs/ARCHITECTURE.md): CATALENS_API_REFRESH_S (1 s)
-# plus one engine rebuild; a few seconds on a small catalogue on 2 busy cores
+# plus one engine rebuild; a few seconds on a small catalog on 2 busy cores
 VISIBLE_WITHIN_S = 5.0
 
 

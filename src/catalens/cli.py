@@ -15,7 +15,7 @@ from catalens.errors import CatalensError, ConfigError
 app = typer.Typer(
     name="catalens",
     help=(
-        "Understand e-commerce product photos offline: ingest a catalogue, embed it once, "
+        "Understand e-commerce product photos offline: ingest a catalog, embed it once, "
         "then search, classify and check it.\n\n"
         "Example: catalens ingest shop/labels.csv --id-col id --text-col productDisplayName"
     ),

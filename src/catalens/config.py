@@ -33,7 +33,7 @@ class Settings:
     home: Path = field(default_factory=lambda: Path("catalens-home"))
     db_url: str | None = None
     index_uri: str = "faiss"
-    # where vectors live: "file" (one home's vector files), "db" (the catalogue database, shared by
+    # where vectors live: "file" (one home's vector files), "db" (the catalog database, shared by
     # every process and machine that reaches it) or "auto" (file with SQLite, db otherwise)
     vector_store: str = "auto"
     default_model: str = DEFAULT_MODEL

@@ -31,7 +31,7 @@ ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 class Catalog(
     ProductsMixin, SearchMixin, ClassifyMixin, QualityMixin, RecommendMixin, ExplainMixin, DetectMixin
 ):
-    """A catalogue of product images: its database, vector files and settings.
+    """A catalog of product images: its database, vector files and settings.
 
     >>> cat = Catalog.open("catalens-home")
     >>> report = cat.ingest("labels.csv", id_col="id", text_col="productDisplayName")
@@ -90,7 +90,7 @@ class Catalog(
     ) -> JobReport:
         """Ingest a folder, manifest, URL list or URL(s); embed new images unless ``embed=False``.
 
-        ``detect``: also find the products in each photo and store each as a catalogue image of its
+        ``detect``: also find the products in each photo and store each as a catalog image of its
         own, linked to its photo and box (see :mod:`catalens.detect.ingest`).
 
         ``ray``: run the per-image work on the Ray cluster at that address ("auto": the running one).

@@ -101,7 +101,7 @@ class FilterSyntaxError(CatalensError):
 
 
 class UnknownFieldError(FilterSyntaxError):
-    """A ``--where`` filter names a field that no product of the catalogue has; the message lists the
+    """A ``--where`` filter names a field that no product of the catalog has; the message lists the
     known fields."""
 
 
@@ -127,7 +127,7 @@ class UnknownLabelError(NotFoundError):
 
 
 class DatabaseUnavailableError(CatalensError):
-    """The catalogue database cannot be reached or dropped the connection (server down, restarted,
+    """The catalog database cannot be reached or dropped the connection (server down, restarted,
     refused the login). ``database`` names it (password hidden); what was committed before is kept."""
 
     def __init__(self, database: str, reason: str) -> None:
@@ -142,17 +142,17 @@ class ClusterError(CatalensError):
 
 
 class CatalogCorruptError(CatalensError):
-    """A catalogue file (SQLite database, vector file, index) is damaged; the message names the file
+    """A catalog file (SQLite database, vector file, index) is damaged; the message names the file
     and says what to do (``catalens doctor``, ``catalens restore``)."""
 
 
 class DiskFullError(CatalensError):
-    """The disk holding the catalogue (or a file it writes) is full; the message names the disk.
+    """The disk holding the catalog (or a file it writes) is full; the message names the disk.
     Whole batches written before are kept: free space and run the same command again."""
 
 
 class ReadOnlyHomeError(CatalensError):
-    """The catalogue home cannot be written (read-only file system or no permission); refused
+    """The catalog home cannot be written (read-only file system or no permission); refused
     before any work is done."""
 
 

@@ -1,4 +1,4 @@
-"""Per-image results out of the catalogue: ``catalens export KIND --format csv|parquet|jsonl``.
+"""Per-image results out of the catalog: ``catalens export KIND --format csv|parquet|jsonl``.
 
 Kinds (one row per image, or per image and field, or per user and rank):
 
@@ -162,7 +162,7 @@ def qc_rows(cat: Any, *, profile: str | None = None, verdict: str | None = None)
 
 def dedup_rows(cat: Any, *, model: str | None = None, **options: Any) -> Iterator[dict[str, Any]]:
     """One row per image in a duplicate group (``group`` numbers from 1); the report is reused while
-    the catalogue is unchanged (:mod:`catalens.search.dedup_cache`)."""
+    the catalog is unchanged (:mod:`catalens.search.dedup_cache`)."""
     from catalens.search.dedup import DedupOptions
 
     report = cat.dedup(model, cached=True, options=DedupOptions.overridden(**options))

@@ -284,9 +284,9 @@ def open_store(
         where = "the database" if recorded == "db" else f"a vector file of another home ({recorded})"
         raise ConfigError(
             f"vectors of model {model_id!r} (version {version}) are kept in {where}, not in "
-            f"{'the database' if sid == 'db' else str(home / 'vectors')}; open the catalogue with "
+            f"{'the database' if sid == 'db' else str(home / 'vectors')}; open the catalog with "
             "the home that holds them, or keep vectors in the database (vector_store = 'db', "
-            "CATALENS_VECTOR_STORE=db) when several machines share one catalogue"
+            "CATALENS_VECTOR_STORE=db) when several machines share one catalog"
         )
     return store
 

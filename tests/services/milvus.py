@@ -9,7 +9,7 @@ elsewhere.
 ``milvus_collection`` (function): a collection name no other test uses (tests share the server).
 
 ``milvus_database`` (function): ``milvus://127.0.0.1:PORT/<database>``, a server database of this
-test only (a whole catalogue's index goes there; its collection names are the catalogue's own),
+test only (a whole catalog's index goes there; its collection names are the catalog's own),
 dropped after the test.
 
 ``closed_port_uri`` (function): ``milvus://127.0.0.1:PORT`` where nothing listens.

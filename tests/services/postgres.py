@@ -5,9 +5,9 @@
 here with ``pgserver.start`` when the server binaries exist. When neither works the test fails under
 ``CI=true`` and is skipped, with the reason, elsewhere.
 
-``catalog_backend`` (function, parametrised ``sqlite`` / ``pg``): on ``pg`` every catalogue the test
+``catalog_backend`` (function, parametrised ``sqlite`` / ``pg``): on ``pg`` every catalog the test
 opens without an explicit ``db_url`` lives in a fresh, empty PostgreSQL database of its own: one per
-catalens home (a home is a catalogue: its vector files and its database go together), created on
+catalens home (a home is a catalog: its vector files and its database go together), created on
 first use and dropped after the test. On ``sqlite`` nothing changes (``<home>/catalog.db``).
 Apply it to a module with ``pytestmark = pytest.mark.usefixtures("catalog_backend")``.
 """
@@ -115,7 +115,7 @@ class HomeDatabases:
 
 @pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "pg"])
 def catalog_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """``"sqlite"`` or ``"postgresql"``: the database every catalogue of the test is opened on."""
+    """``"sqlite"`` or ``"postgresql"``: the database every catalog of the test is opened on."""
     if request.param == "sqlite":
         yield "sqlite"
         return

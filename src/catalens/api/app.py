@@ -103,7 +103,7 @@ def create_app(
     api_settings: ApiSettings | None = None,
     catalog: ServiceCatalog | None = None,
 ) -> FastAPI:
-    """Build the app over the catalogue at ``home`` (or ``settings``, or an open ``catalog``)."""
+    """Build the app over the catalog at ``home`` (or ``settings``, or an open ``catalog``)."""
     api = api_settings or load_api_settings()
     if catalog is None:
         catalog = ServiceCatalog(settings or load_settings(home), api)
@@ -133,7 +133,7 @@ def create_app(
         title="catalens",
         version=__version__,
         description=(
-            "Product-photo understanding over one catalogue: products and images, ingest jobs, "
+            "Product-photo understanding over one catalog: products and images, ingest jobs, "
             "and the image tasks that are installed. Errors are always "
             '`{"error": {"status", "code", "message", "detail"}}`. Send a key as `Authorization: Bearer <key>`.'
         ),
@@ -236,7 +236,7 @@ SERVE_ENV = "CATALENS_SERVE_CONFIG"
 
 def create_app_from_environment() -> FastAPI:
     """The app factory of ``catalens serve --workers N``: each worker process builds its app (its
-    own catalogue connection, engines and search refresher) from the JSON in ``$CATALENS_SERVE_CONFIG``
+    own catalog connection, engines and search refresher) from the JSON in ``$CATALENS_SERVE_CONFIG``
     (``settings``: arguments of :func:`catalens.config.load_settings`; ``api``: of
     :func:`catalens.api.settings.load_api_settings`)."""
     import json

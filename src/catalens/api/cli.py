@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
             "  catalens serve\n\n"
             "  catalens --home shop-home serve --host 0.0.0.0 --port 8080 --cors-origin https://shop.example\n\n"
             "  CATALENS_API_OPEN_READS=0 catalens serve   # every request needs a key\n\n"
-            "  catalens serve --workers 4   # 4 processes over one catalogue\n\n"
+            "  catalens serve --workers 4   # 4 processes over one catalog\n\n"
             "Then open http://127.0.0.1:8000/ (web page) or /docs (OpenAPI)."
         )
     )(serve)
@@ -44,12 +44,12 @@ def serve(
         typer.Option(
             min=1,
             max=64,
-            help="Worker processes over the one catalogue; each sees the others' writes within "
+            help="Worker processes over the one catalog; each sees the others' writes within "
             "CATALENS_API_REFRESH_S (1 s) plus one index catch-up.",
         ),
     ] = 1,
 ) -> None:
-    """Run the REST API and the web page over the catalogue (FastAPI + uvicorn)."""
+    """Run the REST API and the web page over the catalog (FastAPI + uvicorn)."""
     try:
         import uvicorn
     except ImportError:
@@ -68,7 +68,7 @@ def serve(
             request_timeout_s=request_timeout,
         )
         settings = load_settings(state.home, db_url=state.db, device=state.device, index_uri=state.index)
-        if workers > 1:  # check the catalogue opens and every feature loads here, once, before the workers
+        if workers > 1:  # check the catalog opens and every feature loads here, once, before the workers
             cat = ServiceCatalog(settings, api)
             try:
                 check_features(cat)
@@ -87,7 +87,7 @@ def serve(
 
 
 def _serve_workers(settings: Any, api: Any, host: str, port: int, workers: int, log_level: str) -> None:
-    """``workers`` uvicorn processes over one catalogue: each builds its own app from the settings
+    """``workers`` uvicorn processes over one catalog: each builds its own app from the settings
     passed in the environment (see :func:`catalens.api.app.create_app_from_environment`)."""
     import dataclasses
     import json

@@ -1,4 +1,4 @@
-"""What the web page shows about catalogued images, cached for the service: tags with confidences,
+"""What the web page shows about cataloged images, cached for the service: tags with confidences,
 colours, quality verdicts with reasons and per-image badges for result grids. (The stored quality
 results and the dashboard summary are the core's: ``Catalog.qc_stored`` / ``qc_summary``.)
 
@@ -137,7 +137,7 @@ class InsightsMixin:
         return clf, {h: {f: fp.to_dict() for f, fp in r.items()} for h, r in zip(keep, rows, strict=True)}
 
     def image_tags(self, sha: str, classifiers: list[str] | None = None, top_k: int = 3) -> dict[str, Any]:
-        """Predicted fields with calibrated confidences for a catalogued image, per classifier."""
+        """Predicted fields with calibrated confidences for a cataloged image, per classifier."""
         self.image_info(sha)  # type: ignore[attr-defined]
         out: list[dict[str, Any]] = []
         for name in classifiers or self.tag_classifiers():
@@ -174,7 +174,7 @@ class InsightsMixin:
 
     # ---- colours ------------------------------------------------------------------------------
     def image_colours(self, sha: str) -> dict[str, Any]:
-        """Dominant product colours of a catalogued image (computed once, then cached)."""
+        """Dominant product colours of a cataloged image (computed once, then cached)."""
         path, _ = self.image_file(sha)  # type: ignore[attr-defined]
         return dict(_caches(self)["colours"].get_or(sha, lambda: self.colours(path)))  # type: ignore[attr-defined]
 

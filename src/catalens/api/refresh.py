@@ -1,7 +1,7 @@
-"""Keep a service worker's search engines current with a catalogue that other processes write.
+"""Keep a service worker's search engines current with a catalog that other processes write.
 
 Each worker of ``catalens serve --workers N`` (and a single-process server while a CLI job ingests
-into the same catalogue) holds open :class:`~catalens.search.engine.CatalogSearch` engines: the
+into the same catalog) holds open :class:`~catalens.search.engine.CatalogSearch` engines: the
 vector index plus in-memory copies of titles, attributes and links. Writes that happen elsewhere
 do not reach them. A :class:`SearchRefresher` polls a cheap database *watermark* (row counts and
 the newest ids of embeddings, products and product links, the newest product edit) every

@@ -112,7 +112,7 @@ class KeyCreated(KeyOut):
 class ModelOut(BaseModel):
     name: str
     spec: dict[str, Any]
-    embedded: int = Field(0, description="vectors stored in this catalogue")
+    embedded: int = Field(0, description="vectors stored in this catalog")
 
 
 class Health(BaseModel):

@@ -51,7 +51,7 @@ class ServiceCatalog(InsightsMixin, Catalog):
         self.jobs = JobManager(on_finish=self._job_finished)
         self._batching: dict[int, BatchingEncoder] = {}
         self._wrap_lock = threading.Lock()
-        # other processes (workers of `serve --workers N`, CLI jobs) write the same catalogue: the
+        # other processes (workers of `serve --workers N`, CLI jobs) write the same catalog: the
         # refresher's thread (started by the app) swaps in engines that caught up with them
         self.refresher = SearchRefresher(self, self.api_settings.refresh_s)
         self.refits = RecommendRefitter(self)
@@ -202,7 +202,7 @@ class ServiceCatalog(InsightsMixin, Catalog):
 
     # ---- recommendations: readers never fit (see catalens.api.refits) -------------------------
     def recommend_changed(self, model: str | None = None) -> None:
-        """The events or the catalogue changed: refit in the background (once, coalesced)."""
+        """The events or the catalog changed: refit in the background (once, coalesced)."""
         self.refits.changed(model)
 
     def _recommend_state_for_read(self, model: str | None) -> dict[str, Any]:

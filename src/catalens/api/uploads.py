@@ -1,4 +1,4 @@
-"""Staging of uploaded files: images to ingest (kept under ``<home>/uploads``, since the catalogue
+"""Staging of uploaded files: images to ingest (kept under ``<home>/uploads``, since the catalog
 records their paths), URL lists and manifests (checked before a job starts), and query images
 (a temporary file, removed after the request).
 

@@ -604,7 +604,7 @@ class CatalogDB:
             return int(s.scalar(q) or 0)
 
     def image_files(self) -> tuple[set[str], set[str]]:
-        """(stored paths, sources) of every image row, ok or failed: the files the catalogue refers to."""
+        """(stored paths, sources) of every image row, ok or failed: the files the catalog refers to."""
         with self.session() as s:
             stored, sources = set(), set()
             for path, src in s.execute(select(ImageRecord.stored_path, ImageRecord.source)):

@@ -68,7 +68,7 @@ def current_version(conn: Connection) -> int | None:
 def ensure_schema(engine: Engine) -> int:
     """Create or upgrade the schema; return the version in force.
 
-    Safe when several processes open one new or old catalogue at once: the steps run under a
+    Safe when several processes open one new or old catalog at once: the steps run under a
     database-wide lock (a transaction-level advisory lock on PostgreSQL, the write lock on SQLite),
     and whoever comes second finds the work done."""
     for attempt in range(5):

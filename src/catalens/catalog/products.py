@@ -318,13 +318,13 @@ class ProductsMixin(CatalogParts):
                 store.write(position, np.zeros((1, dim), dtype=np.float32))
 
     def _catalog_changed(self) -> None:
-        """Hook for what caches catalogue content beyond the search engines (recommendations)."""
+        """Hook for what caches catalog content beyond the search engines (recommendations)."""
         changed = getattr(self, "recommend_changed", None)
         if callable(changed):
             changed()
 
     def image_file(self, sha: str) -> tuple[Path, str]:
-        """(path, media type) of the stored file of a catalogued image. Only paths recorded in the
+        """(path, media type) of the stored file of a cataloged image. Only paths recorded in the
         database are ever returned, so no request can reach another file.
 
         ``sha``: the image's SHA-256."""

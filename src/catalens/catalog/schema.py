@@ -150,7 +150,7 @@ class VectorAllocation(Base):
 
 
 class EmbeddingVector(Base):
-    """The float32 bytes of one vector, for catalogues whose vectors live in the database."""
+    """The float32 bytes of one vector, for catalogs whose vectors live in the database."""
 
     __tablename__ = "embedding_vectors"
     model_id: Mapped[str] = mapped_column(String(256), primary_key=True)
@@ -160,8 +160,8 @@ class EmbeddingVector(Base):
 
 
 class ImageRegion(Base):
-    """A product cut out of a catalogue photo by the detector (``ingest --detect``): the crop is a
-    catalogue image of its own (``crop_sha256``), linked to its photo and box. New table, no data
+    """A product cut out of a catalog photo by the detector (``ingest --detect``): the crop is a
+    catalog image of its own (``crop_sha256``), linked to its photo and box. New table, no data
     change: created by ``create_all`` on open (no schema version step)."""
 
     __tablename__ = "image_regions"

@@ -1,6 +1,6 @@
-"""File-system and file-damage conditions of a catalogue, as typed errors that say what to do.
+"""File-system and file-damage conditions of a catalog, as typed errors that say what to do.
 
-* a read-only home (read-only mount, no permission) is refused when the catalogue is opened, before
+* a read-only home (read-only mount, no permission) is refused when the catalog is opened, before
   any work is done: :func:`check_home_writable`;
 * a full disk (``ENOSPC``/``EDQUOT`` from a vector, blob or index write, SQLite's "database or disk
   is full") becomes :class:`DiskFullError` naming the file system (mount point, free bytes):
@@ -66,7 +66,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return any(m in text for m in _FULL_MARKERS) or "no space left on device" in text
 
 
-def disk_full_error(path: Path, what: str = "writing the catalogue") -> DiskFullError:
+def disk_full_error(path: Path, what: str = "writing the catalog") -> DiskFullError:
     return DiskFullError(
         f"no space left on {describe_disk(path)} while {what} ({path}); batches committed before are "
         "kept and the database and vectors stay consistent: free space on that disk (or move the "
@@ -92,7 +92,7 @@ def check_home_writable(home: Path) -> None:
         probe.unlink()
     except OSError as exc:
         if exc.errno in DISK_FULL_ERRNOS:
-            raise disk_full_error(home, "opening the catalogue") from exc
+            raise disk_full_error(home, "opening the catalog") from exc
         if exc.errno == errno.EROFS:
             why = f"it is on a read-only file system ({describe_disk(home)})"
         elif exc.errno in (errno.EACCES, errno.EPERM):
@@ -100,7 +100,7 @@ def check_home_writable(home: Path) -> None:
         else:
             why = f"{exc.strerror or exc}"
         raise ReadOnlyHomeError(
-            f"the catalogue home {home} cannot be written: {why}. catalens writes its database, vectors "
+            f"the catalog home {home} cannot be written: {why}. catalens writes its database, vectors "
             "and index there, so nothing was done; remount it read-write, fix its permissions, or "
             "copy it to a writable place (`catalens backup`, then `catalens --home NEW restore`)"
         ) from exc
@@ -117,7 +117,7 @@ def sqlite_path(url: str) -> Path | None:
 
 def corrupt_db_error(path: str, detail: str) -> CatalogCorruptError:
     return CatalogCorruptError(
-        f"the catalogue database {path} is damaged ({detail}). Stop writing to it; run `catalens doctor` "
+        f"the catalog database {path} is damaged ({detail}). Stop writing to it; run `catalens doctor` "
         "to see what else is affected, then restore the last backup (`catalens restore BACKUP --force`) or "
         f"salvage what is readable (`sqlite3 {path} .recover | sqlite3 recovered.db`) and re-ingest the "
         "sources (ingest is idempotent)"
@@ -160,7 +160,7 @@ def _translate(ctx: ExceptionContext) -> BaseException | None:
         return corrupt_db_error(str(path), str(ctx.original_exception).strip().splitlines()[0])
     low = "disk i/o error" in text and _free_bytes(path) < MIN_FREE_BYTES
     if low or any(m in text for m in _FULL_MARKERS):
-        return disk_full_error(path, "committing to the catalogue database")
+        return disk_full_error(path, "committing to the catalog database")
     return None
 
 

@@ -9,7 +9,7 @@ types). Each level answers its best guess (consistent down the hierarchy) with i
 
 The Lite0 classifier is a Linear layer on the pooled 1280-d feature ``f``: ``logits = W f + b``.
 Stored vectors are L2-normalised (``e = f / |f|``), so on stored vectors the head uses
-``f ~= TYPICAL_NORM * e`` (the median feature norm measured on catalogue and user photos,
+``f ~= TYPICAL_NORM * e`` (the median feature norm measured on catalog and user photos,
 about 14.5; 10th-90th percentile 12.7-17.1). When the image itself is at hand (``catalens
 classify photo.jpg``) the exact norm is used.
 """

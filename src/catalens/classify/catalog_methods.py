@@ -44,7 +44,7 @@ class ClassifyMixin(CatalogParts):
         out of training; the version folder records the training images and the held-out rows
         (:mod:`catalens.classify.holdout`), ``evaluate_classifier`` scores those by default and
         refuses rows the classifier saw. ``holdout_out``: also write the held-out rows as a labels CSV.
-        ``propagate``: fields whose labels spread to the catalogue's unlabelled images before training
+        ``propagate``: fields whose labels spread to the catalog's unlabelled images before training
         (:mod:`catalens.classify.propagate`; the held-out rows never join).
 
         ``name``: the classifier's name; ``method``: a registered head (linear, prototype, prototype-lr)
@@ -216,7 +216,7 @@ class ClassifyMixin(CatalogParts):
     ) -> dict[str, Any]:
         """Accuracy, macro-F1, weighted-F1 and ECE per field; ``report_dir`` writes an HTML report.
 
-        ``labels`` None: the classifier's own held-out split (else the catalogue's attributes).
+        ``labels`` None: the classifier's own held-out split (else the catalog's attributes).
         Label rows the classifier was trained on raise ``TrainOverlapError`` unless
         ``allow_train_overlap=True`` (the result then carries ``train_overlap`` and a warning).
 

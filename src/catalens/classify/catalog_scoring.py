@@ -54,7 +54,7 @@ def has_small_heads(clf: Classifier | Ensemble) -> bool:
 
 
 def image_sizes(cat: Any, shas: Sequence[str]) -> np.ndarray:
-    """(N, 2) stored widths and heights of catalogued images (0 where unknown)."""
+    """(N, 2) stored widths and heights of cataloged images (0 where unknown)."""
     from sqlalchemy import select
 
     from catalens.catalog.schema import ImageRecord
@@ -79,7 +79,7 @@ def probas_stored(
     titles: Sequence[str | None] | None = None,
     sizes: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Probabilities for catalogued images from their stored embeddings (``sizes``: their stored
+    """Probabilities for cataloged images from their stored embeddings (``sizes``: their stored
     widths and heights, looked up when the classifier has small heads and none are given)."""
     members = _members(clf)
     inputs = [stored_inputs(cat, m, shas, titles) for m in members]
@@ -332,7 +332,7 @@ def evaluate(
     """Per-field accuracy, macro-F1, weighted-F1 and ECE; an HTML report when ``report_dir``.
 
     ``labels_csv`` None: the classifier's held-out split (``holdout.csv`` in its folder), else the
-    catalogue's attributes. Rows the classifier was trained on raise :class:`TrainOverlapError`
+    catalog's attributes. Rows the classifier was trained on raise :class:`TrainOverlapError`
     unless ``allow_train_overlap`` (then ``train_overlap`` and ``warning`` say so in the result)."""
     from catalens.classify.evaluate import evaluate_field, public, write_report
     from catalens.classify.holdout import holdout_path, train_overlap

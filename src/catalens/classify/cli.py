@@ -183,7 +183,7 @@ def train(
         list[str] | None,
         typer.Option(
             "--propagate",
-            help="Spread this field's labels to the catalogue's unlabelled images before training "
+            help="Spread this field's labels to the catalog's unlabelled images before training "
             "(repeatable; helps a many-class field such as articleType with a few hundred labels, not "
             "colour or gender: bench/RESULTS.md 'classify: from few labels').",
         ),

@@ -24,7 +24,7 @@ def fit_prototype(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest class mean, cosine: ``W`` = L2-normalised class means, ``b`` = 0.
 
-    ``centre`` (e.g. the mean embedding of the unlabelled catalogue) is subtracted first: the
+    ``centre`` (e.g. the mean embedding of the unlabelled catalog) is subtracted first: the
     class means of centred features, ``b = -W @ centre``, so ``logits = (x - centre) @ W.T``
     (affine; per row the ranking equals cosine similarity to the centred prototypes).
     """

@@ -1,6 +1,6 @@
-"""Labels spread from the labelled images to the rest of the catalogue (``catalens classify train --propagate``).
+"""Labels spread from the labelled images to the rest of the catalog (``catalens classify train --propagate``).
 
-A team labels a few hundred products; the catalogue holds many more. For a field with many classes
+A team labels a few hundred products; the catalog holds many more. For a field with many classes
 and few labels per class (articleType from 100-300 labelled products), the unlabelled images still
 tell where each class lies: labels spread over the k-nearest-neighbour graph of all images (image
 embedding, plus the title embedding for image+title classifiers; scikit-learn ``LabelSpreading``),
@@ -27,7 +27,7 @@ from catalens.errors import LabelsError
 NEIGHBOURS = 10
 ALPHA = 0.2
 MIN_P = 0.9
-MAX_UNLABELLED = 20_000  # a seeded sample of the catalogue beyond this (the graph is built in memory)
+MAX_UNLABELLED = 20_000  # a seeded sample of the catalog beyond this (the graph is built in memory)
 
 
 def spread(
@@ -65,7 +65,7 @@ def propagate(
     exclude: Iterable[str] = (),
     seed: int = 0,
 ) -> tuple[LabelSet, dict[str, Any]]:
-    """``labels`` plus the catalogue's other images (with an embedding for ``model``, not in
+    """``labels`` plus the catalog's other images (with an embedding for ``model``, not in
     ``exclude``) whose spread label is confident for at least one of ``fields`` (labelled for those
     fields only); and what joined."""
     from catalens.classify.labels import catalog_titles

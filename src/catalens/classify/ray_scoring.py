@@ -2,7 +2,7 @@
 
 Each worker is a Ray actor that receives the classifier once and runs
 :func:`catalens.classify.catalog_scoring.score_inputs` (probabilities, hierarchy, thresholds, top-k) on
-the batches the driver reads from the catalogue; the driver stores the predictions as usual.
+the batches the driver reads from the catalog; the driver stores the predictions as usual.
 """
 
 from __future__ import annotations

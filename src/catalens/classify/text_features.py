@@ -3,7 +3,7 @@
 Product titles name the product type in plain words ("Nike Women As Trophy Swo White T-Shirts"),
 which a sentence embedding (MiniLM) blurs together with the brand and the colour. The bag of
 words keeps them apart: every lower-cased word (letters and digits), every adjacent word pair and
-the last word (the type word in most catalogue titles), with plural stems of words and of joined
+the last word (the type word in most catalog titles), with plural stems of words and of joined
 word pairs ("T-Shirts", "Tshirt" and "tshirts" meet), is hashed (CRC-32, stable across processes
 and Python versions, so no vocabulary is stored) into ``dim`` columns; a row is the L2-normalised
 binary indicator vector. The linear head standardises columns, which weighs rare words up like an

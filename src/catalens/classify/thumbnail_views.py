@@ -1,13 +1,13 @@
 """Extra training views of stored images: the same photo as a small thumbnail.
 
-A head trained only on the embeddings of 225x300 catalogue photos loses a lot on 60x80 thumbnails
+A head trained only on the embeddings of 225x300 catalog photos loses a lot on 60x80 thumbnails
 of the same products (articleType and gender by about 10 and 16 points weighted-F1 with Lite0-hc;
 ``bench/classify_sizes.py``, bench/RESULTS.md "classify: photo sizes"): a shrunk photo is another input distribution for the
 frozen backbone. So a classifier trained with views has two heads per field: the main head, fitted
 on the stored embeddings as before, and a ``small`` head fitted on each image twice, as stored and
 as a thumbnail, which scores photos whose shorter side is at most ``SMALL_FACTOR`` x the view's
 (:func:`catalens.classify.predict.small_rows`; the photo's size is known for files and stored in the
-catalog for catalogued images). A single head trained on both views closed most of the thumbnail
+catalog for cataloged images). A single head trained on both views closed most of the thumbnail
 gap but cost up to 0.05 weighted-F1 at the stored size (Lite0 gender, baseColour); routing by size
 keeps the stored-size results unchanged (bench/RESULTS.md, ``bench/classify_sizes.py``).
 

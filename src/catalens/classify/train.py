@@ -374,7 +374,7 @@ def train_on_matrix(
                 for i in range(len(labels))
                 if all(labels.labels[f][i] is not None for f in hier)
             ]
-            # observed paths; real catalogues may file one value under two parents (e.g. Socks under
+            # observed paths; real catalogs may file one value under two parents (e.g. Socks under
             # Apparel and Accessories): paths are scored as wholes, so that stays consistent
             paths = [list(p) for p in dict.fromkeys(rows)]
     digest = hashlib.sha256("\n".join(labels.shas).encode()).hexdigest()[:16]

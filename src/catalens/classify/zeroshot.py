@@ -30,7 +30,7 @@ TEMPLATES: tuple[str, ...] = (
     "a photo of a {}",
     "a product photo of {}",
     "a photo of {}, a type of product",
-    "an e-commerce catalogue photo of {}",
+    "an e-commerce catalog photo of {}",
     "a close-up photo of {}",
 )
 FIELD_TEMPLATES: dict[str, tuple[str, ...]] = {

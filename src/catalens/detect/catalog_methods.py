@@ -19,7 +19,7 @@ class DetectMixin(CatalogParts):
         from catalens.errors import NotFoundError
 
         if self.db.image(sha256) is None:
-            raise NotFoundError(f"no image {sha256} in the catalogue")
+            raise NotFoundError(f"no image {sha256} in the catalog")
         found: dict[str, Any] = self.db.regions(sha256)
         return found
 

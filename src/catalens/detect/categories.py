@@ -1,4 +1,4 @@
-"""The detector's coarse product categories and the mapping from catalogue labels onto them.
+"""The detector's coarse product categories and the mapping from catalog labels onto them.
 
 The categories and rules live in ``detect/data/categories.yaml`` (with a note on where they came
 from); a label that maps onto no category gives ``None`` and the product is not used for training.
@@ -32,7 +32,7 @@ def categories() -> list[str]:
 
 
 def category_of(*, article_type: str | None = None, sub_category: str | None = None) -> str | None:
-    """The coarse category of a catalogue product (article type first, then sub-category)."""
+    """The coarse category of a catalog product (article type first, then sub-category)."""
     rules = _rules()
     for key, value in (("article_type", article_type), ("sub_category", sub_category)):
         if value:

@@ -2,9 +2,9 @@
 
 A crop is the detection's box widened by ``pad`` of its size on each side. With ``on_white`` the
 pixels outside the product's mask (grown by a few pixels, so a soft edge is kept) are set to white,
-so the crop looks like a catalogue photo; when the mask covers too little of the box to trust, the
+so the crop looks like a catalog photo; when the mask covers too little of the box to trust, the
 plain crop is used. The plain crop is the default: on the dev half of ``bench/detect.py`` (packaged
-detector) it found the exact product as often as the crop on white, and named the catalogue colour and
+detector) it found the exact product as often as the crop on white, and named the catalog colour and
 matched the user photos' category more often (figures: bench/RESULTS.md "detect").
 """
 

@@ -1,4 +1,4 @@
-"""Cut a product out of a catalogue photo shot on a plain white backdrop.
+"""Cut a product out of a catalog photo shot on a plain white backdrop.
 
 The backdrop is the near-white area connected to the photo's border (4-connected flood from the
 edge), so white print or a white collar inside the product stays product. A photo whose border is

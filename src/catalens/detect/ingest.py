@@ -1,4 +1,4 @@
-"""``ingest --detect``: store each product found in a photo as a catalogue image of its own.
+"""``ingest --detect``: store each product found in a photo as a catalog image of its own.
 
 After the photos of an ingest are stored, each one is run through the detector; every product found
 is cropped (:func:`catalens.detect.crops.product_crop`), written once as a PNG blob in the

@@ -1,6 +1,6 @@
 """Detect the products in a photo and answer for each one: search, classify, colour.
 
-The photo is decoded once (with the catalogue's size limits); each detected product is cut out
+The photo is decoded once (with the catalog's size limits); each detected product is cut out
 (:mod:`catalens.detect.crops`) and passed to the same search, classifier and colour code that
 whole photos go through.
 """
@@ -63,7 +63,7 @@ def _detector(threshold: float | None) -> Detector:
 
 
 def photo_array(path: str | Path, settings: Any | None = None) -> np.ndarray:
-    """uint8 RGB array of a photo file (catalogue size limits when ``settings`` is given)."""
+    """uint8 RGB array of a photo file (catalog size limits when ``settings`` is given)."""
     from catalens.imageio import open_image
 
     kw: dict[str, Any] = {}

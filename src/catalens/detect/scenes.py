@@ -1,6 +1,6 @@
 """Synthetic multi-product scenes for training the detector (copy-paste augmentation).
 
-Catalogue cut-outs (:mod:`catalens.detect.cutouts`) are pasted, scaled, mirrored and re-lit, onto
+Catalog cut-outs (:mod:`catalens.detect.cutouts`) are pasted, scaled, mirrored and re-lit, onto
 a background: a plain or graded colour, a procedural texture (wood, tiles, checks, stripes, mottled
 fabric) or a patch of a real photo (a floor, a bed, a wall: the corner of a user photo, where the
 product seldom is). Later pastes hide earlier ones; a product hidden past ``MAX_HIDDEN`` is dropped

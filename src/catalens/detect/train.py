@@ -1,4 +1,4 @@
-"""Train the packaged product detector from a folder of catalogue photos on white backdrops.
+"""Train the packaged product detector from a folder of catalog photos on white backdrops.
 
     python -m catalens.detect.train IMAGES_DIR --labels labels.csv --backgrounds PHOTO_DIR \\
         --out DIR [--exclude PATHS.txt] [--scenes 4000] [--epochs 24]
@@ -356,7 +356,7 @@ def choose_threshold(found: Sequence[Any], truth: Sequence[Any]) -> tuple[float,
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("images", type=Path, help="folder of catalogue photos on white backdrops")
+    ap.add_argument("images", type=Path, help="folder of catalog photos on white backdrops")
     ap.add_argument(
         "--labels", type=Path, required=True, help="CSV: image, articleType/subCategory or category"
     )

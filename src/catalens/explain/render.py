@@ -1,6 +1,6 @@
 """Drawing: heatmap overlays, region boxes, side-by-side pairs and contact sheets (Pillow + numpy).
 
-Small catalogue thumbnails (60x80 px) are scaled up for display (short side at least
+Small catalog thumbnails (60x80 px) are scaled up for display (short side at least
 ``MIN_SIDE``), large photos scaled down (long side at most ``MAX_SIDE``); boxes are always given
 in source pixels and scaled with the image.
 """

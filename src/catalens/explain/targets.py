@@ -5,7 +5,7 @@ gradients reach the backbone's feature maps. Three kinds:
 
 * :class:`ImageNetTarget` -- the backbone's own ImageNet-1k classifier (packaged EfficientNets);
 * :class:`HeadTarget` -- any torch head on the L2-normalised embedding (linear, prototype...),
-  e.g. a head trained on frozen catalogue embeddings;
+  e.g. a head trained on frozen catalog embeddings;
 * :func:`classifier_target` -- a trained catalens classifier (``catalens.classify``) and one of its
   fields.
 

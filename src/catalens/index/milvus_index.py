@@ -3,7 +3,7 @@
 ``milvus://data/index.db`` opens Milvus Lite on that file; ``milvus://host:19530`` or
 ``http(s)://host:port`` connects to a server (token from ``CATALENS_MILVUS_TOKEN`` if set), and
 ``milvus://host:19530/shop`` uses the server's database ``shop`` (created when missing), so that
-several catalogues share one server.
+several catalogs share one server.
 Install with ``pip install 'catalens[milvus]'`` (pymilvus + milvus-lite).
 
 Every call to the server has a deadline (``CATALENS_MILVUS_TIMEOUT`` seconds, default 10): a
@@ -188,7 +188,7 @@ class MilvusIndex:
 
     def _ensure_database(self, client: Any) -> None:
         """Create the server database named in the URI (``milvus://host:port/<database>``) if missing:
-        several catalogues share one server, each in a database of its own."""
+        several catalogs share one server, each in a database of its own."""
         if self.database not in client.list_databases():
             try:
                 client.create_database(self.database)

@@ -163,7 +163,7 @@ class RayEngine:
         for originals, out in self.pool.map(chunks):
             if out.identity != want:
                 raise ClusterError(
-                    f"a Ray worker embeds with {out.identity}, the catalogue's model is {want}: "
+                    f"a Ray worker embeds with {out.identity}, the catalog's model is {want}: "
                     "install the same catalens and model weights on every node"
                 )
             vec_of = dict(zip(out.vector_of, range(len(out.vector_of)), strict=True))

@@ -220,7 +220,7 @@ def _max_product_id_len() -> int:
 
 
 def _checked(items: Iterator[SourceItem]) -> Iterator[SourceItem]:
-    """An item whose product id is longer than the catalogue's column becomes a per-item failure, on
+    """An item whose product id is longer than the catalog's column becomes a per-item failure, on
     every database alike (PostgreSQL refuses the value, and with it the whole batch; SQLite would
     keep it)."""
     limit = _max_product_id_len()
@@ -228,7 +228,7 @@ def _checked(items: Iterator[SourceItem]) -> Iterator[SourceItem]:
         if item.product_id is not None and len(item.product_id) > limit:
             yield SourceItem(
                 source=item.source,
-                error=f"product id of {len(item.product_id)} characters is longer than the catalogue's "
+                error=f"product id of {len(item.product_id)} characters is longer than the catalog's "
                 f"limit of {limit}; give the rows a shorter id column",
             )
         else:

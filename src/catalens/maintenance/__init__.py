@@ -1,1 +1,1 @@
-"""Keeping a catalogue sound: ``catalens doctor`` (check and repair) and ``catalens backup`` / ``restore``."""
+"""Keeping a catalog sound: ``catalens doctor`` (check and repair) and ``catalens backup`` / ``restore``."""

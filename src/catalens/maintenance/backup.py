@@ -12,7 +12,7 @@ index folder's lock; if it is ahead of or behind the snapshot, the first search 
 catches it up or rebuilds it (``search.index_sync``). After copying, the backup is checked: every
 record of the snapshot points inside its vector file.
 
-PostgreSQL (or any server) catalogue: the database is NOT copied here - use the server's tool,
+PostgreSQL (or any server) catalog: the database is NOT copied here - use the server's tool,
 ``pg_dump -Fc -d DBNAME -f catalens.dump`` (restore with ``pg_restore -d DBNAME catalens.dump``);
 vectors then live in the database too (the ``db`` vector store) and are in that dump. This command
 still copies the home's own files (index, classifiers, profiles, blobs, uploads, settings) and says
@@ -46,7 +46,7 @@ _SKIP_TOP = {
     MANIFEST,
 }
 PG_DUMP_HINT = (
-    "the catalogue database is a server database: back it up with its own tool - "
+    "the catalog database is a server database: back it up with its own tool - "
     "`pg_dump -Fc -d DBNAME -f catalens.dump` (restore: `pg_restore -d DBNAME catalens.dump`); "
     "vectors kept in the database are in that dump"
 )
@@ -148,7 +148,7 @@ def backup(settings: Settings, dest: Path) -> BackupReport:
     t0 = time.perf_counter()
     home = settings.home
     if not (home / "catalog.db").exists() and sqlite_path(settings.database_url) is not None:
-        raise ConfigError(f"no catalogue at {home} (no catalog.db); check --home")
+        raise ConfigError(f"no catalog at {home} (no catalog.db); check --home")
     dest = Path(dest)
     _check_dest_empty(dest, "backup folder")
     dest.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def restore(src: Path, settings: Settings, *, force: bool = False) -> BackupRepo
     db_file = sqlite_path(settings.database_url)
     has_db = (src / "catalog.db").exists()
     if has_db and db_file is None:
-        raise ConfigError("the backup holds a SQLite database but this catalogue uses a server database; "
+        raise ConfigError("the backup holds a SQLite database but this catalog uses a server database; "
                           "restore without --db / CATALENS_DB_URL")  # fmt: skip
     if not has_db:
         report.notes.append(PG_DUMP_HINT.replace("back it up", "restore it"))

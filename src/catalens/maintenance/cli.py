@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     ) -> None:
-        """Check a catalogue: database integrity, counts, stored vectors against fresh encodings, index
+        """Check a catalog: database integrity, counts, stored vectors against fresh encodings, index
         against the database, orphan files. Exits 1 on problems, each with what to do."""
         from catalens.maintenance.doctor import diagnose
         from catalens.maintenance.doctor import repair as do_repair
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         epilog=(
             "Examples:\n\n  catalens backup /backups/shop-2024-06-01\n\n"
             "  catalens --home shop-home backup /mnt/usb/shop --json\n\n"
-            "Safe while a job is writing. PostgreSQL catalogue: use pg_dump for the database "
+            "Safe while a job is writing. PostgreSQL catalog: use pg_dump for the database "
             "(this copies the home's files)."
         )
     )
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         dest: Annotated[Path, typer.Argument(help="New or empty folder to write the backup to.")],
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
-        """Copy the catalogue (database snapshot first, then vectors, index, classifiers...) online."""
+        """Copy the catalog (database snapshot first, then vectors, index, classifiers...) online."""
         from catalens.maintenance.backup import backup as do_backup
 
         try:

@@ -1,6 +1,6 @@
-"""``catalens doctor``: check a catalogue home, and with ``repair`` rebuild what can be rebuilt.
+"""``catalens doctor``: check a catalog home, and with ``repair`` rebuild what can be rebuilt.
 
-Checks, in order (a check that finds the catalogue unusable stops the ones after it):
+Checks, in order (a check that finds the catalog unusable stops the ones after it):
 
 1. **home**: exists and can be written.
 2. **database**: SQLite ``PRAGMA quick_check`` (``integrity_check`` with ``full``), opened read-only.
@@ -52,7 +52,7 @@ _K = 10
 @dataclass
 class Finding:
     """One problem: ``check`` (home, database, vectors, index, orphans, jobs), ``severity`` (error: the
-    catalogue is damaged or inconsistent; warning: incomplete or untidy), what to do, and whether
+    catalog is damaged or inconsistent; warning: incomplete or untidy), what to do, and whether
     ``--repair`` fixes it."""
 
     check: str
@@ -99,7 +99,7 @@ class DoctorReport:
 def diagnose(
     settings: Settings, *, sample: int = 64, full: bool = False, encoders: Any = None
 ) -> DoctorReport:
-    """Check the catalogue of ``settings`` (see the module docstring). ``encoders(model_id)`` returns the
+    """Check the catalog of ``settings`` (see the module docstring). ``encoders(model_id)`` returns the
     image encoder of a model (default: :meth:`Catalog.encoder`)."""
     t0 = time.perf_counter()
     report = DoctorReport(str(settings.home), settings.database_url)
@@ -114,7 +114,7 @@ def _diagnose(settings: Settings, report: DoctorReport, *, sample: int, full: bo
     home = settings.home
     report.checks.append("home")
     if not home.is_dir():
-        report.add("home", "error", f"no catalogue home at {home}", "check --home / CATALENS_HOME", False)
+        report.add("home", "error", f"no catalog home at {home}", "check --home / CATALENS_HOME", False)
         return
     try:
         check_home_writable(home)
@@ -190,7 +190,7 @@ def _check_model(
     try:
         store = open_store(db, settings.home, rec.model_id, rec.version, rec.dim, settings.vector_store)
     except CatalensError as exc:
-        report.add("vectors", "error", str(exc), "open the catalogue with the home that holds the vectors",
+        report.add("vectors", "error", str(exc), "open the catalog with the home that holds the vectors",
                    False, model=rec.model_id)  # fmt: skip
         return
     pairs = db.embedding_positions(rec.model_id, rec.version)

@@ -10,7 +10,7 @@ A spec selects the hypercolumn with ``options`` (no torch needed to read them)::
 The hypercolumn embedding is ``[l2(final) | w * l2(mean_r(stage_s)) for r in regions for s in
 stages]`` with ``w = stage_weight / sqrt(len(regions) * len(stages))``: the final pooled embedding
 followed by the averages of each chosen intermediate stage over each region (``whole``: the whole
-feature map; ``centre``: the central box, half the height and half the width, where a catalogue
+feature map; ``centre``: the central box, half the height and half the width, where a catalog
 photo's product sits), every part L2-normalised so that no part dominates a cosine by its scale.
 Intermediate stages keep colour, texture and layout cues that the ImageNet head discards (on
 myntra-dev they lift baseColour, gender and articleType; see bench/RESULTS.md, "classify:

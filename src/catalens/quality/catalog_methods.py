@@ -34,9 +34,9 @@ class QualityMixin(CatalogParts):
         allow_empty: bool = False,
         exceptions: bool = True,
     ) -> QCReport:
-        """Check files/folders (``paths``) and/or every catalogue image (``all_images``) against a profile.
+        """Check files/folders (``paths``) and/or every catalog image (``all_images``) against a profile.
 
-        Returns a :class:`catalens.quality.runner.QCReport`; results are stored in the catalogue
+        Returns a :class:`catalens.quality.runner.QCReport`; results are stored in the catalog
         (table ``quality_results``) unless ``store=False``. ``ray``: decode and check on the Ray
         cluster at that address ("auto": the running one); the batch checks and storing run here.
         A folder without images raises :class:`catalens.errors.EmptyInputError` (a warning with

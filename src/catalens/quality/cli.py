@@ -35,7 +35,7 @@ EPILOG = (
 )
 IMAGE_HELP = (
     "The image: its sha256 (or a unique prefix of 6+ hex characters), a file, the source of a "
-    "catalogue image or of a stored QC result, or a product id with one image."
+    "catalog image or of a stored QC result, or a product id with one image."
 )
 
 
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
 @qc_app.command("check", epilog=EPILOG)
 def qc_check(
     paths: Annotated[list[str] | None, typer.Argument(help="Image files or folders (recursive).")] = None,
-    all_images: Annotated[bool, typer.Option("--all", help="Check every image in the catalogue.")] = False,
+    all_images: Annotated[bool, typer.Option("--all", help="Check every image in the catalog.")] = False,
     profile: Annotated[str, typer.Option(help="Profile name or YAML path.")] = "general",
     as_json: Annotated[bool, typer.Option("--json", help="Print all results as JSON on stdout.")] = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write one CSV row per image.")] = None,
@@ -78,7 +78,7 @@ def qc_check(
             help="error (any fail, or a check that could not run) | warn (any warn, fail or error) | never."
         ),
     ] = "error",
-    store: Annotated[bool, typer.Option("--store/--no-store", help="Save results in the catalogue.")] = True,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="Save results in the catalog.")] = True,
     list_checks: Annotated[bool, typer.Option("--list-checks", help="List the checks and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     ray: Annotated[str | None, typer.Option("--ray", metavar="[ADDRESS]", help=RAY_HELP)] = None,

@@ -15,7 +15,7 @@ from catalens.quality.runner import QCItem
 def collect_items(
     db: CatalogDB, paths: Sequence[str | Path], all_images: bool, *, allow_empty: bool = False
 ) -> tuple[list[QCItem], list[ImageQC]]:
-    """(items to check, ready-made "file" failures for catalogue images that never ingested).
+    """(items to check, ready-made "file" failures for catalog images that never ingested).
 
     A folder without images raises :class:`EmptyInputError` (a warning with ``allow_empty``)."""
     items: list[QCItem] = []

@@ -1,6 +1,6 @@
-"""Catalogue-wide duplicates from :mod:`catalens.search.dedup` (embeddings + copy verification) for
+"""Catalog-wide duplicates from :mod:`catalens.search.dedup` (embeddings + copy verification) for
 ``catalens qc --all``, read as the same findings (:func:`catalens.search.duplicates.findings_from_report`)
-and results as the check's own methods; falls back to the check's own result when the catalogue has no
+and results as the check's own methods; falls back to the check's own result when the catalog has no
 embeddings for the model."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from catalens.quality.result import CheckResult, ImageQC
 
 
 def apply_catalog_dedup(catalog: Any, images: list[ImageQC], verdict: str) -> str:
-    """Replace the ``duplicates`` results of ``images`` with the catalogue dedup groups.
+    """Replace the ``duplicates`` results of ``images`` with the catalog dedup groups.
 
     Returns the method used: "search-dedup" or "hash" (fallback; the results are left as they are)."""
     try:
@@ -38,7 +38,7 @@ def apply_catalog_dedup(catalog: Any, images: list[ImageQC], verdict: str) -> st
                 0.0,
                 "copy score (1 = exact)",
                 "pass",
-                "no duplicate in the catalogue",
+                "no duplicate in the catalog",
                 details={"method": "search-dedup"},
             )
         )

@@ -95,8 +95,8 @@ MIN_PREFIX = 6
 
 def resolve_image(db: CatalogDB, ref: str) -> str:
     """The sha256 of the image ``ref`` names: a sha256, an existing file (its bytes' hash), the
-    source (path or URL) of a catalogue image or of a stored QC result, a product id with one image,
-    or a unique sha256 prefix (6+ hex characters). The image must be in the catalogue or have stored
+    source (path or URL) of a catalog image or of a stored QC result, a product id with one image,
+    or a unique sha256 prefix (6+ hex characters). The image must be in the catalog or have stored
     QC results; NotFoundError (naming the candidates when several match) otherwise."""
     from catalens.catalog.schema import ImageRecord, ProductImage
 
@@ -106,14 +106,14 @@ def resolve_image(db: CatalogDB, ref: str) -> str:
     low = text.lower()
     if len(low) == 64 and set(low) <= _HEX:
         if not _known(db, [low]):
-            raise NotFoundError(f"no image with sha256 {low} in the catalogue or in stored QC results")
+            raise NotFoundError(f"no image with sha256 {low} in the catalog or in stored QC results")
         return low
     path = Path(text).expanduser()
     if path.is_file():
         sha = _file_sha256(path)
         if not _known(db, [sha]):
             raise NotFoundError(
-                f"{text}: this file (sha256 {sha}) is not in the catalogue and has no stored QC result "
+                f"{text}: this file (sha256 {sha}) is not in the catalog and has no stored QC result "
                 "(catalens ingest or catalens qc it first)"
             )
         return sha
@@ -157,7 +157,7 @@ def resolve_image(db: CatalogDB, ref: str) -> str:
     if not shas:
         raise NotFoundError(
             f"no image {text!r}: not a sha256 (or a unique prefix of {MIN_PREFIX}+ hex characters), a file, "
-            "the source of a catalogue image or of a stored QC result, nor a product id"
+            "the source of a catalog image or of a stored QC result, nor a product id"
         )
     about = _describe(db, sorted(shas))
     listed = "; ".join(f"{h} ({about.get(h, (None, []))[0] or '?'})" for h in sorted(shas)[:10])
@@ -183,7 +183,7 @@ def _known(db: CatalogDB, shas: list[str]) -> bool:
 
 
 def _describe(db: CatalogDB, shas: list[str]) -> dict[str, tuple[str | None, list[str]]]:
-    """sha256 -> (its source: the catalogue's, else a stored QC result's; its product ids)."""
+    """sha256 -> (its source: the catalog's, else a stored QC result's; its product ids)."""
     from catalens.catalog.schema import ImageRecord, ProductImage
 
     out: dict[str, tuple[str | None, list[str]]] = {}

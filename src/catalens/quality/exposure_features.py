@@ -4,7 +4,7 @@ Over-exposure by 2-3 stops clips every tone above mid-grey to white and lifts th
 product's light parts merge with a white studio background, dark garments turn mid-grey. A single
 rule on any one of these cues also fires on correctly exposed pale or vivid products, so the check
 combines them in a small gradient-boosted model (``catalens.quality.tree_models``) trained on
-synthetic exposure changes of catalogue photos (``catalens.quality.training.exposure_trees``).
+synthetic exposure changes of catalog photos (``catalens.quality.training.exposure_trees``).
 
 Every feature but two is a share or a percentile of the shared working copy, so it hardly depends
 on the photo's size; the two log-gradient features do (a smaller photo has steeper steps per pixel),

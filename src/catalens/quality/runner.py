@@ -20,7 +20,7 @@ from catalens.quality.result import CheckResult, ImageQC
 
 @dataclass
 class QCItem:
-    """What to check: a file ``path`` shown as ``source`` (a catalogue image's original source)."""
+    """What to check: a file ``path`` shown as ``source`` (a catalog image's original source)."""
 
     source: str
     path: Path
@@ -32,7 +32,7 @@ class QCReport:
     profile: str
     images: list[ImageQC] = field(default_factory=list)
     seconds: float = 0.0
-    duplicates_method: str = "hash"  # "search-dedup" when catalens.search grouped the catalogue
+    duplicates_method: str = "hash"  # "search-dedup" when catalens.search grouped the catalog
 
     @property
     def counts(self) -> dict[str, int]:

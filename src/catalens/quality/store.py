@@ -1,4 +1,4 @@
-"""Store and read quality results in the catalogue database (table ``quality_results``)."""
+"""Store and read quality results in the catalog database (table ``quality_results``)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ class RecommendMixin(CatalogParts):
     # ---- events -------------------------------------------------------------------------------
     def import_events(self, path: str | Path, *, skip_unknown: bool = False) -> EventImportReport:
         """Import a CSV / JSONL / Parquet events file (idempotent); returns an ``EventImportReport``.
-        Events of products not in the catalogue are stored and reported per row (``warnings``), or
+        Events of products not in the catalog are stored and reported per row (``warnings``), or
         left out and reported per row (``skipped``) with ``skip_unknown=True``.
 
         ``path``: the events file (columns user_id, product_id, event, timestamp; optional weight,
@@ -249,7 +249,7 @@ class RecommendMixin(CatalogParts):
         items = load_item_space(self, model)
         if events is None:
             arrays = load_events(self.db)
-            where = "the catalogue's event log"
+            where = "the catalog's event log"
         else:
             evs, _issues = read_events(events)
             arrays = EventArrays.from_events(evs)

@@ -23,14 +23,14 @@ events_app = typer.Typer(
         "  catalens events import clicks.jsonl --json\n\n"
         "Columns: user_id, product_id, event (view|click|cart|purchase|like), timestamp "
         "(ISO 8601 or Unix seconds/ms), optional weight and session. Re-importing a file adds nothing twice.\n\n"
-        "Events of products not in the catalogue are stored (used once the product is ingested) and "
+        "Events of products not in the catalog are stored (used once the product is ingested) and "
         "reported per row; --skip-unknown leaves them out (also reported per row)."
     ),
 )
 def events_import(
     file: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet events file.")],
     skip_unknown: Annotated[
-        bool, typer.Option("--skip-unknown", help="Leave out events of products not in the catalogue.")
+        bool, typer.Option("--skip-unknown", help="Leave out events of products not in the catalog.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:

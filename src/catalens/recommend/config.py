@@ -1,4 +1,4 @@
-"""Settings of the recommenders (one set for every catalogue; nothing is tuned per data set)."""
+"""Settings of the recommenders (one set for every catalog; nothing is tuned per data set)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class RecommendConfig:
     cf_regularization: float = 0.05
     cf_alpha: float = 1.0  # confidence = 1 + alpha * decayed event weight
     cold_neighbours: int = 10  # visual neighbours used to place items that have no interactions
-    # attribute match: prior strength (in history items) of the catalogue's facet-value frequencies
+    # attribute match: prior strength (in history items) of the catalog's facet-value frequencies
     attr_prior: float = 2.0
     # hybrid learning to rank
     hybrid_train_users: int = 3000

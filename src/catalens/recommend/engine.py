@@ -134,7 +134,7 @@ class RecommendEngine:
         note = None
         if len(q) == 0:
             note = (
-                f"unknown user {user!r} (no events for catalogue products): showing popular items by category"
+                f"unknown user {user!r} (no events for catalog products): showing popular items by category"
             )
         res = self.recommend_query(q, k, **kw)
         res.user = user

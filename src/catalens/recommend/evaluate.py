@@ -5,7 +5,7 @@ purchased products (not bought before) are held out, together with everything th
 from the first event on a held-out product on (so the views and carts that led to the purchase
 do not give it away: the task is to find the product before the shopper did). Recommenders are fitted on what remains (all other
 users' events included) and asked for ``k`` items per user, excluding what the user had
-already bought. Reported per recommender: Recall@k, NDCG@k, catalogue coverage, intra-list
+already bought. Reported per recommender: Recall@k, NDCG@k, catalog coverage, intra-list
 diversity, Recall@k of held-out items with and without training interactions (cold / warm),
 and the time per user.
 """

@@ -5,9 +5,9 @@ Columns (case-insensitive, with common aliases): ``user_id``, ``product_id``, ``
 optional ``weight`` (a multiplier of the event kind's weight) and ``session``.
 
 Every row is handled on its own: a malformed row is reported with its row number and reason
-and the rest goes in. Events of products that are not (yet) in the catalogue are reported per
+and the rest goes in. Events of products that are not (yet) in the catalog are reported per
 row (``warnings``) and, by default, stored, so nothing is lost when the event feed runs ahead of
-the catalogue: recommenders ignore them until the product is ingested, then use them (the item
+the catalog: recommenders ignore them until the product is ingested, then use them (the item
 space changes, so the engine is refitted). ``on_unknown="skip"`` leaves them out instead (reported
 per row in ``skipped``). The first row of every user not seen before is reported in ``new_users``
 (a new user is not an error).
@@ -320,7 +320,7 @@ def store_events(
 ) -> EventImportReport:
     """Store ``events`` idempotently, counting inserts, duplicates, new users and unknown products.
 
-    ``on_unknown``: ``store`` (default) keeps events of products not in the catalogue and reports
+    ``on_unknown``: ``store`` (default) keeps events of products not in the catalog and reports
     each row as a warning; ``skip`` leaves them out and reports each row as skipped."""
     if on_unknown not in ("store", "skip"):
         raise ValueError(f"on_unknown must be 'store' or 'skip', not {on_unknown!r}")
@@ -344,7 +344,7 @@ def store_events(
                 continue
             report.warnings.append(
                 RowIssue(
-                    row, "unknown product (stored; used once it is in the catalogue)", e.user_id, e.product_id
+                    row, "unknown product (stored; used once it is in the catalog)", e.user_id, e.product_id
                 )
             )
         unique.append(e)

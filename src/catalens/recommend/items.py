@@ -1,4 +1,4 @@
-"""The item space: one row per catalogue product with its visual vector, attributes and facets.
+"""The item space: one row per catalog product with its visual vector, attributes and facets.
 
 A product's vector is the mean of its images' stored embeddings (images link to products
 through ``product_images``), L2-normalised; products without an embedded image get a zero
@@ -166,13 +166,13 @@ def item_space_key(catalog: Any, model: str | None = None) -> tuple[Any, ...]:
         updated = s.scalar(select(func.max(Product.updated_at)))
         n_links = int(s.scalar(select(func.count()).select_from(ProductImage)) or 0)
     if n_products == 0:
-        raise EmptyCatalogError("the catalogue has no products; ingest some with `catalens ingest`")
+        raise EmptyCatalogError("the catalog has no products; ingest some with `catalens ingest`")
     n_rows = len(db.embedding_positions(name, version)) if version else 0
     return (name, version, n_rows, n_products, n_links, str(updated))
 
 
 def load_item_space(catalog: Any, model: str | None = None) -> ItemSpace:
-    """The item space of a catalogue for ``model``, cached per (database, :func:`item_space_key`)."""
+    """The item space of a catalog for ``model``, cached per (database, :func:`item_space_key`)."""
     db = catalog.db
     key = (db.url, *item_space_key(catalog, model))
     name = key[1]
@@ -209,7 +209,7 @@ def load_item_space(catalog: Any, model: str | None = None) -> ItemSpace:
         category_key=category,
         model=name,
     )
-    _CACHE.clear()  # keep one item space per process: a new key means the catalogue changed
+    _CACHE.clear()  # keep one item space per process: a new key means the catalog changed
     _CACHE[key] = space
     return space
 

@@ -240,7 +240,7 @@ class Signals:
         self.pop_imputed = self.pop
         self.warm = np.zeros(len(items), dtype=bool)
         self.facet_keys = list(items.facets)
-        # catalogue frequency of each facet value (the prior of the attribute match)
+        # catalog frequency of each facet value (the prior of the attribute match)
         self.facet_base = {
             k: (np.bincount(c[c >= 0], minlength=len(items.facet_values[k])) + 1.0)
             / (float((c >= 0).sum()) + len(items.facet_values[k]))
@@ -310,7 +310,7 @@ class Signals:
 
     def attr_match(self, q: Query) -> np.ndarray:
         """(n_items,) the query's attribute preference profile applied to every item: per facet, the
-        log ratio of the history's smoothed share of the item's value to the value's catalogue
+        log ratio of the history's smoothed share of the item's value to the value's catalog
         frequency (a naive-Bayes log-lift), summed over facets. New items are reached as well as
         old ones: it needs only their attributes."""
         out = np.zeros(len(self.items), np.float32)

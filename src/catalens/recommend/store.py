@@ -9,7 +9,7 @@ fingerprint at fit time (event count and largest event id).
 A stored engine is used while the event log has only grown, by at most ``max_growth`` (10 %) of
 the events it was fitted on: newer events of a user still count at query time (they are read
 per request), and the engine is refitted and replaced once the log grew more or changed
-otherwise (events deleted). The pickle is written by this process into the catalogue's own home
+otherwise (events deleted). The pickle is written by this process into the catalog's own home
 and loaded only from there; any error while loading means a refit.
 """
 

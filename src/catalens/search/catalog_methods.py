@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class SearchMixin(CatalogParts):
     """Methods for visual search, the vector index and duplicates."""
 
-    #: True: an open engine is rebuilt when the database moved since it was built (this catalogue's
+    #: True: an open engine is rebuilt when the database moved since it was built (this catalog's
     #: own ingest, or another process's): one watermark query per call. A server (ServiceCatalog)
     #: swaps engines in its refresher's thread instead, off the request path.
     search_follows_writes: ClassVar[bool] = True
@@ -144,7 +144,7 @@ class SearchMixin(CatalogParts):
         self, model: str | None = None, *, options: DedupOptions | None = None, cached: bool = False
     ) -> DedupReport:
         """Group exact and near-duplicate images of the catalog (see :mod:`catalens.search.dedup`).
-        ``cached``: reuse the report while the catalogue, model and options are unchanged
+        ``cached``: reuse the report while the catalog, model and options are unchanged
         (:mod:`catalens.search.dedup_cache`; the report is shared, do not change it).
 
         ``model``: the embedding model (default: the configured one); ``options``: a
@@ -161,7 +161,7 @@ class SearchMixin(CatalogParts):
     def dedup_poll(
         self, model: str | None = None, *, wait_s: float = 5.0, options: DedupOptions | None = None
     ) -> tuple[DedupReport | None, bool]:
-        """(report or None, fresh) of the whole catalogue without blocking longer than ``wait_s``:
+        """(report or None, fresh) of the whole catalog without blocking longer than ``wait_s``:
         the report is computed in the background (:meth:`DedupCache.poll
         <catalens.search.dedup_cache.DedupCache.poll>`); until it is ready, the last one computed
         (fresh False) or None.

@@ -148,7 +148,7 @@ def search_product(
     model: MODEL = None,
     as_json: JSON = False,
 ) -> None:
-    """More like this: products that look like a catalogued product."""
+    """More like this: products that look like a cataloged product."""
     _by_verb(product_id=product_id, k=k, where=where, all_images=all_images, model=model, as_json=as_json)
 
 

@@ -1,12 +1,12 @@
-"""The catalogue's duplicate report, computed once per catalogue state and reused.
+"""The catalog's duplicate report, computed once per catalog state and reused.
 
-:func:`catalens.search.dedup.find_duplicates` reads the whole catalogue (every embedded image's
-neighbours, the copy descriptors, the alignment of the gated pairs): seconds at catalogue scale.
+:func:`catalens.search.dedup.find_duplicates` reads the whole catalog (every embedded image's
+neighbours, the copy descriptors, the alignment of the gated pairs): seconds at catalog scale.
 A server answers each page of ``GET /api/v1/dedup/groups`` (and ``/export/dedup``) from one
 report: :func:`cached_duplicates` keeps the last report per (model, options) with the *state* it
 was computed for and recomputes only when that state moves:
 
-* the catalogue's images: count, newest row id and how many have a pixel hash (an image added,
+* the catalog's images: count, newest row id and how many have a pixel hash (an image added,
   removed or re-hashed);
 * the model's embeddings: count and newest row id (an image embedded or removed);
 * product links: count (an image added to or removed from a product: "same-image" pairs and the
@@ -88,7 +88,7 @@ class _Entry:
 
 
 class DedupCache:
-    """Duplicate reports of one catalogue, per (model, options); see the module doc."""
+    """Duplicate reports of one catalog, per (model, options); see the module doc."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # guards the two dicts
@@ -100,7 +100,7 @@ class DedupCache:
 
     def get(self, catalog: Any, model: str | None = None, **options: Any) -> Any:
         """The :class:`~catalens.search.dedup.DedupReport` of ``catalog`` (computed if the
-        catalogue moved since the last one with the same model and options)."""
+        catalog moved since the last one with the same model and options)."""
         from catalens.search import dedup
 
         engine = catalog.searcher(model)
@@ -175,7 +175,7 @@ class DedupCache:
 
 
 def dedup_cache(catalog: Any) -> DedupCache:
-    """The catalogue object's cache (made on first use)."""
+    """The catalog object's cache (made on first use)."""
     cache = catalog.__dict__.get(_CACHE_ATTR)
     if cache is None:
         cache = catalog.__dict__.setdefault(_CACHE_ATTR, DedupCache())  # atomic: one cache wins
@@ -185,11 +185,11 @@ def dedup_cache(catalog: Any) -> DedupCache:
 def poll_duplicates(
     catalog: Any, model: str | None = None, wait_s: float = 5.0, **options: Any
 ) -> tuple[Any, bool]:
-    """:meth:`DedupCache.poll` on the catalogue's cache: (report or None, fresh)."""
+    """:meth:`DedupCache.poll` on the catalog's cache: (report or None, fresh)."""
     return dedup_cache(catalog).poll(catalog, model, wait_s, **options)
 
 
 def cached_duplicates(catalog: Any, model: str | None = None, **options: Any) -> Any:
-    """:func:`~catalens.search.dedup.find_duplicates` of the whole catalogue, reused while the
-    catalogue's state, the model, the options and the search engine are unchanged."""
+    """:func:`~catalens.search.dedup.find_duplicates` of the whole catalog, reused while the
+    catalog's state, the model, the options and the search engine are unchanged."""
     return dedup_cache(catalog).get(catalog, model, **options)

@@ -7,7 +7,7 @@ Three methods, one shape:
 * :class:`CopyDuplicates` (``copy``) - the copy verdicts of :mod:`catalens.search.dedup` on the photos'
   copy descriptors: candidates by the descriptors' gray thumbnails, aligned and verified as
   ``catalens dedup`` does (no embedding model);
-* the catalogue's embedding dedup (``catalens dedup``, :func:`catalens.search.dedup.find_duplicates`),
+* the catalog's embedding dedup (``catalens dedup``, :func:`catalens.search.dedup.find_duplicates`),
   whose groups :func:`findings_from_report` turns into the same findings.
 
 A method fingerprints each photo once (``fingerprint``: in the QC workers, from the decoded photo) and
@@ -39,7 +39,7 @@ class DuplicateFinding:
 
     index: int
     of: int
-    kind: str  # "exact" (same file bytes) | "near" | a catalogue group's kind
+    kind: str  # "exact" (same file bytes) | "near" | a catalog group's kind
     score: float
     unit: str
     note: str = ""  # what measured it, e.g. "hash distance 3", "structure 0.97"
@@ -214,7 +214,7 @@ class CopyDuplicates(SetDuplicates):
 
 
 def findings_from_report(report: DedupReport, shas: Sequence[str | None]) -> list[DuplicateFinding]:
-    """The catalogue dedup's groups as findings over the photos ``shas`` (in their order): in each
+    """The catalog dedup's groups as findings over the photos ``shas`` (in their order): in each
     group, every member after the first of the set duplicates that first one."""
     order = {sha: i for i, sha in enumerate(shas) if sha}
     out = []

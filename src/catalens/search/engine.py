@@ -27,7 +27,7 @@ from catalens.vectors import l2_normalize
 
 V = TypeVar("V")
 
-# catalogues up to this many products have every title, attribute set and image source read into
+# catalogs up to this many products have every title, attribute set and image source read into
 # memory when an engine opens (one query each), so queries never wait on the database
 PRELOAD_MAX_ROWS = 200_000
 
@@ -194,7 +194,7 @@ class CatalogSearch:
         self._preload()
 
     def _preload(self) -> None:
-        """Read every title, attribute set and image source at once when the catalogue is small
+        """Read every title, attribute set and image source at once when the catalog is small
         enough (two queries), so that queries never wait on the database."""
         with self.db.session() as s:
             n_products = s.scalar(select(func.count()).select_from(Product)) or 0

@@ -201,7 +201,7 @@ def _check(
     assert indexed is not None
     gone = np.setdiff1d(indexed, data.positions)
     if len(gone):
-        return f"index is ahead of the database ({len(gone)} indexed rows are no longer in the catalogue)"
+        return f"index is ahead of the database ({len(gone)} indexed rows are no longer in the catalog)"
     picks = np.asarray(manifest["sample_positions"], dtype=np.int64)
     if _sample_digest(data, picks) != manifest.get("sample_sha"):
         return "vectors changed since the index was built (checksum mismatch)"

@@ -350,13 +350,13 @@ def text_query_vector(catalog: Any, searcher: CatalogSearch, text: str) -> np.nd
 
 # ---- ranking across image groups ------------------------------------------------------------------
 #
-# A projected title lands near the images it was trained on: titled catalogue photos of the stored
+# A projected title lands near the images it was trained on: titled catalog photos of the stored
 # size. Thumbnails sit elsewhere in the image space (a shrunk photo is another input for the
 # backbone), so a plain cosine ranking puts almost none of them in a top 10 even when one of them is
 # the very product. Text search therefore ranks each *image group* (thumbnail or not; by title state
 # too with BY_TITLE) on its own and merges the groups by the score standardised within the group:
 # (q . x - q . mu_g) / sqrt(q' Cov_g q), with the group's mean and covariance computed once per
-# searcher state. A catalogue with one group ranks by the plain cosine, as before. Measured in
+# searcher state. A catalog with one group ranks by the plain cosine, as before. Measured in
 # bench/search_text_untitled.py (untitled photos of the stored size were found as well as titled
 # ones by the plain ranking there; grouping by title state too cost them, so it is off).
 

@@ -34,7 +34,7 @@ async def catalog(request: Request) -> Any:
 
 
 def read_upload(file: UploadFile, cat: Any) -> Upload:
-    """An uploaded file streamed to disk under the catalogue's upload cap (never whole in memory);
+    """An uploaded file streamed to disk under the catalog's upload cap (never whole in memory);
     more than the cap is refused (413) as soon as it is passed."""
     try:
         return receive_upload(file.file, file.filename or "upload", cat.settings.home, cat.max_upload_bytes)

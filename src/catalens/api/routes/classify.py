@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["classify"])
 
 @router.get("/classifiers", responses=UPLOAD_ERRORS)
 def classifiers(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
-    """Trained classifiers of this catalogue (``builtin`` is always there)."""
+    """Trained classifiers of this catalog (``builtin`` is always there)."""
     return cat.classifiers()
 
 
@@ -56,12 +56,12 @@ def image_tags(
     cat: Any = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
-    """Predicted fields with confidences for a catalogued image, from its stored embedding:
+    """Predicted fields with confidences for a cataloged image, from its stored embedding:
     the built-in taxonomy and every trained classifier (or just ``classifier``)."""
     return cat.image_tags(check_sha(sha256), [classifier] if classifier else None, top_k)
 
 
 @router.get("/images/{sha256}/colours", responses=ERRORS)
 def image_colours(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
-    """Dominant product colours of a catalogued image with percentages (computed once, cached)."""
+    """Dominant product colours of a cataloged image with percentages (computed once, cached)."""
     return cat.image_colours(check_sha(sha256))

@@ -1,4 +1,4 @@
-"""Duplicates: an uploaded image checked against the catalogue (nothing is stored); the catalogue's
+"""Duplicates: an uploaded image checked against the catalog (nothing is stored); the catalog's
 duplicate groups and variant families, paged."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def dedup_check(
     cat: Any = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
-    """Catalogue images that duplicate the upload: same bytes, same pixels or near-duplicates."""
+    """Catalog images that duplicate the upload: same bytes, same pixels or near-duplicates."""
     upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
         result = cat.dedup_image(path, model=model or None)
@@ -51,9 +51,9 @@ def dedup_groups(
     cat: Any = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
-    """One page of the catalogue's duplicate groups (or variant families), largest first, each with
+    """One page of the catalog's duplicate groups (or variant families), largest first, each with
     its images (sha256, source, products) and the pairs that joined them. The report is computed
-    once per catalogue state, in the background, and reused by later pages (images added or
+    once per catalog state, in the background, and reused by later pages (images added or
     removed: computed again). Until the first one is ready the answer is 202 ``computing``; while a
     newer one is computed, the last one is served with ``status`` ``updating``."""
     report, fresh = cat.dedup_poll(model or None, wait_s=WAIT_S)

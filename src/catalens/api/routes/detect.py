@@ -43,7 +43,7 @@ def detect(
     _p: Any = Depends(security.read),
 ) -> Any:
     """Find the products in an uploaded photo (nothing is stored): box, score, coarse category and
-    mask area for each; with ``search=true`` also the ``limit`` most similar catalogue products of each."""
+    mask area for each; with ``search=true`` also the ``limit`` most similar catalog products of each."""
     if where:
         cat.check_where(where)
     upload = read_upload(file, cat)

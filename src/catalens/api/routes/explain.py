@@ -28,7 +28,7 @@ def explain_png(
     cat: Any = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Response:
-    """Heatmap overlay (PNG) of the regions behind a label of a catalogued image."""
+    """Heatmap overlay (PNG) of the regions behind a label of a cataloged image."""
     cat.image_info(check_sha(sha256))  # 404 for unknown ids, before any model loads
     exp = cat.explain_label(sha256, classifier=classifier, field=field, label=label, method=method)
     buf = io.BytesIO()

@@ -1,4 +1,4 @@
-"""Operations: health, readiness, Prometheus metrics, the model list and catalogue info."""
+"""Operations: health, readiness, Prometheus metrics, the model list and catalog info."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def metrics(request: Request) -> Response:
 
 @router.get("/api/v1/models", response_model=list[ModelOut], responses=ERRORS)
 def models(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> list[dict[str, Any]]:
-    """Registered models, with how many vectors this catalogue holds for each."""
+    """Registered models, with how many vectors this catalog holds for each."""
     from catalens.models import list_models
 
     stored: dict[str, int] = {}
@@ -51,7 +51,7 @@ def models(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> lis
 
 @router.get("/api/v1/info", responses=ERRORS)
 def info(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> dict[str, Any]:
-    """Catalogue summary: counts, models, recent jobs and failures (as ``catalens info --json``)."""
+    """Catalog summary: counts, models, recent jobs and failures (as ``catalens info --json``)."""
     data = cat.info()
     data.pop("home", None)
     data.pop("database", None)

@@ -12,7 +12,7 @@ from catalens.api import security
 from catalens.api.routes import ERRORS, catalog
 from catalens.api.schemas import FacetValue, ImageDetail, ProductOut, ProductPage, ProductPatch
 
-router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 

@@ -60,7 +60,7 @@ def image_quality(
     cat: Any = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
-    """Verdicts with reasons for a catalogued image: stored results (every profile, or ``profile``);
+    """Verdicts with reasons for a cataloged image: stored results (every profile, or ``profile``);
     a profile not run on it yet is computed now (not stored)."""
     return cat.image_quality(check_sha(sha256), profile)
 
@@ -101,7 +101,7 @@ def qc_dismiss(body: DismissIn, cat: Any = Depends(catalog), _p: Any = Depends(s
     from catalens.quality.exceptions import dismiss
 
     check_sha(body.sha256)
-    cat.image_info(body.sha256)  # 404 for an image the catalogue does not have
+    cat.image_info(body.sha256)  # 404 for an image the catalog does not have
     return dismiss(cat.db, body.sha256, body.check, body.note)
 
 

@@ -4,7 +4,7 @@
   T-Shirts" -> "Nike"); :func:`brand_from_title`. Brands are compared case-insensitively and
   without punctuation (``brand_key``): "ADIDAS" and "Adidas" are one brand.
 * OCR (:func:`ocr_texts`) reads text with the packaged RapidOCR on a CLAHE-enhanced copy whose
-  short side is ``OCR_SIDE`` px (small catalogue photos are upscaled so that label text is
+  short side is ``OCR_SIDE`` px (small catalog photos are upscaled so that label text is
   detectable), once per image: results are cached in ``classify_image_cache`` (kind ``ocr-v1``).
 * :func:`match_brand` fuzzy-matches OCR tokens (single tokens and adjacent pairs, letters and
   digits only) against the brand list (``difflib`` ratio >= ``min_ratio``, tokens of 3+ chars).
@@ -215,7 +215,7 @@ def train_brand_tagger(
     labels: Sequence[str | None] | None = None,
 ) -> BrandTagger:
     """Learn the logo/brand head from image embeddings and title-derived brand labels (or the
-    given ``labels``, e.g. a brand column of the catalogue; None or empty = no brand).
+    given ``labels``, e.g. a brand column of the catalog; None or empty = no brand).
 
     The head covers the brands with at least ``min_examples`` examples. On a seeded held-out
     part (all rows, rows of other brands counting as errors) it gets its temperature and the

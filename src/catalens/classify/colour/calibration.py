@@ -5,7 +5,7 @@ foreground (the mask of :func:`catalens.classify.colour.features.foreground_mask
 is ``SIDE`` px) in CIELAB:
 
 * a coarse Lab histogram (``L`` x ``a`` x ``b`` = 5 x 7 x 7 bins) of the foreground, and the same
-  histogram of the foreground without skin-tone pixels (models wear many catalogue products);
+  histogram of the foreground without skin-tone pixels (models wear many catalog products);
 * soft palette histograms (fractions per retail colour name) of both pixel sets;
 * the Lab mean and standard deviation of the skin-free foreground;
 * the three k-means colours of the skin-free foreground, largest first, with their fractions;

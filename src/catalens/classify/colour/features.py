@@ -15,7 +15,7 @@
 3. "Multi" when no colour reaches 35% and at least three colours hold 15% or more.
 
 :func:`colour_features` (palette histogram + Lab statistics of the foreground) feeds the learned
-calibration onto a catalogue's own colour labels (``--colour-features`` in training).
+calibration onto a catalog's own colour labels (``--colour-features`` in training).
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def dominant_colours(
 
     Skin-tone pixels are left out when the rest holds at least 40% of the foreground (a model
     wearing the product). Percentages weight pixels towards the centre of the frame (Gaussian,
-    sigma = 30% of each side), where the product sits in a catalogue photo and where other worn
+    sigma = 30% of each side), where the product sits in a catalog photo and where other worn
     items (trousers under a shirt, hair) are not. ``primary`` is "Multi" when no colour reaches
     35% and at least three hold 15% or more.
 

@@ -1,4 +1,4 @@
-"""``duplicates``: exact and near duplicates within the checked set (with ``--all``: the catalogue), read
+"""``duplicates``: exact and near duplicates within the checked set (with ``--all``: the catalog), read
 from the findings of :mod:`catalens.search.duplicates` (one interface for every method).
 
 Exact: the same file bytes (SHA-256). Near (``method: auto``, default): the copy verdicts of
@@ -6,7 +6,7 @@ Exact: the same file bytes (SHA-256). Near (``method: auto``, default): the copy
 as ``catalens dedup``, so a colour variant of the same template is not a duplicate and a copy with a
 pasted label is. Candidates within the checked set are each image's nearest neighbours by the
 whole-image gray thumbnail of the descriptor (no embedding model needed); with ``catalens qc --all``
-on an embedded catalogue the groups come from ``catalens dedup`` itself. Score: the aligned
+on an embedded catalog the groups come from ``catalens dedup`` itself. Score: the aligned
 structure of the pair (1 = identical). ``method: hash``: the old 64-bit difference hash (dHash)
 within ``max_distance`` bits (score: Hamming distance). Every member of a group after the first
 gets the verdict ``verdict`` and the reason names the first one.

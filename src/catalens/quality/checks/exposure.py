@@ -3,7 +3,7 @@
 * ``underexposed``: score = the 99th-percentile luma (the highlights). A correctly exposed photo has
   something near white - a white studio background always does; an under-exposed one does not.
 * ``overexposed``: score = probability from two small learned models, averaged in log-odds: trees on
-  tonal features and a pixel CNN, both trained on synthetic exposure changes of catalogue photos
+  tonal features and a pixel CNN, both trained on synthetic exposure changes of catalog photos
   (``catalens.quality.training.exposure_trees``, ``catalens.quality.training.exposure_cnn``). One rule on one cue -
   clipped channels, pale highlights, lifted blacks - either misses +2 EV copies of light products or
   flags correctly exposed pale ones; the trees weigh the cues together, the CNN sees where they are.

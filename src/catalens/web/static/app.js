@@ -119,7 +119,7 @@ function warningsNote(page) {
 
 const CLAUSE = /^`([^`]+)` = '((?:[^']|'')*)'$/;
 
-// a row of <select> filters built from the catalogue's facets plus a free filter expression;
+// a row of <select> filters built from the catalog's facets plus a free filter expression;
 // returns {selects, expr, where(), set(where)}
 async function facetFilters(onChange, keys = ["masterCategory", "articleType", "gender", "baseColour", "season", "usage"]) {
   const facets = await loadFacets();
@@ -158,7 +158,7 @@ async function searchView() {
   const fileInput = h("input", { type: "file", accept: "image/*", class: "hidden", "data-testid": "search-file" });
   const drop = h("label", { class: "drop", tabindex: "0", "data-testid": "dropzone" }, preview,
     h("div", {}, h("b", {}, "Drop, paste or choose a product photo"),
-      h("span", { class: "muted small" }, "Finds look-alikes in the catalogue. Nothing is stored.")), fileInput);
+      h("span", { class: "muted small" }, "Finds look-alikes in the catalog. Nothing is stored.")), fileInput);
   const textInput = h("input", { type: "search", placeholder: "Describe it: red running shoes…", "aria-label": "text query" });
   const idInput = h("input", { type: "text", placeholder: "or a product id", "aria-label": "product id", size: "12" });
   const filters = await facetFilters(() => current && run(current.kind, current.value, 0));
@@ -273,7 +273,7 @@ async function searchView() {
 
   view.replaceChildren(
     h("div", { class: "search-hero" }, drop,
-      h("div", { class: "text-search panel" }, h("h2", {}, "Search the catalogue"), textForm)),
+      h("div", { class: "text-search panel" }, h("h2", {}, "Search the catalog"), textForm)),
     h("div", { class: "filters" }, filters.selects, filters.expr),
     look, queryLine, results);
   results.replaceChildren(empty("Start with a photo or a few words", "Results show similarity scores and tags; click one for its product page."));
@@ -330,7 +330,7 @@ async function browseView() {
       h("label", { class: "field" }, "Sort", sortSel),
       filters.selects.map((s) => h("label", { class: "field" }, s.dataset.facet, s)),
       h("label", { class: "field" }, "Filter expression", filters.expr)),
-    h("section", {}, h("div", { class: "row" }, h("h1", {}, "Catalogue"), h("span", { class: "spacer" }), info), grid, pager)));
+    h("section", {}, h("div", { class: "row" }, h("h1", {}, "Catalog"), h("span", { class: "spacer" }), info), grid, pager)));
   load();
 }
 
@@ -457,7 +457,7 @@ async function productView(id) {
   const gallery = h("div", { class: "gallery" }, main, strip,
     has("explain") && p.images.length ? h("label", { class: "switch" }, heatToggle, "Heatmap", heatNote) : null);
   const info = h("div", {},
-    h("div", { class: "muted small" }, h("a", { href: "#/browse" }, "Catalogue"), ` / #${p.id}`),
+    h("div", { class: "muted small" }, h("a", { href: "#/browse" }, "Catalog"), ` / #${p.id}`),
     h("h1", {}, p.title || p.id), imgFacts,
     h("div", { class: "panel section" }, h("h3", {}, "Attributes"), attrs), insights);
 
@@ -611,9 +611,9 @@ async function duplicatesView() {
     body.replaceChildren(skeletons(4));
     let page;
     try { page = await api.get("/dedup/groups", { view: kind, offset, limit }); } catch (err) { return showError(body, err); }
-    if (page.status === "computing") { // the first report of a large catalogue takes minutes: ask again
+    if (page.status === "computing") { // the first report of a large catalog takes minutes: ask again
       info.textContent = "";
-      body.replaceChildren(empty("Finding duplicates…", "The catalogue's duplicate report is being computed; this page updates when it is ready."));
+      body.replaceChildren(empty("Finding duplicates…", "The catalog's duplicate report is being computed; this page updates when it is ready."));
       const here = location.hash;
       setTimeout(() => { if (location.hash === here) load(); }, (page.retry_after_s || 5) * 1000);
       return;
@@ -628,7 +628,7 @@ async function duplicatesView() {
           h("div", { class: "body" }, h("div", { class: "id" }, pid ? `#${pid}` : (im.source || "").split("/").pop()),
             (im.product_ids || []).length > 1 ? h("div", { class: "muted small" }, `also ${im.product_ids.slice(1).join(", ")}`) : null));
       }))))
-      : [empty(kind === "duplicates" ? "No duplicates found" : "No variant families found", "Each group lists images of the catalogue that copy one another.")]));
+      : [empty(kind === "duplicates" ? "No duplicates found" : "No variant families found", "Each group lists images of the catalog that copy one another.")]));
     const pages = Math.max(1, Math.ceil(page.total / limit));
     const cur = Math.floor(offset / limit) + 1;
     pager.replaceChildren(
