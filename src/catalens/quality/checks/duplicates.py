@@ -14,6 +14,7 @@ gets the verdict ``verdict`` and the reason names the first one.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from catalens.quality.context import QCImage
@@ -33,16 +34,18 @@ class DuplicatesCheck(Check):
     # together (bench/RESULTS.md "quality: speed of the model checks")
     params = {"max_distance": 4, "verdict": "warn", "method": "auto", "neighbours": 5, "min_similarity": 0.5}
 
+    @functools.cached_property
     def _method(self) -> SetDuplicates:
+        """The duplicates method of these parameters, built once per check (fingerprints are per photo)."""
         name = "hash" if self.p["method"] == "hash" else "copy"
         return SET_METHODS.get(name)(**self.p)
 
     def fingerprint(self, img: QCImage) -> dict[str, Any]:
-        return self._method().fingerprint(img)
+        return self._method.fingerprint(img)
 
     def run_batch(self, items: list[tuple[str, dict[str, Any] | None]]) -> list[CheckResult | None]:
         """``items``: (source, fingerprint or None for undecodable files) -> one result per item."""
-        method = self._method()
+        method = self._method
         findings, passed = method.scan([fp for _, fp in items], [src for src, _ in items])
         found = {f.index: f for f in findings}
         out: list[CheckResult | None] = [None] * len(items)
