@@ -23,11 +23,15 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlalchemy import select
 
 from catalens.errors import ConfigError
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
+    from catalens.core import Catalog
 
 KINDS = ("predictions", "review", "disagreements", "qc", "dedup", "recommendations")
 FORMATS = ("csv", "jsonl", "parquet")
@@ -65,7 +69,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _links(cat: Any) -> tuple[dict[str, list[str]], dict[str, str], dict[str, dict[str, Any]]]:
+def _links(cat: CatalogParts) -> tuple[dict[str, list[str]], dict[str, str], dict[str, dict[str, Any]]]:
     """(image sha -> product ids, image sha -> source, product id -> attributes)."""
     from catalens.catalog.schema import ImageRecord, Product, ProductImage
 
@@ -94,7 +98,7 @@ def _stored_label(attrs: dict[str, Any], field: str) -> str | None:
 
 
 def prediction_rows(
-    cat: Any,
+    cat: CatalogParts,
     *,
     classifier: str | None = None,
     fields: Sequence[str] = (),
@@ -141,7 +145,9 @@ def prediction_rows(
     yield from rows
 
 
-def qc_rows(cat: Any, *, profile: str | None = None, verdict: str | None = None) -> Iterator[dict[str, Any]]:
+def qc_rows(
+    cat: Catalog, *, profile: str | None = None, verdict: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Stored QC results, one row per image and profile, with the reasons of its failing checks and
     its dismissed ones (accepted exceptions: they read as passing, see ``catalens qc dismiss``)."""
     pids, _, _ = _links(cat)
@@ -160,7 +166,7 @@ def qc_rows(cat: Any, *, profile: str | None = None, verdict: str | None = None)
         }
 
 
-def dedup_rows(cat: Any, *, model: str | None = None, **options: Any) -> Iterator[dict[str, Any]]:
+def dedup_rows(cat: Catalog, *, model: str | None = None, **options: Any) -> Iterator[dict[str, Any]]:
     """One row per image in a duplicate group (``group`` numbers from 1); the report is reused while
     the catalog is unchanged (:mod:`catalens.search.dedup_cache`)."""
     from catalens.search.dedup import DedupOptions
@@ -180,7 +186,7 @@ def dedup_rows(cat: Any, *, model: str | None = None, **options: Any) -> Iterato
 
 
 def recommendation_rows(
-    cat: Any, *, users: Sequence[str] = (), k: int = 10, max_users: int | None = None, **opts: Any
+    cat: Catalog, *, users: Sequence[str] = (), k: int = 10, max_users: int | None = None, **opts: Any
 ) -> Iterator[dict[str, Any]]:
     """The top-``k`` recommendations of each user (``users``, else every user of the event log)."""
     from catalens.recommend.tables import EventRecord
@@ -207,7 +213,7 @@ def recommendation_rows(
             }
 
 
-def export_rows(cat: Any, kind: str, **opts: Any) -> Iterator[dict[str, Any]]:
+def export_rows(cat: Catalog, kind: str, **opts: Any) -> Iterator[dict[str, Any]]:
     """Rows of one export ``kind`` (see the module doc); ``opts`` go to that kind's function."""
     if kind not in KINDS:
         raise ConfigError(f"unknown export {kind!r}; use one of {', '.join(KINDS)}")

@@ -17,12 +17,15 @@ win anywhere - so propagation is opt-in, per field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catalens.classify.labels import LabelSet
 from catalens.errors import LabelsError
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 NEIGHBOURS = 10
 ALPHA = 0.2
@@ -56,7 +59,7 @@ def spread(
 
 
 def propagate(
-    cat: Any,
+    cat: CatalogParts,
     labels: LabelSet,
     fields: Sequence[str],
     *,

@@ -24,11 +24,14 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catalens.errors import ClassifierError
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def view_image(image: Any, view: ViewSpec) -> Any:
 
 
 def view_matrix(
-    cat: Any,
+    cat: CatalogParts,
     shas: Sequence[str],
     model: str,
     version: str | None,

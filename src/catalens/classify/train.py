@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from catalens.classify.metrics import ece
 from catalens.classify.taxonomy import Taxonomy
 from catalens.errors import ClassifierError, LabelsError
 
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
+
 CALIBRATIONS = ("holdout", "crossfit", "vector")
 CROSSFIT_FOLDS = 5
 # linear heads on fused image+title inputs (~5.8k columns): weaker regularisation, more L-BFGS
@@ -37,7 +40,7 @@ CROSSFIT_FOLDS = 5
 FUSED_LINEAR_OPTS: dict[str, Any] = {"C": 2.0, "max_iter": 100, "sd_floor": 0.5}
 
 
-def image_matrix(cat: Any, shas: list[str], model: str) -> tuple[np.ndarray, str | None]:
+def image_matrix(cat: CatalogParts, shas: list[str], model: str) -> tuple[np.ndarray, str | None]:
     """Stored L2-normalised embeddings of ``shas`` for ``model`` (error names the missing ones)."""
     hashes, vecs = cat.vectors(model)
     row = {h: i for i, h in enumerate(hashes)}
@@ -59,7 +62,7 @@ def text_matrix(titles: list[str | None], text_model: str) -> np.ndarray:
     return np.asarray(enc.encode([t or "" for t in titles]), np.float32)
 
 
-def colour_matrix(cat: Any, shas: list[str]) -> np.ndarray:
+def colour_matrix(cat: CatalogParts, shas: list[str]) -> np.ndarray:
     """Foreground colour descriptors (:func:`catalens.classify.colour.calibration.colour_descriptor`) of
     stored images, computed once per image and cached in the catalog."""
     from catalens.classify.colour.calibration import colour_descriptors
@@ -95,7 +98,7 @@ def input_name(text_model: str | None, title_words: bool, use_colour: bool) -> s
 
 
 def build_inputs(
-    cat: Any,
+    cat: CatalogParts,
     clf_input: str,
     shas: list[str],
     titles: list[str | None] | None,
@@ -402,7 +405,7 @@ def train_on_matrix(
 
 
 def train_classifier(
-    cat: Any,
+    cat: CatalogParts,
     name: str,
     labels: LabelSet,
     fields: list[str],

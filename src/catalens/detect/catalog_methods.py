@@ -4,10 +4,13 @@ search, classify or name the colours of each one."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from catalens.catalog_base import CatalogParts
 from catalens.detect.per_product import PhotoDetections
+
+if TYPE_CHECKING:
+    from catalens.core import Catalog
 
 
 class DetectMixin(CatalogParts):
@@ -52,7 +55,7 @@ class DetectMixin(CatalogParts):
         from catalens.detect.per_product import search_each
 
         return search_each(
-            self,
+            cast("Catalog", self),  # a mixin of Catalog: search_each uses its searcher
             path,
             k,
             where=where,

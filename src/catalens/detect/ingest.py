@@ -14,9 +14,12 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalens.ingest.sources import SourceItem
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 
 def _blob(home: Path, data: bytes) -> tuple[str, Path]:
@@ -33,7 +36,7 @@ def _blob(home: Path, data: bytes) -> tuple[str, Path]:
 
 
 def crop_photos(
-    catalog: Any, shas: Iterable[str], *, threshold: float | None = None, max_items: int = 10
+    catalog: CatalogParts, shas: Iterable[str], *, threshold: float | None = None, max_items: int = 10
 ) -> tuple[list[SourceItem], list[dict[str, Any]], list[tuple[str, str]]]:
     """Detect the products of the stored photos ``shas``: the crops' source items, their region rows
     and ``(source, error)`` for photos that could not be read."""

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catalens.detect.crops import product_crop
 from catalens.detect.detector import Detection, Detector, default_detector
 from catalens.errors import ConfigError
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
+    from catalens.core import Catalog
 
 
 @dataclass
@@ -97,7 +101,7 @@ def crops(rgb: np.ndarray, found: PhotoDetections, *, on_white: bool = False) ->
 
 
 def search_each(
-    catalog: Any,
+    catalog: Catalog,
     path: str | Path,
     k: int = 10,
     *,
@@ -121,7 +125,7 @@ def search_each(
 
 
 def classify_each(
-    catalog: Any,
+    catalog: CatalogParts,
     path: str | Path,
     classifier: str = "builtin",
     *,

@@ -34,7 +34,7 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,10 @@ from catalens.catalog.storage import check_home_writable, sqlite_integrity, sqli
 from catalens.config import Settings
 from catalens.errors import CatalensError, IndexCorruptError
 from catalens.vectors import FileVectorStore, l2_normalize, open_store, vector_key
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
+    from catalens.core import Catalog
 
 MIN_COSINE = 0.9999
 NORM_TOLERANCE = 1e-3
@@ -148,7 +152,7 @@ def _diagnose(settings: Settings, report: DoctorReport, *, sample: int, full: bo
         cat.close()
 
 
-def _check_catalog(cat: Any, report: DoctorReport, *, sample: int, full: bool, encoders: Any) -> None:
+def _check_catalog(cat: Catalog, report: DoctorReport, *, sample: int, full: bool, encoders: Any) -> None:
     db = cat.db
     report.checks.append("counts")
     info = db.info(max_failures=0)
@@ -176,7 +180,7 @@ def _model_label(rec: Any) -> str:
 
 
 def _check_model(
-    cat: Any,
+    cat: Catalog,
     rec: Any,
     ok_images: dict[str, Any],
     report: DoctorReport,
@@ -236,7 +240,7 @@ def _check_model(
 
 
 def _check_reencoding(
-    cat: Any, rec: Any, store: Any, good: np.ndarray, sha_at: dict[int, str], ok_images: dict[str, Any],
+    cat: Catalog, rec: Any, store: Any, good: np.ndarray, sha_at: dict[int, str], ok_images: dict[str, Any],
     report: DoctorReport, counts: dict[str, Any], sample: int, full: bool, encoders: Any, where: str,
 ) -> None:  # fmt: skip
     if not len(good) or (sample <= 0 and not full):
@@ -274,7 +278,7 @@ def _check_reencoding(
 
 
 def reencode(
-    cat: Any,
+    cat: Catalog,
     encoder: Any,
     store: Any,
     positions: np.ndarray,
@@ -313,7 +317,7 @@ def reencode(
     return cos, unavailable
 
 
-def _check_index(cat: Any, rec: Any, store: Any, good: np.ndarray, report: DoctorReport) -> None:
+def _check_index(cat: CatalogParts, rec: Any, store: Any, good: np.ndarray, report: DoctorReport) -> None:
     from catalens.search.index_sync import index_location
 
     settings, label = cat.settings, _model_label(rec)
@@ -380,7 +384,7 @@ def _generation_of(folder: Path) -> int | None:
         return None
 
 
-def _check_orphans(cat: Any, keys: set[str], report: DoctorReport) -> None:
+def _check_orphans(cat: CatalogParts, keys: set[str], report: DoctorReport) -> None:
     home = cat.settings.home
     orphans: dict[str, list[str]] = {"index": [], "blobs": [], "uploads": [], "vectors": []}
     index_root = home / "index"
@@ -480,7 +484,7 @@ def repair(settings: Settings, *, sample: int = 64, full: bool = False, encoders
 
 
 def _repair_catalog(
-    cat: Any, first: DoctorReport, repaired: list[str], not_repaired: list[str], encoders: Any, busy: bool
+    cat: Catalog, first: DoctorReport, repaired: list[str], not_repaired: list[str], encoders: Any, busy: bool
 ) -> None:
     db = cat.db
     models = {m.model_id: m for m in db.models()}
@@ -520,7 +524,12 @@ def _repair_catalog(
 
 
 def _repair_vectors(
-    cat: Any, rec: Any, vec_errors: list[Finding], repaired: list[str], not_repaired: list[str], encoders: Any
+    cat: Catalog,
+    rec: Any,
+    vec_errors: list[Finding],
+    repaired: list[str],
+    not_repaired: list[str],
+    encoders: Any,
 ) -> None:
     db, settings, label = cat.db, cat.settings, _model_label(rec)
     store = open_store(db, settings.home, rec.model_id, rec.version, rec.dim, settings.vector_store)
@@ -552,7 +561,7 @@ def _repair_vectors(
         )
 
 
-def _rebuild_index(cat: Any, rec: Any, repaired: list[str]) -> None:
+def _rebuild_index(cat: CatalogParts, rec: Any, repaired: list[str]) -> None:
     from catalens.search.index_sync import committed_vectors, index_location, sync_index
 
     _, folder, _ = index_location(cat.settings, rec.model_id, rec.version)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from catalens.catalog_base import CatalogParts
 
 if TYPE_CHECKING:
+    from catalens.core import Catalog
     from catalens.quality.runner import QCReport
 
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
@@ -82,8 +83,8 @@ class QualityMixin(CatalogParts):
         ):
             from catalens.quality.dedup_bridge import apply_catalog_dedup
 
-            report.duplicates_method = apply_catalog_dedup(
-                self, report.images, prof.checks["duplicates"].get("verdict", "warn")
+            report.duplicates_method = apply_catalog_dedup(  # a mixin of Catalog: its dedup
+                cast("Catalog", self), report.images, prof.checks["duplicates"].get("verdict", "warn")
             )
         for qc in failed:
             qc.profile = prof.name

@@ -5,13 +5,16 @@ embeddings for the model."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from catalens.errors import CatalensError
 from catalens.quality.result import CheckResult, ImageQC
 
+if TYPE_CHECKING:
+    from catalens.core import Catalog
 
-def apply_catalog_dedup(catalog: Any, images: list[ImageQC], verdict: str) -> str:
+
+def apply_catalog_dedup(catalog: Catalog, images: list[ImageQC], verdict: str) -> str:
     """Replace the ``duplicates`` results of ``images`` with the catalog dedup groups.
 
     Returns the method used: "search-dedup" or "hash" (fallback; the results are left as they are)."""

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
 
 from catalens.catalog.schema import Product, ProductImage
 from catalens.errors import EmptyCatalogError
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 CATEGORY_KEYS = ("articleType", "article_type", "category", "product_type", "subCategory", "type", "label")
 PREFERRED_FACETS = (
@@ -152,7 +155,7 @@ def _model_version(db: Any, model: str) -> str | None:
 _CACHE: dict[tuple[Any, ...], ItemSpace] = {}
 
 
-def item_space_key(catalog: Any, model: str | None = None) -> tuple[Any, ...]:
+def item_space_key(catalog: CatalogParts, model: str | None = None) -> tuple[Any, ...]:
     """(model, version, embedded rows, products, image links, last product update): changes whenever
     the item space would (a cheap query; nothing is loaded)."""
     db = catalog.db
@@ -171,7 +174,7 @@ def item_space_key(catalog: Any, model: str | None = None) -> tuple[Any, ...]:
     return (name, version, n_rows, n_products, n_links, str(updated))
 
 
-def load_item_space(catalog: Any, model: str | None = None) -> ItemSpace:
+def load_item_space(catalog: CatalogParts, model: str | None = None) -> ItemSpace:
     """The item space of a catalog for ``model``, cached per (database, :func:`item_space_key`)."""
     db = catalog.db
     key = (db.url, *item_space_key(catalog, model))

@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -56,6 +56,9 @@ from catalens.search import copy_descriptor, copydetail
 from catalens.search.engine import CatalogSearch, image_sources
 from catalens.search.neighbours import neighbour_pairs
 from catalens.search.tables import DedupFeature
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 
 @dataclass
@@ -230,7 +233,7 @@ class _UnionFind:
 
 
 # ---- descriptors --------------------------------------------------------------------------------
-def _image_paths(catalog: Any, shas: Sequence[str]) -> dict[str, str]:
+def _image_paths(catalog: CatalogParts, shas: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     with catalog.db.session() as s:
         for i in range(0, len(shas), 500):
@@ -253,7 +256,7 @@ def _describe_file(path: str, settings: Any) -> bytes | None:
     return copy_descriptor.describe(dec.image)
 
 
-def ensure_descriptors(catalog: Any, shas: Sequence[str]) -> dict[str, bytes]:
+def ensure_descriptors(catalog: CatalogParts, shas: Sequence[str]) -> dict[str, bytes]:
     """Descriptors of ``shas``: stored ones are read, missing ones computed from the image files and stored."""
     want = list(dict.fromkeys(shas))
     have: dict[str, bytes] = {}
@@ -280,7 +283,7 @@ def ensure_descriptors(catalog: Any, shas: Sequence[str]) -> dict[str, bytes]:
 
 
 # ---- catalog-wide -------------------------------------------------------------------------------
-def _exact_pairs(catalog: Any, searcher: CatalogSearch) -> list[DupPair]:
+def _exact_pairs(catalog: CatalogParts, searcher: CatalogSearch) -> list[DupPair]:
     pairs: list[DupPair] = []
     with catalog.db.session() as s:
         dup_px = (
@@ -565,7 +568,7 @@ def cache_friendly_order(todo: np.ndarray, a_keys: Sequence[str], b_keys: Sequen
     return [idx[j] for j in np.lexsort((early, late))]
 
 
-def view_loader(catalog: Any, shas: Sequence[str]) -> ViewLoader:
+def view_loader(catalog: CatalogParts, shas: Sequence[str]) -> ViewLoader:
     """Loads the :class:`~catalens.search.copydetail.DetailView` of a stored image by its sha256."""
     paths = _image_paths(catalog, list(dict.fromkeys(shas)))
     st = catalog.settings
@@ -598,7 +601,7 @@ def _pair(
 
 
 def find_duplicates(
-    catalog: Any,
+    catalog: CatalogParts,
     searcher: CatalogSearch,
     options: DedupOptions | None = None,
     *,
@@ -675,7 +678,7 @@ def find_duplicates(
 
 
 def build_groups(
-    catalog: Any, searcher: CatalogSearch, pairs: list[DupPair], kind: str | None = None
+    catalog: CatalogParts, searcher: CatalogSearch, pairs: list[DupPair], kind: str | None = None
 ) -> list[DupGroup]:
     """Connected components of ``pairs``; ``kind`` names every group (default: "exact" or "near")."""
     uf = _UnionFind()
@@ -709,7 +712,7 @@ def build_groups(
 
 # ---- one new image ------------------------------------------------------------------------------
 def check_image(
-    catalog: Any,
+    catalog: CatalogParts,
     searcher: CatalogSearch,
     path: str | Path,
     options: DedupOptions | None = None,

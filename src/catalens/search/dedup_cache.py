@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from catalens.errors import ConfigError
+
+if TYPE_CHECKING:
+    from catalens.search.catalog_methods import SearchMixin
 
 _CACHE_ATTR = "_dedup_cache"
 _NOT_KEYED = ("progress",)  # callbacks: not part of what is computed
@@ -98,7 +101,7 @@ class DedupCache:
         self._errors: dict[tuple[Any, ...], Exception] = {}
         self.computed = 0  # reports computed (a hit does not count)
 
-    def get(self, catalog: Any, model: str | None = None, **options: Any) -> Any:
+    def get(self, catalog: SearchMixin, model: str | None = None, **options: Any) -> Any:
         """The :class:`~catalens.search.dedup.DedupReport` of ``catalog`` (computed if the
         catalog moved since the last one with the same model and options)."""
         from catalens.search import dedup
@@ -120,7 +123,7 @@ class DedupCache:
             return report
 
     def poll(
-        self, catalog: Any, model: str | None = None, wait_s: float = 5.0, **options: Any
+        self, catalog: SearchMixin, model: str | None = None, wait_s: float = 5.0, **options: Any
     ) -> tuple[Any, bool]:
         """(report, fresh) without blocking for long: the up-to-date report when it is ready within
         ``wait_s`` seconds; otherwise the last report of this model and options (fresh False) or
@@ -148,7 +151,7 @@ class DedupCache:
                 self._raise_error(key)
         return self._lookup(catalog, model, key)
 
-    def _lookup(self, catalog: Any, model: str | None, key: tuple[Any, ...]) -> tuple[Any, bool]:
+    def _lookup(self, catalog: SearchMixin, model: str | None, key: tuple[Any, ...]) -> tuple[Any, bool]:
         with self._lock:
             entry = self._entries.get(key)
         if entry is None:
@@ -161,7 +164,9 @@ class DedupCache:
         if error is not None:
             raise error
 
-    def _compute_quietly(self, key: tuple[Any, ...], catalog: Any, model: str | None, options: Any) -> None:
+    def _compute_quietly(
+        self, key: tuple[Any, ...], catalog: SearchMixin, model: str | None, options: Any
+    ) -> None:
         try:
             self.get(catalog, model, **options)
         except Exception as exc:  # handed to the next poll
@@ -174,7 +179,7 @@ class DedupCache:
             self._entries.clear()
 
 
-def dedup_cache(catalog: Any) -> DedupCache:
+def dedup_cache(catalog: SearchMixin) -> DedupCache:
     """The catalog object's cache (made on first use)."""
     cache = catalog.__dict__.get(_CACHE_ATTR)
     if cache is None:
@@ -183,13 +188,13 @@ def dedup_cache(catalog: Any) -> DedupCache:
 
 
 def poll_duplicates(
-    catalog: Any, model: str | None = None, wait_s: float = 5.0, **options: Any
+    catalog: SearchMixin, model: str | None = None, wait_s: float = 5.0, **options: Any
 ) -> tuple[Any, bool]:
     """:meth:`DedupCache.poll` on the catalog's cache: (report or None, fresh)."""
     return dedup_cache(catalog).poll(catalog, model, wait_s, **options)
 
 
-def cached_duplicates(catalog: Any, model: str | None = None, **options: Any) -> Any:
+def cached_duplicates(catalog: SearchMixin, model: str | None = None, **options: Any) -> Any:
     """:func:`~catalens.search.dedup.find_duplicates` of the whole catalog, reused while the
     catalog's state, the model, the options and the search engine are unchanged."""
     return dedup_cache(catalog).get(catalog, model, **options)

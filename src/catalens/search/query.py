@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catalens.errors import ConfigError
 from catalens.imageio import decode_image, read_bytes, sha256_bytes
 from catalens.vectors import l2_normalize
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 
 def embed_image_file(encoder: Any, path: str | Path, settings: Any) -> tuple[str, np.ndarray, Any]:
@@ -36,7 +39,7 @@ def check_encoder(encoder: Any, searcher: Any) -> None:
         )
 
 
-def embed_pil_images(catalog: Any, searcher: Any, images: list[Any]) -> np.ndarray:
+def embed_pil_images(catalog: CatalogParts, searcher: Any, images: list[Any]) -> np.ndarray:
     """(n, d) L2-normalised query vectors of in-memory PIL images (e.g. product crops)."""
     encoder = catalog.encoder(searcher.model)
     check_encoder(encoder, searcher)
@@ -46,7 +49,7 @@ def embed_pil_images(catalog: Any, searcher: Any, images: list[Any]) -> np.ndarr
     return l2_normalize(np.asarray(encoder.encode(batch)))
 
 
-def image_query_vector(catalog: Any, searcher: Any, path: str | Path) -> tuple[str, np.ndarray]:
+def image_query_vector(catalog: CatalogParts, searcher: Any, path: str | Path) -> tuple[str, np.ndarray]:
     """(sha256, vector) for a query image: the stored vector when those bytes are embedded already."""
     data = read_bytes(path, max_bytes=catalog.settings.max_file_bytes)
     sha = sha256_bytes(data)

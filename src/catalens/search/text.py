@@ -39,13 +39,16 @@ import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catalens.errors import ConfigError, EmptyCatalogError, TextSearchUnavailableError
 from catalens.search.engine import CatalogSearch, product_rows
 from catalens.vectors import l2_normalize, vector_key
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 TEXT_MODEL = "minilm"
 RETRAIN_GROWTH = 0.20
@@ -215,7 +218,7 @@ def _fit_method(method: str, t: np.ndarray, x: np.ndarray, setting: Mapping[str,
 
 
 def train_projection(
-    catalog: Any,
+    catalog: CatalogParts,
     searcher: CatalogSearch,
     *,
     holdout: float = 0.2,
@@ -302,7 +305,7 @@ def train_projection(
 
 
 def load_projection(
-    catalog: Any, searcher: CatalogSearch
+    catalog: CatalogParts, searcher: CatalogSearch
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """(arrays, metadata) of the stored projection, or None; cached until the file changes."""
     npz, meta_path = _paths(catalog.settings.home, searcher)
@@ -318,7 +321,7 @@ def load_projection(
     return hit[1], hit[2]
 
 
-def text_query_vector(catalog: Any, searcher: CatalogSearch, text: str) -> np.ndarray:
+def text_query_vector(catalog: CatalogParts, searcher: CatalogSearch, text: str) -> np.ndarray:
     """The image-space query vector of ``text`` for the searcher's model."""
     if not text or not text.strip():
         raise ConfigError("empty text query")
@@ -416,7 +419,7 @@ def image_groups(searcher: CatalogSearch) -> dict[str, tuple[np.ndarray, np.ndar
 
 
 def search_text(
-    catalog: Any,
+    catalog: CatalogParts,
     searcher: CatalogSearch,
     text: str,
     k: int = 10,

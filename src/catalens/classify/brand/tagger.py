@@ -21,9 +21,12 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 GENDER_WORDS = {
     "men",
@@ -101,7 +104,9 @@ def ocr_image(img: Any) -> list[tuple[str, float]]:
     return [(str(t), float(s)) for t, s in zip(txts, scores, strict=False)]
 
 
-def ocr_texts(cat: Any, shas: Sequence[str], progress: Any = None) -> dict[str, list[tuple[str, float]]]:
+def ocr_texts(
+    cat: CatalogParts, shas: Sequence[str], progress: Any = None
+) -> dict[str, list[tuple[str, float]]]:
     """OCR of stored images, computed once per image sha (cached in the catalog)."""
     from catalens.classify.cache import cached, decode_json, encode_json
     from catalens.errors import LabelsError

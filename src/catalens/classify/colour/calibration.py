@@ -21,11 +21,14 @@ Descriptors are computed once per image sha and stored in ``classify_image_cache
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catalens.classify.colour.features import PALETTE_LAB, _kmeans, foreground_mask, rgb_to_lab, skin_mask
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 DESCRIPTOR_KIND = "colour-v2"
 SIDE = 128
@@ -94,7 +97,7 @@ def colour_descriptor(img: Any, product_mask: np.ndarray | None = None) -> np.nd
 
 
 def colour_descriptors(
-    cat: Any, shas: Sequence[str], progress: Callable[[int, int], None] | None = None
+    cat: CatalogParts, shas: Sequence[str], progress: Callable[[int, int], None] | None = None
 ) -> np.ndarray:
     """(N, DESCRIPTOR_DIM) descriptors of stored images, computed once per sha (cached in the catalog)."""
     from catalens.classify.cache import cached, decode_vector, encode_vector
