@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 log = logging.getLogger("catalens.api")
 
 
 class RecommendRefitter:
-    def __init__(self, catalog: Any) -> None:
+    def __init__(self, catalog: ServiceCatalog) -> None:
         self.catalog = catalog
         self.fit_lock = threading.Lock()  # one fit at a time (also against a CLI-style direct call)
         self._cv = threading.Condition()

@@ -18,9 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalens.search.engine import watermark
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 __all__ = ["SearchRefresher", "watermark"]
 
@@ -32,7 +35,7 @@ DEFAULT_INTERVAL_S = 1.0
 class SearchRefresher:
     """Rebuilds a catalog's open search engines off the request path when the database moved."""
 
-    def __init__(self, catalog: Any, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(self, catalog: ServiceCatalog, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         self.catalog = catalog
         self.interval_s = float(interval_s)
         self._seen: tuple[Any, ...] | None = None

@@ -6,13 +6,16 @@ are missing makes it refuse to start (ConfigError naming the feature), never a s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, UploadFile
 
 from catalens.api.errors import ApiError, ErrorResponse
 from catalens.api.uploads import Upload, receive_upload
 from catalens.errors import TooLargeError
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "bad request"},
@@ -28,12 +31,13 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
 }
 
 
-async def catalog(request: Request) -> Any:
+async def catalog(request: Request) -> ServiceCatalog:
     """The app's :class:`~catalens.api.service_catalog.ServiceCatalog` (async: no thread hop)."""
-    return request.app.state.catalog
+    cat: ServiceCatalog = request.app.state.catalog
+    return cat
 
 
-def read_upload(file: UploadFile, cat: Any) -> Upload:
+def read_upload(file: UploadFile, cat: ServiceCatalog) -> Upload:
     """An uploaded file streamed to disk under the catalog's upload cap (never whole in memory);
     more than the cap is refused (413) as soon as it is passed."""
     try:
@@ -42,7 +46,7 @@ def read_upload(file: UploadFile, cat: Any) -> Upload:
         raise ApiError(413, "too-large", f"{exc.source}: {exc.reason}") from exc
 
 
-def read_uploads(files: list[UploadFile], cat: Any) -> list[Upload]:
+def read_uploads(files: list[UploadFile], cat: ServiceCatalog) -> list[Upload]:
     """:func:`read_upload` of every file; none is kept when one is refused."""
     out: list[Upload] = []
     try:

@@ -3,13 +3,16 @@ duplicate groups and variant families, paged."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 
 from catalens.api import security
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 WAIT_S = 5.0  # how long a request waits for a report being computed before answering 202
@@ -20,7 +23,7 @@ RETRY_AFTER_S = 5
 def dedup_check(
     file: Annotated[UploadFile, File(description="image to check")],
     model: Annotated[str | None, Form(max_length=200)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Catalog images that duplicate the upload: same bytes, same pixels or near-duplicates."""
@@ -48,7 +51,7 @@ def dedup_groups(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     model: Annotated[str | None, Query(max_length=200)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """One page of the catalog's duplicate groups (or variant families), largest first, each with

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel
@@ -10,6 +10,9 @@ from pydantic import BaseModel
 from catalens.api import security
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
 from catalens.api.routes.search import SearchHit
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["detect"])
 
@@ -39,7 +42,7 @@ def detect(
     threshold: Annotated[float | None, Form(gt=0.0, lt=1.0, description="score threshold")] = None,
     max_items: Annotated[int, Form(ge=1, le=50)] = 10,
     where: Annotated[str | None, Form(max_length=2000)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Find the products in an uploaded photo (nothing is stored): box, score, coarse category and
@@ -60,7 +63,9 @@ def detect(
 
 
 @router.get("/images/{sha256}/regions", responses=ERRORS)
-def image_regions(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def image_regions(
+    sha256: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)
+) -> Any:
     """Products cut out of this photo by ``ingest --detect`` (``crops``: crop image, box, score,
     category), and the photo and box this image was cut from when it is such a crop (``crop_of``)."""
     return cat.image_regions(sha256)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +12,9 @@ from catalens.api import security
 from catalens.api.errors import ApiError
 from catalens.api.routes import ERRORS, catalog
 from catalens.errors import CatalensError
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["recommend"])
 
@@ -44,7 +47,9 @@ class EventsOut(BaseModel):
 
 
 @router.post("/events", response_model=EventsOut, responses=ERRORS)
-def post_events(body: EventsIn, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Any:
+def post_events(
+    body: EventsIn, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.write)
+) -> Any:
     """Record up to 1000 events (idempotent: a repeated event is counted as a duplicate)."""
     inserted = duplicates = 0
     problems: list[dict[str, Any]] = []

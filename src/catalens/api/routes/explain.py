@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from catalens.api import security
 from catalens.api.routes import ERRORS, catalog
 from catalens.catalog.products import check_sha
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["explain"])
 
@@ -25,7 +28,7 @@ def explain_png(
     field: Annotated[str | None, Query(max_length=200)] = None,
     label: Annotated[str | None, Query(max_length=200)] = None,
     method: Annotated[str | None, Query(max_length=50)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Response:
     """Heatmap overlay (PNG) of the regions behind a label of a cataloged image."""

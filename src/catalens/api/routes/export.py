@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from catalens.api import security
 from catalens.api.errors import ApiError
 from catalens.api.routes import ERRORS, catalog
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
@@ -50,7 +53,7 @@ def export(
     ] = None,
     k: Annotated[int | None, Query(ge=1, le=200)] = None,
     max_users: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Response:
     """Per-image rows of one export kind (the same rows and columns as ``catalens export``)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
@@ -13,6 +13,9 @@ from catalens.api.keys import role_allows
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload, read_uploads
 from catalens.api.schemas import JobOut, UrlIngestIn
 from catalens.api.uploads import UrlItem
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
@@ -43,7 +46,7 @@ def ingest_upload(
     title: Annotated[str | None, Form(max_length=10_000)] = None,
     attrs: Annotated[str | None, Form(max_length=100_000, description="JSON object of attributes")] = None,
     embed: Annotated[bool, Form()] = True,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.write),
 ) -> Any:
     """Upload images (checked now: size, format, pixels) and ingest them in the background."""
@@ -57,7 +60,9 @@ def ingest_upload(
 
 
 @router.post("/ingest/urls", response_model=JobOut, status_code=202, responses=ERRORS)
-def ingest_urls(body: UrlIngestIn, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Any:
+def ingest_urls(
+    body: UrlIngestIn, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.write)
+) -> Any:
     """Fetch and ingest images by URL; private/loopback addresses are refused unless the server allows them."""
     items = [UrlItem(i.url, i.product_id, i.title, dict(i.attrs)) for i in body.items]
     return cat.submit_urls(items, embed=body.embed).to_dict()
@@ -70,7 +75,7 @@ def ingest_manifest(
     id_col: Annotated[str | None, Form(max_length=200)] = None,
     text_col: Annotated[str | None, Form(max_length=200)] = None,
     embed: Annotated[bool, Form()] = True,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     principal: Any = Depends(security.write),
 ) -> Any:
     """Ingest a manifest whose rows reference image URLs (local paths need an admin key)."""
@@ -87,18 +92,18 @@ def ingest_manifest(
 
 
 @router.get("/jobs", response_model=list[JobOut], responses=ERRORS)
-def list_jobs(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def list_jobs(cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """Jobs of this server process, newest first."""
     return [j.to_dict() for j in cat.list_jobs()]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
-def get_job(job_id: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def get_job(job_id: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """A job's status and progress; its report when done."""
     return cat.job(job_id).to_dict()
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=ERRORS | {409: ERRORS[400]})
-def cancel_job(job_id: str, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Any:
+def cancel_job(job_id: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.write)) -> Any:
     """Cancel a queued or running job; whole batches already written are kept."""
     return cat.cancel_job(job_id).to_dict()

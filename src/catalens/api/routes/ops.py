@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,6 +12,9 @@ from catalens.api import security
 from catalens.api.errors import ApiError
 from catalens.api.routes import ERRORS, catalog
 from catalens.api.schemas import Health, ModelOut, Ready
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(tags=["operations"])
 
@@ -23,7 +26,7 @@ def health() -> dict[str, str]:
 
 
 @router.get("/ready", response_model=Ready, responses={503: ERRORS[400]})
-def ready(cat: Any = Depends(catalog)) -> dict[str, Any]:
+def ready(cat: ServiceCatalog = Depends(catalog)) -> dict[str, Any]:
     """Readiness: the database answers."""
     try:
         info = cat.ready()
@@ -39,7 +42,7 @@ def metrics(request: Request) -> Response:
 
 
 @router.get("/api/v1/models", response_model=list[ModelOut], responses=ERRORS)
-def models(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> list[dict[str, Any]]:
+def models(cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> list[dict[str, Any]]:
     """Registered models, with how many vectors this catalog holds for each."""
     from catalens.models import list_models
 
@@ -50,7 +53,7 @@ def models(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> lis
 
 
 @router.get("/api/v1/info", responses=ERRORS)
-def info(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> dict[str, Any]:
+def info(cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> dict[str, Any]:
     """Catalog summary: counts, models, recent jobs and failures (as ``catalens info --json``)."""
     data = cat.info()
     data.pop("home", None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalens.api import security
 from catalens.api.routes import ERRORS, catalog
 from catalens.api.schemas import FacetValue, ImageDetail, ProductOut, ProductPage, ProductPatch
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -26,7 +29,7 @@ def list_products(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     sort: Annotated[str, Query(pattern="^-?(id|title|created)$")] = "id",
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> dict[str, Any]:
     """One page of products, filtered by text and attributes."""
@@ -34,20 +37,25 @@ def list_products(
 
 
 @router.get("/facets", response_model=dict[str, list[FacetValue]], responses=ERRORS)
-def facets(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> dict[str, Any]:
+def facets(cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> dict[str, Any]:
     """Attributes with few distinct values and their counts (for filter menus)."""
     return {k: [{"value": v, "count": n} for v, n in vals] for k, vals in cat.facets().items()}
 
 
 @router.get("/products/{product_id:path}", response_model=ProductOut, responses=ERRORS)
-def get_product(product_id: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def get_product(
+    product_id: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)
+) -> Any:
     """A product with its images."""
     return cat.product(product_id)
 
 
 @router.patch("/products/{product_id:path}", response_model=ProductOut, responses=ERRORS)
 def patch_product(
-    product_id: str, body: ProductPatch, cat: Any = Depends(catalog), _p: Any = Depends(security.write)
+    product_id: str,
+    body: ProductPatch,
+    cat: ServiceCatalog = Depends(catalog),
+    _p: Any = Depends(security.write),
 ) -> Any:
     """Change a product's title or attributes."""
     return cat.update_product(
@@ -57,7 +65,7 @@ def patch_product(
 
 @router.delete("/products/{product_id:path}", status_code=204, response_class=Response, responses=ERRORS)
 def delete_product(
-    product_id: str, cat: Any = Depends(catalog), _p: Any = Depends(security.write)
+    product_id: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.write)
 ) -> Response:
     """Delete a product, everything keyed by it (image links, events) and every image of it that
     no other product shows, with all that is derived from them (see DELETE /images/{sha256})."""
@@ -66,13 +74,15 @@ def delete_product(
 
 
 @router.get("/images/{sha256}", response_model=ImageDetail, responses=ERRORS)
-def get_image(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def get_image(sha256: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """An image's facts and its products."""
     return cat.image_info(sha256)
 
 
 @router.delete("/images/{sha256}", status_code=204, response_class=Response, responses=ERRORS)
-def delete_image(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Response:
+def delete_image(
+    sha256: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.write)
+) -> Response:
     """Remove an image and everything derived from it: record, product links, embeddings and
     vectors, predictions, quality results, cached thumbnails, stored blob or upload file; search
     never returns it again (the index drops it on its next sync)."""
@@ -85,7 +95,9 @@ def delete_image(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(sec
     response_class=FileResponse,
     responses=ERRORS | {200: {"content": {"image/*": {}}}},
 )
-def image_file(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> FileResponse:
+def image_file(
+    sha256: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)
+) -> FileResponse:
     """The stored image file, with its own content type."""
     path, media_type = cat.image_file(sha256)
     return FileResponse(
@@ -101,7 +113,7 @@ def image_file(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(secur
 def image_thumb(
     sha256: str,
     size: Annotated[int, Query(description="64, 128, 256 or 512")] = 256,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> FileResponse:
     """A JPEG thumbnail, made on first use and cached."""
@@ -119,6 +131,8 @@ class BadgesIn(BaseModel):
 
 
 @router.post("/images/badges", responses=ERRORS)
-def image_badges(body: BadgesIn, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def image_badges(
+    body: BadgesIn, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)
+) -> Any:
     """For a grid of images: each one's stored quality verdict and issues, and its top tags."""
     return cat.image_badges(body.shas, body.profile, body.classifier)

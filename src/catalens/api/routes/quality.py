@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalens.api import security
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
 from catalens.catalog.products import check_sha
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["quality"])
 
@@ -25,7 +28,7 @@ def qc_upload(
             description="a profile name, e.g. general, marketplace-main-image (never a server path)",
         ),
     ] = "general",
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Verdicts with reasons for an uploaded image under a profile (nothing is stored)."""
@@ -43,7 +46,7 @@ def qc_upload(
 def qc_results(
     profile: Annotated[str | None, Query(max_length=200)] = None,
     verdict: Annotated[str | None, Query(max_length=20)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Stored results of `catalens qc --all` (latest per image and profile)."""
@@ -57,7 +60,7 @@ PROFILE = Query(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$", description="a pro
 def image_quality(
     sha256: str,
     profile: Annotated[str | None, PROFILE] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Verdicts with reasons for a cataloged image: stored results (every profile, or ``profile``);
@@ -71,7 +74,7 @@ def qc_summary(
     worst: Annotated[int, Query(ge=0, le=500, description="page size of the worst images")] = 24,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="first worst image of the page")] = 0,
     check: Annotated[str | None, Query(max_length=128, description="only images failing this check")] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Quality dashboard: counts by verdict and by issue, one page of the worst images with reasons
@@ -87,7 +90,7 @@ class DismissIn(BaseModel):
 
 
 @router.get("/qc/exceptions", responses=ERRORS)
-def qc_exceptions(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def qc_exceptions(cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """Accepted exceptions: (image, check) pairs dismissed as false positives."""
     from catalens.quality.exceptions import list_exceptions
 
@@ -95,7 +98,9 @@ def qc_exceptions(cat: Any = Depends(catalog), _p: Any = Depends(security.read))
 
 
 @router.post("/qc/exceptions", status_code=201, responses=ERRORS)
-def qc_dismiss(body: DismissIn, cat: Any = Depends(catalog), _p: Any = Depends(security.write)) -> Any:
+def qc_dismiss(
+    body: DismissIn, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.write)
+) -> Any:
     """Dismiss a check's warning or failure on an image as a false positive: stored results (this
     run's and later runs') show it as dismissed, not failing."""
     from catalens.quality.exceptions import dismiss
@@ -107,7 +112,7 @@ def qc_dismiss(body: DismissIn, cat: Any = Depends(catalog), _p: Any = Depends(s
 
 @router.delete("/qc/exceptions/{sha256}/{check}", status_code=204, response_class=Response, responses=ERRORS)
 def qc_undismiss(
-    sha256: str, check: str, cat: Any = Depends(catalog), _p: Any = Depends(security.write)
+    sha256: str, check: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.write)
 ) -> Response:
     """Forget a dismissal (the check counts again)."""
     from catalens.quality.exceptions import undismiss

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalens.api import security
 from catalens.api.routes import ERRORS, catalog
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["recommend"])
 
@@ -51,7 +54,9 @@ class RecommendOut(BaseModel):
 @router.post(
     "/recommend", response_model=RecommendOut, responses=ERRORS | {409: ERRORS[400], 503: ERRORS[400]}
 )
-def recommend(body: RecommendIn, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def recommend(
+    body: RecommendIn, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)
+) -> Any:
     """Give exactly one of ``user`` or ``products``. Each item says why it is recommended."""
     res = cat.recommend(
         body.user,
@@ -70,7 +75,7 @@ def recommend(body: RecommendIn, cat: Any = Depends(catalog), _p: Any = Depends(
 @router.post("/recommend/refit", status_code=202, responses=ERRORS)
 def refit(
     model: Annotated[str | None, Query(max_length=256)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.write),
 ) -> dict[str, Any]:
     """Schedule a refit of the recommendation engine in the background (a writer's request)."""

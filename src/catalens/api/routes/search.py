@@ -10,7 +10,7 @@ instead: no hop at all, but no overlap of FAISS with other requests' Python eith
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel
@@ -20,6 +20,9 @@ from catalens.api import security
 from catalens.api.errors import ApiError
 from catalens.api.responses import FastJSONResponse
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
+
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 MAX_DEPTH = 1000
@@ -79,7 +82,7 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=200)] = 24,
     all_images: Annotated[bool, Query(description="one result per image instead of per product")] = False,
     model: Annotated[str | None, Query(max_length=200)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Search by product id or by text (exactly one of them)."""
@@ -109,7 +112,7 @@ def search_upload(
     limit: Annotated[int, Form(ge=1, le=200)] = 24,
     all_images: Annotated[bool, Form()] = False,
     model: Annotated[str | None, Form(max_length=200)] = None,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Search by an uploaded image (nothing is stored)."""
