@@ -45,8 +45,50 @@ class Catalog(
         self._encoders: dict[tuple[str, str], ImageEncoder] = {}
 
     @classmethod
-    def open(cls, home: str | Path | None = None, *, db_url: str | None = None, **settings: Any) -> Catalog:
-        return cls(load_settings(home, db_url=db_url, **settings))
+    def open(
+        cls,
+        home: str | Path | None = None,
+        *,
+        db_url: str | None = None,
+        index_uri: str | None = None,
+        vector_store: str | None = None,
+        default_model: str | None = None,
+        device: str | None = None,
+        max_pixels: int | None = None,
+        max_file_bytes: int | None = None,
+        max_side: int | None = None,
+        fetch_timeout_s: float | None = None,
+        allow_private_urls: bool | None = None,
+        cache_dir: str | Path | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        prefetch_nice: int | None = None,
+    ) -> Catalog:
+        """The catalog in ``home`` (default: ``CATALENS_HOME``, else ``./catalens-home``).
+
+        Every other argument is a :class:`~catalens.config.Settings` field: ``db_url``, ``index_uri``,
+        ``vector_store``, ``default_model``, ``device``, ``max_pixels``, ``max_file_bytes``,
+        ``max_side``, ``fetch_timeout_s``, ``allow_private_urls``, ``cache_dir``, ``batch_size``,
+        ``workers``, ``prefetch_nice``; one left None comes from its ``CATALENS_*`` variable (where it has
+        one), then ``catalens.toml`` in the home, then the default (see :mod:`catalens.config`)."""
+        settings = load_settings(
+            home,
+            db_url=db_url,
+            index_uri=index_uri,
+            vector_store=vector_store,
+            default_model=default_model,
+            device=device,
+            max_pixels=max_pixels,
+            max_file_bytes=max_file_bytes,
+            max_side=max_side,
+            fetch_timeout_s=fetch_timeout_s,
+            allow_private_urls=allow_private_urls,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            workers=workers,
+            prefetch_nice=prefetch_nice,
+        )
+        return cls(settings)
 
     def close(self) -> None:
         """Close the database connections."""
