@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from catalens.classify.finetune.data import (
 from catalens.classify.heads import MIN_EXAMPLES, abstain_threshold, fit_temperature
 from catalens.classify.metrics import ece
 from catalens.errors import ClassifierError, LabelsError
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 log = logging.getLogger(__name__)
 
@@ -340,10 +343,21 @@ class _Trainer:
 
     # -- run -----------------------------------------------------------------------------------
     def run(self) -> tuple[int, list[dict[str, Any]], int, float]:
-        torch = self.torch
-        cfg = self.cfg
         net = self.net.to(self.device)
         t0 = time.perf_counter()
+        st = self._cache_stage(t0)
+        self._warm_start(net, st)
+        prepare_s = time.perf_counter() - t0
+        self._make_optimiser(net, st)
+        self._plan_batches(net, st)
+        best_epoch, best_state, history = self._train_epochs(net, st)
+        net.load_state_dict(best_state)
+        net.set_mode(False, train_bn=False)
+        self.val_emb = self._embed_val(st.val_cache)
+        return best_epoch, history, st.bs, prepare_s
+
+    def _cache_stage(self, t0: float) -> _RunState:
+        """Cached mode: build (or load) the front activations and report them; online: no cache."""
         cache = val_cache = None
         jittered_views = np.zeros(1, bool)
         if self.mode == "cached":
@@ -356,7 +370,12 @@ class _Trainer:
                     "shape": list(cache.shape[2:]),
                 }
             )
-        # head warm-up on frozen (pre-fine-tuning) embeddings of the clean training view
+        return _RunState(cache, val_cache, jittered_views)
+
+    def _warm_start(self, net: Any, st: _RunState) -> None:
+        """Warm the heads up on frozen (pre-fine-tuning) embeddings of the clean training view."""
+        torch = self.torch
+        cache = st.cache
         net.set_mode(False, train_bn=False)
         with torch.no_grad():
             if cache is not None:
@@ -374,39 +393,49 @@ class _Trainer:
                     ]
                 )
         self._warm_heads(feats, self.tr, np.zeros(len(self.tr), bool))
-        del feats
-        prepare_s = time.perf_counter() - t0
 
-        # sampling weights on the finest field
+    def _make_optimiser(self, net: Any, st: _RunState) -> None:
+        """Sampling weights on the finest field, AdamW (backbone and head rates) and the grad scaler."""
+        torch = self.torch
+        cfg = self.cfg
         bf = cfg.balance_field or max(self.fields, key=lambda f: int(self.targets[f].max()) + 1)
-        weights = balanced_weights(self.targets[bf][self.tr], cfg.balance) if cfg.balance > 0 else None
-        n = len(self.tr)
+        st.weights = balanced_weights(self.targets[bf][self.tr], cfg.balance) if cfg.balance > 0 else None
         lr = cfg.lr or (5e-4 if self.mode == "cached" else 3e-4)
-        opt = torch.optim.AdamW(
+        st.opt = torch.optim.AdamW(
             [
                 {"params": [p for p in net.tail_parameters() if p.requires_grad], "lr": lr},
                 {"params": list(net.heads.parameters()), "lr": cfg.head_lr},
             ],
             weight_decay=cfg.weight_decay,
         )
-        scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        st.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
-        def step(idx: np.ndarray, views: np.ndarray | None, jit: np.ndarray) -> float:
-            rows = self.tr[idx]
-            with torch.autocast("cuda", enabled=self.amp) if self.cuda else _null():
-                if cache is not None:
-                    a = cache[torch.from_numpy(views), torch.from_numpy(idx)].to(self.device).float()
-                    emb = net.tail(a)
-                else:
-                    emb = net.embed(self._pixels(rows, aug=True, jitter_mask=jit))
-                loss = self._loss(net.head_logits(emb), rows, jit)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            return float(loss.detach())
+    def _step(
+        self, net: Any, st: _RunState, idx: np.ndarray, views: np.ndarray | None, jit: np.ndarray
+    ) -> float:
+        """One optimiser step on the training rows ``idx`` (cached views or freshly augmented pixels)."""
+        torch = self.torch
+        cache = st.cache
+        rows = self.tr[idx]
+        with torch.autocast("cuda", enabled=self.amp) if self.cuda else _null():
+            if cache is not None:
+                a = cache[torch.from_numpy(views), torch.from_numpy(idx)].to(self.device).float()
+                emb = net.tail(a)
+            else:
+                emb = net.embed(self._pixels(rows, aug=True, jitter_mask=jit))
+            loss = self._loss(net.head_logits(emb), rows, jit)
+        st.opt.zero_grad(set_to_none=True)
+        st.scaler.scale(loss).backward()
+        st.scaler.step(st.opt)
+        st.scaler.update()
+        return float(loss.detach())
 
-        # batch size
+    def _plan_batches(self, net: Any, st: _RunState) -> None:
+        """Batch size (given, the largest that fits on CUDA, or 64), steps per epoch and the LR schedule."""
+        torch = self.torch
+        cfg = self.cfg
+        cache = st.cache
+        n = len(self.tr)
         if cfg.batch_size:
             bs = int(cfg.batch_size)
         elif self.cuda:
@@ -415,60 +444,37 @@ class _Trainer:
 
             def probe(b: int) -> None:
                 idx = self.rng.integers(0, n, min(b, n))
-                step(idx, None if cache is None else np.zeros(len(idx), np.int64), np.zeros(len(idx), bool))
+                views = None if cache is None else np.zeros(len(idx), np.int64)
+                self._step(net, st, idx, views, np.zeros(len(idx), bool))
                 torch.cuda.synchronize()
 
             bs = largest_batch(probe, min(cfg.max_batch, n))
             net.load_state_dict(snap)
-            opt.state.clear()
+            st.opt.state.clear()
         else:
             bs = 64
         bs = max(2, min(bs, n))
-        steps_per_epoch = max(1, n // bs)
+        st.bs = bs
+        st.steps_per_epoch = steps_per_epoch = max(1, n // bs)
         total = steps_per_epoch * max(1, cfg.epochs)
         warm = max(1, total // 20)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))
+        st.sched = torch.optim.lr_scheduler.LambdaLR(
+            st.opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total)))
         )
 
+    def _train_epochs(self, net: Any, st: _RunState) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+        """Epochs with early stopping on the validation split: (best epoch, its weights, history)."""
+        cfg = self.cfg
         best = (-1.0, float("inf"))
         best_epoch, best_state, stale = 0, net.snapshot(), 0
         history: list[dict[str, Any]] = []
-        acc0, loss0 = self._val_scores(self._embed_val(val_cache))
+        acc0, loss0 = self._val_scores(self._embed_val(st.val_cache))
         history.append({"epoch": 0, "val_accuracy": acc0, "val_loss": round(loss0, 4)})
         self.progress(history[-1])
         best = (float(np.mean(list(acc0.values()))) if acc0 else 0.0, loss0)
         t_start = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
-            te = time.perf_counter()
-            net.set_mode(True, train_bn=self.train_bn)
-            if weights is not None:
-                order = self.rng.choice(n, size=steps_per_epoch * bs, replace=True, p=weights)
-            else:
-                order = self.rng.permutation(np.resize(self.rng.permutation(n), steps_per_epoch * bs))
-            losses = []
-            for s in range(steps_per_epoch):
-                idx = order[s * bs : (s + 1) * bs]
-                if cache is not None:
-                    views = self.rng.integers(0, cache.shape[0], len(idx))
-                    jit = jittered_views[views]
-                else:
-                    views, jit = None, self.rng.random(len(idx)) < 0.5
-                losses.append(step(idx, views, jit))
-                sched.step()
-            if self.cuda:
-                torch.cuda.synchronize()
-            train_s = time.perf_counter() - te
-            accs, vloss = self._val_scores(self._embed_val(val_cache))
-            score = (float(np.mean(list(accs.values()))) if accs else 0.0, vloss)
-            row = {
-                "epoch": epoch,
-                "train_loss": round(float(np.mean(losses)), 4),
-                "val_accuracy": {k: round(v, 4) for k, v in accs.items()},
-                "val_loss": round(vloss, 4),
-                "epoch_s": round(train_s, 2),
-                "images_per_s": round(steps_per_epoch * bs / train_s, 1),
-            }
+            row, score = self._epoch(net, st, epoch)
             history.append(row)
             self.progress(row)
             if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
@@ -479,10 +485,58 @@ class _Trainer:
                     break
             if cfg.time_budget_s and time.perf_counter() - t_start > cfg.time_budget_s:
                 break
-        net.load_state_dict(best_state)
-        net.set_mode(False, train_bn=False)
-        self.val_emb = self._embed_val(val_cache)
-        return best_epoch, history, bs, prepare_s
+        return best_epoch, best_state, history
+
+    def _epoch(self, net: Any, st: _RunState, epoch: int) -> tuple[dict[str, Any], tuple[float, float]]:
+        """One training epoch then validation: (history row, (mean accuracy, loss))."""
+        torch = self.torch
+        cache, bs, steps_per_epoch, weights = st.cache, st.bs, st.steps_per_epoch, st.weights
+        n = len(self.tr)
+        te = time.perf_counter()
+        net.set_mode(True, train_bn=self.train_bn)
+        if weights is not None:
+            order = self.rng.choice(n, size=steps_per_epoch * bs, replace=True, p=weights)
+        else:
+            order = self.rng.permutation(np.resize(self.rng.permutation(n), steps_per_epoch * bs))
+        losses = []
+        for s in range(steps_per_epoch):
+            idx = order[s * bs : (s + 1) * bs]
+            if cache is not None:
+                views = self.rng.integers(0, cache.shape[0], len(idx))
+                jit = st.jittered_views[views]
+            else:
+                views, jit = None, self.rng.random(len(idx)) < 0.5
+            losses.append(self._step(net, st, idx, views, jit))
+            st.sched.step()
+        if self.cuda:
+            torch.cuda.synchronize()
+        train_s = time.perf_counter() - te
+        accs, vloss = self._val_scores(self._embed_val(st.val_cache))
+        score = (float(np.mean(list(accs.values()))) if accs else 0.0, vloss)
+        row = {
+            "epoch": epoch,
+            "train_loss": round(float(np.mean(losses)), 4),
+            "val_accuracy": {k: round(v, 4) for k, v in accs.items()},
+            "val_loss": round(vloss, 4),
+            "epoch_s": round(train_s, 2),
+            "images_per_s": round(steps_per_epoch * bs / train_s, 1),
+        }
+        return row, score
+
+
+@dataclass
+class _RunState:
+    """What the steps of one training run share: cached activations, optimiser and batch plan."""
+
+    cache: Any  # cached mode: fp16 front activations (views, n_train, ...); online: None
+    val_cache: Any
+    jittered_views: np.ndarray
+    weights: np.ndarray | None = None  # sampling weights of the training rows (None: uniform)
+    opt: Any = None
+    scaler: Any = None
+    sched: Any = None
+    bs: int = 0
+    steps_per_epoch: int = 0
 
 
 class _null:
@@ -521,18 +575,8 @@ def finetune_arrays(
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(cfg.seed)
-    fields = list(labels)
-    if not fields:
-        raise LabelsError("no field to train")
     n = len(images)
-    classes: dict[str, list[str]] = {}
-    dropped: dict[str, list[str]] = {}
-    for f in fields:
-        if len(labels[f]) != n:
-            raise ClassifierError("images and labels are not aligned")
-        classes[f], dropped[f] = field_classes(
-            labels[f], f, drop_rare=drop_rare, allowed=(allowed or {}).get(f)
-        )
+    fields, classes, dropped = _all_field_classes(labels, n, drop_rare=drop_rare, allowed=allowed)
     if n < 4:
         raise LabelsError(f"fine-tuning needs more than {n} labelled images")
     targets = {f: encode_targets(labels[f], classes[f]) for f in fields}
@@ -547,8 +591,57 @@ def finetune_arrays(
     trainer = _Trainer(net, images, targets, tr, va, spec, cfg, device, cache_path, progress)
     best_epoch, history, bs, prepare_s = trainer.run()
     net = net.to("cpu").eval()
+    heads, held = _calibrated_heads(net, trainer.val_emb, fields, classes, dropped, targets, va)
+    return FinetuneResult(
+        net=net,
+        classes=classes,
+        heads=heads,
+        held_out=held,
+        history=history,
+        best_epoch=best_epoch,
+        batch_size=bs,
+        device=device,
+        mode=trainer.mode,
+        prepare_s=prepare_s,
+        n_train=len(tr),
+        n_val=len(va),
+    )
+
+
+def _all_field_classes(
+    labels: dict[str, Sequence[str | None]],
+    n: int,
+    *,
+    drop_rare: bool,
+    allowed: dict[str, list[str]] | None,
+) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """(fields, classes kept per field, classes dropped as rare per field); labels must align with images."""
+    fields = list(labels)
+    if not fields:
+        raise LabelsError("no field to train")
+    classes: dict[str, list[str]] = {}
+    dropped: dict[str, list[str]] = {}
+    for f in fields:
+        if len(labels[f]) != n:
+            raise ClassifierError("images and labels are not aligned")
+        classes[f], dropped[f] = field_classes(
+            labels[f], f, drop_rare=drop_rare, allowed=(allowed or {}).get(f)
+        )
+    return fields, classes, dropped
+
+
+def _calibrated_heads(
+    net: Any,
+    val_emb: Any,
+    fields: list[str],
+    classes: dict[str, list[str]],
+    dropped: dict[str, list[str]],
+    targets: dict[str, np.ndarray],
+    va: np.ndarray,
+) -> tuple[dict[str, FieldHead], dict[str, dict[str, Any]]]:
+    """The trained heads as FieldHeads, temperature and threshold fitted on the validation split."""
     arrays = net.head_arrays()
-    emb = trainer.val_emb.numpy()
+    emb = val_emb.numpy()
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     heads: dict[str, FieldHead] = {}
     held: dict[str, dict[str, Any]] = {}
@@ -570,20 +663,7 @@ def finetune_arrays(
             }
         head.extra = {"dropped_rare": dropped[f]}
         heads[f] = head
-    return FinetuneResult(
-        net=net,
-        classes=classes,
-        heads=heads,
-        held_out=held,
-        history=history,
-        best_epoch=best_epoch,
-        batch_size=bs,
-        device=device,
-        mode=trainer.mode,
-        prepare_s=prepare_s,
-        n_train=len(tr),
-        n_val=len(va),
-    )
+    return heads, held
 
 
 # --- catalog glue ---------------------------------------------------------------------------------
@@ -598,7 +678,7 @@ def hierarchy_paths(labels: dict[str, Sequence[str | None]], hier: list[str]) ->
     return [list(p) for p in dict.fromkeys(r for r in rows if all(v is not None for v in r))]
 
 
-def catalog_images(cat: Any, shas: Sequence[str]) -> list[Any]:
+def catalog_images(cat: CatalogParts, shas: Sequence[str]) -> list[Any]:
     from catalens.imageio import open_image
 
     out = []
@@ -611,7 +691,7 @@ def catalog_images(cat: Any, shas: Sequence[str]) -> list[Any]:
 
 
 def finetune_classifier(
-    cat: Any,
+    cat: CatalogParts,
     name: str,
     labels: Any,
     fields: list[str],
@@ -631,12 +711,51 @@ def finetune_classifier(
     ``full=True``, ``device=`` ...).
     """
     from catalens.classify.classifier import save_classifier
-    from catalens.models import get_spec, load_torch_model
-    from catalens.models.finetuned import load_artifact_spec, save_artifact
-    from catalens.models.loader import weights_file_digest
-    from catalens.models.spec import make_version
+    from catalens.models import get_spec
 
     check_name(name)
+    cfg = _finetune_config(config, options)
+    allowed = _check_labels(labels, fields, taxonomy, drop_rare)
+    spec = get_spec(model)
+    tower, lab, res = _finetune_on_catalog(
+        cat, spec, labels, fields, cfg, drop_rare=drop_rare, allowed=allowed, progress=progress
+    )
+    hier, paths = _hierarchy_of(res.heads, lab, fields, hierarchy, taxonomy)
+    heads = res.heads
+    version = new_version()
+    folder = cat.settings.home / "models" / name / version
+    model_id = f"file:{folder.resolve()}"
+    res.net.backbone.reset_classifier(0)
+    model_version = None
+    if save:
+        model_version = _save_model(tower, folder, model_id, spec, name, version, fields, cfg, res.best_epoch)
+    digest = hashlib.sha256("\n".join(labels.shas).encode()).hexdigest()[:16]
+    clf = Classifier(
+        name=name,
+        version=version,
+        method="finetune",
+        model=model_id,
+        model_version=model_version,
+        heads=heads,
+        paths=paths,
+        data={"source": labels.source, "n": len(labels), "images_sha256": digest, "seed": cfg.seed},
+        metrics={"held_out": res.held_out},
+        extra={
+            "hierarchy": hier,
+            "base_model": spec.name,
+            "model_folder": str(folder),
+            "needs_embeddings": model_id,
+            "options": cfg.to_dict(),
+            "finetune": res.summary(),
+        },
+    )
+    if save:
+        save_classifier(cat.settings.home, clf)
+    return clf
+
+
+def _finetune_config(config: FinetuneConfig | None, options: dict[str, Any]) -> FinetuneConfig:
+    """The run's FinetuneConfig: ``config`` (or the defaults) with ``options`` applied."""
     if options.pop("text_model", None) or options.pop("use_colour", False):
         raise ClassifierError(
             "--method finetune trains on images only (no --text-model / --title-words / --colour-features)"
@@ -649,12 +768,34 @@ def finetune_classifier(
             raise ClassifierError(f"unknown fine-tuning option {k!r}")
         if v is not None:
             setattr(cfg, k, v)
+    return cfg
+
+
+def _check_labels(labels: Any, fields: list[str], taxonomy: Any, drop_rare: bool) -> dict[str, list[str]]:
+    """Check every field's labels before any model or image is loaded; the taxonomy's allowed values."""
     allowed = {f: taxonomy.values(f) for f in fields if taxonomy and f in taxonomy.fields}
     for f in fields:  # label problems first, before any model or image is loaded
         if f not in labels.labels:
             raise LabelsError(f"no labels for field {f!r}")
         field_classes(labels.labels[f], f, drop_rare=drop_rare, allowed=allowed.get(f))
-    spec = get_spec(model)
+    return allowed
+
+
+def _finetune_on_catalog(
+    cat: CatalogParts,
+    spec: Any,
+    labels: Any,
+    fields: list[str],
+    cfg: FinetuneConfig,
+    *,
+    drop_rare: bool,
+    allowed: dict[str, list[str]],
+    progress: Callable[[dict[str, Any]], None] | None,
+) -> tuple[Any, dict[str, Sequence[str | None]], FinetuneResult]:
+    """Load the base model and the labelled images, fine-tune: (tower, labels per field, result)."""
+    from catalens.models import load_torch_model
+    from catalens.models.loader import weights_file_digest
+
     tower = load_torch_model(spec)
     base_digest = weights_file_digest(spec) or ""
     images = load_uint8(catalog_images(cat, labels.shas), spec)
@@ -687,9 +828,19 @@ def finetune_classifier(
         cache_path=cache_path,
         progress=progress,
     )
+    return tower, lab, res
+
+
+def _hierarchy_of(
+    heads: dict[str, FieldHead],
+    lab: dict[str, Sequence[str | None]],
+    fields: list[str],
+    hierarchy: list[str] | None,
+    taxonomy: Any,
+) -> tuple[list[str], list[list[str]]]:
+    """Set each hierarchy head's parent; (hierarchy fields, parent-first paths) for the classifier."""
     hier = list(taxonomy.hierarchy) if taxonomy and taxonomy.hierarchy else list(hierarchy or [])
     hier = [f for f in hier if f in fields]
-    heads = res.heads
     for i, f in enumerate(hier):
         heads[f].parent = hier[i - 1] if i else None
     paths = (
@@ -697,49 +848,39 @@ def finetune_classifier(
         if taxonomy and taxonomy.hierarchy and len(hier) >= 2
         else hierarchy_paths(lab, hier)
     )
-    version = new_version()
-    folder = cat.settings.home / "models" / name / version
-    model_id = f"file:{folder.resolve()}"
-    res.net.backbone.reset_classifier(0)
-    model_version = None
-    if save:
-        save_artifact(
-            tower,
-            folder,
-            name=model_id,
-            base=spec,
-            description=f"{spec.description or spec.name} fine-tuned for classifier {name} ({', '.join(fields)})",
-            extra={
-                "classifier": name,
-                "classifier_version": version,
-                "base_model": spec.name,
-                "fields": fields,
-                "config": cfg.to_dict(),
-                "best_epoch": res.best_epoch,
-            },
-        )
-        new_spec = load_artifact_spec(folder, model_id)
-        model_version = make_version(weights_file_digest(new_spec) or "", new_spec)
-    digest = hashlib.sha256("\n".join(labels.shas).encode()).hexdigest()[:16]
-    clf = Classifier(
-        name=name,
-        version=version,
-        method="finetune",
-        model=model_id,
-        model_version=model_version,
-        heads=heads,
-        paths=paths,
-        data={"source": labels.source, "n": len(labels), "images_sha256": digest, "seed": cfg.seed},
-        metrics={"held_out": res.held_out},
+    return hier, paths
+
+
+def _save_model(
+    tower: Any,
+    folder: Path,
+    model_id: str,
+    spec: Any,
+    name: str,
+    version: str,
+    fields: list[str],
+    cfg: FinetuneConfig,
+    best_epoch: int,
+) -> str:
+    """Save the fine-tuned backbone as a model folder; its model version."""
+    from catalens.models.finetuned import load_artifact_spec, save_artifact
+    from catalens.models.loader import weights_file_digest
+    from catalens.models.spec import make_version
+
+    save_artifact(
+        tower,
+        folder,
+        name=model_id,
+        base=spec,
+        description=f"{spec.description or spec.name} fine-tuned for classifier {name} ({', '.join(fields)})",
         extra={
-            "hierarchy": hier,
+            "classifier": name,
+            "classifier_version": version,
             "base_model": spec.name,
-            "model_folder": str(folder),
-            "needs_embeddings": model_id,
-            "options": cfg.to_dict(),
-            "finetune": res.summary(),
+            "fields": fields,
+            "config": cfg.to_dict(),
+            "best_epoch": best_epoch,
         },
     )
-    if save:
-        save_classifier(cat.settings.home, clf)
-    return clf
+    new_spec = load_artifact_spec(folder, model_id)
+    return make_version(weights_file_digest(new_spec) or "", new_spec)
