@@ -106,6 +106,24 @@ def _as_indices(values: Any, where: str) -> list[int]:
 
 def parse_taxonomy(data: Any, source: str = "<taxonomy>") -> Taxonomy:
     """Validate a parsed YAML document and build a :class:`Taxonomy`."""
+    _check_keys(data, source)
+    name = str(data.get("name") or Path(source).stem)
+    hierarchy, tree = _hierarchy_and_tree(data, source)
+    paths: list[tuple[str, ...]] = []
+    imagenet: dict[tuple[str, ...], list[int]] = {}
+    if hierarchy:
+        _walk_tree(tree, (), hierarchy, source, paths, imagenet)
+    _check_one_parent(paths, hierarchy, source)
+    attributes = _attributes(data, hierarchy, source)
+    if not hierarchy and not attributes:
+        raise TaxonomyError(f"{source}: the taxonomy declares no fields")
+    _check_imagenet_unique(imagenet, source)
+    unknown_below = _unknown_below(data, source)
+    return Taxonomy(name, list(hierarchy), paths, attributes, imagenet, unknown_below, source)
+
+
+def _check_keys(data: Any, source: str) -> None:
+    """The document is a mapping of known keys."""
     if not isinstance(data, dict):
         raise TaxonomyError(f"{source}: a taxonomy is a mapping with 'hierarchy', 'tree' and/or 'attributes'")
     unknown = set(data) - {
@@ -119,7 +137,10 @@ def parse_taxonomy(data: Any, source: str = "<taxonomy>") -> Taxonomy:
     }
     if unknown:
         raise TaxonomyError(f"{source}: unknown keys {sorted(unknown)}")
-    name = str(data.get("name") or Path(source).stem)
+
+
+def _hierarchy_and_tree(data: dict[str, Any], source: str) -> tuple[list[str], Any]:
+    """The hierarchy's field names and its tree, each required by the other."""
     hierarchy = data.get("hierarchy") or []
     if not isinstance(hierarchy, list) or not all(isinstance(h, str) and h for h in hierarchy):
         raise TaxonomyError(f"{source}: 'hierarchy' must be a list of field names")
@@ -130,50 +151,56 @@ def parse_taxonomy(data: Any, source: str = "<taxonomy>") -> Taxonomy:
         raise TaxonomyError(f"{source}: a hierarchy needs a 'tree'")
     if tree is not None and not hierarchy:
         raise TaxonomyError(f"{source}: 'tree' given without 'hierarchy'")
-    paths: list[tuple[str, ...]] = []
-    imagenet: dict[tuple[str, ...], list[int]] = {}
+    return hierarchy, tree
 
-    def walk(node: Any, prefix: tuple[str, ...]) -> None:
-        depth = len(prefix)
-        where = f"{source}: {' > '.join(prefix) or 'tree'}"
-        if depth == len(hierarchy):
-            if isinstance(node, dict):
-                extra = set(node) - set(RESERVED)
-                if extra:
-                    raise TaxonomyError(
-                        f"{where}: deeper than the hierarchy {hierarchy} (children {sorted(extra)[:5]})"
-                    )
-                if "imagenet" in node:
-                    imagenet[prefix] = _as_indices(node["imagenet"], where)
-            elif node is not None:
-                raise TaxonomyError(f"{where}: deeper than the hierarchy {hierarchy}")
-            paths.append(prefix)
-            return
-        if node is None:
-            raise TaxonomyError(
-                f"{where}: stops at level {depth + 1} of {len(hierarchy)} ({hierarchy[depth]} missing)"
-            )
-        if isinstance(node, list):
-            if depth != len(hierarchy) - 1:
-                raise TaxonomyError(f"{where}: a list is only allowed at the last level ({hierarchy[-1]})")
-            node = (
-                {str(v): None for v in node} if len(set(map(str, node))) == len(node) else _dup(node, where)
-            )
-        if not isinstance(node, dict):
-            raise TaxonomyError(f"{where}: expected a mapping of {hierarchy[depth]} values")
-        children = {k: v for k, v in node.items() if k not in RESERVED}
-        if "imagenet" in node:
-            imagenet[prefix] = _as_indices(node["imagenet"], where)
-        if not children:
-            raise TaxonomyError(f"{where}: no {hierarchy[depth]} values")
-        for key, child in children.items():
-            if not isinstance(key, str | int) or not str(key).strip():
-                raise TaxonomyError(f"{where}: empty or invalid name {key!r}")
-            walk(child, (*prefix, str(key)))
 
-    if hierarchy:
-        walk(tree, ())
-    # a value must have one parent: predictions must be consistent with the hierarchy
+def _walk_tree(
+    node: Any,
+    prefix: tuple[str, ...],
+    hierarchy: list[str],
+    source: str,
+    paths: list[tuple[str, ...]],
+    imagenet: dict[tuple[str, ...], list[int]],
+) -> None:
+    """Collect the root-to-leaf paths (and ImageNet classes) below ``node``, one level per field."""
+    depth = len(prefix)
+    where = f"{source}: {' > '.join(prefix) or 'tree'}"
+    if depth == len(hierarchy):
+        if isinstance(node, dict):
+            extra = set(node) - set(RESERVED)
+            if extra:
+                raise TaxonomyError(
+                    f"{where}: deeper than the hierarchy {hierarchy} (children {sorted(extra)[:5]})"
+                )
+            if "imagenet" in node:
+                imagenet[prefix] = _as_indices(node["imagenet"], where)
+        elif node is not None:
+            raise TaxonomyError(f"{where}: deeper than the hierarchy {hierarchy}")
+        paths.append(prefix)
+        return
+    if node is None:
+        raise TaxonomyError(
+            f"{where}: stops at level {depth + 1} of {len(hierarchy)} ({hierarchy[depth]} missing)"
+        )
+    if isinstance(node, list):
+        if depth != len(hierarchy) - 1:
+            raise TaxonomyError(f"{where}: a list is only allowed at the last level ({hierarchy[-1]})")
+        node = {str(v): None for v in node} if len(set(map(str, node))) == len(node) else _dup(node, where)
+    if not isinstance(node, dict):
+        raise TaxonomyError(f"{where}: expected a mapping of {hierarchy[depth]} values")
+    children = {k: v for k, v in node.items() if k not in RESERVED}
+    if "imagenet" in node:
+        imagenet[prefix] = _as_indices(node["imagenet"], where)
+    if not children:
+        raise TaxonomyError(f"{where}: no {hierarchy[depth]} values")
+    for key, child in children.items():
+        if not isinstance(key, str | int) or not str(key).strip():
+            raise TaxonomyError(f"{where}: empty or invalid name {key!r}")
+        _walk_tree(child, (*prefix, str(key)), hierarchy, source, paths, imagenet)
+
+
+def _check_one_parent(paths: list[tuple[str, ...]], hierarchy: list[str], source: str) -> None:
+    """A value must have one parent: predictions must be consistent with the hierarchy."""
     for level in range(1, len(hierarchy)):
         parent: dict[str, str] = {}
         for p in paths:
@@ -182,6 +209,10 @@ def parse_taxonomy(data: Any, source: str = "<taxonomy>") -> Taxonomy:
                 raise TaxonomyError(
                     f"{source}: {hierarchy[level]} {p[level]!r} is under two parents: {prev!r} and {p[level - 1]!r}"
                 )
+
+
+def _attributes(data: dict[str, Any], hierarchy: list[str], source: str) -> dict[str, list[str]]:
+    """The flat attribute fields and their allowed values (non-empty, no duplicates)."""
     attributes_raw = data.get("attributes") or {}
     if not isinstance(attributes_raw, dict):
         raise TaxonomyError(f"{source}: 'attributes' must map field names to lists of values")
@@ -196,8 +227,11 @@ def parse_taxonomy(data: Any, source: str = "<taxonomy>") -> Taxonomy:
         if dups:
             raise TaxonomyError(f"{source}: attribute {key!r} lists {dups} twice")
         attributes[str(key)] = vals
-    if not hierarchy and not attributes:
-        raise TaxonomyError(f"{source}: the taxonomy declares no fields")
+    return attributes
+
+
+def _check_imagenet_unique(imagenet: dict[tuple[str, ...], list[int]], source: str) -> None:
+    """An ImageNet class votes for one node only."""
     seen: dict[int, tuple[str, ...]] = {}
     for node, idx in imagenet.items():
         for i in idx:
@@ -206,13 +240,17 @@ def parse_taxonomy(data: Any, source: str = "<taxonomy>") -> Taxonomy:
                     f"{source}: ImageNet class {i} is mapped to both {' > '.join(seen[i])} and {' > '.join(node)}"
                 )
             seen[i] = node
+
+
+def _unknown_below(data: dict[str, Any], source: str) -> float:
+    """The 'unknown_below' threshold, a number in [0, 1] (default 0.35)."""
     try:
         unknown_below = float(data.get("unknown_below", 0.35))
     except (TypeError, ValueError):
         raise TaxonomyError(f"{source}: 'unknown_below' must be a number") from None
     if not 0.0 <= unknown_below <= 1.0:
         raise TaxonomyError(f"{source}: 'unknown_below' must be in [0, 1]")
-    return Taxonomy(name, list(hierarchy), paths, attributes, imagenet, unknown_below, source)
+    return unknown_below
 
 
 def _dup(values: list[Any], where: str) -> dict[str, None]:
