@@ -4,12 +4,15 @@ aliases with a deprecation notice)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from catalens.cli_common import RAY_HELP, _catalog, _fail, deprecated_alias, err, noun_group, out, print_json
 from catalens.errors import CatalensError, ClassifierError
+
+if TYPE_CHECKING:
+    from catalens.classify.classifier import Classifier
 
 
 def _print_predictions(rows: list[dict[str, Any]]) -> None:
@@ -194,14 +197,9 @@ def train(
 
     A held-out split (--holdout, default 20% of the products) is kept out of training and saved with
     the classifier; `catalens classify eval -c NAME` scores it."""
-    opts: dict[str, Any] = {}
-    if method not in ("finetune", "zeroshot"):
-        opts.update(train_views=views, view_progress=_view_progress(as_json))
-    if calibration != "holdout":
-        opts["calibration"] = _parse_calibration(calibration)
-    if method == "finetune":
-        opts.update(epochs=epochs, unfreeze_blocks=unfreeze_blocks, full=full, device=ft_device)
-        opts.update(batch_size=batch_size, progress=_finetune_progress(as_json))
+    opts = _train_options(
+        method, calibration, views, as_json, epochs, unfreeze_blocks, full, ft_device, batch_size
+    )
     from catalens.progress import step
 
     try:
@@ -231,7 +229,39 @@ def train(
                 )
     except CatalensError as exc:
         _fail(exc)
-    data = {
+    data = _trained_summary(clf)
+    if as_json:
+        print_json(data)
+    else:
+        _print_trained(clf, data, holdout_out)
+
+
+def _train_options(
+    method: str,
+    calibration: str,
+    views: str,
+    as_json: bool,
+    epochs: int,
+    unfreeze_blocks: int,
+    full: bool,
+    ft_device: str,
+    batch_size: int | None,
+) -> dict[str, Any]:
+    """The method-specific keyword options of ``train_classifier`` from the ``train`` flags."""
+    opts: dict[str, Any] = {}
+    if method not in ("finetune", "zeroshot"):
+        opts.update(train_views=views, view_progress=_view_progress(as_json))
+    if calibration != "holdout":
+        opts["calibration"] = _parse_calibration(calibration)
+    if method == "finetune":
+        opts.update(epochs=epochs, unfreeze_blocks=unfreeze_blocks, full=full, device=ft_device)
+        opts.update(batch_size=batch_size, progress=_finetune_progress(as_json))
+    return opts
+
+
+def _trained_summary(clf: Classifier) -> dict[str, Any]:
+    """What ``train`` reports about the saved classifier (the ``--json`` document)."""
+    return {
         "name": clf.name,
         "version": clf.version,
         "folder": str(clf.folder),
@@ -248,44 +278,41 @@ def train(
         "holdout": clf.data.get("holdout"),
         "propagated": clf.data.get("propagated"),
     }
-    if as_json:
-        print_json(data)
-    else:
+
+
+def _print_trained(clf: Classifier, data: dict[str, Any], holdout_out: Path | None) -> None:
+    """The human-readable report of ``train``."""
+    out.print(f"saved {clf.name} {clf.version} ({clf.method}, {clf.model}) -> {clf.folder}", highlight=False)
+    if clf.method == "finetune":
         out.print(
-            f"saved {clf.name} {clf.version} ({clf.method}, {clf.model}) -> {clf.folder}", highlight=False
+            f"  new model: {clf.model}\n  embed with it: catalens embed --model '{clf.model}' "
+            "(classify --all embeds missing images itself)",
+            highlight=False,
         )
-        if clf.method == "finetune":
-            out.print(
-                f"  new model: {clf.model}\n  embed with it: catalens embed --model '{clf.model}' "
-                "(classify --all embeds missing images itself)",
-                highlight=False,
-            )
-        if data["holdout"]:
-            kept = f", also written to {holdout_out}" if holdout_out else ""
-            out.print(
-                f"  held out {data['holdout']['rows']} labelled images for evaluation{kept}: "
-                f"catalens classify eval -c {clf.name}",
-                highlight=False,
-            )
-        if data["propagated"]:
-            p = data["propagated"]
-            joined = ", ".join(f"{f} {n}" for f, n in p["joined"].items())
-            out.print(
-                f"  labels spread to {p['unlabelled']} unlabelled images; joined: {joined}", highlight=False
-            )
-        if data["views"]:
-            out.print(f"  trained on views: stored + {', '.join(data['views'])}", highlight=False)
-        vp = data["view_problems"]
-        if vp:
-            err.print(
-                f"warning: {vp['count']} image(s) had no view (stored embedding used): {vp['first'][:3]}"
-            )
-        for f, h in data["fields"].items():
-            ho = data["held_out"].get(f) or {}
-            acc = f"  held-out acc {ho['accuracy']:.3f} ECE {ho['ece']:.3f}" if ho else ""
-            out.print(
-                f"  {f}: {h['classes']} classes, T={h['temperature']:.3f}, review below {h['threshold']:.2f}{acc}"
-            )
+    if data["holdout"]:
+        kept = f", also written to {holdout_out}" if holdout_out else ""
+        out.print(
+            f"  held out {data['holdout']['rows']} labelled images for evaluation{kept}: "
+            f"catalens classify eval -c {clf.name}",
+            highlight=False,
+        )
+    if data["propagated"]:
+        p = data["propagated"]
+        joined = ", ".join(f"{f} {n}" for f, n in p["joined"].items())
+        out.print(
+            f"  labels spread to {p['unlabelled']} unlabelled images; joined: {joined}", highlight=False
+        )
+    if data["views"]:
+        out.print(f"  trained on views: stored + {', '.join(data['views'])}", highlight=False)
+    vp = data["view_problems"]
+    if vp:
+        err.print(f"warning: {vp['count']} image(s) had no view (stored embedding used): {vp['first'][:3]}")
+    for f, h in data["fields"].items():
+        ho = data["held_out"].get(f) or {}
+        acc = f"  held-out acc {ho['accuracy']:.3f} ECE {ho['ece']:.3f}" if ho else ""
+        out.print(
+            f"  {f}: {h['classes']} classes, T={h['temperature']:.3f}, review below {h['threshold']:.2f}{acc}"
+        )
 
 
 def _parse_calibration(text: str) -> str | dict[str, str]:
