@@ -129,6 +129,16 @@ def create_app(
             refresher.stop()
         catalog.jobs.shutdown()
 
+    app = _new_app(lifespan)
+    _install_state(app, catalog, api, metrics)
+    _include_routes(app, catalog, api)
+    _mount_web_page(app)
+    _add_middleware(app, catalog, api, metrics)
+    return app
+
+
+def _new_app(lifespan: Any) -> FastAPI:
+    """The bare FastAPI app: title, description, local docs, unknown query parameters refused."""
     app = FastAPI(
         title="catalens",
         version=__version__,
@@ -143,6 +153,11 @@ def create_app(
         dependencies=[Depends(reject_unknown_query)],  # ?k=3 where the parameter is limit: 422
     )
     docs.install(app, "catalens")
+    return app
+
+
+def _install_state(app: FastAPI, catalog: ServiceCatalog, api: ApiSettings, metrics: Metrics) -> None:
+    """The app's state (catalog, settings, metrics, rate limiter), job metrics and the error model."""
     app.state.catalog = catalog
     app.state.api_settings = api
     app.state.metrics = metrics
@@ -152,6 +167,9 @@ def create_app(
     )
     errors.install(app)
 
+
+def _include_routes(app: FastAPI, catalog: ServiceCatalog, api: ApiSettings) -> None:
+    """The core routers, every feature router, then ``GET /api/v1/features``."""
     for name in CORE_ROUTERS:
         app.include_router(importlib.import_module(f"catalens.api.routes.{name}").router)
     app.state.features = []
@@ -168,6 +186,9 @@ def create_app(
             "limits": catalog.request_limits,
         }
 
+
+def _mount_web_page(app: FastAPI) -> None:
+    """The web page: ``/static`` and ``/`` (or ``/`` redirecting to the docs without the page)."""
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
@@ -180,6 +201,9 @@ def create_app(
         def index_docs() -> RedirectResponse:
             return RedirectResponse("/docs")
 
+
+def _add_middleware(app: FastAPI, catalog: ServiceCatalog, api: ApiSettings, metrics: Metrics) -> None:
+    """Limits, timeouts and metrics on every request; CORS when origins are configured."""
     max_up = catalog.max_upload_bytes
     app.add_middleware(
         ServiceMiddleware,
@@ -196,7 +220,6 @@ def create_app(
             allow_headers=["*"],
             max_age=600,
         )
-    return app
 
 
 def route_table(app: Any) -> list[tuple[str, str]]:

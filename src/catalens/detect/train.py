@@ -355,6 +355,45 @@ def choose_threshold(found: Sequence[Any], truth: Sequence[Any]) -> tuple[float,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse_args(argv)
+    t0 = time.perf_counter()
+    exclude = set(args.exclude.read_text().split()) if args.exclude else set()
+    rows, skipped = read_labels(args.images, args.labels, exclude)
+    items, no_backdrop = load_items(rows)
+    train_items = [it for it in items if not held_aside(it.key)]
+    val_items = [it for it in items if held_aside(it.key)]
+    if len(train_items) < 10 or len(val_items) < 2:
+        raise SystemExit(f"too few cut-outs: {len(train_items)} for training, {len(val_items)} held aside")
+    backgrounds = background_photos(args.backgrounds)
+    print(
+        f"{len(items)} cut-outs ({len(val_items)} held aside), {no_backdrop} photos without a white backdrop, "
+        f"skipped {skipped}, {len(backgrounds)} background photos",
+        flush=True,
+    )
+    maps, truth = map_scenes(train_items, backgrounds, args.scenes, args.seed)
+    val_maps, val_truth = map_scenes(val_items, backgrounds, args.val_scenes, args.seed + 1000)
+    mapped = time.perf_counter() - t0
+    head = fit(maps, truth, epochs=args.epochs, seed=args.seed)
+    thr, validation = _validate(head, val_maps, val_truth)
+    args.out.mkdir(parents=True, exist_ok=True)
+    from catalens.detect.net import export
+
+    err = export(head, args.out / "detector.onnx")
+    training = {
+        "cutouts": len(train_items),
+        "held_aside": len(val_items),
+        "photos_without_backdrop": no_backdrop,
+        "skipped": skipped,
+        "background_photos": len(backgrounds),
+    }
+    meta = _detector_meta(args, argv, thr, training, validation, err)
+    meta["seconds"] = {"maps": round(mapped, 1), "total": round(time.perf_counter() - t0, 1)}
+    (args.out / "detector.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps({k: meta[k] for k in ("threshold", "validation", "seconds")}))
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, checked (too few scenes or epochs: exit)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", type=Path, help="folder of catalog photos on white backdrops")
     ap.add_argument(
@@ -378,24 +417,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.scenes < 10 or args.epochs < 1:
         raise SystemExit("--scenes must be >= 10 and --epochs >= 1")
-    t0 = time.perf_counter()
-    exclude = set(args.exclude.read_text().split()) if args.exclude else set()
-    rows, skipped = read_labels(args.images, args.labels, exclude)
-    items, no_backdrop = load_items(rows)
-    train_items = [it for it in items if not held_aside(it.key)]
-    val_items = [it for it in items if held_aside(it.key)]
-    if len(train_items) < 10 or len(val_items) < 2:
-        raise SystemExit(f"too few cut-outs: {len(train_items)} for training, {len(val_items)} held aside")
-    backgrounds = background_photos(args.backgrounds)
-    print(
-        f"{len(items)} cut-outs ({len(val_items)} held aside), {no_backdrop} photos without a white backdrop, "
-        f"skipped {skipped}, {len(backgrounds)} background photos",
-        flush=True,
-    )
-    maps, truth = map_scenes(train_items, backgrounds, args.scenes, args.seed)
-    val_maps, val_truth = map_scenes(val_items, backgrounds, args.val_scenes, args.seed + 1000)
-    mapped = time.perf_counter() - t0
-    head = fit(maps, truth, epochs=args.epochs, seed=args.seed)
+    return args
+
+
+def _validate(head: Any, val_maps: dict[str, np.ndarray], val_truth: Any) -> tuple[float, dict[str, Any]]:
+    """The score threshold with the best F1 on validation scenes and the validation figures."""
     raw = predict(head, val_maps)
     found = [decode(h, b, threshold=0.05) for h, b, _ in raw]
     thr, val = choose_threshold(found, val_truth)
@@ -409,13 +435,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         tgt = val_maps["m4"][k] >= 128
         inter += float((pred & tgt).sum())
         union += float((pred | tgt).sum())
-    args.out.mkdir(parents=True, exist_ok=True)
-    from catalens.detect.net import export
+    return thr, {
+        "at_threshold": val,
+        "best_recall_at_1_false_per_image": at_one,
+        "union_mask_iou": round(inter / max(1.0, union), 4),
+    }
 
-    err = export(head, args.out / "detector.onnx")
+
+def _detector_meta(
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    thr: float,
+    training: dict[str, Any],
+    validation: dict[str, Any],
+    err: float,
+) -> dict[str, Any]:
+    """``detector.json`` (without its timings): categories, threshold, architecture, training, validation."""
     import torch
 
-    meta = {
+    return {
         "name": "detector",
         "version": VERSION,
         "task": "products in a photo: box, mask, score and coarse category",
@@ -428,28 +466,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "box size/offset at stride 8, product mask at stride 4)",
         "input": f"RGB scaled to [-1, 1], long side {INPUT_LONG}, sides multiples of 32",
         "training": {
-            "cutouts": len(train_items),
-            "held_aside": len(val_items),
-            "photos_without_backdrop": no_backdrop,
-            "skipped": skipped,
-            "background_photos": len(backgrounds),
+            **training,
             "scenes": args.scenes,
             "epochs": args.epochs,
             "seed": args.seed,
             "torch": torch.__version__,
             "command": "python -m catalens.detect.train " + " ".join(sys.argv[1:] if argv is None else argv),
         },
-        "validation": {
-            "scenes": args.val_scenes,
-            "at_threshold": val,
-            "best_recall_at_1_false_per_image": at_one,
-            "union_mask_iou": round(inter / max(1.0, union), 4),
-        },
+        "validation": {"scenes": args.val_scenes, **validation},
         "onnx_max_abs_error": err,
-        "seconds": {"maps": round(mapped, 1), "total": round(time.perf_counter() - t0, 1)},
     }
-    (args.out / "detector.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(json.dumps({k: meta[k] for k in ("threshold", "validation", "seconds")}))
 
 
 if __name__ == "__main__":

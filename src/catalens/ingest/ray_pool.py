@@ -14,7 +14,8 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from catalens.errors import ClusterError, ConfigError
 
@@ -74,102 +75,142 @@ class ActorPool:
         from ray.exceptions import ObjectLostError, RayActorError
 
         started = time.perf_counter()
-        lost_kinds = (RayActorError, ObjectLostError)
-        source = iter(batches)
-        todo: deque[tuple[K, Any]] = deque()
-        exhausted = False
-        starting: dict[Any, Any] = {}  # ready() ref -> actor
-        load: dict[Any, int] = {}  # ready actor -> batches in flight
-        in_flight: dict[Any, tuple[Any, tuple[K, Any]]] = {}
-        spawns_left = 2 * self.size + 2
-        last_error: BaseException | None = None
+        st: _MapState[K] = _MapState(
+            source=iter(batches), lost_kinds=(RayActorError, ObjectLostError), spawns_left=2 * self.size + 2
+        )
         timeout = float(os.environ.get("CATALENS_RAY_START_TIMEOUT", START_TIMEOUT_S))
-
-        def spawn() -> None:
-            nonlocal spawns_left
-            if spawns_left <= 0:
-                return
-            spawns_left -= 1
-            actor = self.make()
-            starting[actor.ready.remote()] = actor
-
-        def drop(actor: Any) -> None:
-            if actor in load:
-                del load[actor]
-                self.lost += 1
-                try:
-                    ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
-                spawn()
-
         for _ in range(self.size):
-            spawn()
+            self._spawn(st)
         try:
             while True:
-                for actor in sorted(load, key=load.__getitem__):
-                    while load[actor] < self.per_actor:
-                        if todo:
-                            job = todo.popleft()
-                        elif not exhausted:
-                            nxt = next(source, None)
-                            if nxt is None:
-                                exhausted = True
-                                break
-                            job = nxt
-                        else:
-                            break
-                        in_flight[getattr(actor, self.method).remote(job[1])] = (actor, job)
-                        load[actor] += 1
-                if exhausted and not todo and not in_flight:
+                self._dispatch(st)
+                if st.exhausted and not st.todo and not st.in_flight:
                     return
-                if not in_flight and not starting:
+                if not st.in_flight and not st.starting:
                     raise ClusterError(
                         f"every {self.what} was lost and none could be restarted"
-                        + (f" (last error: {last_error})" if last_error else "")
+                        + (f" (last error: {st.last_error})" if st.last_error else "")
                         + "; batches written so far are kept: run the same command again to resume"
                     )
-                waiting = list(in_flight) + list(starting)
-                done, _ = ray.wait(waiting, num_returns=1, timeout=None if in_flight else timeout)
+                waiting = list(st.in_flight) + list(st.starting)
+                done, _ = ray.wait(waiting, num_returns=1, timeout=None if st.in_flight else timeout)
                 if not done:
                     raise ClusterError(
                         f"no {self.what} started within {timeout:.0f} s: does the cluster have a free CPU "
                         "and catalens installed on its nodes?"
                     )
                 ref = done[0]
-                if ref in starting:
-                    actor = starting.pop(ref)
-                    try:
-                        ray.get(ref)
-                    except lost_kinds as exc:
-                        last_error = exc
-                        if not load and not starting:  # the first workers cannot start: a real error
-                            spawn()
-                        continue
-                    load[actor] = 0
-                    if self.first_ready_s is None:
-                        self.first_ready_s = time.perf_counter() - started
+                if ref in st.starting:
+                    self._on_started(st, ref, started)
                     continue
-                actor, job = in_flight.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except lost_kinds as exc:
-                    last_error = exc
-                    self.retried += 1
-                    todo.appendleft(job)
-                    if actor in load:
-                        load[actor] -= 1
-                        drop(actor)
-                    continue
-                if actor in load:
-                    load[actor] -= 1
-                yield job[0], result
+                finished = self._on_result(st, ref)
+                if finished is not None:
+                    yield finished
         finally:
-            for actor in [*load, *starting.values()]:
-                try:
-                    ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
+            self._kill_all(st)
+
+    def _spawn(self, st: _MapState[K]) -> None:
+        """Start one more actor, unless the restarts allowed are spent."""
+        if st.spawns_left <= 0:
+            return
+        st.spawns_left -= 1
+        actor = self.make()
+        st.starting[actor.ready.remote()] = actor
+
+    def _drop(self, st: _MapState[K], actor: Any) -> None:
+        """Forget a lost actor, kill what is left of it and start a replacement."""
+        import ray
+
+        if actor in st.load:
+            del st.load[actor]
+            self.lost += 1
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            self._spawn(st)
+
+    def _next_job(self, st: _MapState[K]) -> tuple[K, Any] | None:
+        """The next batch to run: a retried one first, then the source's next (None: nothing now)."""
+        if st.todo:
+            return st.todo.popleft()
+        if not st.exhausted:
+            nxt = next(st.source, None)
+            if nxt is None:
+                st.exhausted = True
+                return None
+            return nxt
+        return None
+
+    def _dispatch(self, st: _MapState[K]) -> None:
+        """Give each ready actor, least loaded first, batches up to ``per_actor`` in flight."""
+        for actor in sorted(st.load, key=st.load.__getitem__):
+            while st.load[actor] < self.per_actor:
+                job = self._next_job(st)
+                if job is None:
+                    break
+                st.in_flight[getattr(actor, self.method).remote(job[1])] = (actor, job)
+                st.load[actor] += 1
+
+    def _on_started(self, st: _MapState[K], ref: Any, started: float) -> None:
+        """An actor's ready() answered: it takes work, or it failed to start (then maybe try another)."""
+        import ray
+
+        actor = st.starting.pop(ref)
+        try:
+            ray.get(ref)
+        except st.lost_kinds as exc:
+            st.last_error = exc
+            if not st.load and not st.starting:  # the first workers cannot start: a real error
+                self._spawn(st)
+            return
+        st.load[actor] = 0
+        if self.first_ready_s is None:
+            self.first_ready_s = time.perf_counter() - started
+
+    def _on_result(self, st: _MapState[K], ref: Any) -> tuple[K, Any] | None:
+        """A batch finished: ``(key, result)``, or None when its actor was lost (the batch is queued again)."""
+        import ray
+
+        actor, job = st.in_flight.pop(ref)
+        try:
+            result = ray.get(ref)
+        except st.lost_kinds as exc:
+            st.last_error = exc
+            self.retried += 1
+            st.todo.appendleft(job)
+            if actor in st.load:
+                st.load[actor] -= 1
+                self._drop(st, actor)
+            return None
+        if actor in st.load:
+            st.load[actor] -= 1
+        return job[0], result
+
+    def _kill_all(self, st: _MapState[K]) -> None:
+        """Kill every actor of the pool, ready or starting."""
+        import ray
+
+        for actor in [*st.load, *st.starting.values()]:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+
+@dataclass
+class _MapState(Generic[K]):
+    """The bookkeeping of one ``map`` call: queued, starting, ready and in-flight work."""
+
+    source: Iterator[tuple[K, Any]]
+    lost_kinds: tuple[type[BaseException], ...]  # errors meaning an actor (or its result) was lost
+    spawns_left: int
+    todo: deque[tuple[K, Any]] = field(default_factory=deque)  # batches to run again
+    exhausted: bool = False
+    starting: dict[Any, Any] = field(default_factory=dict)  # ready() ref -> actor
+    load: dict[Any, int] = field(default_factory=dict)  # ready actor -> batches in flight
+    in_flight: dict[Any, tuple[Any, tuple[K, Any]]] = field(default_factory=dict)
+    last_error: BaseException | None = None
 
 
 def remote_class(cls: type, *, num_cpus: float = 1, max_concurrency: int = 2) -> Any:
