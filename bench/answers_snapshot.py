@@ -48,7 +48,8 @@ res["search"] = {
 res["dedup"] = cat.dedup().to_dict()
 cat.train_classifier("snap", ["articleType"], drop_rare=True)
 cat.classify_all("snap")
-res["classify"] = cat.classify([rows[i]["image"] for i in range(0, 40, 4)], "snap")
+res["classify"] = [getattr(r, "to_dict", lambda r=r: r)()  # ImagePrediction (dicts before issue 19)
+                   for r in cat.classify([rows[i]["image"] for i in range(0, 40, 4)], "snap")]
 res["qc"] = [im.to_dict() for im in cat.qc(all_images=True, profile="general").images]
 cat.import_events(events)
 res["recommend"] = [cat.recommend(f"u{u}", k=5).to_dict() for u in range(5)]

@@ -95,9 +95,9 @@ def run(home: str, model: str) -> None:
         json.dumps(
             {
                 "speed": "classify_all (stored vectors, 5 fields, predictions stored)",
-                "images": res["images"],
-                "seconds": res["seconds"],
-                "images_per_s": round(res["images"] / max(res["seconds"], 1e-9)),
+                "images": res.images,
+                "seconds": round(res.seconds, 3),
+                "images_per_s": round(res.images / max(round(res.seconds, 3), 1e-9)),
                 "load_avg_1m": os.getloadavg()[0],
             }
         ),

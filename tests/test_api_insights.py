@@ -41,8 +41,8 @@ def test_tags_from_stored_embeddings(api, monkeypatch):
     assert abs(sum(t["prob"] for t in kind["top_k"]) - 1.0) < 1e-3  # two classes: top-2 is everything
     # the same numbers as the Python API on the stored file
     path, _ = cat.image_file(sha)
-    ref = cat.classify([path], "kinds")[0]["fields"]["kind"]
-    assert ref["label"] == kind["label"] and np.isclose(ref["prob"], kind["prob"], atol=0.02)
+    ref = cat.classify([path], "kinds")[0].fields["kind"]
+    assert ref.label == kind["label"] and np.isclose(ref.prob, kind["prob"], atol=0.02)
     # badges for a grid: the newest trained classifier's top label per field
     shas = [_sha(c, f"P{i}") for i in range(4)]
     b = c.post("/api/v1/images/badges", json={"shas": shas}).json()

@@ -68,7 +68,7 @@ def test_brand_train_tag_files_and_all(shop: Path, home: Path, monkeypatch: pyte
     monkeypatch.setattr(svc, "ocr_image", lambda im: [("RAREBRAND", 0.98)])
     with Catalog.open(home) as cat:
         out = cat.brands([shop / "b1.png"], "brands")
-    assert out[0]["brand"] == "Rarebrand" and out[0]["by"] == "ocr"
+    assert out[0].brand == "Rarebrand" and out[0].by == "ocr"
 
     r = _run(home, "brand", "tag", "--all", "-c", "brands", "--json", "--threshold", "0")
     assert r.exit_code == 0, r.output

@@ -213,7 +213,7 @@ def test_train_finetune_saves_model_and_classify_all_embeds_with_it(tmp_path: Pa
     enc = load_image_encoder(clf.model, device="cpu", cache_dir=tmp_path / "cache")
     assert type(enc).__name__ == "OnnxImageEncoder" and enc.dim == 1280
     res = cat.classify_all("ft")  # embeds the missing images with the fine-tuned model first
-    assert res["images"] == 24 and set(res["labels"]) == {"articleType", "baseColour"}
+    assert res.images == 24 and set(res.labels) == {"articleType", "baseColour"}
     hashes, vecs = cat.vectors(clf.model)
     assert len(hashes) == 24 and vecs.shape == (24, 1280)
     cat.close()

@@ -97,10 +97,10 @@ def test_text_model_and_words_fuse_in_order(shop: Path, home: Path, monkeypatch:
 
         assert clf.dim == 16 + 8 + WORDS_DIM
         res = cat.evaluate_classifier("tw", shop, allow_train_overlap=True)
-        assert res["fields"]["kind"]["accuracy"] == 1.0
+        assert res.fields["kind"].accuracy == 1.0
         img = next((shop.parent / "imgs").glob("p0.png"))
         out = cat.classify([img], "tw", titles=["Zed Men Shoes"])
-        assert out[0]["fields"]["kind"]["label"] == "Shoes"
+        assert out[0].fields["kind"].label == "Shoes"
 
 
 def test_fused_training_needs_titles(fake_encoder: object, home: Path, tmp_path: Path) -> None:

@@ -203,8 +203,8 @@ def test_small_photos_are_routed_to_the_small_head(shop: Path, home: Path, tmp_p
         tiny = tmp_path / "tiny.png"
         Image.open(big).resize((60, 80)).save(tiny)
         res = cat.classify([big, tiny], classifier="k")
-        assert res[0]["fields"]["kind"]["label"] == "Shoes"
-        assert res[1]["fields"]["kind"]["label"] == "Tshirts" and res[1]["fields"]["kind"]["prob"] > 0.99
+        assert res[0].fields["kind"].label == "Shoes"
+        assert res[1].fields["kind"].label == "Tshirts" and res[1].fields["kind"].prob > 0.99
         # stored images: the 40x50 catalog photo P15 (a Shoes photo) goes to the small head
         cat.classify_all("k")
         from sqlalchemy import select

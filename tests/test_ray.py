@@ -188,8 +188,8 @@ def test_embed_qc_classify_all_on_ray_equal_local(
         assert qc_ray.counts == qc_local.counts and sum(qc_ray.counts.values()) >= N_GOOD
         assert len(cat.qc_results(profile="quick")) == len(qc_local.images)
 
-        cls_local = cat.classify_all("builtin", store=False)
-        cls_ray = cat.classify_all("builtin", ray=ray_cluster.address, batch=5)
+        cls_local = cat.classify_all("builtin", store=False).to_dict()
+        cls_ray = cat.classify_all("builtin", ray=ray_cluster.address, batch=5).to_dict()
         cls_local.pop("seconds"), cls_ray.pop("seconds"), cls_ray.pop("stored"), cls_local.pop("stored")
         assert cls_ray == cls_local and cls_ray["images"] == N_GOOD
 

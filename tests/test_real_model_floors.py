@@ -179,7 +179,7 @@ def classify_wf1(cat: Any) -> dict[str, float]:
         drop_rare=True,
     )
     res = cat.evaluate_classifier("floors")
-    return {f: float(res["fields"][f]["weighted_f1"]) for f in CLASSIFY_WF1_FLOOR}
+    return {f: float(res.fields[f].weighted_f1) for f in CLASSIFY_WF1_FLOOR}
 
 
 def test_classify_weighted_f1_floor(real_catalog: Any) -> None:

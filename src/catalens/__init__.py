@@ -10,6 +10,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from catalens.classify.colour.features import ColourResult
+    from catalens.classify.results import (
+        BrandReport,
+        BrandTag,
+        ClassifierEvaluation,
+        ClassifierInfo,
+        ClassifyReport,
+        FieldMetrics,
+        FieldPrediction,
+        ImagePrediction,
+        TrainOverlap,
+    )
     from catalens.core import Catalog
     from catalens.explain.explainer import Explanation
     from catalens.ingest.job import JobReport
@@ -31,18 +43,38 @@ _PUBLIC = {
     "RecommendResult": "catalens.recommend.engine",
     "Recommendation": "catalens.recommend.engine",
     "Explanation": "catalens.explain.explainer",
+    "ImagePrediction": "catalens.classify.results",
+    "FieldPrediction": "catalens.classify.results",
+    "ClassifyReport": "catalens.classify.results",
+    "ClassifierEvaluation": "catalens.classify.results",
+    "FieldMetrics": "catalens.classify.results",
+    "TrainOverlap": "catalens.classify.results",
+    "ClassifierInfo": "catalens.classify.results",
+    "BrandTag": "catalens.classify.results",
+    "BrandReport": "catalens.classify.results",
+    "ColourResult": "catalens.classify.colour.features",
 }
 __all__ = [
+    "BrandReport",
+    "BrandTag",
     "Catalog",
     "CheckResult",
+    "ClassifierEvaluation",
+    "ClassifierInfo",
+    "ClassifyReport",
+    "ColourResult",
     "DedupReport",
     "Explanation",
+    "FieldMetrics",
+    "FieldPrediction",
+    "ImagePrediction",
     "ImageQC",
     "JobReport",
     "QCReport",
     "RecommendResult",
     "Recommendation",
     "SearchResult",
+    "TrainOverlap",
     "__version__",
 ]
 

@@ -63,7 +63,7 @@ class InsightsMixin:
         names = ["builtin"]
         try:
             for info in self.classifiers():  # type: ignore[attr-defined]
-                names.append(str(info["name"]))
+                names.append(info.name)
         except CatalensError:
             pass
         return names
@@ -77,7 +77,7 @@ class InsightsMixin:
         cache = _caches(self)
         latest = None
         if name != "builtin":
-            latest = next((c.get("latest") for c in self.classifiers() if c["name"] == name), None)  # type: ignore[attr-defined]
+            latest = next((c.latest for c in self.classifiers() if c.name == name), None)  # type: ignore[attr-defined]
             if latest is None:
                 raise NotFoundError(f"no classifier named {name!r}")
         key = (name, latest)
@@ -161,7 +161,7 @@ class InsightsMixin:
         from catalens.imageio import open_image
 
         if "+" in classifier or "@" in classifier:  # ensembles and pinned versions: the general path
-            return dict(self.classify([path], classifier, top_k=top_k)[0])  # type: ignore[attr-defined]
+            return self.classify([path], classifier, top_k=top_k)[0].to_dict()  # type: ignore[attr-defined]
         clf = self._classifier(classifier)
         image = open_image(path).image
         probs = probas_images(self, clf, [image])
@@ -176,7 +176,7 @@ class InsightsMixin:
     def image_colours(self, sha: str) -> dict[str, Any]:
         """Dominant product colours of a cataloged image (computed once, then cached)."""
         path, _ = self.image_file(sha)  # type: ignore[attr-defined]
-        return dict(_caches(self)["colours"].get_or(sha, lambda: self.colours(path)))  # type: ignore[attr-defined]
+        return _caches(self)["colours"].get_or(sha, lambda: self.colours(path)).to_dict()  # type: ignore[attr-defined]
 
     # ---- quality ------------------------------------------------------------------------------
     def image_quality(self, sha: str, profile: str | None = None) -> dict[str, Any]:

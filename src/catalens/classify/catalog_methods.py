@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from catalens.catalog_base import CatalogParts
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from catalens.classify.classifier import Classifier
+    from catalens.classify.colour.features import ColourResult
+    from catalens.classify.results import (
+        BrandReport,
+        BrandTag,
+        ClassifierEvaluation,
+        ClassifierInfo,
+        ClassifyReport,
+        ImagePrediction,
+    )
+    from catalens.core import Catalog
 
 
 class ClassifyMixin(CatalogParts):
@@ -155,7 +167,7 @@ class ClassifyMixin(CatalogParts):
         hierarchy: str = "joint",
         threshold: float | None = None,
         titles: Sequence[str | None] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ImagePrediction]:
         """Classify image files (``builtin``: the out-of-the-box e-commerce taxonomy): per file its
         source and, per field, the label, probability, ``top_k`` alternatives and ``needs_review``
         (below the classifier's abstain threshold, or ``threshold``). ``hierarchy`` "joint" keeps
@@ -163,7 +175,10 @@ class ClassifyMixin(CatalogParts):
 
         ``paths``: image files.
 
-        ``classifier``: a trained classifier's name, ``builtin``, or ``a+b`` for an ensemble."""
+        ``classifier``: a trained classifier's name, ``builtin``, or ``a+b`` for an ensemble.
+
+        Returns one :class:`~catalens.classify.results.ImagePrediction` per file, in order (a
+        :class:`~catalens.classify.results.FieldPrediction` per field; ``to_dict()`` for JSON)."""
         from catalens.classify.catalog_scoring import classify_files
 
         return classify_files(
@@ -180,10 +195,11 @@ class ClassifyMixin(CatalogParts):
         store: bool = True,
         batch: int = 4096,
         ray: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ClassifyReport:
         """Classify every stored image from its stored embedding and store the predictions (one row
-        per image and field, unless ``store=False``); returns counts per field and label. ``ray``:
-        score on that Ray cluster ("auto": the running one).
+        per image and field, unless ``store=False``). ``ray``: score on that Ray cluster ("auto": the
+        running one). Returns a :class:`~catalens.classify.results.ClassifyReport`: images scored,
+        how many need review, seconds, and counts per field and label.
 
         ``classifier``: a trained classifier's name (or ``builtin``; ``a+b`` for an ensemble);
         ``hierarchy`` and ``threshold`` as in :meth:`classify`; ``top_k`` alternatives kept per field;
@@ -193,7 +209,7 @@ class ClassifyMixin(CatalogParts):
         from catalens.classify.catalog_scoring import classify_all
 
         return classify_all(
-            self,
+            cast("Catalog", self),  # a mixin of Catalog: classify_all embeds what a fine-tuned model lacks
             classifier,
             hierarchy=hierarchy,
             threshold=threshold,
@@ -213,7 +229,7 @@ class ClassifyMixin(CatalogParts):
         hierarchy: str = "joint",
         skip_unknown: bool = False,
         allow_train_overlap: bool = False,
-    ) -> dict[str, Any]:
+    ) -> ClassifierEvaluation:
         """Accuracy, macro-F1, weighted-F1 and ECE per field; ``report_dir`` writes an HTML report.
 
         ``labels`` None: the classifier's own held-out split (else the catalog's attributes).
@@ -225,7 +241,8 @@ class ClassifyMixin(CatalogParts):
         refusing.
 
         ``classifier``: the classifier's name; ``allow_train_overlap``: score rows it was trained on
-        anyway."""
+        anyway. Returns a :class:`~catalens.classify.results.ClassifierEvaluation` (a
+        :class:`~catalens.classify.results.FieldMetrics` per field; the report's path in ``report``)."""
         from catalens.classify.catalog_scoring import evaluate
 
         return evaluate(
@@ -233,11 +250,14 @@ class ClassifyMixin(CatalogParts):
             skip_unknown=skip_unknown, allow_train_overlap=allow_train_overlap,
         )  # fmt: skip
 
-    def classifiers(self) -> list[dict[str, Any]]:
-        """Every saved classifier: name, versions, fields, method and model."""
+    def classifiers(self) -> list[ClassifierInfo]:
+        """Every saved classifier (brand taggers too), by name: a
+        :class:`~catalens.classify.results.ClassifierInfo` each (name, newest version, versions,
+        method, model and fields)."""
         from catalens.classify.classifier import list_classifiers
+        from catalens.classify.results import ClassifierInfo
 
-        return list_classifiers(self.settings.home)
+        return [ClassifierInfo.from_dict(row) for row in list_classifiers(self.settings.home)]
 
     def load_classifier(self, name: str, version: str | None = None) -> Classifier:
         """The saved classifier ``name`` (its newest version, or ``version``)."""
@@ -277,24 +297,27 @@ class ClassifyMixin(CatalogParts):
         *,
         ocr: bool = True,
         threshold: float | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[BrandTag]:
         """Brand of image files (``ocr``: OCR'd brand names win over the logo head).
 
         ``paths``: image files; ``tagger``: the brand tagger's name (``train_brand_tagger``);
-        ``threshold``: the logo head's abstain threshold (default: the tagger's own). Returns per file
-        its brand, probability and which source answered."""
+        ``threshold``: the logo head's abstain threshold (default: the tagger's own). Returns one
+        :class:`~catalens.classify.results.BrandTag` per file: its brand, probability and which
+        source answered."""
         from catalens.classify.brand.catalog_tagging import tag_files
 
         return tag_files(self, paths, tagger, ocr=ocr, threshold=threshold)
 
     def brands_all(
         self, tagger: str = "brands", *, ocr: bool = False, threshold: float | None = None, store: bool = True
-    ) -> dict[str, Any]:
+    ) -> BrandReport:
         """Brand of every stored image, stored as predictions of field ``brand`` (OCR, cached per
         image, only with ``ocr``).
 
         ``tagger``: the brand tagger's name; ``threshold``: the logo head's abstain threshold (default:
-        the tagger's own); ``store``: keep the predictions. Returns counts."""
+        the tagger's own); ``store``: keep the predictions. Returns a
+        :class:`~catalens.classify.results.BrandReport` (counts: images, unknown, read by OCR, per
+        brand)."""
         from catalens.classify.brand.catalog_tagging import tag_all
 
         return tag_all(self, tagger, ocr=ocr, threshold=threshold, store=store)
@@ -305,19 +328,19 @@ class ClassifyMixin(CatalogParts):
         *,
         k: int = 5,
         max_pixels: int = 4000,
-        product_mask: Any = None,
+        product_mask: np.ndarray | None = None,
         detect_on_white: bool = True,
-    ) -> dict[str, Any]:
+    ) -> ColourResult:
         """Dominant product colours (foreground only) named against the retail palette, with percentages
         (at most ``k``). On a plain white backdrop the packaged product detector's mask is the
         foreground (``detect_on_white``); ``product_mask`` (a boolean array) gives it instead.
 
-        ``path``: an image file; ``max_pixels``: pixels sampled for the palette. Returns the named
-        colours with their percentages and RGB."""
+        ``path``: an image file; ``max_pixels``: pixels sampled for the palette. Returns a
+        :class:`~catalens.classify.colour.features.ColourResult`: the primary colour, the named colours
+        with their shares and mean RGB, and how the foreground was found (``to_dict()``: percentages)."""
         from catalens.classify.colour.features import dominant_colours
         from catalens.imageio import open_image
 
-        result = dominant_colours(
+        return dominant_colours(
             open_image(path).image, k, max_pixels, product_mask=product_mask, detect_on_white=detect_on_white
         )
-        return result.to_dict()

@@ -9,17 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from catalens.classify.classifier import Classifier, load_classifier
 from catalens.classify.predict import Ensemble, FieldArrays, field_probas, predict_arrays, predict_rows
+from catalens.classify.results import (
+    ClassifierEvaluation,
+    ClassifyReport,
+    FieldMetrics,
+    FieldPrediction,
+    ImagePrediction,
+    TrainOverlap,
+)
 from catalens.errors import ClassifierError, TrainOverlapError
 from catalens.vectors import l2_normalize
 
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
+    from catalens.core import Catalog
 
-def resolve(cat: Any, ref: str) -> Classifier | Ensemble:
+
+def resolve(cat: CatalogParts, ref: str) -> Classifier | Ensemble:
     parts = [p.strip() for p in ref.split("+") if p.strip()]
     if not parts:
         raise ClassifierError("no classifier named")
@@ -40,7 +52,7 @@ def _members(clf: Classifier | Ensemble) -> list[Classifier]:
 
 
 def stored_inputs(
-    cat: Any, clf: Classifier, shas: Sequence[str], titles: Sequence[str | None] | None = None
+    cat: CatalogParts, clf: Classifier, shas: Sequence[str], titles: Sequence[str | None] | None = None
 ) -> np.ndarray:
     from catalens.classify.train import build_inputs
 
@@ -53,13 +65,13 @@ def has_small_heads(clf: Classifier | Ensemble) -> bool:
     return any(m.extra.get("small_view") for m in _members(clf))
 
 
-def image_sizes(cat: Any, shas: Sequence[str]) -> np.ndarray:
+def image_sizes(cat: CatalogParts, shas: Sequence[str]) -> np.ndarray:
     """(N, 2) stored widths and heights of cataloged images (0 where unknown)."""
     from sqlalchemy import select
 
     from catalens.catalog.schema import ImageRecord
 
-    found: dict[str, tuple[int, int]] = {}
+    found: dict[str | None, tuple[int, int]] = {}
     want = list(dict.fromkeys(shas))
     with cat.db.session() as s:
         for i in range(0, len(want), 900):
@@ -73,7 +85,7 @@ def image_sizes(cat: Any, shas: Sequence[str]) -> np.ndarray:
 
 
 def probas_stored(
-    cat: Any,
+    cat: CatalogParts,
     clf: Classifier | Ensemble,
     shas: Sequence[str],
     titles: Sequence[str | None] | None = None,
@@ -91,7 +103,10 @@ def probas_stored(
 
 
 def probas_images(
-    cat: Any, clf: Classifier | Ensemble, images: Sequence[Any], titles: Sequence[str | None] | None = None
+    cat: CatalogParts,
+    clf: Classifier | Ensemble,
+    images: Sequence[Any],
+    titles: Sequence[str | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Probabilities for PIL images (runs each member's encoder; exact feature norms)."""
     from catalens.classify.train import title_parts
@@ -121,7 +136,7 @@ def probas_images(
 
 
 def classify_files(
-    cat: Any,
+    cat: CatalogParts,
     paths: Sequence[str | Path],
     classifier: str = "builtin",
     *,
@@ -129,18 +144,37 @@ def classify_files(
     hierarchy: str = "joint",
     threshold: float | None = None,
     titles: Sequence[str | None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ImagePrediction]:
+    """Classify image files: an :class:`ImagePrediction` each (``source``: the path as given)."""
     from catalens.imageio import open_image
 
     images = [open_image(p).image for p in paths]
-    rows = classify_images(
+    name, rows = predict_images(
         cat, images, classifier, top_k=top_k, hierarchy=hierarchy, threshold=threshold, titles=titles
     )
-    return [{"source": str(p), **r} for p, r in zip(paths, rows, strict=True)]
+    return [ImagePrediction(str(p), name, r) for p, r in zip(paths, rows, strict=True)]
+
+
+def predict_images(
+    cat: CatalogParts,
+    images: Sequence[Any],
+    classifier: str = "builtin",
+    *,
+    top_k: int = 3,
+    hierarchy: str = "joint",
+    threshold: float | None = None,
+    titles: Sequence[str | None] | None = None,
+) -> tuple[str, list[dict[str, FieldPrediction]]]:
+    """The classifier's name and, per in-memory PIL image, a :class:`FieldPrediction` per field."""
+    clf = resolve(cat, classifier)
+    probs = probas_images(cat, clf, list(images), titles)
+    sizes = [im.size for im in images]
+    rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes)
+    return clf.name, rows
 
 
 def classify_images(
-    cat: Any,
+    cat: CatalogParts,
     images: Sequence[Any],
     classifier: str = "builtin",
     *,
@@ -150,15 +184,14 @@ def classify_images(
     titles: Sequence[str | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Classify in-memory PIL images (e.g. product crops): ``{"classifier", "fields"}`` each."""
-    clf = resolve(cat, classifier)
-    probs = probas_images(cat, clf, list(images), titles)
-    sizes = [im.size for im in images]
-    rows = predict_rows(clf, probs, top_k=top_k, hierarchy=hierarchy, threshold=threshold, sizes=sizes)
-    return [{"classifier": clf.name, "fields": {f: fp.to_dict() for f, fp in r.items()}} for r in rows]
+    name, rows = predict_images(
+        cat, images, classifier, top_k=top_k, hierarchy=hierarchy, threshold=threshold, titles=titles
+    )
+    return [{"classifier": name, "fields": {f: fp.to_dict() for f, fp in r.items()}} for r in rows]
 
 
 def classify_all(
-    cat: Any,
+    cat: Catalog,
     classifier: str,
     *,
     hierarchy: str = "joint",
@@ -167,7 +200,7 @@ def classify_all(
     store: bool = True,
     batch: int = 4096,
     ray: str | None = None,
-) -> dict[str, Any]:
+) -> ClassifyReport:
     """Classify every stored embedding and store the predictions (one row per image and field).
 
     ``ray``: score on the Ray cluster at that address ("auto": the running one), and embed the
@@ -188,7 +221,7 @@ def classify_all(
     version = "+".join(getattr(m, "version", "") for m in members)[:64]
     # image-only single classifier: score the stored matrix directly (no per-batch lookups)
     direct = not isinstance(clf, Ensemble) and clf.input == "image"
-    opts = {"top_k": top_k, "hierarchy": hierarchy, "threshold": threshold}
+    opts: dict[str, Any] = {"top_k": top_k, "hierarchy": hierarchy, "threshold": threshold}
 
     def batches() -> Any:
         for start in range(0, len(hashes), batch):
@@ -218,14 +251,14 @@ def classify_all(
             for k, v in zip(names.tolist(), n.tolist(), strict=True):
                 c[k] = c.get(k, 0) + v
         review += int(flagged.sum())
-    return {
-        "classifier": clf.name,
-        "images": len(hashes),
-        "needs_review": review,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "stored": store,
-        "labels": {f: dict(sorted(c.items(), key=lambda kv: -kv[1])[:20]) for f, c in counts.items()},
-    }
+    return ClassifyReport(
+        classifier=clf.name,
+        images=len(hashes),
+        needs_review=review,
+        seconds=time.perf_counter() - t0,
+        stored=store,
+        labels={f: dict(sorted(c.items(), key=lambda kv: -kv[1])[:20]) for f, c in counts.items()},
+    )
 
 
 def score_inputs(
@@ -247,7 +280,7 @@ def score_inputs(
 
 
 def store_predictions(
-    cat: Any, name: str, version: str, shas: Sequence[str], arrays: dict[str, FieldArrays]
+    cat: CatalogParts, name: str, version: str, shas: Sequence[str], arrays: dict[str, FieldArrays]
 ) -> None:
     """Replace the stored predictions of classifier ``name`` for ``shas`` (one executemany).
 
@@ -256,12 +289,12 @@ def store_predictions(
     """
     import json
 
-    from sqlalchemy import delete, insert
+    from sqlalchemy import Table, delete, insert
 
     from catalens.catalog.schema import utcnow
     from catalens.classify.tables import ClassPrediction
 
-    tbl = ClassPrediction.__table__
+    tbl = cast(Table, ClassPrediction.__table__)
     now = utcnow()
     cols = (
         "image_sha256",
@@ -311,7 +344,7 @@ def store_predictions(
             )
 
 
-def catalog_titles(cat: Any, hashes: Sequence[str]) -> list[str | None]:
+def catalog_titles(cat: CatalogParts, hashes: Sequence[str]) -> list[str | None]:
     from catalens.classify.labels import _catalog_maps
 
     _, _, _, owner = _catalog_maps(cat.db)
@@ -319,7 +352,7 @@ def catalog_titles(cat: Any, hashes: Sequence[str]) -> list[str | None]:
 
 
 def evaluate(
-    cat: Any,
+    cat: CatalogParts,
     classifier: str,
     labels_csv: str | Path | None,
     *,
@@ -328,13 +361,13 @@ def evaluate(
     hierarchy: str = "joint",
     skip_unknown: bool = False,
     allow_train_overlap: bool = False,
-) -> dict[str, Any]:
+) -> ClassifierEvaluation:
     """Per-field accuracy, macro-F1, weighted-F1 and ECE; an HTML report when ``report_dir``.
 
     ``labels_csv`` None: the classifier's held-out split (``holdout.csv`` in its folder), else the
     catalog's attributes. Rows the classifier was trained on raise :class:`TrainOverlapError`
     unless ``allow_train_overlap`` (then ``train_overlap`` and ``warning`` say so in the result)."""
-    from catalens.classify.evaluate import evaluate_field, public, write_report
+    from catalens.classify.evaluate import evaluate_field, write_report
     from catalens.classify.holdout import holdout_path, train_overlap
     from catalens.classify.labels import catalog_labels, read_labels
 
@@ -373,11 +406,25 @@ def evaluate(
     for f in use:
         y_pred = [r[f].label for r in rows]
         results[f] = evaluate_field(labels.labels[f], y_pred, probs[f], clf.classes(f))
-    out: dict[str, Any] = {"classifier": clf.name, "labels": labels.source, "fields": public(results)}
-    if overlap is not None:
-        out["train_overlap"] = overlap
-    if warning:
-        out["warning"] = warning
-    if report_dir is not None:
-        out["report"] = str(write_report(report_dir, clf.name, results))
-    return out
+    return ClassifierEvaluation(
+        classifier=clf.name,
+        labels=labels.source,
+        fields={f: _metrics(r) for f, r in results.items()},
+        train_overlap=None
+        if overlap is None
+        else TrainOverlap(overlap["rows"], overlap["of"], overlap["how"]),
+        warning=warning,
+        report=None if report_dir is None else write_report(report_dir, clf.name, results),
+    )
+
+
+def _metrics(r: dict[str, Any]) -> FieldMetrics:
+    """The public scores of :func:`catalens.classify.evaluate.evaluate_field`'s result."""
+    return FieldMetrics(
+        n=r["n"],
+        accuracy=r["accuracy"],
+        macro_f1=r["macro_f1"],
+        weighted_f1=r["weighted_f1"],
+        ece=r.get("ece"),
+        unknown_classes=tuple(r.get("unknown_classes", ())),
+    )

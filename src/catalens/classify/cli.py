@@ -81,9 +81,9 @@ def classify(
             if all_:
                 res: Any = cat.classify_all(
                     classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k, ray=ray
-                )
+                ).to_dict()
             else:
-                res = cat.classify(
+                predictions = cat.classify(
                     [str(p) for p in paths or []],
                     classifier,
                     top_k=top_k,
@@ -91,6 +91,7 @@ def classify(
                     threshold=threshold,
                     titles=title or None,
                 )
+                res = [p.to_dict() for p in predictions]
     except CatalensError as exc:
         _fail(exc)
     if as_json:
@@ -390,7 +391,7 @@ def eval_(
                 hierarchy=hierarchy,
                 skip_unknown=skip_unknown,
                 allow_train_overlap=allow_train_overlap,
-            )
+            ).to_dict()
     except CatalensError as exc:
         _fail(exc)
     if res.get("warning"):
@@ -432,7 +433,7 @@ def colour(
                 _print_each([cat.colours_each(p).to_dict() for p in paths], as_json)
                 return
             for p in paths:
-                results.append({"source": str(p), **cat.colours(p)})
+                results.append({"source": str(p), **cat.colours(p).to_dict()})
     except CatalensError as exc:
         _fail(exc)
     if as_json:
@@ -449,7 +450,7 @@ def classifiers(
     """List trained classifiers."""
     try:
         with _catalog() as cat:
-            rows = cat.classifiers()
+            rows = [c.to_dict() for c in cat.classifiers()]
     except CatalensError as exc:
         _fail(exc)
     if as_json:
@@ -581,11 +582,12 @@ def brand_tag(
     try:
         with _catalog() as cat:
             if all_:
-                res: Any = cat.brands_all(classifier, ocr=bool(ocr), threshold=threshold)
+                res: Any = cat.brands_all(classifier, ocr=bool(ocr), threshold=threshold).to_dict()
             else:
-                res = cat.brands(
+                tags = cat.brands(
                     [str(p) for p in paths or []], classifier, ocr=ocr is not False, threshold=threshold
                 )
+                res = [t.to_dict() for t in tags]
     except CatalensError as exc:
         _fail(exc)
     if as_json:

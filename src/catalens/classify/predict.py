@@ -14,30 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from catalens.classify.classifier import Classifier, softmax
+from catalens.classify.results import FieldPrediction
 from catalens.errors import ClassifierError
 
 HIERARCHY_MODES = ("joint", "mask", "none")
-
-
-@dataclass
-class FieldPrediction:
-    label: str
-    prob: float
-    top_k: list[tuple[str, float]]
-    needs_review: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "prob": round(float(self.prob), 6),
-            "needs_review": self.needs_review,
-            "top_k": [{"label": c, "prob": round(float(p), 6)} for c, p in self.top_k],
-        }
 
 
 class Ensemble:

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["classify"])
 @router.get("/classifiers", responses=UPLOAD_ERRORS)
 def classifiers(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """Trained classifiers of this catalog (``builtin`` is always there)."""
-    return cat.classifiers()
+    return [c.to_dict() for c in cat.classifiers()]
 
 
 @router.post("/classify", responses=UPLOAD_ERRORS)
@@ -45,7 +45,7 @@ def colours(
     """Dominant product colours (foreground) named against the retail palette, with shares."""
     upload = read_upload(file, cat)
     with cat.uploaded_image(upload) as path:
-        return cat.colours(path)
+        return cat.colours(path).to_dict()
 
 
 @router.get("/images/{sha256}/tags", responses=ERRORS)

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from catalens.classify.brand.tagger import UNKNOWN, BrandTagger, ocr_image, ocr_texts, train_brand_tagger
 from catalens.classify.classifier import Classifier, FieldHead, check_name, load_classifier, save_classifier
+from catalens.classify.results import BrandReport, BrandTag
 from catalens.errors import ClassifierError, LabelsError
+
+if TYPE_CHECKING:
+    from catalens.catalog_base import CatalogParts
 
 FIELD = "brand"
 
@@ -67,7 +71,7 @@ def from_classifier(clf: Classifier) -> BrandTagger:
 
 
 def train_brands(
-    cat: Any,
+    cat: CatalogParts,
     name: str,
     *,
     model: str | None = None,
@@ -111,7 +115,7 @@ def train_brands(
     return clf
 
 
-def _attribute(cat: Any, column: str) -> dict[str, str]:
+def _attribute(cat: CatalogParts, column: str) -> dict[str, str]:
     """product id -> its ``column`` attribute (non-empty); LabelsError naming the known attributes
     when no product has it."""
     from sqlalchemy import select
@@ -136,14 +140,14 @@ def _attribute(cat: Any, column: str) -> dict[str, str]:
 
 
 def tag_files(
-    cat: Any,
+    cat: CatalogParts,
     paths: Sequence[str | Path],
     tagger_name: str,
     *,
     ocr: bool = True,
     threshold: float | None = None,
-) -> list[dict[str, Any]]:
-    """Brand of each image file: ``{"source", "brand", "prob", "source_of_answer"}``."""
+) -> list[BrandTag]:
+    """Brand of each image file: a :class:`BrandTag` each (``source``: the path as given)."""
     from catalens.imageio import open_image
     from catalens.vectors import l2_normalize
 
@@ -154,21 +158,20 @@ def tag_files(
     X = l2_normalize(np.asarray(enc.encode(np.stack([enc.preprocess(im) for im in images])), np.float32))
     texts = [ocr_image(im) for im in images] if ocr else None
     rows = tagger.predict(X, texts, threshold=threshold)
-    return [_row(str(p), r) for p, r in zip(paths, rows, strict=True)]
-
-
-def _row(source: str, r: dict[str, Any]) -> dict[str, Any]:
-    return {"source": source, "brand": r["brand"], "prob": round(r["prob"], 6), "by": r["source"]}
+    return [
+        BrandTag(str(p), str(r["brand"]), float(r["prob"]), str(r["source"]))
+        for p, r in zip(paths, rows, strict=True)
+    ]
 
 
 def tag_all(
-    cat: Any,
+    cat: CatalogParts,
     tagger_name: str,
     *,
     ocr: bool = False,
     threshold: float | None = None,
     store: bool = True,
-) -> dict[str, Any]:
+) -> BrandReport:
     """Brand of every stored image (logo head on stored embeddings; OCR, cached per image, when
     ``ocr``); stored as predictions of field ``brand``."""
     import time
@@ -187,18 +190,18 @@ def tag_all(
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["brand"]] = counts.get(r["brand"], 0) + 1
-    return {
-        "classifier": clf.name,
-        "images": len(hashes),
-        "unknown": counts.get(UNKNOWN, 0),
-        "by_ocr": sum(r["source"] == "ocr" for r in rows),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "stored": store,
-        "brands": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:20]),
-    }
+    return BrandReport(
+        classifier=clf.name,
+        images=len(hashes),
+        unknown=counts.get(UNKNOWN, 0),
+        by_ocr=sum(r["source"] == "ocr" for r in rows),
+        seconds=time.perf_counter() - t0,
+        stored=store,
+        brands=dict(sorted(counts.items(), key=lambda kv: -kv[1])[:20]),
+    )
 
 
-def _store(cat: Any, clf: Classifier, shas: Sequence[str], rows: list[dict[str, Any]]) -> None:
+def _store(cat: CatalogParts, clf: Classifier, shas: Sequence[str], rows: list[dict[str, Any]]) -> None:
     from sqlalchemy import delete
 
     from catalens.classify.tables import ClassPrediction
