@@ -22,6 +22,7 @@ TYPED = [
     "quality/summary.py",
     "search/duplicates.py",
     "quality/checks/duplicates.py",
+    "api/insights.py",
     *sorted(str(p.relative_to(SRC)) for p in SRC.glob("*/catalog_methods.py")),
 ]
 FLAGS = ["--strict", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary"]
@@ -59,6 +60,22 @@ def test_public_results_are_exported_typed_dataclasses() -> None:
         assert dataclasses.is_dataclass(cls) and callable(getattr(cls, "to_dict", None)), name
     with pytest.raises(AttributeError):
         catalens.NoSuchThing  # noqa: B018
+
+
+def test_catalog_open_takes_every_setting_by_name() -> None:
+    """Issue 19: ``Catalog.open`` names each :class:`~catalens.config.Settings` field it forwards (typed
+    keywords, no ``**settings``), and documents them."""
+    import dataclasses
+    import inspect
+
+    from catalens.config import Settings
+    from catalens.core import Catalog
+
+    params = inspect.signature(Catalog.open).parameters
+    assert not any(p.kind is p.VAR_KEYWORD for p in params.values())
+    assert set(params) == {f.name for f in dataclasses.fields(Settings)}
+    doc = inspect.getdoc(Catalog.open) or ""
+    assert all(f"``{p}``" in doc for p in params), doc
 
 
 def test_every_public_catalog_method_documents_its_arguments() -> None:

@@ -16,23 +16,39 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from catalens.errors import CatalensError, NotFoundError
 from catalens.quality.summary import SEVERITY
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from catalens.classify.classifier import Classifier
+    from catalens.classify.colour.features import ColourResult
+
+    # the mixin reaches the catalog's other mixins (classifiers, searcher, image_file, qc, ...): typed
+    # as a Catalog subclass, which it is at run time (ServiceCatalog(InsightsMixin, Catalog))
+    from catalens.core import Catalog as _CatalogBase
+else:
+    _CatalogBase = object
 
 
 class ClassifierLoading(CatalensError):
     """A classifier is still loading in the background."""
 
 
-class _Lru(OrderedDict[Any, Any]):
+V = TypeVar("V")
+
+
+class _Lru(OrderedDict[Any, V]):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
         self.lock = threading.Lock()
 
-    def get_or(self, key: Any, make: Any) -> Any:
+    def get_or(self, key: Any, make: Callable[[], V]) -> V:
         with self.lock:
             if key in self:
                 self.move_to_end(key)
@@ -45,8 +61,17 @@ class _Lru(OrderedDict[Any, Any]):
         return value
 
 
-def _caches(cat: Any) -> dict[str, Any]:
-    c = cat.__dict__.get("_insight_caches")
+class _Caches(TypedDict, total=False):
+    clf: dict[tuple[str, str | None], Classifier]  # (name, latest version) -> loaded classifier
+    colours: _Lru[ColourResult]
+    qc: _Lru[dict[str, Any]]
+    lock: threading.Lock
+    loader: threading.Thread  # loading a classifier in the background (absent: none)
+    clf_error: Exception  # its error, raised by the next request
+
+
+def _caches(cat: InsightsMixin) -> _Caches:
+    c: _Caches | None = cat.__dict__.get("_insight_caches")
     if c is None:
         c = cat.__dict__.setdefault(
             "_insight_caches", {"clf": {}, "colours": _Lru(4096), "qc": _Lru(2048), "lock": threading.Lock()}
@@ -54,7 +79,7 @@ def _caches(cat: Any) -> dict[str, Any]:
     return c
 
 
-class InsightsMixin:
+class InsightsMixin(_CatalogBase):
     """Tags, colours, quality and dashboard data for the web page."""
 
     # ---- classifiers --------------------------------------------------------------------------
@@ -62,13 +87,13 @@ class InsightsMixin:
         """``builtin`` plus every trained classifier whose input is the image embedding alone."""
         names = ["builtin"]
         try:
-            for info in self.classifiers():  # type: ignore[attr-defined]
+            for info in self.classifiers():
                 names.append(info.name)
         except CatalensError:
             pass
         return names
 
-    def _classifier(self, name: str, wait: bool = True) -> Any:
+    def _classifier(self, name: str, wait: bool = True) -> Classifier:
         """A loaded classifier, cached by (name, latest version). With ``wait=False`` a classifier
         that is slow to load (``builtin`` reads the model's ImageNet head) loads in the background
         and :class:`ClassifierLoading` is raised until it is there."""
@@ -77,13 +102,13 @@ class InsightsMixin:
         cache = _caches(self)
         latest = None
         if name != "builtin":
-            latest = next((c.latest for c in self.classifiers() if c.name == name), None)  # type: ignore[attr-defined]
+            latest = next((c.latest for c in self.classifiers() if c.name == name), None)
             if latest is None:
                 raise NotFoundError(f"no classifier named {name!r}")
         key = (name, latest)
         if key in cache["clf"]:
             return cache["clf"][key]
-        home = self.settings.home  # type: ignore[attr-defined]
+        home = self.settings.home
         if wait or name != "builtin":
             clf = load_classifier(home, name)  # no lock held: a slow load never blocks other classifiers
             return cache["clf"].setdefault(key, clf)
@@ -103,10 +128,10 @@ class InsightsMixin:
                 cache["loader"].start()
         raise ClassifierLoading(f"classifier {name!r} is loading; try again in a few seconds")
 
-    def _embedded(self, clf: Any, shas: list[str]) -> tuple[list[str], Any]:
+    def _embedded(self, clf: Classifier, shas: list[str]) -> tuple[list[str], np.ndarray]:
         import numpy as np
 
-        engine = self.searcher(clf.model)  # type: ignore[attr-defined]
+        engine = self.searcher(clf.model)
         keep, rows = [], []
         for sha in shas:
             v = engine.stored_vector(sha)
@@ -118,7 +143,7 @@ class InsightsMixin:
 
     def _predict(
         self, name: str, shas: list[str], top_k: int = 3, wait: bool = True
-    ) -> tuple[Any, dict[str, dict[str, Any]]]:
+    ) -> tuple[Classifier, dict[str, dict[str, Any]]]:
         """(classifier, sha -> {field: prediction dict}) from stored embeddings."""
         from catalens.classify.predict import field_probas, predict_rows
 
@@ -138,7 +163,7 @@ class InsightsMixin:
 
     def image_tags(self, sha: str, classifiers: list[str] | None = None, top_k: int = 3) -> dict[str, Any]:
         """Predicted fields with calibrated confidences for a cataloged image, per classifier."""
-        self.image_info(sha)  # type: ignore[attr-defined]
+        self.image_info(sha)
         out: list[dict[str, Any]] = []
         for name in classifiers or self.tag_classifiers():
             try:
@@ -161,7 +186,7 @@ class InsightsMixin:
         from catalens.imageio import open_image
 
         if "+" in classifier or "@" in classifier:  # ensembles and pinned versions: the general path
-            return self.classify([path], classifier, top_k=top_k)[0].to_dict()  # type: ignore[attr-defined]
+            return self.classify([path], classifier, top_k=top_k)[0].to_dict()
         clf = self._classifier(classifier)
         image = open_image(path).image
         probs = probas_images(self, clf, [image])
@@ -175,20 +200,20 @@ class InsightsMixin:
     # ---- colours ------------------------------------------------------------------------------
     def image_colours(self, sha: str) -> dict[str, Any]:
         """Dominant product colours of a cataloged image (computed once, then cached)."""
-        path, _ = self.image_file(sha)  # type: ignore[attr-defined]
-        return _caches(self)["colours"].get_or(sha, lambda: self.colours(path)).to_dict()  # type: ignore[attr-defined]
+        path, _ = self.image_file(sha)
+        return _caches(self)["colours"].get_or(sha, lambda: self.colours(path)).to_dict()
 
     # ---- quality ------------------------------------------------------------------------------
     def image_quality(self, sha: str, profile: str | None = None) -> dict[str, Any]:
         """Quality verdicts with reasons: the stored results of every profile run on this image, or,
         for a ``profile`` not run on it yet, the checks computed now (not stored)."""
-        path, _ = self.image_file(sha)  # type: ignore[attr-defined]
-        stored = self.qc_stored([sha], profile)  # type: ignore[attr-defined]
+        path, _ = self.image_file(sha)
+        stored = self.qc_stored([sha], profile)
         if stored or not profile:
             return {"sha256": sha, "profiles": stored}
 
         def compute() -> dict[str, Any]:  # cached without the exceptions: they apply on each read
-            report = self.qc([path], profile=profile, store=False, exceptions=False)  # type: ignore[attr-defined]
+            report = self.qc([path], profile=profile, store=False, exceptions=False)
             d = report.images[0].to_dict()
             return {
                 "sha256": sha,
@@ -203,7 +228,7 @@ class InsightsMixin:
         from catalens.quality.exceptions import apply_exceptions, dismissed_pairs
 
         row = _caches(self)["qc"].get_or((sha, profile), compute)
-        return {"sha256": sha, "profiles": [apply_exceptions(row, dismissed_pairs(self.db))]}  # type: ignore[attr-defined]
+        return {"sha256": sha, "profiles": [apply_exceptions(row, dismissed_pairs(self.db))]}
 
     # ---- grids --------------------------------------------------------------------------------
     def image_badges(
@@ -214,7 +239,7 @@ class InsightsMixin:
         ``builtin``). One database query and one matrix product for the whole grid."""
         shas = list(dict.fromkeys(shas))
         out: dict[str, dict[str, Any]] = {h: {"quality": None, "tags": []} for h in shas}
-        for row in self.qc_stored(shas, profile):  # type: ignore[attr-defined]
+        for row in self.qc_stored(shas, profile):
             cur = out[row["sha256"]]["quality"]
             if cur is None or SEVERITY[row["verdict"]] > SEVERITY[cur["verdict"]]:
                 out[row["sha256"]]["quality"] = {k: row[k] for k in ("profile", "verdict", "issues")}
