@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,9 +66,24 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory):
                 cat.record_event(f"u{u}", f"P{(u + i) % 8}", "purchase" if i == 0 else "view")
         cat.recommend_changed()
         assert cat.refits.wait_idle(60)
+        SERVICE["catalog"] = cat
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
         cat.jobs.shutdown()
         cat.close()
+
+
+SERVICE: dict[str, Any] = {}  # the fixture's ServiceCatalog, for tests that wait on its background work
+
+
+def settle_background_work(timeout: float = 60.0) -> None:
+    """Wait until the service's ingest jobs and recommender refits are idle (the earlier fuzzing
+    starts both): a walk then starts from the same state however loaded the machine is."""
+    cat = SERVICE["catalog"]
+    end = time.monotonic() + timeout
+    while cat.jobs.active() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not cat.jobs.active(), "ingest jobs still running"
+    assert cat.refits.wait_idle(max(1.0, end - time.monotonic())), "recommender refit still running"
 
 
 SETTINGS = settings(
@@ -149,6 +165,7 @@ def test_api_stateful_with_links(api_schema) -> None:
                 recorder=self.recorder,
             )
 
+    settle_background_work()
     run_state_machine_as_test(Authenticated, settings=STATEFUL_SETTINGS)
     assert statuses and not [s for s in statuses if s >= 500], statuses
     print(
