@@ -66,7 +66,7 @@ def _missing_module_hint(module: str) -> str:
     return f"module {module!r} is missing: pip install 'catalens[{extra}]'"
 
 
-def _feature_routers(cat: Any) -> list[tuple[str, Any]]:
+def _feature_routers(cat: object) -> list[tuple[str, Any]]:
     """The router of every feature in ``FEATURE_ROUTERS``. The service serves all of them, so one
     it cannot serve (its catalog method or a module its routes import is missing) is a
     ConfigError naming each such feature and what is missing; no route is dropped silently."""
@@ -91,7 +91,7 @@ def _feature_routers(cat: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def check_features(cat: Any) -> None:
+def check_features(cat: object) -> None:
     """Raise ConfigError (as :func:`create_app` would) when a feature the service serves is missing."""
     _feature_routers(cat)
 

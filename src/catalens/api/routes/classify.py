@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
@@ -10,11 +10,14 @@ from catalens.api import security
 from catalens.api.routes import ERRORS, UPLOAD_ERRORS, catalog, read_upload
 from catalens.catalog.products import check_sha
 
+if TYPE_CHECKING:
+    from catalens.api.service_catalog import ServiceCatalog
+
 router = APIRouter(prefix="/api/v1", tags=["classify"])
 
 
 @router.get("/classifiers", responses=UPLOAD_ERRORS)
-def classifiers(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def classifiers(cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """Trained classifiers of this catalog (``builtin`` is always there)."""
     return [c.to_dict() for c in cat.classifiers()]
 
@@ -23,7 +26,7 @@ def classifiers(cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -
 def classify(
     file: Annotated[UploadFile, File(description="image to classify")],
     classifier: Annotated[str, Form(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = "builtin",
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Predicted fields and tags with confidences for an uploaded image (nothing is stored)."""
@@ -39,7 +42,7 @@ def classify(
 @router.post("/colours", responses=UPLOAD_ERRORS)
 def colours(
     file: Annotated[UploadFile, File(description="image")],
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Dominant product colours (foreground) named against the retail palette, with shares."""
@@ -53,7 +56,7 @@ def image_tags(
     sha256: str,
     classifier: Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
     top_k: Annotated[int, Query(ge=1, le=10)] = 3,
-    cat: Any = Depends(catalog),
+    cat: ServiceCatalog = Depends(catalog),
     _p: Any = Depends(security.read),
 ) -> Any:
     """Predicted fields with confidences for a cataloged image, from its stored embedding:
@@ -62,6 +65,6 @@ def image_tags(
 
 
 @router.get("/images/{sha256}/colours", responses=ERRORS)
-def image_colours(sha256: str, cat: Any = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
+def image_colours(sha256: str, cat: ServiceCatalog = Depends(catalog), _p: Any = Depends(security.read)) -> Any:
     """Dominant product colours of a cataloged image with percentages (computed once, cached)."""
     return cat.image_colours(check_sha(sha256))
