@@ -23,6 +23,8 @@ TYPED = [
     "search/duplicates.py",
     "quality/checks/duplicates.py",
     "api/insights.py",
+    "classify/results.py",  # public results (the others are checked where the Catalog returns them)
+    "quality/result.py",
     *sorted(str(p.relative_to(SRC)) for p in SRC.glob("*/catalog_methods.py")),
 ]
 FLAGS = ["--strict", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary"]

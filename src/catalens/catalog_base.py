@@ -1,8 +1,8 @@
 """What every ``Catalog`` mixin may use from the catalog: a typed declaration, so a newcomer sees the
 dependencies of a task's catalog methods and the type checker checks them (issue 19).
 
-The mixins (``catalog/products.py``, ``<task>/catalog_methods.py``) subclass :class:`CatalogParts`; at run time
-it is an empty base, and ``catalens.core.Catalog`` provides each attribute:
+The mixins (``catalog/products.py``, ``<task>/catalog_methods.py``) subclass the :class:`CatalogParts` protocol; at run time
+it declares nothing, and ``catalens.core.Catalog`` provides each attribute:
 
 * ``settings`` - :class:`catalens.config.Settings` (home, limits, default model, workers);
 * ``db`` - :class:`catalens.catalog.db.CatalogDB` (SQLAlchemy sessions and the queries jobs need);
@@ -12,7 +12,7 @@ it is an empty base, and ``catalens.core.Catalog`` provides each attribute:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from catalens.models.runtime import ImageEncoder
 
 
-class CatalogParts:
-    """The catalog's shared parts, declared for the mixins (provided by ``catalens.core.Catalog``)."""
+class CatalogParts(Protocol):
+    """The catalog's shared parts, declared for the mixins and the task functions (provided by
+    ``catalens.core.Catalog``). A ``Protocol``: the mixins subclass it, and any object with these
+    parts (a test's stand-in, a future catalog) is accepted where a task function asks for one."""
 
     settings: Settings
     db: CatalogDB
