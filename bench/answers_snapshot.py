@@ -10,7 +10,8 @@ text projection is trained), catalog
 dedup, a linear articleType classifier trained on the catalog and ``classify --all``, QC of every image
 with the general profile, and recommendations for 5 shoppers of a seeded event log. Volatile fields
 (timings, ids of jobs, paths of the temporary home, dates) are dropped. Prints one JSON line per
-section: equal or not, and the first differing keys.
+section: equal or not, and the differences grouped by key (list indices blanked) with a count and the
+first before / after values.
 """
 
 from __future__ import annotations
@@ -73,19 +74,32 @@ def _clean(x: Any, tmp: str) -> Any:
     return x
 
 
-def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+def _diff(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(path, before, after) of every difference between two JSON values."""
     if type(a) is not type(b):
-        return [path or "/"]
+        return [(path or "/", a, b)]
     if isinstance(a, dict):
-        out = [f"{path}/{k}" for k in sorted(set(a) ^ set(b))]
+        out = [(f"{path}/{k}", a.get(k), b.get(k)) for k in sorted(set(a) ^ set(b))]
         for k in sorted(set(a) & set(b)):
             out += _diff(a[k], b[k], f"{path}/{k}")
         return out
     if isinstance(a, list):
         if len(a) != len(b):
-            return [f"{path} (length {len(a)} vs {len(b)})"]
+            return [(f"{path} (length {len(a)} vs {len(b)})", len(a), len(b))]
         return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _diff(x, y, f"{path}[{i}]")]
-    return [] if a == b else [path]
+    return [] if a == b else [(path, a, b)]
+
+
+def _patterns(diffs: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
+    """Differences grouped by key with list indices blanked: count, and the first before / after values."""
+    import re
+
+    groups: dict[str, dict[str, Any]] = {}
+    for path, a, b in diffs:
+        key = re.sub(r"\[\d+\]", "[*]", path)
+        g = groups.setdefault(key, {"key": key, "count": 0, "before": str(a)[:120], "after": str(b)[:120]})
+        g["count"] += 1
+    return list(groups.values())
 
 
 def _inputs(work: Path, n: int) -> tuple[Path, Path]:
@@ -138,7 +152,9 @@ def main() -> int:
     for section in runs[0]:
         d = _diff(runs[0][section], runs[1][section])
         print(
-            json.dumps({"section": section, "equal": not d, "differences": len(d), "first": d[:8]}),
+            json.dumps(
+                {"section": section, "equal": not d, "differences": len(d), "by_key": _patterns(d)[:8]}
+            ),
             flush=True,
         )
     return 0
