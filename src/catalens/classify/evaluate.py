@@ -118,9 +118,3 @@ def write_report(report_dir: str | Path, name: str, results: dict[str, dict[str,
     out = d / "index.html"
     out.write_text("\n".join(parts))
     return out
-
-
-def public(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Results without the internal fields, for JSON output."""
-    keep = ("n", "accuracy", "macro_f1", "weighted_f1", "ece", "unknown_classes")
-    return {f: {k: r.get(k) for k in keep} for f, r in results.items()}
