@@ -13,8 +13,8 @@ Issue 21 item 3 asks for ``dedup`` on 100k images in one real run, given the emb
   white photos, the packaged detector's product pixels on the others) by j/size of a full turn
   (siblings spread evenly; neutral pixels get a chroma of 20-45 in that direction) and moves their
   lightness by 5-20 up or down; half are mirrored. Variants are other products (same style, other
-  colour): dedup must not call them copies. Families of ~15 are a stress case for the candidate
-  stage (a real catalog has fewer colours per style), so the time is an upper side.
+  colour): dedup must not call them copies. Families of ~15 are more than a real catalog has per
+  style; each photo still meets about as many candidate pairs as on myntra-dev (bench/RESULTS.md).
 * ``--copies`` (2%) of the photos get one planted copy, the edit kinds of the lock-box planted set
   taking turns (resize, recompress, crop, border, overlaid text, pasted label / sticker / price tag /
   logo; ``bench/search_dedup_lockbox_planted.edit``). These pairs are the truth.
