@@ -350,8 +350,8 @@ REC_USERS = 1500  # simulated shoppers over the slice's products (bench/recommen
 def recommend_recall(cat: Any) -> dict[str, float]:
     """Leave-last-out Recall@10 per recommender. Shoppers' tastes are attributes (type, colour, usage,
     brand), never vectors, so the visual recommender finds them only if the embeddings are good. (The
-    hybrid also learns from co-purchases and attributes: Recall@10 0.439 with the real vectors, 0.444
-    with random ones on this slice, so it would not show a broken model; see bench/RESULTS.md.)"""
+    hybrid also learns from co-purchases and attributes, so random vectors barely move it: it would not
+    show a broken model.)"""
     from recommend_sim import simulate
 
     from catalens.recommend.config import RecommendConfig
