@@ -19,6 +19,13 @@ Printed: weighted-F1 and accuracy per input and size, and the confusion counts b
 colours (Navy Blue / Blue, Off White / Cream / White / Beige, Grey / Charcoal / Silver, Red / Maroon,
 Pink / Peach, Olive / Green, Brown / Tan / Coffee Brown) of the best input.
 Variants tried on dev: the three inputs above, nothing else (the descriptor and mask as written).
+
+``--library-check``: instead, the library path that ships the kept input - ``Catalog.train_classifier``
+on a labels CSV of every pool row (baseColour, articleType, gender; linear, thumbnail views, rare classes
+dropped, no hold-out) with colour features off (the former default) and as by default (the
+``colour-v3`` descriptor, for baseColour's heads only), image alone and fused with the title's MiniLM
+embedding - scored on the half's rows as stored (``stored_inputs``) and as 60x80 thumbnail files
+classified like a user's (``probas_images``: the thumbnail's own embedding and descriptor).
 """
 
 from __future__ import annotations
@@ -88,11 +95,69 @@ def descriptors(cat, shas: list[str], cache: Path) -> dict[str, np.ndarray]:  # 
     return data
 
 
+def library_check(home: str, half: str) -> int:
+    import csv
+    import tempfile
+
+    from sklearn.metrics import f1_score
+
+    from catalens.classify.catalog_scoring import probas_images, stored_inputs
+    from catalens.classify.labels import catalog_labels
+    from catalens.classify.predict import field_probas
+    from catalens.classify.thumbnail_views import VIEWS, view_image
+    from catalens.core import Catalog
+    from catalens.imageio import open_image
+
+    t0 = time.perf_counter()
+    fields = [FIELD, "articleType", "gender"]
+    cat = Catalog.open(home)
+    L = catalog_labels(cat.db, fields)
+    split = parts(cat, L)
+    held = [i for i in split[half] if L.labels[FIELD][i] is not None]
+    shas = [L.shas[i] for i in held]
+    thumbs = []
+    for s in shas:
+        rec = cat.db.image(s)
+        thumbs.append(view_image(open_image(rec.stored_path or rec.source).image, VIEWS["thumb"]))
+    out: dict[str, object] = {"half": half, "held_rows": len(held)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "labels.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["sha256", *fields])
+            w.writerows([L.shas[i], *(L.labels[f][i] or "" for f in fields)] for i in split["pool"])
+        variants = [(f"{what}{' + title' if text else ''}", use, text)
+                    for text in (None, "minilm") for what, use in (("colour off (before)", False), ("default", None))]  # fmt: skip
+        for name, use, text in variants:
+            clf = cat.train_classifier(
+                "colour-check", fields, labels=path, drop_rare=True, holdout=0.0, use_colour=use, save=False,
+                text_model=text,
+            )  # fmt: skip
+            row: dict[str, object] = {"input": clf.input, "descriptor": clf.extra.get("colour_descriptor")}
+            titles = [L.titles[i] for i in held] if text else None
+            for size, probs in (
+                ("225x300", field_probas(clf, stored_inputs(cat, clf, shas, titles))),
+                ("60x80", probas_images(cat, clf, thumbs, titles)),
+            ):
+                for f in fields:
+                    keep = [j for j, i in enumerate(held) if L.labels[f][i] is not None]
+                    truth = [L.labels[f][held[j]] for j in keep]
+                    pred = np.array(clf.head(f).classes)[probs[f][keep].argmax(1)]
+                    row[f"{f} {size}"] = round(float(f1_score(truth, pred, average="weighted", zero_division=0)), 4)
+            out[name] = row
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(out))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", required=True)
     ap.add_argument("--half", choices=("dev", "lockbox"), required=True)
+    ap.add_argument("--library-check", action="store_true")
     args = ap.parse_args()
+    if args.library_check:
+        return library_check(args.home, args.half)
     from sklearn.metrics import accuracy_score, f1_score
 
     from catalens.classify.labels import catalog_labels

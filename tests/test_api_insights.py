@@ -113,3 +113,22 @@ def test_classify_upload_keeps_the_classifier_loaded(api):
     assert r1.status_code == 200, r1.text
     assert r1.json()["source"] == "a.png" and "kind" in r1.json()["fields"]
     assert any(k[0] == "kinds" for k in cat.__dict__["_insight_caches"]["clf"])
+
+
+def test_tags_of_a_classifier_with_colour_features(api):
+    """A linear classifier of a colour field takes the colour descriptor too (image+colour): the web
+    page's tags and badges score it from the stored embedding and the image's stored descriptor."""
+    cat, c = api
+    clf = cat.train_classifier("cols", ["colour", "kind"], holdout=0)
+    assert clf.input == "image+colour"
+    sha = _sha(c, "P3")
+    r = c.get(f"/api/v1/images/{sha}/tags", params={"classifier": "cols"})
+    assert r.status_code == 200, r.text
+    (entry,) = r.json()["classifiers"]
+    assert "note" not in entry and set(entry["fields"]) == {"colour", "kind"}
+    path, _ = cat.image_file(sha)
+    ref = cat.classify([path], "cols")[0].fields["colour"]
+    assert ref.label == entry["fields"]["colour"]["label"]
+    assert np.isclose(ref.prob, entry["fields"]["colour"]["prob"], atol=0.02)
+    b = c.post("/api/v1/images/badges", json={"shas": [sha]}).json()
+    assert b["classifier"] == "cols" and {t["field"] for t in b["images"][sha]["tags"]} == {"colour", "kind"}

@@ -84,7 +84,7 @@ class InsightsMixin(_CatalogBase):
 
     # ---- classifiers --------------------------------------------------------------------------
     def tag_classifiers(self) -> list[str]:
-        """``builtin`` plus every trained classifier whose input is the image embedding alone."""
+        """``builtin`` plus every trained classifier (those that need titles answer with a note)."""
         names = ["builtin"]
         try:
             for info in self.classifiers():
@@ -148,13 +148,21 @@ class InsightsMixin(_CatalogBase):
         from catalens.classify.predict import field_probas, predict_rows
 
         clf = self._classifier(name, wait)
-        if getattr(clf, "input", "image") != "image":
+        kinds = set(getattr(clf, "input", "image").split("+"))
+        if kinds - {"image", "colour"}:
             raise NotFoundError(
-                f"classifier {name!r} uses {clf.input} inputs; tags here come from image embeddings only"
+                f"classifier {name!r} uses {clf.input} inputs; tags here come from the images alone "
+                "(embeddings and colour descriptors), not titles"
             )
         keep, mat = self._embedded(clf, shas)
         if not keep:
             return clf, {}
+        if "colour" in kinds:  # stored descriptors (computed once for an image not seen before)
+            import numpy as np
+
+            from catalens.classify.colour.calibration import colour_descriptors, descriptor_version
+
+            mat = np.hstack([mat, colour_descriptors(self, keep, version=descriptor_version(clf))])
         from catalens.classify.catalog_scoring import has_small_heads, image_sizes
 
         sizes = image_sizes(self, keep) if has_small_heads(clf) else None

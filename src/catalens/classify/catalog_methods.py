@@ -48,6 +48,7 @@ class ClassifyMixin(CatalogParts):
         holdout_seed: int = 0,
         holdout_out: str | Path | None = None,
         propagate: Sequence[str] = (),
+        use_colour: bool | None = None,
         **options: Any,
     ) -> Classifier:
         """Train and save a classifier (labels CSV, or the catalog's own attributes when None).
@@ -64,6 +65,10 @@ class ClassifyMixin(CatalogParts):
         model; ``hierarchy`` / ``taxonomy``: fields that form a hierarchy and a taxonomy YAML;
         ``drop_rare``: leave out classes with too few examples instead of refusing; ``skip_unknown``:
         leave out label rows whose image is not in the catalog; ``holdout_seed``: the split's seed;
+        ``use_colour``: the product's colour descriptor as an input (:mod:`catalens.classify.colour.calibration`):
+        ``None`` (default) for the colour fields (``baseColour``, ``color``...) of a linear classifier
+        without title inputs,
+        ``True`` for every field, ``False`` never.
         ``options``: method options (e.g. ``C``, ``views``, ``calibration``). Returns the saved
         :class:`~catalens.classify.classifier.Classifier`.
 
@@ -107,6 +112,7 @@ class ClassifyMixin(CatalogParts):
             text_model=text_model,
             hierarchy=list(hierarchy or []),
             taxonomy=tax,
+            use_colour=use_colour,
             drop_rare=drop_rare,
             **options,
         )

@@ -54,10 +54,17 @@ def _members(clf: Classifier | Ensemble) -> list[Classifier]:
 def stored_inputs(
     cat: CatalogParts, clf: Classifier, shas: Sequence[str], titles: Sequence[str | None] | None = None
 ) -> np.ndarray:
+    from catalens.classify.colour.calibration import descriptor_version
     from catalens.classify.train import build_inputs
 
     return build_inputs(
-        cat, clf.input, list(shas), list(titles) if titles is not None else None, clf.model, clf.text_model
+        cat,
+        clf.input,
+        list(shas),
+        list(titles) if titles is not None else None,
+        clf.model,
+        clf.text_model,
+        colour_version=descriptor_version(clf),
     )[0]
 
 
@@ -124,9 +131,10 @@ def probas_images(
                 )
             x = np.hstack([x, *title_parts(m.input, list(titles), m.text_model)])
         if "colour" in m.input.split("+"):
-            from catalens.classify.colour.calibration import colour_descriptor
+            from catalens.classify.colour.calibration import describe, descriptor_version
 
-            x = np.hstack([x, np.stack([colour_descriptor(im) for im in images])])
+            version = descriptor_version(m)
+            x = np.hstack([x, np.stack([describe(im, version) for im in images])])
         inputs.append(x)
         norms.append(np.linalg.norm(raw, axis=1))
     sizes = np.array([im.size for im in images], np.int64).reshape(-1, 2)

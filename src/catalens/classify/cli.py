@@ -133,8 +133,14 @@ def train(
         ),
     ] = False,
     colour_features: Annotated[
-        bool, typer.Option("--colour-features", help="Add foreground colour descriptors (colour fields).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--colour-features/--no-colour-features",
+            help="The product's colour descriptor as an input: for every field, or none. Default: for "
+            "colour fields (baseColour, color...) of linear classifiers without title inputs.",
+            show_default=False,
+        ),
+    ] = None,
     hierarchy: Annotated[
         str | None,
         typer.Option(help="Hierarchy of fields, parent first: 'masterCategory>subCategory>articleType'."),

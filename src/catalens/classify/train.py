@@ -10,6 +10,7 @@ predictions stay consistent (see :mod:`catalens.classify.predict`).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from catalens.classify.classifier import Classifier, FieldHead, check_name
+from catalens.classify.colour.calibration import DEFAULT_DESCRIPTOR, DESCRIPTOR_DIM, LEGACY_DESCRIPTOR
 from catalens.classify.heads import (
     HEAD_FITTERS,
     MIN_EXAMPLES,
@@ -62,12 +64,24 @@ def text_matrix(titles: list[str | None], text_model: str) -> np.ndarray:
     return np.asarray(enc.encode([t or "" for t in titles]), np.float32)
 
 
-def colour_matrix(cat: CatalogParts, shas: list[str]) -> np.ndarray:
-    """Foreground colour descriptors (:func:`catalens.classify.colour.calibration.colour_descriptor`) of
-    stored images, computed once per image and cached in the catalog."""
-    from catalens.classify.colour.calibration import colour_descriptors
+def colour_matrix(cat: CatalogParts, shas: list[str], version: str | None = None) -> np.ndarray:
+    """Foreground colour descriptors (:mod:`catalens.classify.colour.calibration`, in ``version``;
+    default: the one classifiers saved without a version used) of stored images, computed once per
+    image and version and cached in the catalog."""
+    from catalens.classify.colour.calibration import LEGACY_DESCRIPTOR, colour_descriptors
 
-    return colour_descriptors(cat, shas)
+    return colour_descriptors(cat, shas, version=version or LEGACY_DESCRIPTOR)
+
+
+COLOUR_FIELD = re.compile(r"colou?r", re.IGNORECASE)
+
+
+def colour_fields(fields: Sequence[str]) -> list[str]:
+    """The fields whose name says colour (``baseColour``, ``color``, ``primary_colour``...): the ones
+    that get the colour descriptor by default. On the lock-box of ``bench/classify_colour_mask.py`` it
+    lifts baseColour weighted-F1 from 0.475 to 0.598 (225x300) and 0.464 to 0.565 (60x80); the other
+    fields' heads do not see it (their inputs, and so their answers, stay as without it)."""
+    return [f for f in fields if COLOUR_FIELD.search(f)]
 
 
 def title_parts(clf_input: str, titles: list[str | None] | None, text_model: str | None) -> list[np.ndarray]:
@@ -104,12 +118,14 @@ def build_inputs(
     titles: list[str | None] | None,
     model: str,
     text_model: str | None,
+    colour_version: str | None = None,
 ) -> tuple[np.ndarray, str | None]:
-    """The classifier input for stored images: ``image``, plus ``+text``, ``+words``, ``+colour`` parts."""
+    """The classifier input for stored images: ``image``, plus ``+text``, ``+words``, ``+colour`` parts
+    (the colour descriptor in ``colour_version``, the classifier's own)."""
     X, version = image_matrix(cat, shas, model)
     parts = [X, *title_parts(clf_input, titles, text_model)]
     if "colour" in clf_input.split("+"):
-        parts.append(colour_matrix(cat, shas))
+        parts.append(colour_matrix(cat, shas, colour_version))
     return np.hstack(parts).astype(np.float32), version
 
 
@@ -321,6 +337,8 @@ def train_on_matrix(
     opts: dict[str, Any] | None = None,
     calibration: str | dict[str, str] = "holdout",
     views: dict[str, np.ndarray] | None = None,
+    colour_for: Sequence[str] | None = None,
+    colour_version: str | None = None,
 ) -> Classifier:
     """Fit one head per field on the rows of ``X`` (aligned with ``labels``).
 
@@ -329,7 +347,11 @@ def train_on_matrix(
     images (rows aligned with ``X``, e.g. thumbnails). With views, each field gets a second head,
     ``small``, fitted on the stored rows and the views together (see :func:`fit_field`), which
     scores small photos (:func:`catalens.classify.predict.small_rows`); the main head is fitted
-    on the stored rows only, so photos of the stored size are scored as without views."""
+    on the stored rows only, so photos of the stored size are scored as without views.
+
+    With ``use_colour`` the last ``DESCRIPTOR_DIM`` columns of ``X`` are the colour descriptor (in
+    ``colour_version``); ``colour_for`` (default: every field) names the fields whose heads use them:
+    the other heads are fitted without those columns, and their weights there are zero."""
     check_name(name)
     views = views or {}
     if len(X) != len(labels) or any(v.shape != X.shape for v in views.values()):
@@ -358,13 +380,16 @@ def train_on_matrix(
             opts=opts,
             calibration=calibration if isinstance(calibration, str) else calibration.get(f, "holdout"),
         )
-        heads[f], info[f] = fit_field(X, labels.labels[f], f, method, **common)
+        Xf, Vf = X, list(views.values())
+        if use_colour and colour_for is not None and f not in colour_for:
+            Xf, Vf = X[:, :-DESCRIPTOR_DIM], [v[:, :-DESCRIPTOR_DIM] for v in Vf]
+        heads[f], info[f] = fit_field(Xf, labels.labels[f], f, method, **common)
         if views:
-            small, small_info = fit_field(
-                X, labels.labels[f], f, method, views=list(views.values()), **common
-            )
+            small, small_info = fit_field(Xf, labels.labels[f], f, method, views=Vf, **common)
             heads[f].small = small
             info[f]["small_held_out"] = small_info["held_out"]
+        if Xf is not X:
+            _widen(heads[f], X.shape[1])
     for i, f in enumerate(hier):
         heads[f].parent = hier[i - 1] if i else None
     paths: list[list[str]] = []
@@ -400,8 +425,24 @@ def train_on_matrix(
             "calibration": calibration,
             "views": list(views),
             "small_view": next(iter(views), None),
+            **(
+                {
+                    "colour_descriptor": colour_version or LEGACY_DESCRIPTOR,
+                    "colour_fields": list(fields if colour_for is None else colour_for),
+                }
+                if use_colour
+                else {}
+            ),
         },
     )
+
+
+def _widen(head: FieldHead, dim: int) -> None:
+    """Zero weights for the input columns a head was fitted without (the colour descriptor of a
+    classifier whose other fields use it): its logits are those of the narrower head."""
+    for h in (head, head.small):
+        if h is not None and h.W.shape[1] < dim:
+            h.W = np.hstack([h.W, np.zeros((h.W.shape[0], dim - h.W.shape[1]), h.W.dtype)])
 
 
 def train_classifier(
@@ -414,7 +455,7 @@ def train_classifier(
     model: str | None = None,
     text_model: str | None = None,
     title_words: bool = False,
-    use_colour: bool = False,
+    use_colour: bool | None = None,
     save: bool = True,
     train_views: str | Sequence[str] | None = None,
     view_progress: Callable[[int, int], None] | None = None,
@@ -426,7 +467,14 @@ def train_classifier(
     heads also train on 60x80 thumbnails of the images), ``"none"``, or view names. View
     embeddings are computed once per image and model and cached in the catalog; an image whose
     file cannot be read keeps its stored embedding and is listed in ``extra["view_problems"]``.
-    The colour descriptor and title parts of a view row are the image's own.
+    The title parts of a view row are the image's own; its colour descriptor is the view's own (the
+    one a thumbnail of the product gets when it is classified).
+
+    Colour features (:mod:`catalens.classify.colour.calibration`, version ``DEFAULT_DESCRIPTOR``):
+    ``use_colour`` ``None`` (default) adds them for the colour fields (:func:`colour_fields`) of a
+    ``linear`` classifier on images alone, used by those fields' heads only (with a title input the
+    title names the colour: the descriptor cost baseColour 1-2 points on dev, bench/RESULTS.md);
+    ``True`` adds them for every field, ``False`` never.
 
     Fused image+title inputs: ``text_model`` (e.g. ``minilm``) adds the title's sentence embedding,
     ``title_words`` a hashed bag of title words (:mod:`catalens.classify.text_features`); titles are
@@ -437,6 +485,10 @@ def train_classifier(
     if method != "finetune":
         HEAD_FITTERS.get(method)  # unknown: "unknown classifier head 'x'; known: ..."
     model = model or cat.settings.default_model
+    colour_for: list[str] | None = None  # every field
+    if use_colour is None:  # titles name the colour: with them the descriptor cost baseColour on dev
+        colour_for = colour_fields(fields) if method == "linear" and not (text_model or title_words) else []
+        use_colour = bool(colour_for)
     if method == "finetune":
         if train_views not in (None, "auto", "none"):
             raise ClassifierError(
@@ -465,18 +517,24 @@ def train_classifier(
         view_X[v], bad = view_matrix(cat, labels.shas, model, version, X, v, progress=view_progress)
         problems += bad
     clf_input = input_name(text_model, title_words, use_colour)
-    extra: list[np.ndarray] = []
+    titles: list[np.ndarray] = []
     if text_model or title_words:
         if not any(labels.titles):
             raise LabelsError(
                 "a fused image+title classifier needs product titles: none of the images has one"
             )
-        extra += title_parts(clf_input, labels.titles, text_model)
+        titles = title_parts(clf_input, labels.titles, text_model)
+    own: list[np.ndarray] = []  # the colour descriptor, last
+    view_own: dict[str, list[np.ndarray]] = {v: [] for v in view_X}
     if use_colour:
-        extra.append(colour_matrix(cat, labels.shas))
-    if extra:
-        X = np.hstack([X, *extra])
-        view_X = {v: np.hstack([m, *extra]) for v, m in view_X.items()}
+        from catalens.classify.colour.calibration import view_descriptors
+
+        own = [colour_matrix(cat, labels.shas, DEFAULT_DESCRIPTOR)]
+        for v in view_X:
+            desc, bad = view_descriptors(cat, labels.shas, own[0], v, version=DEFAULT_DESCRIPTOR)
+            view_own[v], problems = [desc], problems + bad
+    X = np.hstack([X, *titles, *own])
+    view_X = {v: np.hstack([m, *titles, *view_own[v]]) for v, m in view_X.items()}
     clf = train_on_matrix(
         X,
         labels,
@@ -489,6 +547,8 @@ def train_classifier(
         title_words=title_words,
         use_colour=use_colour,
         views=view_X,
+        colour_for=colour_for,
+        colour_version=DEFAULT_DESCRIPTOR,
         **kwargs,
     )
     if problems:

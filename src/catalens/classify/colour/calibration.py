@@ -12,10 +12,24 @@ is ``SIDE`` px) in CIELAB:
 * the foreground and skin fractions.
 
 Histograms are square-rooted (Hellinger) so that a linear head compares them sensibly. A colour
-field trained with ``--colour-features`` (``input`` ``image+colour``) concatenates the image
+field trained with colour features (``input`` ``image+colour``; on by default for colour fields of
+linear classifiers, see :func:`catalens.classify.train.colour_fields`) concatenates the image
 embedding and this descriptor; the head is the usual calibrated linear probe.
-Descriptors are computed once per image sha and stored in ``classify_image_cache``
-(kind :data:`DESCRIPTOR_KIND`).
+
+The descriptor has versions (:data:`DESCRIPTORS`), because a head only fits the inputs it was trained
+on: each classifier records the version it was trained with (``Classifier.extra["colour_descriptor"]``;
+classifiers saved before versions were recorded used ``colour-v2``) and is always scored with it.
+
+* ``colour-v2``: the foreground from the backdrop separation of
+  :func:`~catalens.classify.colour.features.foreground_mask` (backdrop colour, GrabCut on busy photos);
+* ``colour-v3`` (default for new classifiers): on a plain white backdrop the packaged product
+  detector's mask is the foreground (it keeps white and pale garments that the backdrop separation
+  loses), elsewhere as ``colour-v2``. Measured on the lock-box of ``bench/classify_colour_mask.py``:
+  baseColour weighted-F1 0.593 -> 0.598 at 225x300 and 0.545 -> 0.565 at 60x80 (bench/RESULTS.md
+  "classify: baseColour from the product's own pixels").
+
+Descriptors are computed once per image sha and version and stored in ``classify_image_cache``
+(kind = the version; a thumbnail view's own descriptor under ``<version>@<view kind>``).
 """
 
 from __future__ import annotations
@@ -26,11 +40,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from catalens.classify.colour.features import PALETTE_LAB, _kmeans, foreground_mask, rgb_to_lab, skin_mask
+from catalens.errors import ClassifierError
+from catalens.registry import Registry
 
 if TYPE_CHECKING:
     from catalens.catalog_base import CatalogParts
 
-DESCRIPTOR_KIND = "colour-v2"
+LEGACY_DESCRIPTOR = "colour-v2"  # what classifiers without a recorded version were trained on
+DEFAULT_DESCRIPTOR = "colour-v3"  # what new classifiers train on
 SIDE = 128
 L_BINS, AB_BINS, AB_RANGE = 5, 7, 60.0
 MAX_PIXELS = 2500
@@ -96,19 +113,108 @@ def colour_descriptor(img: Any, product_mask: np.ndarray | None = None) -> np.nd
     return np.concatenate([np.asarray(p, np.float32).ravel() for p in parts])
 
 
+def _describe_v2(img: Any) -> np.ndarray:
+    return colour_descriptor(img)
+
+
+def _describe_v3(img: Any) -> np.ndarray:
+    from catalens.classify.colour.features import _small, detected_mask, white_backdrop
+
+    im = img.convert("RGB")
+    mask = detected_mask(im) if white_backdrop(_small(im)) else None  # as dominant_colours decides
+    return colour_descriptor(im, mask)
+
+
+def _known_descriptors() -> Registry[Callable[[Any], np.ndarray]]:
+    reg: Registry[Callable[[Any], np.ndarray]] = Registry("colour descriptor", error=ClassifierError)
+    reg.register("colour-v2", _describe_v2)
+    reg.register("colour-v3", _describe_v3)
+    return reg
+
+
+DESCRIPTORS = _known_descriptors()
+
+
+def describe(img: Any, version: str = DEFAULT_DESCRIPTOR) -> np.ndarray:
+    """The colour descriptor of a PIL image in the given version (:data:`DESCRIPTORS`)."""
+    return DESCRIPTORS.get(version)(img)
+
+
+def descriptor_version(clf: Any) -> str:
+    """The descriptor version a classifier was trained with (``colour-v2`` when it recorded none)."""
+    return str(getattr(clf, "extra", {}).get("colour_descriptor") or LEGACY_DESCRIPTOR)
+
+
 def colour_descriptors(
-    cat: CatalogParts, shas: Sequence[str], progress: Callable[[int, int], None] | None = None
+    cat: CatalogParts,
+    shas: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    version: str = LEGACY_DESCRIPTOR,
 ) -> np.ndarray:
-    """(N, DESCRIPTOR_DIM) descriptors of stored images, computed once per sha (cached in the catalog)."""
+    """(N, DESCRIPTOR_DIM) descriptors of stored images, computed once per sha and version (cached in
+    the catalog). An image that cannot be read is a LabelsError naming it."""
     from catalens.classify.cache import cached, decode_vector, encode_vector
-    from catalens.errors import LabelsError
+    from catalens.errors import CatalensError, LabelsError
     from catalens.imageio import open_image
+
+    fn = DESCRIPTORS.get(version)
 
     def compute(sha: str) -> bytes:
         rec = cat.db.image(sha)
         if rec is None:
             raise LabelsError(f"image {sha} is not in the catalog")
-        return encode_vector(colour_descriptor(open_image(rec.stored_path or rec.source).image))
+        path = rec.stored_path or rec.source
+        try:
+            img = open_image(path).image
+        except (CatalensError, OSError, ValueError) as exc:
+            raise LabelsError(f"{path}: cannot read it for its colour descriptor: {exc}") from exc
+        return encode_vector(fn(img))
 
-    raw = cached(cat.db, DESCRIPTOR_KIND, list(shas), compute, batch=256, progress=progress)
+    raw = cached(cat.db, version, list(shas), compute, batch=256, progress=progress)
     return np.stack([decode_vector(raw[s]) for s in shas]).astype(np.float32)
+
+
+def view_descriptors(
+    cat: CatalogParts, shas: Sequence[str], stored: np.ndarray, view_name: str, *, version: str
+) -> tuple[np.ndarray, list[str]]:
+    """Descriptors of the ``view_name`` view of each image (a 60x80 thumbnail: the descriptor a
+    thumbnail of the product gets when it is classified), rows aligned with ``shas`` and ``stored``
+    (the images' own descriptors). A photo that already fits the view, or whose file cannot be read
+    (reported as ``"path: reason"``), keeps its own descriptor. Cached per sha, version and view."""
+    from catalens.classify.cache import decode_vector, encode_vector, read_cache, write_cache
+    from catalens.classify.thumbnail_views import VIEWS, fits, view_image
+    from catalens.errors import CatalensError
+    from catalens.imageio import open_image
+
+    view = VIEWS[view_name]
+    fn = DESCRIPTORS.get(version)
+    kind = f"{version}@{view.kind}"
+    out = np.array(stored, np.float32, copy=True)
+    row_of: dict[str, list[int]] = {}
+    for i, s in enumerate(shas):
+        row_of.setdefault(s, []).append(i)
+    have = read_cache(cat.db, kind, row_of)
+    for s, b in have.items():
+        out[row_of[s]] = decode_vector(b)
+    problems: list[str] = []
+    pending: dict[str, bytes] = {}
+    for s in row_of:
+        if s in have:
+            continue
+        rec = cat.db.image(s)
+        if rec is None or (rec.width and rec.height and fits(rec.width, rec.height, view)):
+            continue  # not cataloged (reported by the embeddings) or already thumbnail-sized
+        path = rec.stored_path or rec.source
+        try:
+            vec = fn(view_image(open_image(path, draft_to=2 * view.box[1]).image, view))
+        except (CatalensError, OSError, ValueError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        out[row_of[s]] = vec
+        pending[s] = encode_vector(vec)
+        if len(pending) >= 256:
+            write_cache(cat.db, kind, pending)
+            pending = {}
+    write_cache(cat.db, kind, pending)
+    return out, problems
