@@ -24,7 +24,8 @@ Variants tried on dev: the three inputs above, nothing else (the descriptor and 
 on a labels CSV of every pool row (baseColour, articleType, gender; linear, thumbnail views, rare classes
 dropped, no hold-out) with colour features off (the former default) and as by default (the
 ``colour-v3`` descriptor, for baseColour's heads only), image alone and fused with the title's MiniLM
-embedding - scored on the half's rows as stored (``stored_inputs``) and as 60x80 thumbnail files
+embedding (and, for the title case, the descriptor given to baseColour anyway: what the default leaves
+out there) - scored on the half's rows as stored (``stored_inputs``) and as 60x80 thumbnail files
 classified like a user's (``probas_images``: the thumbnail's own embedding and descriptor).
 """
 
@@ -126,11 +127,13 @@ def library_check(home: str, half: str) -> int:
             w = csv.writer(fh)
             w.writerow(["sha256", *fields])
             w.writerows([L.shas[i], *(L.labels[f][i] or "" for f in fields)] for i in split["pool"])
-        variants = [(f"{what}{' + title' if text else ''}", use, text)
+        variants = [(f"{what}{' + title' if text else ''}", use, text, fields)
                     for text in (None, "minilm") for what, use in (("colour off (before)", False), ("default", None))]  # fmt: skip
-        for name, use, text in variants:
+        # what the default leaves out with titles: the descriptor for baseColour (a classifier of it alone)
+        variants.append(("descriptor + title (--colour-features, baseColour alone)", True, "minilm", [FIELD]))
+        for name, use, text, flds in variants:
             clf = cat.train_classifier(
-                "colour-check", fields, labels=path, drop_rare=True, holdout=0.0, use_colour=use, save=False,
+                "colour-check", flds, labels=path, drop_rare=True, holdout=0.0, use_colour=use, save=False,
                 text_model=text,
             )  # fmt: skip
             row: dict[str, object] = {"input": clf.input, "descriptor": clf.extra.get("colour_descriptor")}
@@ -139,7 +142,7 @@ def library_check(home: str, half: str) -> int:
                 ("225x300", field_probas(clf, stored_inputs(cat, clf, shas, titles))),
                 ("60x80", probas_images(cat, clf, thumbs, titles)),
             ):
-                for f in fields:
+                for f in flds:
                     keep = [j for j, i in enumerate(held) if L.labels[f][i] is not None]
                     truth = [L.labels[f][held[j]] for j in keep]
                     pred = np.array(clf.head(f).classes)[probs[f][keep].argmax(1)]
