@@ -259,21 +259,38 @@ def plant(
 
 
 def build(
-    out_dir: Path, data_root: Path, n_myntra: int = 200, n_clothing: int = 200, seed: int = 0
+    out_dir: Path,
+    data_root: Path,
+    n_myntra: int = 200,
+    n_clothing: int = 200,
+    seed: int = 0,
+    fresh: int = 0,
 ) -> list[Item]:
-    """Write the planted set under ``out_dir`` and return its items (also written as items.jsonl)."""
+    """Write the planted set under ``out_dir`` and return its items (also written as items.jsonl).
+
+    ``fresh`` > 0 builds a new lock-box instead (bench/README.md rule 3): that many clothing-dev photos
+    that the default set uses neither as originals nor as backgrounds, drawn with ``seed``, every item in
+    split ``fresh``. (myntra-fullres-dev has no photo left: the default set uses all 200.) The learned
+    checks' trainers left out only the default set's originals (``bench/data/planted_originals.txt``), so
+    they have seen these clean photos (not these edits)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(0)
     myntra = sorted((data_root / "myntra-fullres-dev" / "images").glob("*.jpg"))[:n_myntra]
     clothing_all = sorted((data_root / "clothing-dev").glob("*/*/*.jpg"))
     picks = rng.permutation(len(clothing_all))
     clothing = [clothing_all[i] for i in picks[:n_clothing]]
     backgrounds = [clothing_all[i] for i in picks[n_clothing : n_clothing + 200]]
+    if fresh:
+        unused = picks[n_clothing + 200 :]
+        rng = np.random.default_rng(seed)
+        myntra, clothing = [], [clothing_all[i] for i in sorted(rng.choice(unused, fresh, replace=False))]
+    elif seed:
+        rng = np.random.default_rng(seed)
     items: list[Item] = []
     for dataset, paths in (("myntra", myntra), ("clothing", clothing)):
         for src in paths:
             name = f"{dataset}-{src.stem}"
-            split = _split(name)
+            split = "fresh" if fresh else _split(name)
             clean = out_dir / f"{name}__clean.jpg"
             clean.write_bytes(src.read_bytes())
             img = Image.open(src).convert("RGB")
@@ -304,6 +321,8 @@ if __name__ == "__main__":
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
     ap.add_argument("--n-myntra", type=int, default=200)
     ap.add_argument("--n-clothing", type=int, default=200)
+    ap.add_argument("--fresh", type=int, default=0, help="a fresh lock-box of N unused clothing-dev photos")
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    its = build(Path(a.out), Path(a.data), a.n_myntra, a.n_clothing)
+    its = build(Path(a.out), Path(a.data), a.n_myntra, a.n_clothing, seed=a.seed, fresh=a.fresh)
     print(json.dumps({"items": len(its), "out": a.out}))
