@@ -7,7 +7,7 @@ Hierarchy decoding (``hierarchy=``):
 * ``"mask"``: top-down; the best parent is chosen, then children of other parents are masked.
 * ``"none"``: each field independently (may be inconsistent).
 
-``bench/classify_myntra.py`` measures joint against mask.
+``bench/classify_myntra.py`` scores ``joint`` and ``none`` (consistency of the decoded paths).
 """
 
 from __future__ import annotations
