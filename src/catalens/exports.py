@@ -83,7 +83,12 @@ def _links(cat: CatalogParts) -> tuple[dict[str, list[str]], dict[str, str], dic
             )
         ):
             pids.setdefault(sha, []).append(pid)
-        sources = {sha: src for sha, src in s.execute(select(ImageRecord.sha256, ImageRecord.source))}
+        # failed sources have no sha256 (no image of a product): only stored images are looked up
+        sources = {
+            sha: src
+            for sha, src in s.execute(select(ImageRecord.sha256, ImageRecord.source))
+            if sha is not None
+        }
         attrs = {pid: dict(a or {}) for pid, a in s.execute(select(Product.id, Product.attrs))}
     return pids, sources, attrs
 

@@ -156,7 +156,8 @@ def _check_catalog(cat: Catalog, report: DoctorReport, *, sample: int, full: boo
     db = cat.db
     report.checks.append("counts")
     info = db.info(max_failures=0)
-    ok_images = {img.sha256: img for img in db.ok_images()}
+    # ok rows always have a sha256 (only failed sources lack one)
+    ok_images = {img.sha256: img for img in db.ok_images() if img.sha256 is not None}
     report.counts = {
         "products": info["products"],
         "images_ok": len(ok_images),
@@ -541,7 +542,7 @@ def _repair_vectors(
     for f in vec_errors:
         if "re-encoded" in f.message:  # a sample disagreed: check every row of the model
             encoder = encoders(rec.model_id)
-            ok_images = {img.sha256: img for img in db.ok_images()}
+            ok_images = {img.sha256: img for img in db.ok_images() if img.sha256 is not None}
             sha_at = {p: h for h, p in pairs}
             readable = np.array([p for p in positions.tolist() if p not in drop], dtype=np.int64)
             cos, _ = reencode(cat, encoder, store, readable, sha_at, ok_images)

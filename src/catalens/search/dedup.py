@@ -241,7 +241,8 @@ def _image_paths(catalog: CatalogParts, shas: Sequence[str]) -> dict[str, str]:
                 ImageRecord.sha256.in_(shas[i : i + 500])
             )
             for sha, stored, src in s.execute(q):
-                out[sha] = stored or src
+                if sha is not None:  # always: matched by ``IN (shas)``, which no NULL matches
+                    out[sha] = stored or src
     return out
 
 
@@ -299,7 +300,8 @@ def _exact_pairs(catalog: CatalogParts, searcher: CatalogSearch) -> list[DupPair
         ).all()
     by_px: dict[str, list[str]] = {}
     for px, sha in rows:
-        by_px.setdefault(px, []).append(sha)
+        if px is not None and sha is not None:  # always: px matched by IN, ok rows have a sha256
+            by_px.setdefault(px, []).append(sha)
     for shas in by_px.values():
         pairs.extend(DupPair(shas[0], other, "exact-pixels", 1.0, 1.0, 0.0, 0.0) for other in shas[1:])
     for sha, pids in searcher.links.items():
@@ -372,11 +374,12 @@ def verify(
     idx_ok = np.flatnonzero(ok)
     if len(idx_ok) == 0:
         return Verification(ok, gated, struct, colour, colour90, scores)
-    names = list(dict.fromkeys([a_sha[i] for i in idx_ok] + [b_sha[i] for i in idx_ok]))
+    ok_list: list[int] = idx_ok.tolist()  # Python ints: a Sequence takes no numpy index
+    names = list(dict.fromkeys([a_sha[i] for i in ok_list] + [b_sha[i] for i in ok_list]))
     row = {h: i for i, h in enumerate(names)}
     thumbs = copy_descriptor.parse([descs[h] for h in names])
-    ia = np.array([row[a_sha[i]] for i in idx_ok], dtype=np.int64)
-    ib = np.array([row[b_sha[i]] for i in idx_ok], dtype=np.int64)
+    ia = np.array([row[a_sha[i]] for i in ok_list], dtype=np.int64)
+    ib = np.array([row[b_sha[i]] for i in ok_list], dtype=np.int64)
     co = copy_descriptor.coarse(thumbs, ia, ib)
     struct[idx_ok], colour[idx_ok] = co.structure, co.colour
     cos = np.asarray(cosine, dtype=np.float32)[idx_ok]
@@ -648,7 +651,7 @@ def find_duplicates(
     ]
     variants = [
         _pair(a_sha[i], b_sha[i], "variant", float(cos[i]), ver, i, detail)
-        for i in np.flatnonzero(verdict == "variant")
+        for i in np.flatnonzero(verdict == "variant").tolist()
     ]
     groups = build_groups(catalog, searcher, exact + near)
     families = build_groups(catalog, searcher, variants, kind="variant")
@@ -746,13 +749,15 @@ def check_image(
     seen = {m["image_sha256"] for m in matches}
     hits = searcher.index.search(vec[None], opts.neighbours + 1)
     cands = [
-        (searcher.sha_at[p], s) for p, s in hits.row(0) if s >= opts.candidate_cosine and p in searcher.sha_at
+        (searcher.sha_at[p], score)
+        for p, score in hits.row(0)
+        if score >= opts.candidate_cosine and p in searcher.sha_at
     ]
-    cands = [(h, s) for h, s in cands if h not in seen]
+    cands = [(h, score) for h, score in cands if h not in seen]
     if cands:
         descs = ensure_descriptors(catalog, [h for h, _ in cands])
         descs["__query__"] = copy_descriptor.describe(dec.image)
-        cos = np.array([s for _, s in cands], dtype=np.float32)
+        cos = np.array([score for _, score in cands], dtype=np.float32)
         a_keys, b_keys = ["__query__"] * len(cands), [h for h, _ in cands]
         ver = verify(descs, a_keys, b_keys, cos, opts)
         verdict = classify(opts, cos, ver)
@@ -765,13 +770,13 @@ def check_image(
         near_first = np.arange(len(cands))  # hits come nearest first
         verdict, _ = refine(opts, cos, ver, verdict, a_keys, b_keys, load, rank=near_first)
         dup_kinds = {"copy", "reshoot"} if opts.include_reshoots else {"copy"}
-        for i, (h, s) in enumerate(cands):
+        for i, (h, score) in enumerate(cands):
             if verdict[i] in dup_kinds:
                 matches.append(
                     {
                         "image_sha256": h,
                         "kind": "near" if verdict[i] == "copy" else "reshoot",
-                        "cosine": round(float(s), 4),
+                        "cosine": round(float(score), 4),
                         "structure": round(float(ver.structure[i]), 4),
                         "colour": round(float(ver.colour[i]), 4),
                         "colour_p90": round(float(ver.colour_p90[i]), 4),

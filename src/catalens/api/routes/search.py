@@ -91,15 +91,21 @@ async def search(
     k = _depth(offset, limit)
     # the CLI's --where checks: unknown field 400 (known fields listed), absent value a warning
     notes = await run_in_threadpool(cat.check_where, where) if where else []
-    opts = {"where": where or None, "all_images": all_images, "model": model or None}
+    where_q, model_q = where or None, model or None
+    query: dict[str, str | None]
     if product_id is not None:
-        if cat.search_in_memory(model or None, where or None):
-            found = cat.search_product(product_id, k, **opts)
+        if cat.search_in_memory(model_q, where_q):
+            found = cat.search_product(product_id, k, where=where_q, all_images=all_images, model=model_q)
         else:
-            found = await run_in_threadpool(cat.search_product, product_id, k, **opts)
+            found = await run_in_threadpool(
+                cat.search_product, product_id, k, where=where_q, all_images=all_images, model=model_q
+            )
         query = {"product_id": product_id}
     else:
-        found = await run_in_threadpool(cat.search_text, text, k, **opts)
+        assert text is not None  # checked above: exactly one of product_id and text
+        found = await run_in_threadpool(
+            cat.search_text, text, k, where=where_q, all_images=all_images, model=model_q
+        )
         query = {"text": text}
     return _page(found, query | {"where": where}, offset, limit, notes)
 
