@@ -95,9 +95,8 @@ def install_ocr_cache(path: Path):  # type: ignore[no-untyped-def]
         for f in (ocr_mod.read_text, ocr_mod.ocr_copy, ocr_mod._boxes, ocr_mod._clahe, ocr_mod._stroke_contrast)
     )
     version = hashlib.sha256((first + str(ocr_mod.OCR_SIDE)).encode()).hexdigest()[:12]
-    module = inspect.getsource(ocr_mod)
-    second = module[module.index("# ---- a second look") :]
-    mark_version = hashlib.sha256((first + second).encode()).hexdigest()[:12]
+    # the second look's views and engines: any change to the OCR module re-reads them
+    mark_version = hashlib.sha256((first + inspect.getsource(ocr_mod)).encode()).hexdigest()[:12]
     cache: dict[str, list[dict]] = json.loads(path.read_text()) if path.exists() else {}
     original, original_mark = text_mod.read_text, text_mod.read_mark_view
 
