@@ -286,10 +286,10 @@ def main() -> None:
     row = {
         "kind": "metric",
         "what": "blur FPR on clean white-background originals (>= 90% of the border near-white)",
-        "catalens": round(fp / len(clean_white), 4),
+        "catalens": round(fp / len(clean_white), 4) if clean_white else None,
         "n": len(clean_white),
     }
-    if cv_flags:
+    if cv_flags and clean_white:
         row["cleanvision"] = round(
             sum(cv_flags["blurry"].get(p, False) for p in clean_white) / len(clean_white), 4
         )
