@@ -68,6 +68,21 @@ def cached(
     return have
 
 
+def cached_rows(
+    db: Any, kind: str, shas: Sequence[str], fallback: np.ndarray
+) -> tuple[np.ndarray, dict[str, list[int]], set[str]]:
+    """Per-row vectors of ``kind`` for ``shas`` where stored, else the row of ``fallback`` (a copy),
+    the rows of each sha, and the shas that were stored (the caller computes the others)."""
+    out = np.array(fallback, np.float32, copy=True)
+    row_of: dict[str, list[int]] = {}
+    for i, s in enumerate(shas):
+        row_of.setdefault(s, []).append(i)
+    have = read_cache(db, kind, row_of)
+    for s, b in have.items():
+        out[row_of[s]] = decode_vector(b)
+    return out, row_of, set(have)
+
+
 def encode_vector(v: np.ndarray) -> bytes:
     return np.asarray(v, np.float32).tobytes()
 

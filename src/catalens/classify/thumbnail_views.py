@@ -107,20 +107,14 @@ def view_matrix(
     """Embeddings of the ``view_name`` view of each image (rows aligned with ``shas`` and ``stored``,
     the images' stored embeddings), and the problems met (``"path: reason"``; those rows keep
     their stored embedding)."""
-    from catalens.classify.cache import decode_vector, encode_vector, read_cache, write_cache
+    from catalens.classify.cache import cached_rows, encode_vector, write_cache
     from catalens.errors import CatalensError
     from catalens.imageio import open_image
     from catalens.vectors import l2_normalize
 
     view = VIEWS[view_name]
     kind = f"{view.kind}:{model}:{version or ''}"
-    out = np.array(stored, np.float32, copy=True)
-    row_of: dict[str, list[int]] = {}
-    for i, s in enumerate(shas):
-        row_of.setdefault(s, []).append(i)
-    have = read_cache(cat.db, kind, row_of)
-    for s, b in have.items():
-        out[row_of[s]] = decode_vector(b)
+    out, row_of, have = cached_rows(cat.db, kind, shas, stored)
     problems: list[str] = []
     todo: list[tuple[str, str]] = []  # (sha, file)
     for s in row_of:

@@ -182,7 +182,7 @@ def view_descriptors(
     thumbnail of the product gets when it is classified), rows aligned with ``shas`` and ``stored``
     (the images' own descriptors). A photo that already fits the view, or whose file cannot be read
     (reported as ``"path: reason"``), keeps its own descriptor. Cached per sha, version and view."""
-    from catalens.classify.cache import decode_vector, encode_vector, read_cache, write_cache
+    from catalens.classify.cache import cached_rows, encode_vector, write_cache
     from catalens.classify.thumbnail_views import VIEWS, fits, view_image
     from catalens.errors import CatalensError
     from catalens.imageio import open_image
@@ -190,13 +190,7 @@ def view_descriptors(
     view = VIEWS[view_name]
     fn = DESCRIPTORS.get(version)
     kind = f"{version}@{view.kind}"
-    out = np.array(stored, np.float32, copy=True)
-    row_of: dict[str, list[int]] = {}
-    for i, s in enumerate(shas):
-        row_of.setdefault(s, []).append(i)
-    have = read_cache(cat.db, kind, row_of)
-    for s, b in have.items():
-        out[row_of[s]] = decode_vector(b)
+    out, row_of, have = cached_rows(cat.db, kind, shas, stored)
     problems: list[str] = []
     pending: dict[str, bytes] = {}
     for s in row_of:
