@@ -78,9 +78,9 @@ COLOUR_FIELD = re.compile(r"colou?r", re.IGNORECASE)
 
 def colour_fields(fields: Sequence[str]) -> list[str]:
     """The fields whose name says colour (``baseColour``, ``color``, ``primary_colour``...): the ones
-    that get the colour descriptor by default. On the lock-box of ``bench/classify_colour_mask.py`` it
-    lifts baseColour weighted-F1 from 0.475 to 0.598 (225x300) and 0.464 to 0.565 (60x80); the other
-    fields' heads do not see it (their inputs, and so their answers, stay as without it)."""
+    that get the colour descriptor by default (what it gains: bench/RESULTS.md "classify: baseColour from
+    the product's own pixels"); the other fields' heads do not see it (their inputs, and so their
+    answers, stay as without it)."""
     return [f for f in fields if COLOUR_FIELD.search(f)]
 
 
@@ -473,7 +473,7 @@ def train_classifier(
     Colour features (:mod:`catalens.classify.colour.calibration`, version ``DEFAULT_DESCRIPTOR``):
     ``use_colour`` ``None`` (default) adds them for the colour fields (:func:`colour_fields`) of a
     ``linear`` classifier on images alone, used by those fields' heads only (with a title input the
-    title names the colour: the descriptor cost baseColour 1-2 points on dev, bench/RESULTS.md);
+    title names the colour: there the descriptor cost baseColour on dev, bench/RESULTS.md);
     ``True`` adds them for every field, ``False`` never.
 
     Fused image+title inputs: ``text_model`` (e.g. ``minilm``) adds the title's sentence embedding,

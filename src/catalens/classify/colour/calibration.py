@@ -24,9 +24,8 @@ classifiers saved before versions were recorded used ``colour-v2``) and is alway
   :func:`~catalens.classify.colour.features.foreground_mask` (backdrop colour, GrabCut on busy photos);
 * ``colour-v3`` (default for new classifiers): on a plain white backdrop the packaged product
   detector's mask is the foreground (it keeps white and pale garments that the backdrop separation
-  loses), elsewhere as ``colour-v2``. Measured on the lock-box of ``bench/classify_colour_mask.py``:
-  baseColour weighted-F1 0.593 -> 0.598 at 225x300 and 0.545 -> 0.565 at 60x80 (bench/RESULTS.md
-  "classify: baseColour from the product's own pixels").
+  loses), elsewhere as ``colour-v2``; it scored best on the lock-box of ``bench/classify_colour_mask.py``
+  (bench/RESULTS.md "classify: baseColour from the product's own pixels").
 
 Descriptors are computed once per image sha and version and stored in ``classify_image_cache``
 (kind = the version; a thumbnail view's own descriptor under ``<version>@<view kind>``).
