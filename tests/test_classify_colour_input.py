@@ -192,3 +192,50 @@ def test_no_colour_features_by_default_with_titles(shop: Path, home: Path) -> No
             "t", ["kind", "baseColour"], labels=shop, model="fake-encoder", holdout=0, title_words=True
         )
         assert clf.input == "image+words" and "colour_descriptor" not in clf.extra
+
+
+def test_an_unreadable_file_is_named_and_the_batch_goes_on(shop: Path, home: Path) -> None:
+    """A photo whose file is gone after ingest: training uses the average descriptor in its row and names
+    it; scoring the stored images warns with its name; nothing is cached for it."""
+    from catalens.errors import CatalensWarning
+
+    (shop.parent / "imgs" / "p5.png").unlink()
+    (shop.parent / "imgs" / "p6.png").write_bytes(b"\xff\xd8 not a jpeg any more")
+    with Catalog.open(home) as cat:
+        clf = cat.train_classifier("c", ["kind", "baseColour"], labels=shop, model="fake-encoder", holdout=0)
+        bad = clf.extra["colour_problems"]
+        assert (
+            bad["count"] == 2
+            and any("p5.png" in p for p in bad["first"])
+            and any("p6.png" in p for p in bad["first"])
+        )
+        with pytest.warns(
+            CatalensWarning, match=r"2 image\(s\) could not be read for their colour descriptor.*p5.png"
+        ):
+            rep = cat.classify_all("c", store=False)
+        assert rep.images == 20
+        from sqlalchemy import func, select
+
+        from catalens.classify.tables import ImageFeatureCache
+
+        with cat.db.session() as s:
+            n = s.execute(select(func.count()).where(ImageFeatureCache.kind == "colour-v3")).scalar_one()
+        assert n == 18
+    r = runner.invoke(app, ["--home", str(home), "classify", "train", "k", "--labels", str(shop), "--field", "baseColour",
+                            "--model", "fake-encoder"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "could not be read for their colour descriptor" in r.output and "p5.png" in r.output
+
+
+def test_cli_all_names_the_unreadable_file_as_a_warning(shop: Path, home: Path) -> None:
+    with Catalog.open(home) as cat:
+        cat.train_classifier("c", ["baseColour"], labels=shop, model="fake-encoder", holdout=0)
+        from catalens.classify.tables import ImageFeatureCache
+
+        with cat.db.session() as s:  # descriptors computed again at scoring time
+            s.query(ImageFeatureCache).delete()
+    (shop.parent / "imgs" / "p2.png").unlink()
+    r = runner.invoke(app, ["--home", str(home), "classify", "--all", "-c", "c", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["images"] == 20
+    assert "warning:" in r.stderr and "p2.png" in r.stderr and "colour descriptor" in r.stderr

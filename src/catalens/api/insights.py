@@ -161,8 +161,12 @@ class InsightsMixin(_CatalogBase):
             import numpy as np
 
             from catalens.classify.colour.calibration import colour_descriptors, descriptor_version
+            from catalens.classify.train import warn_colour_problems
 
-            mat = np.hstack([mat, colour_descriptors(self, keep, version=descriptor_version(clf))])
+            problems: list[str] = []
+            desc = colour_descriptors(self, keep, version=descriptor_version(clf), problems=problems)
+            warn_colour_problems(problems)
+            mat = np.hstack([mat, desc])
         from catalens.classify.catalog_scoring import has_small_heads, image_sizes
 
         sizes = image_sizes(self, keep) if has_small_heads(clf) else None

@@ -48,17 +48,20 @@ def cached(
     db: Any,
     kind: str,
     shas: Sequence[str],
-    compute: Callable[[str], bytes],
+    compute: Callable[[str], bytes | None],
     *,
     batch: int = 64,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, bytes]:
-    """Values of ``kind`` for every sha, computing (``compute(sha) -> bytes``) and storing the missing ones."""
+    """Values of ``kind`` for every sha, computing (``compute(sha) -> bytes``) and storing the missing
+    ones. A ``compute`` that returns None (it could not) leaves that sha out: nothing is stored for it."""
     have = read_cache(db, kind, shas)
     todo = [h for h in dict.fromkeys(shas) if h not in have]
     pending: dict[str, bytes] = {}
     for n, h in enumerate(todo, 1):
-        pending[h] = compute(h)
+        value = compute(h)
+        if value is not None:
+            pending[h] = value
         if len(pending) >= batch or n == len(todo):
             write_cache(db, kind, pending)
             have.update(pending)

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from catalens.cli_common import RAY_HELP, _catalog, _fail, deprecated_alias, err, noun_group, out, print_json
+from catalens.cli_common import (
+    RAY_HELP,
+    _catalog,
+    _fail,
+    cli_warnings,
+    deprecated_alias,
+    err,
+    noun_group,
+    out,
+    print_json,
+)
 from catalens.errors import CatalensError, ClassifierError
 
 if TYPE_CHECKING:
@@ -70,7 +80,7 @@ def classify(
             raise ClassifierError(
                 "--each classifies the products found in photo files: not with --all or --title"
             )
-        with _catalog() as cat:
+        with _catalog() as cat, cli_warnings():
             if each:
                 found = [
                     cat.classify_each(str(p), classifier, top_k=top_k, hierarchy=hierarchy).to_dict()
@@ -282,6 +292,7 @@ def _trained_summary(clf: Classifier) -> dict[str, Any]:
         "held_out": clf.metrics.get("held_out", {}),
         "views": clf.extra.get("views", []),
         "view_problems": clf.extra.get("view_problems", {}),
+        "colour_problems": clf.extra.get("colour_problems", {}),
         "holdout": clf.data.get("holdout"),
         "propagated": clf.data.get("propagated"),
     }
@@ -314,6 +325,12 @@ def _print_trained(clf: Classifier, data: dict[str, Any], holdout_out: Path | No
     vp = data["view_problems"]
     if vp:
         err.print(f"warning: {vp['count']} image(s) had no view (stored embedding used): {vp['first'][:3]}")
+    cp = data["colour_problems"]
+    if cp:
+        err.print(
+            f"warning: {cp['count']} image(s) could not be read for their colour descriptor (the average "
+            f"one used): {cp['first'][:3]}"
+        )
     for f, h in data["fields"].items():
         ho = data["held_out"].get(f) or {}
         acc = f"  held-out acc {ho['accuracy']:.3f} ECE {ho['ece']:.3f}" if ho else ""

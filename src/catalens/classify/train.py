@@ -64,13 +64,33 @@ def text_matrix(titles: list[str | None], text_model: str) -> np.ndarray:
     return np.asarray(enc.encode([t or "" for t in titles]), np.float32)
 
 
-def colour_matrix(cat: CatalogParts, shas: list[str], version: str | None = None) -> np.ndarray:
+def colour_matrix(
+    cat: CatalogParts, shas: list[str], version: str | None = None, problems: list[str] | None = None
+) -> np.ndarray:
     """Foreground colour descriptors (:mod:`catalens.classify.colour.calibration`, in ``version``;
     default: the one classifiers saved without a version used) of stored images, computed once per
-    image and version and cached in the catalog."""
+    image and version and cached in the catalog. With ``problems`` an image whose file cannot be read
+    is listed there (``"path: reason"``) and gets the average descriptor; without, it is an error."""
     from catalens.classify.colour.calibration import LEGACY_DESCRIPTOR, colour_descriptors
 
-    return colour_descriptors(cat, shas, version=version or LEGACY_DESCRIPTOR)
+    return colour_descriptors(cat, shas, version=version or LEGACY_DESCRIPTOR, problems=problems)
+
+
+def warn_colour_problems(problems: list[str]) -> None:
+    """One :class:`~catalens.errors.CatalensWarning` naming the images scored without their own colour
+    descriptor (their files could not be read)."""
+    if problems:
+        import warnings
+
+        from catalens.errors import CatalensWarning
+
+        warnings.warn(
+            CatalensWarning(
+                f"{len(problems)} image(s) could not be read for their colour descriptor (scored with the "
+                f"average one): {'; '.join(problems[:3])}"
+            ),
+            stacklevel=3,
+        )
 
 
 COLOUR_FIELD = re.compile(r"colou?r", re.IGNORECASE)
@@ -125,7 +145,9 @@ def build_inputs(
     X, version = image_matrix(cat, shas, model)
     parts = [X, *title_parts(clf_input, titles, text_model)]
     if "colour" in clf_input.split("+"):
-        parts.append(colour_matrix(cat, shas, colour_version))
+        problems: list[str] = []
+        parts.append(colour_matrix(cat, shas, colour_version, problems))
+        warn_colour_problems(problems)
     return np.hstack(parts).astype(np.float32), version
 
 
@@ -468,7 +490,8 @@ def train_classifier(
     embeddings are computed once per image and model and cached in the catalog; an image whose
     file cannot be read keeps its stored embedding and is listed in ``extra["view_problems"]``.
     The title parts of a view row are the image's own; its colour descriptor is the view's own (the
-    one a thumbnail of the product gets when it is classified).
+    one a thumbnail of the product gets when it is classified). An image whose file cannot be read
+    for its colour descriptor trains with the average one and is listed in ``extra["colour_problems"]``.
 
     Colour features (:mod:`catalens.classify.colour.calibration`, version ``DEFAULT_DESCRIPTOR``):
     ``use_colour`` ``None`` (default) adds them for the colour fields (:func:`colour_fields`) of a
@@ -526,10 +549,11 @@ def train_classifier(
         titles = title_parts(clf_input, labels.titles, text_model)
     own: list[np.ndarray] = []  # the colour descriptor, last
     view_own: dict[str, list[np.ndarray]] = {v: [] for v in view_X}
+    colour_problems: list[str] = []
     if use_colour:
         from catalens.classify.colour.calibration import view_descriptors
 
-        own = [colour_matrix(cat, labels.shas, DEFAULT_DESCRIPTOR)]
+        own = [colour_matrix(cat, labels.shas, DEFAULT_DESCRIPTOR, colour_problems)]
         for v in view_X:
             desc, bad = view_descriptors(cat, labels.shas, own[0], v, version=DEFAULT_DESCRIPTOR)
             view_own[v], problems = [desc], problems + bad
@@ -553,6 +577,8 @@ def train_classifier(
     )
     if problems:
         clf.extra["view_problems"] = {"count": len(problems), "first": problems[:20]}
+    if colour_problems:  # trained with the average descriptor in their rows
+        clf.extra["colour_problems"] = {"count": len(colour_problems), "first": colour_problems[:20]}
     if save:
         save_classifier(cat.settings.home, clf)
     return clf

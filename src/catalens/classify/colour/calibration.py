@@ -150,16 +150,19 @@ def colour_descriptors(
     progress: Callable[[int, int], None] | None = None,
     *,
     version: str = LEGACY_DESCRIPTOR,
+    problems: list[str] | None = None,
 ) -> np.ndarray:
     """(N, DESCRIPTOR_DIM) descriptors of stored images, computed once per sha and version (cached in
-    the catalog). An image that cannot be read is a LabelsError naming it."""
+    the catalog). An image whose file cannot be read is a LabelsError naming it; with ``problems``
+    (a list) it is appended there as ``"path: reason"`` instead, nothing is stored for it, and its row
+    is the average descriptor of the others (the rest of the batch goes on)."""
     from catalens.classify.cache import cached, decode_vector, encode_vector
     from catalens.errors import CatalensError, LabelsError
     from catalens.imageio import open_image
 
     fn = DESCRIPTORS.get(version)
 
-    def compute(sha: str) -> bytes:
+    def compute(sha: str) -> bytes | None:
         rec = cat.db.image(sha)
         if rec is None:
             raise LabelsError(f"image {sha} is not in the catalog")
@@ -167,11 +170,16 @@ def colour_descriptors(
         try:
             img = open_image(path).image
         except (CatalensError, OSError, ValueError) as exc:
-            raise LabelsError(f"{path}: cannot read it for its colour descriptor: {exc}") from exc
+            if problems is None:
+                raise LabelsError(f"{path}: cannot read it for its colour descriptor: {exc}") from exc
+            problems.append(f"{path}: {exc}")
+            return None
         return encode_vector(fn(img))
 
     raw = cached(cat.db, version, list(shas), compute, batch=256, progress=progress)
-    return np.stack([decode_vector(raw[s]) for s in shas]).astype(np.float32)
+    got = [decode_vector(raw[s]) for s in shas if s in raw]
+    filler = np.mean(got, axis=0) if got else np.zeros(DESCRIPTOR_DIM, np.float32)
+    return np.stack([decode_vector(raw[s]) if s in raw else filler for s in shas]).astype(np.float32)
 
 
 def view_descriptors(
