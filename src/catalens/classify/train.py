@@ -202,10 +202,11 @@ def fit_field(
     fitter = HEAD_FITTERS.get(method)
     if calibration not in CALIBRATIONS:
         raise ClassifierError(f"unknown calibration {calibration!r}; use one of {', '.join(CALIBRATIONS)}")
-    rows = [i for i, v in enumerate(values) if v is not None]
+    labelled = {i: v for i, v in enumerate(values) if v is not None}
+    rows = list(labelled)
     if not rows:
         raise LabelsError(f"field {field!r} is empty (no labelled row)")
-    counts = Counter(values[i] for i in rows)
+    counts = Counter(labelled.values())
     if allowed is not None:
         bad = sorted(set(counts) - set(allowed))
         if bad:
@@ -220,12 +221,12 @@ def fit_field(
                 f"--method {method}: {rare[:10]}; add examples, use --method prototype, or pass --drop-rare"
             )
         dropped = rare
-        rows = [i for i in rows if counts[values[i]] >= need]
-    classes = sorted({values[i] for i in rows})  # type: ignore[type-var]
+        rows = [i for i in rows if counts[labelled[i]] >= need]
+    classes = sorted({labelled[i] for i in rows})
     if len(classes) < 2:
         raise LabelsError(f"field {field!r}: needs at least 2 classes with enough examples, got {classes}")
     col = {c: j for j, c in enumerate(classes)}
-    y = np.array([col[values[i]] for i in rows], np.int64)  # type: ignore[index]
+    y = np.array([col[labelled[i]] for i in rows], np.int64)
     stack = _Stack([X[rows], *(v[rows] for v in views)], y)
     opts = opts or {}
     if calibration != "holdout" and len(y) >= 4 * CROSSFIT_FOLDS:
@@ -276,7 +277,7 @@ def _fit_crossfit(
     calibration: str,
     seed: int,
     opts: dict[str, Any],
-    counts: Counter[str | None],
+    counts: Counter[str],
     dropped: list[str],
 ) -> tuple[FieldHead, dict[str, Any]]:
     """Calibration on out-of-fold logits of every row (``crossfit`` / ``vector``), then one fit on all."""
@@ -321,7 +322,7 @@ def _fit_crossfit(
 
 
 def _field_info(
-    n_train: int, classes: list[str], dropped: list[str], held: dict[str, Any], counts: Counter[str | None]
+    n_train: int, classes: list[str], dropped: list[str], held: dict[str, Any], counts: Counter[str]
 ) -> dict[str, Any]:
     """The training metadata stored with a field's head."""
     return {
@@ -419,14 +420,14 @@ def train_on_matrix(
         if taxonomy and taxonomy.hierarchy:
             paths = [list(p) for p in taxonomy.paths]
         else:
-            rows = [
-                tuple(labels.labels[f][i] for f in hier)
-                for i in range(len(labels))
-                if all(labels.labels[f][i] is not None for f in hier)
-            ]
+            observed: list[tuple[str, ...]] = []
+            for i in range(len(labels)):
+                path = [labels.labels[f][i] for f in hier]
+                if all(v is not None for v in path):
+                    observed.append(tuple(str(v) for v in path))
             # observed paths; real catalogs may file one value under two parents (e.g. Socks under
             # Apparel and Accessories): paths are scored as wholes, so that stays consistent
-            paths = [list(p) for p in dict.fromkeys(rows)]
+            paths = [list(p) for p in dict.fromkeys(observed)]
     digest = hashlib.sha256("\n".join(labels.shas).encode()).hexdigest()[:16]
     return Classifier(
         name=name,
