@@ -239,3 +239,19 @@ def test_cli_all_names_the_unreadable_file_as_a_warning(shop: Path, home: Path) 
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["images"] == 20
     assert "warning:" in r.stderr and "p2.png" in r.stderr and "colour descriptor" in r.stderr
+
+
+def test_classify_all_ticks_progress(shop: Path, home: Path) -> None:
+    with Catalog.open(home) as cat:
+        cat.train_classifier("c", ["baseColour"], labels=shop, model="fake-encoder", holdout=0)
+        ticks: list[tuple[str, int | None, int]] = []
+
+        def factory(stage: str, total: int | None):  # type: ignore[no-untyped-def]
+            return lambda n: ticks.append((stage, total, n))
+
+        rep = cat.classify_all("c", store=False, batch=8, progress=factory)
+    assert (
+        rep.images == 20
+        and [t[2] for t in ticks] == [8, 8, 4]
+        and {t[:2] for t in ticks} == {("classify", 20)}
+    )

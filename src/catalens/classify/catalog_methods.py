@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ImagePrediction,
     )
     from catalens.core import Catalog
+    from catalens.quality.catalog_methods import ProgressFactory
 
 
 class ClassifyMixin(CatalogParts):
@@ -201,6 +202,7 @@ class ClassifyMixin(CatalogParts):
         store: bool = True,
         batch: int = 4096,
         ray: str | None = None,
+        progress: ProgressFactory | None = None,
     ) -> ClassifyReport:
         """Classify every stored image from its stored embedding and store the predictions (one row
         per image and field, unless ``store=False``). ``ray``: score on that Ray cluster ("auto": the
@@ -209,7 +211,9 @@ class ClassifyMixin(CatalogParts):
 
         ``classifier``: a trained classifier's name (or ``builtin``; ``a+b`` for an ensemble);
         ``hierarchy`` and ``threshold`` as in :meth:`classify`; ``top_k`` alternatives kept per field;
-        ``batch``: embeddings scored at once.
+        ``batch``: embeddings scored at once (512 at most for a classifier with colour features, whose
+        descriptors of images not seen before are computed on the way); ``progress``: a factory
+        ``(stage, total) -> tick(n)`` for a progress bar over the images.
 
         ``store``: keep the predictions (table ``classify_predictions``)."""
         from catalens.classify.catalog_scoring import classify_all
@@ -223,6 +227,7 @@ class ClassifyMixin(CatalogParts):
             store=store,
             batch=batch,
             ray=ray,
+            progress=progress,
         )
 
     def evaluate_classifier(

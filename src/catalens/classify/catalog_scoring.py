@@ -7,7 +7,7 @@ joined by ``+`` for a probability-averaging ensemble (``lite0-clf+lite2-clf``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -208,15 +208,19 @@ def classify_all(
     store: bool = True,
     batch: int = 4096,
     ray: str | None = None,
+    progress: Callable[[str, int | None], Callable[[int], None]] | None = None,
 ) -> ClassifyReport:
     """Classify every stored embedding and store the predictions (one row per image and field).
 
     ``ray``: score on the Ray cluster at that address ("auto": the running one), and embed the
-    images a fine-tuned member lacks there too; inputs are read and predictions stored here."""
+    images a fine-tuned member lacks there too; inputs are read and predictions stored here.
+    ``progress``: a factory ``(stage, total) -> tick(n)``, ticked per batch scored."""
     import time
 
     clf = resolve(cat, classifier)
     members = _members(clf)
+    if any("colour" in m.input.split("+") for m in members):
+        batch = min(batch, 512)  # descriptors not cached yet cost ~16-32 ms each: tick often
     for m in members:
         if m.method == "finetune":  # its own fine-tuned model: embed the images that lack a vector
             cat.embed(m.model, ray=ray)
@@ -248,9 +252,12 @@ def classify_all(
         from catalens.classify.ray_scoring import ray_score
 
         scored = ray_score(ray or "auto", clf, batches(), opts)
+    tick = progress("classify", len(hashes)) if progress else None
     for part, arrays in scored:
         if store:
             store_predictions(cat, clf.name, version, part, arrays)
+        if tick:
+            tick(len(part))
         flagged = np.zeros(len(part), bool)
         for f, a in arrays.items():
             flagged |= a.review

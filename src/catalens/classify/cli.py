@@ -89,9 +89,17 @@ def classify(
                 _print_each(found, as_json)
                 return
             if all_:
-                res: Any = cat.classify_all(
-                    classifier, hierarchy=hierarchy, threshold=threshold, top_k=top_k, ray=ray
-                ).to_dict()
+                from catalens.progress import rich_progress
+
+                with rich_progress(err, enabled=not as_json) as progress:
+                    res: Any = cat.classify_all(
+                        classifier,
+                        hierarchy=hierarchy,
+                        threshold=threshold,
+                        top_k=top_k,
+                        ray=ray,
+                        progress=progress,
+                    ).to_dict()
             else:
                 predictions = cat.classify(
                     [str(p) for p in paths or []],
