@@ -71,7 +71,7 @@ def colour_matrix(
     default: the one classifiers saved without a version used) of stored images, computed once per
     image and version and cached in the catalog. With ``problems`` an image whose file cannot be read
     is listed there (``"path: reason"``) and gets the average descriptor; without, it is an error."""
-    from catalens.classify.colour.calibration import LEGACY_DESCRIPTOR, colour_descriptors
+    from catalens.classify.colour.calibration import colour_descriptors
 
     return colour_descriptors(cat, shas, version=version or LEGACY_DESCRIPTOR, problems=problems)
 
