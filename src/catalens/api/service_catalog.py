@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
@@ -36,6 +36,9 @@ from catalens.catalog.schema import ImageRecord, Job
 from catalens.config import Settings
 from catalens.core import Catalog
 from catalens.ingest.sources import ManifestColumns
+
+if TYPE_CHECKING:
+    from catalens.search.engine import CatalogSearch
 
 log = logging.getLogger("catalens.api")
 
@@ -184,6 +187,13 @@ class ServiceCatalog(InsightsMixin, Catalog):
             label_cols=label_cols,
             embed=embed,
         )
+
+    def current_searcher(self, model: str | None = None) -> CatalogSearch:
+        """The engine for ``model`` once the refresher caught up with the database (a rebuild
+        here when it has not polled since the last write: a write made in this process or
+        another, not yet swapped in)."""
+        self.refresher.poll()
+        return self.searcher(model)
 
     def _refresh_search(self) -> None:
         """Swap in search engines caught up with the database, built here (a job's thread) while

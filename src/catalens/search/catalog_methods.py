@@ -46,6 +46,13 @@ class SearchMixin(CatalogParts):
                 self.__dict__.setdefault("_searchers", {})[key] = engine
             return engine
 
+    def current_searcher(self, model: str | None = None) -> CatalogSearch:
+        """The search engine for ``model``, caught up with the database now: what a computation
+        that reads the whole catalog (the duplicate report) must use, so that it does not miss an
+        image written after the open engine was built. Here that is :meth:`searcher` (it follows
+        writes); a server, whose engines are swapped in by a refresher, catches up first."""
+        return self.searcher(model)
+
     def _open_engine(self, key: tuple[Any, ...], mark: Any) -> CatalogSearch | None:
         engine = (self.__dict__.get("_searchers") or {}).get(key)
         if engine is None or (

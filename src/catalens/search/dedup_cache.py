@@ -111,7 +111,9 @@ class DedupCache:
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            engine = catalog.searcher(model)  # a newer engine may have been swapped in meanwhile
+            # caught up with the database: a server's engine may lag a write by a refresher poll,
+            # and a report computed on it would miss the new image while its state reads current
+            engine = catalog.current_searcher(model)
             state = (*catalog_state(catalog.db, engine.model), *engine_state(engine))
             entry = self._entries.get(key)
             if entry is not None and entry.state == state:

@@ -58,7 +58,8 @@ def dedup_groups(
     its images (sha256, source, products) and the pairs that joined them. The report is computed
     once per catalog state, in the background, and reused by later pages (images added or
     removed: computed again). Until the first one is ready the answer is 202 ``computing``; while a
-    newer one is computed, the last one is served with ``status`` ``updating``."""
+    newer one is computed, the last one is served with ``status`` ``updating`` (and
+    ``retry_after_s``: when to ask again)."""
     report, fresh = cat.dedup_poll(model or None, wait_s=WAIT_S)
     if report is None:
         return JSONResponse(
@@ -67,7 +68,8 @@ def dedup_groups(
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
     groups = list(report.groups if view == "duplicates" else getattr(report, "families", []))
-    return {
+    page: dict[str, Any] = {} if fresh else {"retry_after_s": RETRY_AFTER_S}  # ask again for the new one
+    return page | {
         "view": view,
         "status": "ready" if fresh else "updating",
         "total": len(groups),

@@ -605,20 +605,27 @@ async function duplicatesView() {
   const pager = h("div", { class: "pager" });
   const tabs = { duplicates: "Duplicates (copies)", variants: "Variant families" };
   for (const [k, label] of Object.entries(tabs)) seg.append(h("button", { "data-name": k, onclick: () => { kind = k; offset = 0; load(); } }, label));
-  async function load() {
+  let againTimer; // one pending "ask again" at a time
+  async function load(again = false) { // again: the page asking for a report being computed (no skeletons)
     [...seg.children].forEach((b) => b.classList.toggle("on", b.dataset.name === kind));
     setHashParams("duplicates", { view: kind === "duplicates" ? "" : kind });
-    body.replaceChildren(skeletons(4));
+    if (!again) body.replaceChildren(skeletons(4));
     let page;
     try { page = await api.get("/dedup/groups", { view: kind, offset, limit }); } catch (err) { return showError(body, err); }
     if (page.status === "computing") { // the first report of a large catalog takes minutes: ask again
       info.textContent = "";
       body.replaceChildren(empty("Finding duplicates…", "The catalog's duplicate report is being computed; this page updates when it is ready."));
       const here = location.hash;
-      setTimeout(() => { if (location.hash === here) load(); }, (page.retry_after_s || 5) * 1000);
+      clearTimeout(againTimer);
+      againTimer = setTimeout(() => { if (location.hash === here) load(true); }, (page.retry_after_s || 5) * 1000);
       return;
     }
     info.textContent = `${page.total.toLocaleString()} ${kind === "duplicates" ? "duplicate groups" : "variant families"}${page.status === "updating" ? " (updating…)" : ""}`;
+    if (page.status === "updating") { // the last report, while the catalog's new one is computed: ask again
+      const here = location.hash;
+      clearTimeout(againTimer);
+      againTimer = setTimeout(() => { if (location.hash === here) load(true); }, (page.retry_after_s || 5) * 1000);
+    }
     body.replaceChildren(...(page.groups.length ? page.groups.map((g) => h("div", { class: "panel section dupgroup", "data-testid": "dup-group" },
       h("div", { class: "row" }, h("h3", {}, `Group ${g.group}`), h("span", { class: "badge" }, g.kind), h("span", { class: "muted small" }, `score ${g.score.toFixed(3)} · ${g.images.length} images`)),
       h("div", { class: "side-by-side" }, g.images.map((im) => {
