@@ -766,15 +766,8 @@ async function route() {
 }
 
 async function boot() {
-  try {
-    const f = await fetch("/api/v1/features").then((r) => r.json());
-    state.features = f.features;
-    state.openReads = f.open_reads;
-    state.limits = f.limits || {};
-  } catch { /* keep defaults */ }
-  if (!has("search")) document.querySelector('[data-view="search"]').classList.add("hidden");
-  if (!has("quality")) document.querySelector('[data-view="quality"]').classList.add("hidden");
-  if (!has("dedup")) document.querySelector('[data-view="duplicates"]').classList.add("hidden");
+  // the key dialog first: the button is in the page from the start, and a click made while the
+  // server's feature list is still loading must open it (it once did nothing on a slow server)
   const dlg = document.getElementById("key-dialog");
   const keyInput = document.getElementById("key-input");
   const keyBtn = document.getElementById("key-btn");
@@ -787,6 +780,15 @@ async function boot() {
     loadStats();
   });
   paintKey();
+  try {
+    const f = await fetch("/api/v1/features").then((r) => r.json());
+    state.features = f.features;
+    state.openReads = f.open_reads;
+    state.limits = f.limits || {};
+  } catch { /* keep defaults */ }
+  if (!has("search")) document.querySelector('[data-view="search"]').classList.add("hidden");
+  if (!has("quality")) document.querySelector('[data-view="quality"]').classList.add("hidden");
+  if (!has("dedup")) document.querySelector('[data-view="duplicates"]').classList.add("hidden");
   loadStats();
   window.addEventListener("hashchange", route);
   if (!location.hash) location.hash = has("search") ? "#/search" : "#/browse";
