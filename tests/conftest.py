@@ -134,6 +134,27 @@ def fake_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
 
 
 @pytest.fixture
+def gated_dedup(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Duplicate reports that wait for the returned event (up to 30 s) before computing, and a
+    ``GET /dedup/groups`` that waits 0.2 s for one: the server's "computing" / "updating" answers."""
+    import threading
+
+    from catalens.api.routes import dedup as route
+    from catalens.search import dedup
+
+    release = threading.Event()
+    real = dedup.find_duplicates
+
+    def gated(*args: object, **kwargs: object) -> object:
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dedup, "find_duplicates", gated)
+    monkeypatch.setattr(route, "WAIT_S", 0.2)
+    return release
+
+
+@pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 

@@ -315,28 +315,17 @@ def test_duplicates_and_quality_pages(page: object, server: dict, tmp_path: Path
     page.screenshot(path=str(server["shots"] / "quality.png"), full_page=True)
 
 
-def test_duplicates_page_updates_itself(page: object, server: dict, tmp_path: Path, monkeypatch) -> None:
+def test_duplicates_page_updates_itself(page: object, server: dict, tmp_path: Path, gated_dedup, monkeypatch) -> None:
     """Images added after the last report: the page shows that report ("updating…") and asks again
     until the new one, computed in the background, is ready - no reload by hand."""
-    import threading
-
     from PIL import Image
 
     from catalens.api.routes import dedup as route
-    from catalens.search import dedup
 
     cat = server["cat"]
-    cat.dedup(cached=True)  # a report of the catalog as it is now
-    before = len(cat.dedup(cached=True).groups)
-    release = threading.Event()
-    real = dedup.find_duplicates
-
-    def gated(*args: object, **kwargs: object) -> object:
-        assert release.wait(30)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(dedup, "find_duplicates", gated)
-    monkeypatch.setattr(route, "WAIT_S", 0.2)
+    gated_dedup.set()
+    before = len(cat.dedup(cached=True).groups)  # a report of the catalog as it is now
+    gated_dedup.clear()  # the next one waits
     monkeypatch.setattr(route, "RETRY_AFTER_S", 1)
     Image.open(server["photos"] / "p5.png").resize((120, 160)).save(tmp_path / "copy5.jpg", quality=85)
     (tmp_path / "labels.csv").write_text("image,id,title,colour,kind\ncopy5.jpg,C5,Copy of item 5,green,shirt\n")
@@ -345,7 +334,7 @@ def test_duplicates_page_updates_itself(page: object, server: dict, tmp_path: Pa
     page.goto(server["url"] + "/#/duplicates")
     page.wait_for_function("() => document.querySelector('[data-testid=dup-total]').innerText.includes('updating')")
     assert page.locator("[data-testid=dup-group]").count() == before  # the last report meanwhile
-    release.set()
+    gated_dedup.set()
     page.wait_for_function(
         f"() => document.querySelectorAll('[data-testid=dup-group]').length === {before + 1}"
         " && !document.querySelector('[data-testid=dup-total]').innerText.includes('updating')",

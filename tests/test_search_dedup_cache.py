@@ -144,21 +144,11 @@ def test_concurrent_requests_compute_once(served, monkeypatch: pytest.MonkeyPatc
     assert len(seen) == 2
 
 
-def test_a_slow_report_is_computed_in_the_background(served, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_slow_report_is_computed_in_the_background(served, gated_dedup) -> None:  # type: ignore[no-untyped-def]
     """A request does not wait minutes: 202 "computing" with Retry-After until the first report is
     ready; once images change, the last report is served ("updating") while the new one computes."""
-    from catalens.api.routes import dedup as route
-
     cat, c, _, folder = served
-    release = threading.Event()
-    real = dedup.find_duplicates
-
-    def gated(*args: Any, **kwargs: Any) -> Any:
-        assert release.wait(30)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(dedup, "find_duplicates", gated)
-    monkeypatch.setattr(route, "WAIT_S", 0.2)
+    release = gated_dedup
     r = c.get("/api/v1/dedup/groups")
     assert r.status_code == 202 and r.json()["status"] == "computing" and r.headers["Retry-After"] == "5"
     assert c.get("/api/v1/dedup/groups").status_code == 202  # still the one computation
