@@ -11,6 +11,8 @@ preprocess, infer, write vectors and database rows), model already loaded; measu
 decode threads at the default ``prefetch_nice`` (+3) and at the same priority as inference
 (``end_to_end_nice0``; ``--compare-nice`` picks others).
 Eager torch = the same model's torch module in inference mode on the same batches.
+``--devices cpu openvino`` also measures forward-only and end-to-end on the other runtimes
+(``catalens --device``; their ``*_over_cpu`` ratios in the summary).
 Rounds are interleaved and medians reported, because this machine is shared and noisy.
 """
 
@@ -64,11 +66,13 @@ def eager_torch(model, batches: list[np.ndarray]) -> float:
     return sum(len(b) for b in batches) / (time.perf_counter() - t)
 
 
-def end_to_end(cat_cls, encoder, manifest: Path, batch_size: int, nice: int | None = None) -> float:
+def end_to_end(
+    cat_cls, encoder, manifest: Path, batch_size: int, nice: int | None = None, device: str = "cpu"
+) -> float:
     """Images/s of ``Catalog.ingest``; ``nice`` None = the library's default ``prefetch_nice``."""
     with tempfile.TemporaryDirectory() as home:
         extra = {} if nice is None else {"prefetch_nice": nice}
-        cat = cat_cls.open(home, batch_size=batch_size, **extra)
+        cat = cat_cls.open(home, batch_size=batch_size, device=device, **extra)
         cat._encoders[(encoder.model_id, cat.settings.device)] = encoder
         rep = cat.ingest(manifest, model=encoder.model_id)
         cat.close()
@@ -95,6 +99,9 @@ def throughput(args: argparse.Namespace) -> None:
             w.writerow([str(p), f"p{i}"])
     torch_model = load_torch_model(args.model)
     encoder.encode(batches[0])  # warm-up
+    others = {d: load_image_encoder(args.model, device=d) for d in args.devices if d != "cpu"}
+    for enc in others.values():
+        enc.encode(batches[0])  # warm-up
     results: dict[str, list[float]] = {
         "forward_only": [],
         "end_to_end": [],
@@ -112,10 +119,28 @@ def throughput(args: argparse.Namespace) -> None:
                 for n in args.compare_nice
             ),
             ("eager_torch", lambda: eager_torch(torch_model, batches[: max(1, len(batches) // 4)])),
+            *(
+                pair
+                for d, enc in others.items()
+                for pair in (
+                    (f"forward_only_{d}", lambda enc=enc: forward_only(enc, batches)),
+                    (
+                        f"end_to_end_{d}",
+                        lambda d=d, enc=enc: end_to_end(Catalog, enc, manifest, args.batch, device=d),
+                    ),
+                )
+            ),
         ):
             v = fn()
             results.setdefault(name, []).append(v)
-            emit(round=r, measure=name, images_per_s=round(v, 2), images=len(paths), model=args.model)
+            emit(
+                round=r,
+                measure=name,
+                images_per_s=round(v, 2),
+                images=len(paths),
+                model=args.model,
+                load_1min=round(os.getloadavg()[0], 2),
+            )
     med = {k: statistics.median(v) for k, v in results.items()}
     emit(
         summary=True,
@@ -133,6 +158,16 @@ def throughput(args: argparse.Namespace) -> None:
         load_average=[round(x, 2) for x in os.getloadavg()],
         e2e_over_torch=round(med["end_to_end"] / med["eager_torch"], 3),
         onnx_over_torch=round(med["forward_only"] / med["eager_torch"], 3),
+        **{
+            k: v
+            for d, enc in others.items()
+            for k, v in (
+                (f"{d}_version", enc.version),
+                (f"{d}_forward_over_cpu", round(med[f"forward_only_{d}"] / med["forward_only"], 3)),
+                (f"{d}_e2e_over_cpu", round(med[f"end_to_end_{d}"] / med["end_to_end"], 3)),
+                (f"{d}_e2e_over_its_forward", round(med[f"end_to_end_{d}"] / med[f"forward_only_{d}"], 3)),
+            )
+        },
     )
 
 
@@ -189,6 +224,12 @@ def main() -> None:
         nargs="*",
         default=[0],
         help="also measure end-to-end with the decode threads at these nice increments",
+    )
+    ap.add_argument(
+        "--devices",
+        nargs="+",
+        default=["cpu"],
+        help="runtimes to compare (cpu = ONNX Runtime, the baseline; openvino needs the openvino extra)",
     )
     ap.add_argument("--rss", type=int, default=0, help="measure peak RSS embedding N distinct images instead")
     args = ap.parse_args()
