@@ -555,6 +555,52 @@ def test_readers_never_fit_recommendations(api, monkeypatch):
     _err(c.post("/api/v1/recommend/refit"), 401)
 
 
+def test_recommendations_stay_up_while_a_catalog_change_refits(api, monkeypatch):
+    """A product deleted (the item space changed): until the refit publishes, readers get the last
+    engine, marked stale, without the deleted product - not a 503. A basket naming a product the last
+    engine never saw is "not ready" (503), not "unknown" (404)."""
+    import threading
+
+    from catalens.recommend.engine import RecommendEngine
+
+    cat, c = api
+    w = _key(cat, "write")
+    views = [{"user_id": f"u{i % 3}", "product_id": f"P{i % N}", "event": "view"} for i in range(12)]
+    assert c.post("/api/v1/events", json={"events": views}, headers=w).status_code == 200
+    assert cat.refits.wait_idle()
+    before = c.post("/api/v1/recommend", json={"products": ["P1"], "k": N}).json()
+    assert before["stale"] is False
+    gone = before["items"][0]["product_id"]
+
+    release = threading.Event()
+    real = RecommendEngine.fit_all
+
+    def held(self):  # type: ignore[no-untyped-def]
+        assert release.wait(30)
+        return real(self)
+
+    monkeypatch.setattr(RecommendEngine, "fit_all", held)
+    assert c.delete(f"/api/v1/products/{gone}", headers=w).status_code == 204  # schedules a refit
+    for body in ({"products": ["P1"], "k": N}, {"user": "u1", "k": N}):
+        r = c.post("/api/v1/recommend", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["stale"] is True
+        assert gone not in {i["product_id"] for i in r.json()["items"]} and r.json()["items"]
+    (home := cat.settings.home.parent / "more").mkdir()
+    from tests.conftest import make_product_image
+
+    make_product_image(home / "new.png", 77)
+    (home / "m.csv").write_text("image,id\nnew.png,NEW\n")
+    cat.ingest(home / "m.csv", id_col="id")
+    _err(c.post("/api/v1/recommend", json={"products": ["NEW"], "k": 3}), 503, "recommend-not-ready")
+    _err(c.post("/api/v1/recommend", json={"products": ["NOPE"], "k": 3}), 404, "not-found")
+    release.set()
+    cat.recommend_changed()
+    assert cat.refits.wait_idle()
+    after = c.post("/api/v1/recommend", json={"products": ["NEW"], "k": 3})
+    assert after.status_code == 200 and after.json()["stale"] is False, after.text
+
+
 def test_classify_quality_explain_refuse_bad_input(api):
     _cat, c = api
     feats = c.get("/api/v1/features").json()["features"]

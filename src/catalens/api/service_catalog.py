@@ -218,16 +218,18 @@ class ServiceCatalog(InsightsMixin, Catalog):
     def _recommend_state_for_read(self, model: str | None) -> dict[str, Any]:
         state = self.refits.state_for_read(model)
         if state is None:
-            from catalens.api.errors import ApiError
-
-            raise ApiError(
-                503,
-                "recommend-not-ready",
-                "recommendations are being prepared (a fit runs in the background after a change); "
-                "retry shortly",
-                headers={"Retry-After": "2"},
-            )
+            raise self._not_ready()
         return state
+
+    def _not_ready(self) -> Exception:
+        from catalens.api.errors import ApiError
+
+        return ApiError(
+            503,
+            "recommend-not-ready",
+            "recommendations are being prepared (a fit runs in the background after a change); retry shortly",
+            headers={"Retry-After": "2"},
+        )
 
     def _record_cancel(self, job: ApiJob) -> None:
         """A cancelled job is recorded as ``cancelled`` (run_job wrote ``failed``)."""

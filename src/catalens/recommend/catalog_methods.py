@@ -112,7 +112,9 @@ class RecommendMixin(CatalogParts):
         from catalens.recommend.store import EngineStore, EventState, engine_key, is_fresh
 
         cfg = config or RecommendConfig()
-        key = engine_key(item_space_key(self, model), cfg.to_dict())
+        space = item_space_key(self, model)
+        key = engine_key(space, cfg.to_dict())
+        ident = engine_key(space[:2], cfg.to_dict())  # the model, its version and the configuration
         now = EventState(*fingerprint(self.db))
 
         def fresh(fitted: EventState) -> bool:
@@ -127,6 +129,11 @@ class RecommendMixin(CatalogParts):
         t0 = time.perf_counter()
         loaded = None if refit else store.load(key)
         if loaded is None and not fit:
+            if st is not None and st.get("ident") == ident:
+                # the catalog changed since the last fit (a product added, edited or deleted) and the
+                # refit that change scheduled has not published yet: a reader is served the last
+                # engine of this model and configuration, marked stale, rather than nothing
+                return {**st, "stale": True}
             return None
         if loaded is not None and (not fit or fresh(EventState(loaded[1]["count"], loaded[1]["top"]))):
             engine, meta = loaded
@@ -139,7 +146,14 @@ class RecommendMixin(CatalogParts):
             fit_s = round(time.perf_counter() - t0, 3)
             saved = store.save(key, engine, now, {"fit_s": fit_s, "model": items.model})
             source = {"source": "fitted", "seconds": fit_s, "path": str(store.path(key)) if saved else None}
-        state = {"engine": engine, "key": key, "events": fitted, "top": fitted.top, "info": source}
+        state = {
+            "engine": engine,
+            "key": key,
+            "ident": ident,
+            "events": fitted,
+            "top": fitted.top,
+            "info": source,
+        }
         self._rec_state = state
         return state
 
@@ -184,7 +198,7 @@ class RecommendMixin(CatalogParts):
 
         ``user``: a shopper id; ``products``: product ids of an anonymous session or basket (one of the
         two); ``k``: list length."""
-        from catalens.errors import ConfigError
+        from catalens.errors import ConfigError, NotFoundError
         from catalens.recommend.events import EmptyEventsError
 
         if (user is None) == (products is None):
@@ -193,6 +207,8 @@ class RecommendMixin(CatalogParts):
             raise ConfigError("k must be at least 1")
         state = self._recommend_state_for_read(model)  # one snapshot: engine, watermark and info agree
         engine, info = state["engine"], dict(state["info"])
+        if state.get("stale"):
+            info["stale"] = True  # the catalog moved since this engine's fit; a refit is on its way
         opts = dict(
             recommender=recommender,
             where=where,
@@ -204,11 +220,16 @@ class RecommendMixin(CatalogParts):
         if products is not None:
             if not products:
                 raise ConfigError("give at least one product id")
-            res: RecommendResult = engine.recommend_products(list(products), k, **opts)
+            try:
+                res: RecommendResult = engine.recommend_products(list(products), k, **opts)
+            except NotFoundError:
+                if state.get("stale") and self._all_products_exist(products):
+                    raise self._not_ready() from None  # new products the last engine never saw
+                raise
             if len(engine.inter) == 0:
                 res.note = "no events yet: visual similarity only"
             res.engine = info
-            return res
+            return self._existing_only(res) if state.get("stale") else res
         if len(engine.inter) == 0 and self.event_count() == 0:
             raise EmptyEventsError(
                 "the event log is empty: import events with `catalens events import FILE` "
@@ -217,7 +238,35 @@ class RecommendMixin(CatalogParts):
         assert user is not None  # one of user / products was checked above
         res = engine.recommend_user(user, k, extra=self._newer_events(user, state["top"]), **opts)
         res.engine = info
+        return self._existing_only(res) if state.get("stale") else res
+
+    def _all_products_exist(self, ids: Sequence[str]) -> bool:
+        from sqlalchemy import select
+
+        from catalens.catalog.schema import Product
+
+        wanted = set(ids)
+        with self.db.session() as s:
+            found = set(s.scalars(select(Product.id).where(Product.id.in_(wanted))))
+        return found == wanted
+
+    def _existing_only(self, res: RecommendResult) -> RecommendResult:
+        """``res`` without products deleted since the (stale) engine's fit."""
+        from sqlalchemy import select
+
+        from catalens.catalog.schema import Product
+
+        ids = [r.product_id for r in res.items]
+        with self.db.session() as s:
+            alive = set(s.scalars(select(Product.id).where(Product.id.in_(ids)))) if ids else set()
+        res.items = [r for r in res.items if r.product_id in alive]
         return res
+
+    def _not_ready(self) -> Exception:
+        """The error a reader gets while no engine can answer yet (a service answers 503)."""
+        from catalens.errors import ConfigError
+
+        return ConfigError("recommendations are being prepared; retry shortly")
 
     def recommend_eval(
         self,

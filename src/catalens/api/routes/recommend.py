@@ -49,6 +49,11 @@ class RecommendOut(BaseModel):
     interests: int = 0
     history: int = 0
     took_ms: float = 0.0
+    stale: bool = Field(
+        False,
+        description="the catalog changed since the engine's last fit and its refit is still running: "
+        "these come from the last engine (deleted products left out)",
+    )
 
 
 @router.post(
@@ -69,7 +74,7 @@ def recommend(
         diversity=body.diversity,
         max_per_category=body.max_per_category,
     )
-    return res.to_dict()
+    return res.to_dict() | {"stale": bool((res.engine or {}).get("stale"))}
 
 
 @router.post("/recommend/refit", status_code=202, responses=ERRORS)
