@@ -1,7 +1,10 @@
 """Recommendation refits of the service: once per change, under a lock, off the request path.
 
 A reader's request never fits: it uses the engine last published (or one loaded from the engine
-store; loading is no fit), and gets 503 ``recommend-not-ready`` while none exists yet. Fits run on
+store; loading is no fit), and gets 503 ``recommend-not-ready`` while none exists yet. After a catalog
+change (the item space moved) and until the refit publishes, it gets the last engine of the same model
+and configuration, marked ``stale``, with deleted products left out (a basket naming a product that
+engine never saw is the 503). Fits run on
 one background thread, started by writes (events recorded, an ingest job finished, a product or
 image deleted), by the app's start, or by a writer's ``POST /recommend/refit``. Changes that
 arrive during a fit are coalesced into one more fit. The engine state is one dict, published by
