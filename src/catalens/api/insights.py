@@ -160,13 +160,10 @@ class InsightsMixin(_CatalogBase):
         if "colour" in kinds:  # stored descriptors (computed once for an image not seen before)
             import numpy as np
 
-            from catalens.classify.colour.calibration import colour_descriptors, descriptor_version
-            from catalens.classify.train import warn_colour_problems
+            from catalens.classify.colour.calibration import descriptor_version
+            from catalens.classify.train import colour_input
 
-            problems: list[str] = []
-            desc = colour_descriptors(self, keep, version=descriptor_version(clf), problems=problems)
-            warn_colour_problems(problems)
-            mat = np.hstack([mat, desc])
+            mat = np.hstack([mat, colour_input(self, keep, descriptor_version(clf))])
         from catalens.classify.catalog_scoring import has_small_heads, image_sizes
 
         sizes = image_sizes(self, keep) if has_small_heads(clf) else None

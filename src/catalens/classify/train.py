@@ -76,6 +76,16 @@ def colour_matrix(
     return colour_descriptors(cat, shas, version=version or LEGACY_DESCRIPTOR, problems=problems)
 
 
+def colour_input(cat: CatalogParts, shas: list[str], version: str | None) -> np.ndarray:
+    """The colour-descriptor part of a classifier's input for stored images (``version``: the
+    classifier's own): an image whose file cannot be read gets the average descriptor and is named in
+    one warning (:func:`warn_colour_problems`)."""
+    problems: list[str] = []
+    mat = colour_matrix(cat, shas, version, problems)
+    warn_colour_problems(problems)
+    return mat
+
+
 def warn_colour_problems(problems: list[str]) -> None:
     """One :class:`~catalens.errors.CatalensWarning` naming the images scored without their own colour
     descriptor (their files could not be read)."""
@@ -145,9 +155,7 @@ def build_inputs(
     X, version = image_matrix(cat, shas, model)
     parts = [X, *title_parts(clf_input, titles, text_model)]
     if "colour" in clf_input.split("+"):
-        problems: list[str] = []
-        parts.append(colour_matrix(cat, shas, colour_version, problems))
-        warn_colour_problems(problems)
+        parts.append(colour_input(cat, shas, colour_version))
     return np.hstack(parts).astype(np.float32), version
 
 

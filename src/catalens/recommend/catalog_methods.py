@@ -223,7 +223,7 @@ class RecommendMixin(CatalogParts):
             try:
                 res: RecommendResult = engine.recommend_products(list(products), k, **opts)
             except NotFoundError:
-                if state.get("stale") and self._all_products_exist(products):
+                if state.get("stale") and self._existing(products) == set(products):
                     raise self._not_ready() from None  # new products the last engine never saw
                 raise
             if len(engine.inter) == 0:
@@ -240,25 +240,20 @@ class RecommendMixin(CatalogParts):
         res.engine = info
         return self._existing_only(res) if state.get("stale") else res
 
-    def _all_products_exist(self, ids: Sequence[str]) -> bool:
+    def _existing(self, ids: Sequence[str]) -> set[str]:
+        """The product ids of ``ids`` the catalog still holds."""
         from sqlalchemy import select
 
         from catalens.catalog.schema import Product
 
-        wanted = set(ids)
+        if not ids:
+            return set()
         with self.db.session() as s:
-            found = set(s.scalars(select(Product.id).where(Product.id.in_(wanted))))
-        return found == wanted
+            return set(s.scalars(select(Product.id).where(Product.id.in_(set(ids)))))
 
     def _existing_only(self, res: RecommendResult) -> RecommendResult:
         """``res`` without products deleted since the (stale) engine's fit."""
-        from sqlalchemy import select
-
-        from catalens.catalog.schema import Product
-
-        ids = [r.product_id for r in res.items]
-        with self.db.session() as s:
-            alive = set(s.scalars(select(Product.id).where(Product.id.in_(ids)))) if ids else set()
+        alive = self._existing([r.product_id for r in res.items])
         res.items = [r for r in res.items if r.product_id in alive]
         return res
 
