@@ -98,11 +98,25 @@ def _insert_ignoring_conflicts(s: Session, table: Any) -> Any:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    import sqlite3
+    import time
+
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")  # first: the pragmas below may wait for other writers
+    # WAL is stored in the file: set once, by whichever process opens the new catalog first. Switching
+    # needs the database to itself, and SQLite answers "locked" at once (no busy wait) when several
+    # processes open a new catalog together (seen in CI): read the mode first, retry the switch.
+    for attempt in range(50):
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.05 * (1 + attempt % 5))
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
